@@ -1,0 +1,194 @@
+"""The canonical scene directory: nerfstudio-style ``transforms.json`` (DESIGN.md).
+
+Top level: ``label_scheme``, optional ``head_frame``, ``ply_file_path``, shared intrinsics
+(``fl_x, fl_y, cx, cy, w, h``), ``frames``. Per frame: ``file_path``, ``label_path``,
+optional ``gt_label_path``, ``mask_path``, ``distortion_removed``, ``transform_matrix``
+(camera-to-world, OpenGL) and optional per-frame intrinsics overriding the shared ones.
+Paths are relative to the scene directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import SCHEMA_VERSION
+from ..errors import LabelsplatError
+from ..io import atomic_write_json, read_json
+from .camera import Camera, HeadFrame
+
+TRANSFORMS = "transforms.json"
+_INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+
+
+@dataclass
+class Frame:
+    """One view: its camera and the paths (relative to the scene root) of its files."""
+
+    name: str
+    camera: Camera
+    file_path: str | None = None
+    label_path: str | None = None
+    gt_label_path: str | None = None
+    mask_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"name": self.name}
+        for key in ("file_path", "label_path", "gt_label_path", "mask_path"):
+            value = getattr(self, key)
+            if value is not None:
+                d[key] = value
+        d.update(self.camera.to_dict())
+        d.update(self.extra)
+        return d
+
+
+@dataclass
+class Scene:
+    """A scene directory in memory. ``root`` resolves the frames' relative paths."""
+
+    root: Path
+    frames: list[Frame]
+    label_scheme: str = "celebamask19-zll"
+    head_frame: HeadFrame | None = None
+    ply_file_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return Path(self.root).resolve().name
+
+    def path(self, relative: str | None) -> Path | None:
+        """Absolute path of a frame file (``None`` passes through)."""
+        if relative is None:
+            return None
+        p = Path(relative)
+        return p if p.is_absolute() else Path(self.root) / p
+
+    @property
+    def cameras(self) -> list[Camera]:
+        return [f.camera for f in self.frames]
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "label_scheme": self.label_scheme}
+        if self.head_frame is not None:
+            d["head_frame"] = self.head_frame.to_dict()
+        if self.ply_file_path is not None:
+            d["ply_file_path"] = self.ply_file_path
+        d.update(self.extra)
+        d["frames"] = [f.to_dict() for f in self.frames]
+        return d
+
+
+def save_scene(scene: Scene, root: str | Path | None = None) -> Path:
+    """Write ``transforms.json`` atomically into ``root`` (default ``scene.root``)."""
+    root = Path(scene.root if root is None else root)
+    return atomic_write_json(root / TRANSFORMS, scene.to_dict())
+
+
+def _matrix(value: Any, where: str, path: Path) -> np.ndarray:
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise LabelsplatError(f"{where}: transform_matrix is not a numeric 4x4 matrix", path=path) from exc
+    if m.shape == (3, 4):
+        m = np.vstack([m, [0.0, 0.0, 0.0, 1.0]])
+    if m.shape != (4, 4):
+        raise LabelsplatError(f"{where}: transform_matrix has shape {m.shape}, expected 4x4", path=path)
+    if not np.all(np.isfinite(m)):
+        raise LabelsplatError(f"{where}: transform_matrix has NaN or infinite values", path=path)
+    R = m[:3, :3]
+    if abs(np.linalg.det(R)) < 1e-8:
+        raise LabelsplatError(f"{where}: transform_matrix is singular (rotation part has zero determinant)", path=path)
+    return m
+
+
+def _number(container: dict, key: str, where: str, path: Path, *, positive: bool = False) -> float:
+    value = container[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LabelsplatError(f"{where}: '{key}' must be a number, got {type(value).__name__}", path=path)
+    if not np.isfinite(value):
+        raise LabelsplatError(f"{where}: '{key}' is not finite", path=path)
+    if positive and value <= 0:
+        raise LabelsplatError(f"{where}: '{key}' must be positive, got {value}", path=path)
+    return float(value)
+
+
+def load_scene(path: str | Path) -> Scene:
+    """Read a scene directory (or its ``transforms.json``), validating structure and values."""
+    path = Path(path)
+    json_path = path / TRANSFORMS if path.is_dir() else path
+    if not path.exists():
+        raise LabelsplatError("scene not found", path=path)
+    data = read_json(json_path)
+    if not isinstance(data, dict):
+        raise LabelsplatError("transforms.json must hold a JSON object", path=json_path)
+    frames_raw = data.get("frames")
+    if not isinstance(frames_raw, list):
+        raise LabelsplatError("missing key 'frames' (a list of frames)", path=json_path)
+    if not frames_raw:
+        raise LabelsplatError("the scene has zero frames", path=json_path)
+    scheme = data.get("label_scheme", "celebamask19-zll")
+    if not isinstance(scheme, str):
+        raise LabelsplatError("'label_scheme' must be a string", path=json_path)
+    head = None
+    if data.get("head_frame") is not None:
+        hf = data["head_frame"]
+        try:
+            head = HeadFrame.from_dict(hf)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabelsplatError(
+                "'head_frame' must be {center: [x,y,z], up: [..], forward: [..]}", path=json_path
+            ) from exc
+        except LabelsplatError as exc:
+            raise LabelsplatError(exc.message, path=json_path) from exc
+    frames: list[Frame] = []
+    seen: set[str] = set()
+    known = {"name", "file_path", "label_path", "gt_label_path", "mask_path", "transform_matrix", *_INTRINSIC_KEYS}
+    for idx, fr in enumerate(frames_raw):
+        where = f"frame {idx}"
+        if not isinstance(fr, dict):
+            raise LabelsplatError(f"{where} is not a JSON object", path=json_path)
+        if "transform_matrix" not in fr:
+            raise LabelsplatError(f"{where}: missing key 'transform_matrix'", path=json_path)
+        c2w = _matrix(fr["transform_matrix"], where, json_path)
+        intr = {}
+        for key in _INTRINSIC_KEYS:
+            src = fr if key in fr else data if key in data else None
+            if src is None:
+                raise LabelsplatError(f"{where}: missing intrinsic '{key}' (per frame or shared)", path=json_path)
+            intr[key] = _number(src, key, where, json_path, positive=key in ("fl_x", "fl_y", "w", "h"))
+        for key in ("file_path", "label_path", "gt_label_path", "mask_path"):
+            if key in fr and fr[key] is not None and not isinstance(fr[key], str):
+                raise LabelsplatError(f"{where}: '{key}' must be a string path", path=json_path)
+        name = fr.get("name") or (Path(fr["file_path"]).stem if fr.get("file_path") else f"frame_{idx:04d}")
+        if not isinstance(name, str):
+            raise LabelsplatError(f"{where}: 'name' must be a string", path=json_path)
+        if name in seen:
+            raise LabelsplatError(f"duplicate frame name '{name}'", path=json_path)
+        seen.add(name)
+        cam = Camera(intr["fl_x"], intr["fl_y"], intr["cx"], intr["cy"], int(intr["w"]), int(intr["h"]), c2w)
+        frames.append(
+            Frame(
+                name=name,
+                camera=cam,
+                file_path=fr.get("file_path"),
+                label_path=fr.get("label_path"),
+                gt_label_path=fr.get("gt_label_path"),
+                mask_path=fr.get("mask_path"),
+                extra={k: v for k, v in fr.items() if k not in known},
+            )
+        )
+    extra = {k: v for k, v in data.items() if k not in {"frames", "label_scheme", "head_frame", "ply_file_path", "schema_version", *_INTRINSIC_KEYS}}
+    return Scene(
+        root=json_path.parent,
+        frames=frames,
+        label_scheme=scheme,
+        head_frame=head,
+        ply_file_path=data.get("ply_file_path"),
+        extra=extra,
+    )
