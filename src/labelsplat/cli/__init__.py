@@ -14,7 +14,6 @@ import os
 import sys
 import traceback
 
-import click
 import typer
 from rich.console import Console
 
@@ -77,16 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     _register_all()
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="labelsplat", standalone_mode=False)
+        # standalone mode: usage errors, --help and Ctrl-C are handled by the parser and end
+        # in SystemExit; everything else propagates here.
+        command.main(args=args, prog_name="labelsplat", standalone_mode=True)
         code = 0
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("[red]aborted[/red]")
-        code = 130
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except LabelsplatError as exc:
