@@ -1,0 +1,219 @@
+"""Static HTML report of a refinement run (no server needed).
+
+The report is one self-contained ``report.html``: plots are embedded as base64 PNGs,
+view thumbnails are referenced by paths relative to the report (so the dataset's own
+images are shown, not copies). It shows, by |yaw| bin, a grid of RGB / initial labels /
+refined labels / GT / confidence, the per-class table, mIoU vs yaw for every labelling in
+``metrics.json``, multiview consistency when present, and the fits' loss curves.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_write_text
+from .scene import YAW_BINS, yaw_bin
+
+
+@dataclass
+class ReportView:
+    """One row of the image grid: a view name, its pose and image paths by column title."""
+
+    name: str
+    yaw: float
+    pitch: float
+    images: dict[str, Path] = field(default_factory=dict)
+    note: str = ""
+
+
+def _fig_to_data_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plot_miou_by_yaw(labellings: dict[str, Any]) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    bins = [name for name, _, _ in YAW_BINS]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    plotted = False
+    for name, lab in labellings.items():
+        by_yaw = lab.get("by_yaw", {})
+        xs, ys = [], []
+        for i, b in enumerate(bins):
+            m = by_yaw.get(b)
+            if m:
+                xs.append(i)
+                ys.append(m["miou"])
+        if xs:
+            ax.plot(xs, ys, marker="o", label=name)
+            plotted = True
+    if not plotted:
+        plt.close(fig)
+        return None
+    ax.set_xticks(range(len(bins)), [f"|yaw| {b}" for b in bins])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mIoU")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    uri = _fig_to_data_uri(fig)
+    plt.close(fig)
+    return uri
+
+
+def _plot_losses(train_logs: dict[str, list[dict]]) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    keys = ("loss", "rgb_loss", "sem_loss", "alpha_loss")
+    series = {}
+    for run, rows in train_logs.items():
+        for key in keys:
+            pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and "step" in r]
+            if pts:
+                series[f"{run}: {key}"] = pts
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for label, pts in series.items():
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, linewidth=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    uri = _fig_to_data_uri(fig)
+    plt.close(fig)
+    return uri
+
+
+def _fmt(x: Any) -> str:
+    return "–" if x is None else f"{x:.3f}" if isinstance(x, float) else html.escape(str(x))
+
+
+def _metrics_tables(labellings: dict[str, Any]) -> tuple[str, str]:
+    bins = [name for name, _, _ in YAW_BINS]
+    rows = []
+    for name, lab in labellings.items():
+        cells = [f"<td>{html.escape(name)}</td>", f"<td>{_fmt(lab['overall']['miou'])}</td>"]
+        cells.append(f"<td>{_fmt(lab['overall']['mean_f1'])}</td>")
+        for b in bins:
+            m = lab.get("by_yaw", {}).get(b)
+            cells.append(f"<td>{_fmt(m['miou'] if m else None)}</td>")
+        be = lab.get("boundary_excluded", {}).get("overall")
+        cells.append(f"<td>{_fmt(be['mean_f1'] if be else None)}</td>")
+        cells.append(f"<td>{_fmt(lab['overall'].get('coverage'))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>mIoU {b}</th>" for b in bins)
+    summary = (
+        "<table><tr><th>labelling</th><th>mIoU</th><th>mean F1</th>" + head
+        + "<th>mean F1 (boundary excl.)</th><th>coverage</th></tr>" + "".join(rows) + "</table>"
+    )
+    names = list(labellings)
+    classes: list[str] = []
+    for lab in labellings.values():
+        for c in lab.get("per_class", {}):
+            if c not in classes:
+                classes.append(c)
+    prow = []
+    for c in classes:
+        cells = [f"<td>{html.escape(c)}</td>"]
+        for n in names:
+            pc = labellings[n].get("per_class", {}).get(c)
+            cells.append(f"<td>{_fmt(pc['iou'] if pc else None)}</td><td>{_fmt(pc['f1'] if pc else None)}</td>")
+        prow.append("<tr>" + "".join(cells) + "</tr>")
+    phead = "".join(f"<th>{html.escape(n)} IoU</th><th>{html.escape(n)} F1</th>" for n in names)
+    per_class = "<table><tr><th>class</th>" + phead + "</tr>" + "".join(prow) + "</table>"
+    return summary, per_class
+
+
+def write_report(
+    out_html: str | Path,
+    *,
+    title: str,
+    metrics: dict | None,
+    views: list[ReportView],
+    train_logs: dict[str, list[dict]] | None = None,
+    notes: list[str] | None = None,
+    max_views_per_bin: int = 6,
+) -> Path:
+    """Write ``report.html``; image paths in ``views`` are made relative to its folder."""
+    out_html = Path(out_html)
+    root = out_html.parent.resolve()
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:24px;max-width:1400px}"
+        "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 7px;"
+        "font-size:13px;text-align:right}td:first-child,th:first-child{text-align:left}"
+        ".grid img{width:128px;height:128px;object-fit:contain;background:#222;image-rendering:pixelated}"
+        ".grid td{text-align:center;font-size:11px}.muted{color:#777}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for note in notes or []:
+        parts.append(f"<p class='muted'>{html.escape(note)}</p>")
+    labellings = (metrics or {}).get("labellings") or {}
+    if labellings:
+        summary, per_class = _metrics_tables(labellings)
+        parts += ["<h2>Scores against ground truth</h2>", summary]
+        uri = _plot_miou_by_yaw(labellings)
+        if uri:
+            parts.append(f"<p><img alt='mIoU vs yaw' src='{uri}'></p>")
+        parts += ["<h3>Per class</h3>", per_class]
+    else:
+        parts.append("<p class='muted'>No ground truth for these scenes: no label scores.</p>")
+    consistency = (metrics or {}).get("consistency") or {}
+    if consistency:
+        parts.append("<h2>Multiview consistency of the input views' labels</h2><table>")
+        parts.append("<tr><th>labels</th><th>agreement</th></tr>")
+        for k, v in consistency.items():
+            value = v.get("agreement") if isinstance(v, dict) else v
+            parts.append(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(value)}</td></tr>")
+        parts.append("</table>")
+    uri = _plot_losses(train_logs or {})
+    if uri:
+        parts += ["<h2>Fit losses</h2>", f"<p><img alt='losses' src='{uri}'></p>"]
+    if views:
+        parts.append("<h2>Novel views by |yaw| bin</h2>")
+        columns: list[str] = []
+        for v in views:
+            for c in v.images:
+                if c not in columns:
+                    columns.append(c)
+        for b, _, _ in YAW_BINS:
+            in_bin = [v for v in views if yaw_bin(v.yaw) == b][:max_views_per_bin]
+            if not in_bin:
+                continue
+            parts.append(f"<h3>|yaw| {b}</h3><table class='grid'><tr><th>view</th>")
+            parts += [f"<th>{html.escape(c)}</th>" for c in columns]
+            parts.append("</tr>")
+            for v in in_bin:
+                label = f"{html.escape(v.name)}<br>yaw {v.yaw:+.0f}&deg; pitch {v.pitch:+.0f}&deg;"
+                if v.note:
+                    label += f"<br><span class='muted'>{html.escape(v.note)}</span>"
+                parts.append(f"<tr><td>{label}</td>")
+                for c in columns:
+                    p = v.images.get(c)
+                    if p is None:
+                        parts.append("<td></td>")
+                        continue
+                    try:
+                        rel = Path(p).resolve().relative_to(root).as_posix()
+                    except ValueError:
+                        rel = Path(p).resolve().as_posix()
+                    parts.append(f"<td><img loading='lazy' src='{html.escape(rel)}'></td>")
+                parts.append("</tr>")
+            parts.append("</table>")
+    parts.append("</body></html>")
+    return atomic_write_text(out_html, "\n".join(parts))
