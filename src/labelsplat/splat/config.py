@@ -1,0 +1,222 @@
+"""Typed fit configuration and presets (``micro``, ``tiny``, ``fast``, ``paper``).
+
+A preset is a :class:`FitConfig`; explicit options override it through
+:func:`make_config` (``make_config("tiny", steps=500)``). All lengths are in the
+normalised fit frame (head centred, radius ~1, see :mod:`.normalize`); learning rates
+follow gsplat's ``simple_trainer`` defaults with a multiplier for short CPU presets.
+Densification steps are derived from ``steps`` by :meth:`FitConfig.strategy_schedule`,
+because gsplat's own defaults (start 500, every 100) never fire in a short preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import LabelsplatError
+
+SEMANTIC_GRAD_HELP = "full | none | scaled:<f> (f in [0, 1])"
+
+
+def parse_semantic_grad(value: str) -> float:
+    """Map ``full`` / ``none`` / ``scaled:f`` to the geometry-gradient weight of the logit channels.
+
+    ``full`` = 1 (one rasterisation of [RGB | logits], logits shape the geometry),
+    ``none`` = 0 (geometry from RGB only, the paper's variant), ``scaled:f`` = f.
+    """
+    text = str(value).strip().lower()
+    if text == "full":
+        return 1.0
+    if text == "none":
+        return 0.0
+    if text.startswith("scaled:"):
+        try:
+            f = float(text.split(":", 1)[1])
+        except ValueError:
+            f = float("nan")
+        if math.isfinite(f) and 0.0 <= f <= 1.0:
+            return f
+    raise LabelsplatError(f"invalid semantic_grad {value!r}", hint=f"use {SEMANTIC_GRAD_HELP}, e.g. scaled:0.1")
+
+
+@dataclass
+class FitConfig:
+    """Everything that decides a fit's result (recorded in ``run.json`` and every checkpoint)."""
+
+    preset: str = "tiny"
+    steps: int = 300
+    seed: int = 0
+    batch_size: int = 1  # cameras per step
+    # resolution: images are first downscaled so that max(w, h) <= max_resolution (None = native),
+    # then rendered at coarse_to_fine[i][1] x that size from step coarse_to_fine[i][0] * steps on.
+    max_resolution: int | None = 128
+    coarse_to_fine: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.4, 1.0))
+    # appearance
+    sh_degree: int = 1
+    sh_degree_interval: int = 100  # one more SH band every this many steps
+    semantics: bool = True  # False -> K = 0 (RGB only, same code path)
+    # learning rates (normalised frame; gsplat simple_trainer defaults x lr_scale for short fits)
+    means_lr: float = 1.6e-4
+    means_lr_final_factor: float = 0.01  # exponential decay to this fraction at the last step
+    scales_lr: float = 5e-3
+    quats_lr: float = 1e-3
+    opacities_lr: float = 5e-2
+    sh0_lr: float = 2.5e-3
+    shN_lr: float = 2.5e-3 / 20
+    sem_lr: float = 2.5e-2
+    lr_scale: float = 1.0  # multiplies means/scales/quats/sh LRs (short presets move faster)
+    # losses
+    ssim_lambda: float = 0.2
+    sem_weight: float = 0.5
+    sem_warmup: int = 0  # semantic loss starts after this many steps
+    semantic_grad: str = "full"  # full | none | scaled:<f>
+    label_smoothing: float = 0.0
+    class_weights: tuple[float, ...] | None = None
+    alpha_weight: float = 0.1  # L1 between rendered alpha and the foreground mask; 0 = off
+    random_background: bool = True
+    bg_logit: float = 10.0  # background logit vector = bg_logit * one_hot(0), composited behind
+    mask_dilate: float = 0.01  # foreground dilation radius as a fraction of max(w, h)
+    # initialisation
+    hull_resolution: int = 40  # voxels per side of the [-bound, bound]^3 grid
+    hull_bound: float = 1.8
+    hull_vote_fraction: float = 0.75
+    hull_min_views: int = 2
+    init_max_points: int = 4000
+    init_opacity: float = 0.1
+    init_logit: float = 3.0  # amplitude of the one-hot logits from the projected labels
+    # densification (gsplat DefaultStrategy), as fractions of `steps`
+    refine_start_frac: float = 0.1
+    refine_stop_frac: float = 0.5
+    refine_every: int = 50
+    reset_every: int = 3000
+    grow_grad2d: float = 0.0002
+    grow_scale3d: float = 0.01
+    prune_scale3d: float = 0.1
+    prune_opa: float = 0.005
+    # bookkeeping
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seen_threshold: float = 0.1  # blend-weight sum (in pixels) for a view to count as seeing a Gaussian
+
+    def __post_init__(self) -> None:
+        self.coarse_to_fine = tuple((float(a), float(b)) for a, b in self.coarse_to_fine)
+        if self.class_weights is not None:
+            self.class_weights = tuple(float(w) for w in self.class_weights)
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(msg: str):
+            raise LabelsplatError(f"invalid fit configuration: {msg}")
+
+        if self.steps < 1:
+            bad(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 1:
+            bad(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_resolution is not None and self.max_resolution < 8:
+            bad(f"max_resolution must be >= 8, got {self.max_resolution}")
+        if not self.coarse_to_fine or self.coarse_to_fine[0][0] != 0.0:
+            bad("coarse_to_fine must start at fraction 0.0")
+        for frac, scale in self.coarse_to_fine:
+            if not (0.0 <= frac <= 1.0 and 0.0 < scale <= 1.0):
+                bad(f"coarse_to_fine entry ({frac}, {scale}) out of range")
+        if not 0 <= self.sh_degree <= 4:
+            bad(f"sh_degree must be 0..4, got {self.sh_degree}")
+        if not 0.0 <= self.hull_vote_fraction <= 1.0:
+            bad("hull_vote_fraction must be in [0, 1]")
+        if not 0.0 <= self.ssim_lambda <= 1.0:
+            bad("ssim_lambda must be in [0, 1]")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            bad("label_smoothing must be in [0, 1)")
+        parse_semantic_grad(self.semantic_grad)
+
+    # -- derived values
+    @property
+    def semantic_grad_weight(self) -> float:
+        return parse_semantic_grad(self.semantic_grad)
+
+    def strategy_schedule(self) -> dict[str, int]:
+        """gsplat DefaultStrategy iteration numbers scaled to ``steps``."""
+        start = max(1, int(round(self.refine_start_frac * self.steps)))
+        stop = max(start + 1, int(round(self.refine_stop_frac * self.steps)))
+        return {
+            "refine_start_iter": start,
+            "refine_stop_iter": stop,
+            "refine_every": max(1, int(self.refine_every)),
+            "reset_every": max(1, int(self.reset_every)),
+        }
+
+    def resolution_scale(self, step: int) -> float:
+        """Render scale (relative to the max_resolution images) at ``step``."""
+        scale = self.coarse_to_fine[0][1]
+        for frac, s in self.coarse_to_fine:
+            if step >= frac * self.steps:
+                scale = s
+        return scale
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["coarse_to_fine"] = [list(x) for x in self.coarse_to_fine]
+        d["class_weights"] = None if self.class_weights is None else list(self.class_weights)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FitConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise LabelsplatError(f"unknown fit configuration keys {sorted(unknown)}")
+        d = dict(d)
+        if "coarse_to_fine" in d:
+            d["coarse_to_fine"] = tuple(tuple(x) for x in d["coarse_to_fine"])
+        if d.get("class_weights") is not None:
+            d["class_weights"] = tuple(d["class_weights"])
+        return cls(**d)
+
+
+PRESETS: dict[str, FitConfig] = {
+    # unit tests: a few seconds on a 64x64 scene
+    "micro": FitConfig(
+        preset="micro", steps=60, max_resolution=64, coarse_to_fine=((0.0, 0.5), (0.3, 1.0)), sh_degree=1,
+        sh_degree_interval=30, lr_scale=5.0, sem_lr=5e-2, hull_resolution=24, init_max_points=1500,
+        refine_start_frac=0.2, refine_stop_frac=0.7, refine_every=10, checkpoint_every=20, log_every=5,
+        init_opacity=0.3,
+    ),
+    # the demo: one head, 16-24 views at ~128 px, ~1 min on 2 CPU cores
+    "tiny": FitConfig(
+        preset="tiny", steps=300, max_resolution=128, coarse_to_fine=((0.0, 0.5), (0.4, 1.0)), sh_degree=1,
+        sh_degree_interval=100, lr_scale=4.0, sem_lr=5e-2, hull_resolution=40, init_max_points=4000,
+        refine_start_frac=0.15, refine_stop_frac=0.6, refine_every=50, checkpoint_every=100, init_opacity=0.3,
+    ),
+    # 32 views at 256^2, whole refine <= 10 min on 2 cores
+    "fast": FitConfig(
+        preset="fast", steps=1500, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.2, 0.5), (0.5, 1.0)),
+        sh_degree=2, sh_degree_interval=300, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
+        init_max_points=10000, refine_start_frac=0.1, refine_stop_frac=0.6, refine_every=100,
+        checkpoint_every=250, init_opacity=0.2,
+    ),
+    # the paper's schedule (GPU): 30k steps at native resolution, gsplat defaults
+    "paper": FitConfig(
+        preset="paper", steps=30_000, max_resolution=None, coarse_to_fine=((0.0, 1.0),), sh_degree=3,
+        sh_degree_interval=1000, lr_scale=1.0, sem_lr=2.5e-2, hull_resolution=96, init_max_points=50_000,
+        refine_start_frac=500 / 30_000, refine_stop_frac=0.5, refine_every=100, reset_every=3000,
+        checkpoint_every=5000, log_every=100, init_opacity=0.1,
+    ),
+}
+
+
+def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
+    """The named preset with ``overrides`` (``None`` values are ignored) applied."""
+    if preset not in PRESETS:
+        raise LabelsplatError(f"unknown preset {preset!r}", hint=f"choose one of {', '.join(PRESETS)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    names = {f.name for f in dataclasses.fields(FitConfig)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise LabelsplatError(f"unknown fit options {sorted(unknown)}")
+    return dataclasses.replace(PRESETS[preset], **overrides)
+
+
+__all__ = ["FitConfig", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP"]

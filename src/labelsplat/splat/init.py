@@ -1,0 +1,238 @@
+"""Initial Gaussians: a scene point cloud if given, else a visual hull by voting.
+
+Everything here works in the normalised fit frame (see :mod:`.normalize`) with numpy.
+
+Visual hull by voting (:func:`visual_hull`): a voxel grid over ``[-bound, bound]^3``; each
+voxel centre is projected into every view; a view *sees* the voxel when it projects in
+front of the camera and inside the image, and votes foreground when the (dilated) mask is
+set at that pixel. A voxel is kept when it is seen by at least ``min_views`` views and at
+least ``vote_fraction`` of those vote foreground -- so one wrong mask (a missing ear)
+cannot carve away what the other views agree on, unlike a strict intersection.
+
+Initial Gaussians sit on the hull's surface voxels (kept voxels with an empty
+6-neighbour); their colour and label come from the views facing them (:func:`sample_views`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LabelsplatError
+from ..io import IGNORE_INDEX
+from ..scene import Camera
+
+
+@dataclass
+class InitPoints:
+    """Initial Gaussian centres (N, 3) normalised frame, colours (N, 3) in [0, 1],
+    labels (N,) int class ids (-1 = unknown)."""
+
+    means: np.ndarray
+    colors: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.means)
+        if self.means.shape != (n, 3) or self.colors.shape != (n, 3) or self.labels.shape != (n,):
+            raise ValueError(
+                f"InitPoints shapes disagree: means {self.means.shape}, colors {self.colors.shape}, labels {self.labels.shape}"
+            )
+
+
+def foreground_mask(label: np.ndarray | None, mask: np.ndarray | None, dilate_px: int = 0) -> np.ndarray:
+    """Foreground (H, W) bool: ``mask`` (> 0) if given, else ``label != 0`` (ignore 255 counts as
+    foreground: unknown pixels are not carved away), dilated by ``dilate_px`` pixels (disc)."""
+    if mask is not None:
+        fg = np.asarray(mask) > 0
+    elif label is not None:
+        fg = np.asarray(label) != 0
+    else:
+        raise ValueError("foreground_mask needs a label map or a mask")
+    if dilate_px > 0:
+        from scipy.ndimage import binary_dilation
+
+        r = int(dilate_px)
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        fg = binary_dilation(fg, structure=(xx * xx + yy * yy) <= r * r)
+    return fg
+
+
+def _project(cam: Camera, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel indices (i, j) and a visibility flag (in front, inside the image) for points (N, 3)."""
+    uv, z = cam.project(pts)
+    with np.errstate(invalid="ignore"):
+        i = np.floor(uv[:, 0])
+        j = np.floor(uv[:, 1])
+        ok = (z > 1e-9) & (i >= 0) & (i < cam.width) & (j >= 0) & (j < cam.height)
+    i = np.where(ok, i, 0).astype(np.int64)
+    j = np.where(ok, j, 0).astype(np.int64)
+    return i, j, ok
+
+
+def voxel_centers(resolution: int, bound: float) -> np.ndarray:
+    """Centres (R, R, R, 3) of a regular grid over [-bound, bound]^3 (index order x, y, z)."""
+    t = (np.arange(resolution) + 0.5) / resolution * 2 * bound - bound
+    return np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1)
+
+
+def visual_hull(
+    cameras: list[Camera],
+    masks: list[np.ndarray],
+    *,
+    resolution: int = 40,
+    bound: float = 1.8,
+    vote_fraction: float = 0.75,
+    min_views: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Voting visual hull. Returns ``(occupied (R, R, R) bool, centres (R, R, R, 3))``.
+
+    ``cameras`` in the normalised frame, ``masks[i]`` (H_i, W_i) bool foreground of camera i.
+    """
+    if len(cameras) != len(masks):
+        raise ValueError(f"{len(cameras)} cameras but {len(masks)} masks")
+    centres = voxel_centers(resolution, bound)
+    pts = centres.reshape(-1, 3)
+    seen = np.zeros(len(pts), dtype=np.int32)
+    votes = np.zeros(len(pts), dtype=np.int32)
+    for cam, m in zip(cameras, masks):
+        m = np.asarray(m, dtype=bool)
+        if m.shape != (cam.height, cam.width):
+            raise ValueError(f"mask shape {m.shape} differs from camera size {cam.height}x{cam.width}")
+        i, j, ok = _project(cam, pts)
+        seen += ok
+        votes += ok & m[j, i]
+    keep = (seen >= min_views) & (votes >= vote_fraction * seen)
+    return keep.reshape(centres.shape[:3]), centres
+
+
+def surface_voxels(occupied: np.ndarray) -> np.ndarray:
+    """Occupied voxels with at least one empty 6-neighbour (grid borders count as empty)."""
+    occ = np.pad(occupied, 1, constant_values=False)
+    inner = occ[1:-1, 1:-1, 1:-1]
+    all_n = (
+        occ[:-2, 1:-1, 1:-1] & occ[2:, 1:-1, 1:-1] & occ[1:-1, :-2, 1:-1]
+        & occ[1:-1, 2:, 1:-1] & occ[1:-1, 1:-1, :-2] & occ[1:-1, 1:-1, 2:]
+    )
+    return inner & ~all_n
+
+
+def sample_views(
+    points: np.ndarray,
+    cameras: list[Camera],
+    images: list[np.ndarray],
+    labels: list[np.ndarray] | None,
+    num_classes: int,
+    *,
+    best_views: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Colour (N, 3) in [0, 1] and majority label (N,) (-1 = none) for points (N, 3).
+
+    Without a depth test, each point uses the ``best_views`` views that face it most
+    directly (camera direction against the outward direction from the origin), which
+    avoids reading a point on the back of the head from a frontal view.
+    ``images[i]`` (H, W, 3) float in [0, 1] or uint8; ``labels[i]`` (H, W) uint8 ids.
+    """
+    n = len(points)
+    if n == 0:
+        return np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+    normals = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-9)
+    scores = np.full((len(cameras), n), -np.inf)
+    cols = np.zeros((len(cameras), n, 3))
+    labs = np.full((len(cameras), n), -1, dtype=np.int64)
+    for c, cam in enumerate(cameras):
+        i, j, ok = _project(cam, points)
+        to_cam = cam.center[None] - points
+        to_cam /= np.maximum(np.linalg.norm(to_cam, axis=1, keepdims=True), 1e-9)
+        scores[c] = np.where(ok, (to_cam * normals).sum(1), -np.inf)
+        img = np.asarray(images[c])
+        img = img.astype(np.float64) / 255.0 if img.dtype == np.uint8 else img.astype(np.float64)
+        cols[c] = img[j, i]
+        if labels is not None:
+            lab = np.asarray(labels[c]).astype(np.int64)[j, i]
+            labs[c] = np.where(ok & (lab != IGNORE_INDEX) & (lab < max(num_classes, 1)), lab, -1)
+    k = max(1, min(best_views, len(cameras)))
+    order = np.argsort(-scores, axis=0, kind="stable")[:k]  # (k, N)
+    idx = np.arange(n)
+    valid = np.isfinite(scores[order, idx])  # (k, N)
+    w = valid.astype(np.float64)
+    colors = (cols[order, idx] * w[..., None]).sum(0) / np.maximum(w.sum(0), 1)[:, None]
+    colors[w.sum(0) == 0] = 0.5
+    out_labels = np.full(n, -1, dtype=np.int64)
+    if labels is not None and num_classes > 0:
+        sel = labs[order, idx]  # (k, N)
+        sel = np.where(valid, sel, -1)
+        counts = np.zeros((n, num_classes), dtype=np.int64)
+        for r in range(k):
+            good = sel[r] >= 0
+            np.add.at(counts, (idx[good], sel[r][good]), 1)
+        has = counts.sum(1) > 0
+        out_labels[has] = counts[has].argmax(1)
+    return np.clip(colors, 0.0, 1.0), out_labels
+
+
+def hull_points(
+    cameras: list[Camera],
+    masks: list[np.ndarray],
+    images: list[np.ndarray],
+    labels: list[np.ndarray] | None,
+    num_classes: int,
+    *,
+    resolution: int = 40,
+    bound: float = 1.8,
+    vote_fraction: float = 0.75,
+    min_views: int = 2,
+    max_points: int = 4000,
+    seed: int = 0,
+) -> InitPoints:
+    """Initial points on the surface of the voting visual hull (normalised frame).
+
+    Raises :class:`LabelsplatError` when the hull is empty (masks and cameras disagree).
+    Points are jittered inside their voxel and subsampled to ``max_points`` (seeded).
+    """
+    occ, centres = visual_hull(
+        cameras, masks, resolution=resolution, bound=bound, vote_fraction=vote_fraction, min_views=min_views
+    )
+    surf = surface_voxels(occ)
+    pts = centres[surf]
+    if len(pts) == 0:
+        raise LabelsplatError(
+            "the visual hull is empty: no voxel is foreground in enough views",
+            hint="check the cameras (transform_matrix convention: camera-to-world, OpenGL) and the masks/labels",
+        )
+    rng = np.random.default_rng(seed)
+    if len(pts) > max_points:
+        pts = pts[np.sort(rng.choice(len(pts), size=max_points, replace=False))]
+    voxel = 2 * bound / resolution
+    pts = pts + rng.uniform(-0.5, 0.5, size=pts.shape) * voxel
+    colors, labs = sample_views(pts, cameras, images, labels, num_classes)
+    return InitPoints(pts, colors, labs)
+
+
+def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a PLY point cloud: positions (N, 3) in scene units and colours (N, 3) in [0, 1] or None."""
+    from plyfile import PlyData
+
+    path = Path(path)
+    if not path.is_file():
+        raise LabelsplatError("point cloud (ply_file_path) not found", path=path)
+    try:
+        ply = PlyData.read(str(path))
+        v = ply["vertex"]
+    except Exception as exc:  # plyfile raises several types for malformed files
+        raise LabelsplatError(f"cannot read the point cloud ({exc})", path=path) from exc
+    names = v.data.dtype.names or ()
+    if not all(k in names for k in ("x", "y", "z")):
+        raise LabelsplatError("the point cloud has no x, y, z vertex properties", path=path)
+    pts = np.stack([np.asarray(v[k], dtype=np.float64) for k in ("x", "y", "z")], axis=1)
+    if len(pts) == 0:
+        raise LabelsplatError("the point cloud has no points", path=path)
+    if not np.all(np.isfinite(pts)):
+        raise LabelsplatError("the point cloud has NaN/infinite coordinates", path=path)
+    cols = None
+    if all(k in names for k in ("red", "green", "blue")):
+        cols = np.stack([np.asarray(v[k], dtype=np.float64) for k in ("red", "green", "blue")], axis=1)
+        cols = cols / 255.0 if cols.max(initial=0) > 1.0 else cols
+    return pts, cols
