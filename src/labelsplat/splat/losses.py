@@ -1,0 +1,139 @@
+"""Fit losses: RGB L1 + SSIM, semantic cross-entropy (ignore 255), alpha/mask loss.
+
+Shapes: images (C, H, W, 3) float in [0, 1]; logits (C, H, W, K); labels (C, H, W) int
+class ids with 255 = ignore, or soft targets (C, H, W, K) probabilities; alpha and masks
+(C, H, W) in [0, 1]. Every loss is a scalar mean over valid pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = 255
+
+
+def _check(name: str, t: torch.Tensor, ndim: int) -> None:
+    if t.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dims, got shape {tuple(t.shape)}")
+
+
+def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if pred.shape != target.shape:
+        raise ValueError(f"l1_loss: shapes differ {tuple(pred.shape)} vs {tuple(target.shape)}")
+    return (pred - target).abs().mean()
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x * x) / (2 * sigma * sigma))
+    g = g / g.sum()
+    w = g[:, None] * g[None, :]
+    return w.expand(channels, 1, size, size).contiguous()
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM of images (C, H, W, ch) in [0, 1] (Gaussian window 11 / 1.5, zero padding, as 3DGS)."""
+    _check("pred", pred, 4)
+    if pred.shape != target.shape:
+        raise ValueError(f"ssim: shapes differ {tuple(pred.shape)} vs {tuple(target.shape)}")
+    x = pred.permute(0, 3, 1, 2)
+    y = target.permute(0, 3, 1, 2)
+    ch = x.shape[1]
+    w = _gaussian_window(window_size, sigma, ch, x.device, x.dtype)
+    pad = window_size // 2
+    mu_x = F.conv2d(x, w, padding=pad, groups=ch)
+    mu_y = F.conv2d(y, w, padding=pad, groups=ch)
+    sxx = F.conv2d(x * x, w, padding=pad, groups=ch) - mu_x * mu_x
+    syy = F.conv2d(y * y, w, padding=pad, groups=ch) - mu_y * mu_y
+    sxy = F.conv2d(x * y, w, padding=pad, groups=ch) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2))
+    return s.mean()
+
+
+def rgb_loss(pred: torch.Tensor, target: torch.Tensor, ssim_lambda: float = 0.2) -> torch.Tensor:
+    """(1 - l) * L1 + l * (1 - SSIM) for images (C, H, W, 3)."""
+    loss = (1.0 - ssim_lambda) * l1_loss(pred, target)
+    if ssim_lambda > 0:
+        loss = loss + ssim_lambda * (1.0 - ssim(pred, target))
+    return loss
+
+
+def semantic_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    class_weights: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    confidence: torch.Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """Cross-entropy of softmax(``logits`` (C, H, W, K)) against ``target``.
+
+    ``target`` is (C, H, W) integer ids (``ignore_index`` skipped) or (C, H, W, K) soft
+    probabilities (rows summing to 0 are skipped). ``confidence`` (C, H, W) in [0, 1]
+    weights each pixel (a parser's confidence); ``class_weights`` (K,) weights classes.
+    The mean is over non-ignored pixels (weighted by class weight x confidence).
+    """
+    _check("logits", logits, 4)
+    K = logits.shape[-1]
+    logp = F.log_softmax(logits, dim=-1)  # (C,H,W,K)
+    if target.dim() == 4:  # soft labels
+        if target.shape != logits.shape:
+            raise ValueError(f"soft target shape {tuple(target.shape)} differs from logits {tuple(logits.shape)}")
+        valid = target.sum(-1) > 0
+        q = target / target.sum(-1, keepdim=True).clamp_min(1e-12)
+        if label_smoothing > 0:
+            q = (1 - label_smoothing) * q + label_smoothing / K
+        cw = class_weights if class_weights is not None else None
+        per = -(q * logp * (cw if cw is not None else 1.0)).sum(-1)
+        w = valid.to(logits.dtype)
+        if cw is not None:
+            w = w * (q * cw).sum(-1)
+            per = per / (q * cw).sum(-1).clamp_min(1e-12)
+    else:
+        _check("target", target, 3)
+        if target.shape != logits.shape[:3]:
+            raise ValueError(f"target shape {tuple(target.shape)} differs from logits {tuple(logits.shape[:3])}")
+        t = target.long()
+        valid = (t != ignore_index) & (t >= 0) & (t < K)
+        t_safe = torch.where(valid, t, torch.zeros_like(t))
+        nll = -logp.gather(-1, t_safe[..., None])[..., 0]
+        if label_smoothing > 0:
+            nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
+        per = nll
+        w = valid.to(logits.dtype)
+        if class_weights is not None:
+            w = w * class_weights[t_safe]
+    if confidence is not None:
+        if confidence.shape != per.shape:
+            raise ValueError(f"confidence shape {tuple(confidence.shape)} differs from {tuple(per.shape)}")
+        w = w * confidence
+    denom = w.sum()
+    if denom <= 0:
+        return logits.sum() * 0.0
+    return (per * w).sum() / denom
+
+
+def alpha_loss(alpha: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |alpha - mask| for alpha and mask (C, H, W) in [0, 1]."""
+    if alpha.shape != mask.shape:
+        raise ValueError(f"alpha_loss: shapes differ {tuple(alpha.shape)} vs {tuple(mask.shape)}")
+    return (alpha - mask).abs().mean()
+
+
+@torch.no_grad()
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
+    mse = torch.mean((pred - target) ** 2).clamp_min(1e-10)
+    return float(-10.0 * torch.log10(mse))
+
+
+@torch.no_grad()
+def label_accuracy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> float:
+    """Pixel accuracy of argmax(logits) (C, H, W, K) against ids (C, H, W), ignoring 255."""
+    valid = target.long() != ignore_index
+    n = int(valid.sum())
+    if n == 0 or logits.shape[-1] == 0:
+        return float("nan")
+    return float((logits.argmax(-1) == target.long())[valid].float().mean())
