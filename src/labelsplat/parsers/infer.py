@@ -1,0 +1,157 @@
+"""Running a parser on images: weights + metadata -> label maps at the input resolution.
+
+:func:`load_parser` loads BiSeNet weights (plain state dict, ``weights_only=True``) and
+resolves the preprocessing: explicit arguments, else the weights' sidecar metadata
+``<weights>.json`` (written by ``labelsplat train``), else the registry defaults (512,
+ImageNet mean/std, ``celebamask19-zll``). :meth:`Parser.predict` crops (optional box per
+image), preprocesses as face-parsing.PyTorch, runs the main head, upsamples the logits
+bilinearly to the crop size, takes the argmax, and pastes the crop into a full-size map whose
+outside is background. Labels are uint8 class ids in the parser's scheme.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import LabelsplatError
+from .preprocess import CropBox, preprocess
+from .registry import ModelInfo, get_model_info
+
+MAX_LOGIT_UPSAMPLE_PIXELS = 16_000_000
+
+
+def metadata_path(weights: str | Path) -> Path:
+    """The sidecar metadata file of a weights file: ``<weights>.json``."""
+    return Path(str(weights) + ".json")
+
+
+def read_weights_metadata(weights: str | Path) -> dict[str, Any] | None:
+    """The sidecar metadata of ``weights`` if it exists (written by ``labelsplat train``)."""
+    from ..io import read_json
+
+    p = metadata_path(weights)
+    if not p.is_file():
+        return None
+    data = read_json(p)
+    if not isinstance(data, dict):
+        raise LabelsplatError("weights metadata must be a JSON object", path=p)
+    return data
+
+
+@dataclass
+class Parser:
+    """A loaded parser: the network (eval mode, on ``device``) and its resolved ``info``."""
+
+    model: Any
+    info: ModelInfo
+    device: Any
+    weights: Path | None = None
+    model_name: str = "bisenet"
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.model.n_classes)
+
+    def background_index(self) -> int:
+        try:
+            from ..schemes import get_scheme
+
+            return int(get_scheme(self.info.label_scheme).index("background"))
+        except Exception:
+            return 0
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[CropBox | None] | None = None,
+        *,
+        batch_size: int = 4,
+    ) -> list[np.ndarray]:
+        """Label maps (H, W) uint8 for uint8 RGB images (H, W, 3), in the parser's scheme.
+
+        ``boxes[i]`` (or ``None``) is the crop of image ``i`` that is parsed; pixels outside
+        it get the background class.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        if boxes is None:
+            boxes = [None] * len(images)
+        if len(boxes) != len(images):
+            raise ValueError(f"{len(images)} images but {len(boxes)} boxes")
+        if batch_size < 1:
+            raise LabelsplatError(f"--batch-size must be >= 1, got {batch_size}")
+        S = self.info.input_size
+        bg = self.background_index()
+        results: list[np.ndarray] = []
+        for start in range(0, len(images), batch_size):
+            chunk = list(range(start, min(start + batch_size, len(images))))
+            crops, full_boxes = [], []
+            for i in chunk:
+                img = np.asarray(images[i])
+                if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                    raise ValueError(f"image {i}: expected uint8 RGB (H, W, 3), got {img.dtype} {img.shape}")
+                H, W = img.shape[:2]
+                box = boxes[i] or CropBox(0, 0, W, H)
+                if not (0 <= box.x0 < box.x1 <= W and 0 <= box.y0 < box.y1 <= H):
+                    raise ValueError(f"image {i}: crop box {box.to_list()} outside the {W}x{H} image")
+                full_boxes.append(box)
+                crops.append(preprocess(img[box.y0 : box.y1, box.x0 : box.x1], S, self.info.mean, self.info.std))
+            x = torch.stack(crops).to(self.device)
+            with torch.inference_mode():
+                logits = self.model(x)[0].float()
+            for k, i in enumerate(chunk):
+                H, W = np.asarray(images[i]).shape[:2]
+                box = full_boxes[k]
+                lg = logits[k : k + 1]
+                if box.width * box.height <= MAX_LOGIT_UPSAMPLE_PIXELS:
+                    lg = F.interpolate(lg, (box.height, box.width), mode="bilinear", align_corners=False)
+                    lab = lg[0].argmax(0).to(torch.uint8).cpu().numpy()
+                else:  # very large outputs: argmax at input size, nearest upsampling
+                    from .preprocess import resize_labels
+
+                    lab = resize_labels(lg[0].argmax(0).to(torch.uint8).cpu().numpy(), (box.width, box.height))
+                out = np.full((H, W), bg, dtype=np.uint8)
+                out[box.y0 : box.y1, box.x0 : box.x1] = lab
+                results.append(out)
+        return results
+
+
+def load_parser(
+    weights: str | Path,
+    *,
+    scheme: str | None = None,
+    input_size: int | None = None,
+    device: str = "auto",
+    model_name: str = "bisenet",
+) -> Parser:
+    """Load weights and resolve scheme / input size / normalisation (see module doc)."""
+    from ..device import resolve_device
+    from .bisenet import load_bisenet
+    from .registry import scheme_num_classes
+
+    weights = Path(weights)
+    info = get_model_info(model_name)
+    meta = read_weights_metadata(weights) or {}
+    updates: dict[str, Any] = {}
+    for key in ("input_size", "label_scheme"):
+        if key in meta:
+            updates[key] = meta[key]
+    for key in ("mean", "std"):
+        if key in meta:
+            updates[key] = tuple(float(v) for v in meta[key])
+    if scheme is not None:
+        updates["label_scheme"] = scheme
+    if input_size is not None:
+        updates["input_size"] = int(input_size)
+    info = replace(info, **updates)
+    if not isinstance(info.input_size, int) or info.input_size < 32 or info.input_size % 32:
+        raise LabelsplatError(f"input size must be a multiple of 32 (>= 32), got {info.input_size}")
+    n_classes = scheme_num_classes(info.label_scheme)
+    dev = resolve_device(device)
+    model = load_bisenet(weights, n_classes=n_classes, device=dev)
+    return Parser(model=model, info=info, device=dev, weights=weights, model_name=model_name)

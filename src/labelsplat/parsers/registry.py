@@ -1,0 +1,103 @@
+"""A small timm-style model registry: each parser with its preprocessing and label scheme.
+
+``register_model(name, info, factory)`` records a model; ``get_model_info(name)`` gives its
+:class:`ModelInfo` (input size, mean/std, label scheme, source, licence);
+``create_model(name, n_classes)`` builds it untrained (no download, ever).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from ..errors import LabelsplatError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Metadata of a registered parser.
+
+    ``input_size``: side in pixels of the square network input (images are resized to
+    ``input_size x input_size``); ``mean``/``std``: per-channel RGB normalisation applied
+    after scaling to [0, 1]; ``label_scheme``: name in :mod:`labelsplat.schemes` of the
+    class ids the model predicts; ``source``/``license``: where the architecture comes from.
+    """
+
+    input_size: int = 512
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    label_scheme: str = "celebamask19-zll"
+    source: str = ""
+    license: str = ""
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+
+_REGISTRY: dict[str, tuple[ModelInfo, Callable[..., Any]]] = {}
+
+
+def register_model(name: str, info: ModelInfo, factory: Callable[..., Any] | None = None) -> None:
+    """Register (or replace) ``name``; ``factory(n_classes)`` builds an untrained model."""
+    if not name or not isinstance(name, str):
+        raise ValueError("model name must be a non-empty string")
+    if factory is None:
+        if name in _REGISTRY:
+            factory = _REGISTRY[name][1]
+        else:
+            raise ValueError(f"register_model({name!r}): a factory is needed for a new model")
+    _REGISTRY[name] = (info, factory)
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name][0]
+    except KeyError:
+        raise LabelsplatError(f"unknown parser model {name!r}; known: {', '.join(list_models())}") from None
+
+
+def create_model(name: str = "bisenet", n_classes: int | None = None):
+    """An untrained model; ``n_classes`` defaults to the class count of its label scheme."""
+    get_model_info(name)
+    info, factory = _REGISTRY[name]
+    if n_classes is None:
+        n_classes = scheme_num_classes(info.label_scheme)
+    return factory(n_classes)
+
+
+def scheme_num_classes(scheme: str) -> int:
+    """Class count of a label scheme (via :mod:`labelsplat.schemes`)."""
+    from ..schemes import get_scheme
+
+    return get_scheme(scheme).num_classes
+
+
+def _bisenet_factory(n_classes: int):
+    from .bisenet import BiSeNet
+
+    return BiSeNet(n_classes)
+
+
+register_model(
+    "bisenet",
+    ModelInfo(
+        input_size=512,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        label_scheme="celebamask19-zll",
+        source="https://github.com/zllrunning/face-parsing.PyTorch (model.py, resnet.py; weights 79999_iter.pth)",
+        license="MIT (face-parsing.PyTorch); weights trained on CelebAMask-HQ (non-commercial research use)",
+        description="BiSeNet with a ResNet-18 context path, 19 CelebAMask-HQ classes in face-parsing.PyTorch order",
+    ),
+    _bisenet_factory,
+)
