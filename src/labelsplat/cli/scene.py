@@ -1,9 +1,133 @@
-"""`labelsplat` commands of this group (filled in by the stage that owns it)."""
+"""`labelsplat scene import` and `labelsplat scene info`: thin commands over :mod:`labelsplat.scene`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+scene_app = typer.Typer(
+    name="scene",
+    help="Import calibrated captures as scene directories and inspect them.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+@scene_app.command(
+    "import",
+    epilog=(
+        "Examples:\n\n"
+        "  labelsplat scene import --format facescape data/1/1_neutral/params.json --images data/1/1_neutral --out scenes/fs_1\n\n"
+        "  labelsplat scene import --format colmap cap/sparse/0 --images cap/images --labels cap/labels --out scenes/cap\n\n"
+        "  labelsplat scene import --format nersemble seq/camera_params.json --images seq/frame_00000/images "
+        "--head-frame '{\"center\": [0,0,0], \"up\": [0,1,0], \"forward\": [0,0,1]}' --out scenes/ns"
+    ),
+)
+def import_cmd(
+    src: Path = typer.Argument(..., help="params.json (facescape), model folder (colmap) or camera_params.json (nersemble)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="facescape | colmap | nersemble", case_sensitive=False),
+    images: Optional[Path] = typer.Option(
+        None, "--images", help="Folder of the source images (facescape: {i}.jpg/.png, default: next to params.json)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Scene directory to create."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Folder of label PNGs named <image stem>.png (class ids)."),
+    masks: Optional[Path] = typer.Option(None, "--masks", help="Folder of foreground masks named <image stem>.png."),
+    head_frame: Optional[str] = typer.Option(
+        None, "--head-frame",
+        help="Head frame as inline JSON {center, up, forward} or a JSON file; default: estimated (frontal rigs only).",
+    ),
+    scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme of --labels."),
+    link: bool = typer.Option(False, "--link", help="Hard-link files that need no undistortion instead of copying."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty OUT."),
+) -> None:
+    """Import a calibrated capture as a canonical scene (transforms.json + images, undistorted to pinhole).
+
+    OpenCV-convention intrinsics (FaceScape, NeRSemble) are shifted by +0.5 px to the pixel-centre
+    convention; COLMAP's are used as they are. Labels are resampled nearest-neighbour.
+    """
+    from rich.console import Console
+
+    from ..scene import import_scene, validate_scene
+
+    scene = import_scene(
+        fmt, src, images, out, labels_dir=labels, head_frame=head_frame, label_scheme=scheme, link=link,
+        masks_dir=masks, overwrite=overwrite,
+    )
+    console = Console()
+    info = scene.extra.get("import", {})
+    console.print(f"[green]imported[/green] {len(scene.frames)} views ({fmt}) -> {out}")
+    for note in info.get("notes", []):
+        console.print(f"  {note}")
+    for w in validate_scene(scene, check_label_ids=False):
+        console.print(f"  [yellow]warning:[/yellow] {w}")
+
+
+def _fmt_range(r) -> str:
+    return "-" if r is None else f"{r[0]:+.1f} .. {r[1]:+.1f}"
+
+
+@scene_app.command(
+    "info",
+    epilog="Examples:\n\n  labelsplat scene info scenes/fs_1\n\n  labelsplat scene info scenes/fs_1 --json > info.json",
+)
+def info_cmd(
+    scene_dir: Path = typer.Argument(..., help="Scene directory (or its transforms.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
+    quick: bool = typer.Option(False, "--quick", help="Skip decoding labels (sizes from headers only, ids unchecked)."),
+) -> None:
+    """Summarise and validate a scene: frames, resolutions, scheme, head frame, yaw/pitch, optional files.
+
+    Exits with code 2 and one message naming the file when the scene is invalid.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..scene import load_scene, scene_summary, validate_scene
+
+    scene = load_scene(scene_dir)
+    warnings = validate_scene(scene, check_label_ids=not quick)
+    s = scene_summary(scene, warnings)
+    console = Console()
+    if as_json:
+        console.print_json(json.dumps(s))
+        return
+    t = Table(title=f"scene {s['name']}", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    t.add_row("frames", str(s["frames"]))
+    t.add_row("resolution(s)", ", ".join(f"{k} ({v})" for k, v in s["resolutions"].items()))
+    t.add_row("label scheme", s["label_scheme"])
+    hf = s["head_frame"]
+    t.add_row(
+        "head frame",
+        "none" if hf is None else "center " + ", ".join(f"{v:.3g}" for v in hf["center"])
+        + " | up " + ", ".join(f"{v:.2f}" for v in hf["up"]) + " | forward " + ", ".join(f"{v:.2f}" for v in hf["forward"]),
+    )
+    t.add_row("yaw range (deg)", _fmt_range(s["yaw_range"]))
+    t.add_row("pitch range (deg)", _fmt_range(s["pitch_range"]))
+    if s["yaw_bins"] is not None:
+        top = max(s["yaw_bins"].values()) or 1
+        t.add_row(
+            "|yaw| bins",
+            "\n".join(f"{k:>7}: {v:4d} {'#' * round(20 * v / top)}" for k, v in s["yaw_bins"].items()),
+        )
+        t.add_row("extreme views", f"{s['extreme_views']} (|yaw| >= 60 or |pitch| >= 30)")
+    o = s["optional"]
+    n = s["frames"]
+    t.add_row("labels", f"{o['label_path']}/{n}")
+    t.add_row("GT labels", f"{o['gt_label_path']}/{n}")
+    t.add_row("masks", f"{o['mask_path']}/{n}")
+    t.add_row("undistorted", f"{o['distortion_removed']}/{n}")
+    t.add_row("point cloud", o["ply_file_path"] or "none")
+    if "import" in s:
+        t.add_row("imported from", f"{s['import'].get('format')}: {s['import'].get('source')}")
+    t.add_row("validation", "ok" if not warnings else "\n".join(f"warning: {w}" for w in warnings))
+    console.print(t)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app."""
+    """Attach the `scene` group to the root app."""
+    app.add_typer(scene_app, name="scene")

@@ -1,0 +1,159 @@
+"""The head frame of a scene: parse a given one, or estimate it from a frontal-hemisphere rig.
+
+The estimate (DESIGN.md "Head frame") assumes the cameras surround the *front* of the head and
+look at it, as in FaceScape / NeRSemble style capture domes:
+
+* centre  = the least-squares point closest to all optical axes (the rig's look-at point);
+* forward = the mean unit direction from that centre to the cameras (out of the face);
+* up      = the mean camera up vector (image "up", the camera's +y in OpenGL), made
+  orthogonal to forward.
+
+This is only correct when the subject faces the middle of the rig; an asymmetric rig biases
+forward toward its denser side. A rig spanning more than a hemisphere (a 360-degree orbit) has
+no "front", so the estimate is refused: pass the head frame explicitly there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import LabelsplatError
+from ..io import read_json
+from .camera import Camera, HeadFrame
+
+#: cameras more than this many degrees from the mean viewing direction mean "not a frontal rig"
+MAX_ANGLE_FROM_MEAN_DEG = 100.0
+#: mean resultant length of the centre->camera directions below this means "surrounding rig"
+MIN_RESULTANT_LENGTH = 0.3
+
+
+@dataclass(frozen=True)
+class HeadFrameEstimate:
+    """An estimated head frame and the statistics the refusal test used."""
+
+    head: HeadFrame
+    resultant_length: float  # |mean unit direction centre->camera|, 1 = all cameras on one ray
+    max_angle_deg: float  # largest angle between a camera direction and forward
+    axis_rms: float  # RMS distance of the optical axes from the centre (scene units)
+
+
+def estimate_head_frame_detailed(cameras: Sequence[Camera], *, source: str | Path | None = None) -> HeadFrameEstimate:
+    """Estimate the head frame from camera poses (see the module docstring); refuse 360 rigs."""
+    cams = list(cameras)
+    hint = "pass the head frame explicitly: --head-frame '{\"center\": [x,y,z], \"up\": [..], \"forward\": [..]}'"
+    if len(cams) < 2:
+        raise LabelsplatError("cannot estimate the head frame from fewer than 2 cameras", path=source, hint=hint)
+    centers = np.stack([c.center for c in cams])
+    dirs = np.stack([c.forward for c in cams])
+    eye = np.eye(3)
+    projs = eye[None] - dirs[:, :, None] * dirs[:, None, :]  # (N, 3, 3) projectors orthogonal to each axis
+    A = projs.sum(0)
+    b = np.einsum("nij,nj->i", projs, centers)
+    evals = np.linalg.eigvalsh(A)
+    if evals[0] < 1e-6 * len(cams):
+        raise LabelsplatError(
+            "cannot estimate the head frame: the cameras' optical axes are (nearly) parallel, so they have no common look-at point",
+            path=source,
+            hint=hint,
+        )
+    center = np.linalg.solve(A, b)
+    resid = np.einsum("nij,nj->ni", projs, center[None] - centers)
+    axis_rms = float(np.sqrt(np.mean(np.sum(resid**2, axis=1))))
+    ahead = np.einsum("ni,ni->n", center[None] - centers, dirs)
+    if np.any(ahead <= 0):
+        bad = int(np.argmin(ahead))
+        raise LabelsplatError(
+            f"cannot estimate the head frame: the look-at point is behind camera {bad} (the cameras do not all face a common point)",
+            path=source,
+            hint=hint,
+        )
+    to_cam = centers - center
+    to_cam /= np.linalg.norm(to_cam, axis=1, keepdims=True)
+    mean = to_cam.mean(0)
+    r = float(np.linalg.norm(mean))
+    if r < MIN_RESULTANT_LENGTH:
+        raise LabelsplatError(
+            f"360-degree orbit: the cameras surround the head (mean resultant length {r:.2f} < {MIN_RESULTANT_LENGTH}), "
+            "so the face direction cannot be estimated from them",
+            path=source,
+            hint=hint,
+        )
+    forward = mean / r
+    angles = np.degrees(np.arccos(np.clip(to_cam @ forward, -1.0, 1.0)))
+    max_angle = float(angles.max())
+    if max_angle > MAX_ANGLE_FROM_MEAN_DEG:
+        raise LabelsplatError(
+            f"360-degree orbit: camera {int(angles.argmax())} is {max_angle:.0f} degrees from the mean viewing direction "
+            f"(more than {MAX_ANGLE_FROM_MEAN_DEG:.0f}), so the rig is not a frontal hemisphere",
+            path=source,
+            hint=hint,
+        )
+    ups = np.stack([c.c2w[:3, 1] / np.linalg.norm(c.c2w[:3, 1]) for c in cams])
+    up = ups.mean(0)
+    up = up - forward * (up @ forward)
+    if np.linalg.norm(up) < 0.2:
+        raise LabelsplatError(
+            "cannot estimate the head frame: the cameras' up vectors disagree (rolled cameras), so 'up' is undefined",
+            path=source,
+            hint=hint,
+        )
+    head = HeadFrame(center, up, forward)
+    return HeadFrameEstimate(head=head, resultant_length=r, max_angle_deg=max_angle, axis_rms=axis_rms)
+
+
+def estimate_head_frame(cameras: Sequence[Camera], *, source: str | Path | None = None) -> HeadFrame:
+    """:func:`estimate_head_frame_detailed` returning only the :class:`HeadFrame`."""
+    return estimate_head_frame_detailed(cameras, source=source).head
+
+
+def _from_mapping(d: Any, where: str | Path | None) -> HeadFrame:
+    if isinstance(d, dict) and "head_frame" in d and isinstance(d["head_frame"], dict):
+        d = d["head_frame"]
+    if not isinstance(d, dict):
+        raise LabelsplatError("a head frame must be a JSON object {center, up, forward}", path=where)
+    missing = [k for k in ("center", "up", "forward") if k not in d]
+    if missing:
+        raise LabelsplatError(f"head frame is missing key(s) {missing}; expected center, up, forward", path=where)
+    for key in ("center", "up", "forward"):
+        v = d[key]
+        ok = isinstance(v, (list, tuple)) and len(v) == 3
+        ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+        if not ok:
+            raise LabelsplatError(f"head frame '{key}' must be three finite numbers, got {v!r}", path=where)
+    try:
+        return HeadFrame.from_dict(d)
+    except LabelsplatError as exc:
+        raise LabelsplatError(exc.message, path=where) from exc
+
+
+def parse_head_frame(value: HeadFrame | dict | str | Path) -> HeadFrame:
+    """A head frame from a :class:`HeadFrame`, a dict, an inline JSON string, or a JSON file path.
+
+    A file may hold the object itself or a scene-like object with a ``head_frame`` key
+    (e.g. another scene's ``transforms.json``).
+    """
+    if isinstance(value, HeadFrame):
+        return value
+    if isinstance(value, dict):
+        return _from_mapping(value, None)
+    text = str(value).strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text, parse_constant=lambda c: float("nan"))
+        except json.JSONDecodeError as exc:
+            raise LabelsplatError(f"--head-frame is not valid JSON ({exc})", hint="quote it: --head-frame '{...}'") from exc
+        return _from_mapping(data, "--head-frame")
+    path = Path(text)
+    if not path.exists():
+        raise LabelsplatError(
+            "head frame file not found (give a JSON file or an inline JSON object)",
+            path=path,
+            hint="--head-frame '{\"center\": [0,0,0], \"up\": [0,1,0], \"forward\": [0,0,1]}'",
+        )
+    return _from_mapping(read_json(path), path)

@@ -1,0 +1,345 @@
+"""Shared importer machinery: checked camera matrices and the canonical scene writer.
+
+Every importer parses its calibration into :class:`SourceView` records (intrinsics already in
+the pixel-centre convention, world-to-camera in the OpenCV convention, the source's
+distortion) and hands them to :func:`write_scene`, which copies / hard-links / undistorts the
+images, labels and masks into ``OUT`` (built in a temporary sibling and renamed at the end)
+and writes ``transforms.json``.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import LabelsplatError
+from ...io import IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, read_label, read_rgb, write_jpg, write_png
+from ..camera import Camera, HeadFrame
+from ..distortion import Distortion, remap_bilinear, remap_nearest, undistort_map
+from ..format import Frame, Scene, save_scene
+from ..headframe import estimate_head_frame, parse_head_frame
+from ..validate import image_size, scheme_num_classes, validate_scene
+
+OPENCV_TO_PIXEL_CENTER = 0.5  # OpenCV puts the first pixel centre at 0; DESIGN.md at 0.5
+
+
+@dataclass
+class SourceView:
+    """One calibrated source image, before it is written into the scene.
+
+    ``K`` (3x3) is in the pixel-centre convention (OpenCV-convention sources add 0.5 to
+    cx, cy before building this); ``w2c`` is 4x4 world-to-camera, OpenCV axes (x right,
+    y down, z forward), in source world units. ``width``/``height`` are the calibrated size
+    if the source states it (checked against the image), else taken from the image.
+    ``label``/``mask`` are filled by :func:`write_scene` from the labels/masks folders unless
+    an importer sets them.
+    """
+
+    name: str
+    image: Path
+    K: np.ndarray
+    w2c: np.ndarray
+    width: int | None = None
+    height: int | None = None
+    distortion: Distortion | None = None
+    where: str = ""
+    label: Path | None = None
+    mask: Path | None = None
+
+
+@dataclass
+class ImportReport:
+    """What an import did, stored in ``transforms.json`` under ``import``."""
+
+    format: str
+    source: str
+    notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "source": self.source, "notes": self.notes, "skipped": self.skipped}
+
+
+# ----------------------------------------------------------------------------- matrix checks
+def as_matrix(value: Any, shapes: tuple[tuple[int, int], ...], what: str, path: Path) -> np.ndarray:
+    """A finite numeric matrix of one of ``shapes`` (flat lists of the right length accepted)."""
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise LabelsplatError(f"{what} is not a numeric matrix", path=path) from exc
+    if m.ndim == 1:
+        for shape in shapes:
+            if m.size == shape[0] * shape[1]:
+                m = m.reshape(shape)
+                break
+    if m.shape not in shapes:
+        want = " or ".join(f"{a}x{b}" for a, b in shapes)
+        raise LabelsplatError(f"{what} has shape {m.shape}, expected {want}", path=path)
+    if not np.all(np.isfinite(m)):
+        raise LabelsplatError(f"{what} has NaN or infinite values", path=path)
+    return m
+
+
+def check_intrinsics(K: Any, what: str, path: Path, *, shift: float) -> np.ndarray:
+    """Validate a pinhole K (3x3, or 4x4 whose top-left block is K) and add ``shift`` to cx, cy."""
+    K = as_matrix(K, ((3, 3), (4, 4)), what, path)[:3, :3].copy()
+    fx, fy = K[0, 0], K[1, 1]
+    if fx <= 0 or fy <= 0:
+        raise LabelsplatError(f"{what}: focal lengths must be positive, got fx={fx}, fy={fy}", path=path)
+    if abs(K[1, 0]) > 1e-9 * fx or abs(K[2, 0]) > 1e-12 or abs(K[2, 1]) > 1e-12 or abs(K[2, 2] - 1.0) > 1e-9:
+        raise LabelsplatError(f"{what} is not an intrinsic matrix [[fx,0,cx],[0,fy,cy],[0,0,1]]: {K.tolist()}", path=path)
+    if abs(K[0, 1]) > 1e-6 * fx:
+        raise LabelsplatError(f"{what}: skewed intrinsics (K[0][1] = {K[0, 1]}) are not supported", path=path)
+    K[0, 1] = 0.0
+    K[0, 2] += shift
+    K[1, 2] += shift
+    return K
+
+
+def check_rotation(R: np.ndarray, what: str, path: Path) -> np.ndarray:
+    """Reject singular / reflecting / non-orthonormal rotations; return the nearest rotation."""
+    det = float(np.linalg.det(R))
+    if abs(det) < 1e-8:
+        raise LabelsplatError(f"{what}: the rotation part is singular (determinant {det:.3g})", path=path)
+    if det < 0:
+        raise LabelsplatError(f"{what}: the rotation part is a reflection (determinant {det:.3g}), not a rotation", path=path)
+    err = float(np.abs(R.T @ R - np.eye(3)).max())
+    if err > 1e-3:
+        raise LabelsplatError(
+            f"{what}: the rotation part is not orthonormal (max |R^T R - I| = {err:.3g}); scaled or sheared poses are not supported",
+            path=path,
+        )
+    u, _, vt = np.linalg.svd(R)
+    return u @ vt
+
+
+def check_extrinsics(M: Any, what: str, path: Path) -> np.ndarray:
+    """A world-to-camera matrix (3x4 or 4x4) -> checked 4x4."""
+    m = as_matrix(M, ((3, 4), (4, 4)), what, path)
+    if m.shape == (4, 4):
+        if not np.allclose(m[3], [0, 0, 0, 1], atol=1e-9):
+            raise LabelsplatError(f"{what}: the last row of a 4x4 pose must be [0, 0, 0, 1], got {m[3].tolist()}", path=path)
+        m = m[:3]
+    out = np.eye(4)
+    out[:3, :3] = check_rotation(m[:3, :3], what, path)
+    out[:3, 3] = m[:3, 3]
+    return out
+
+
+def check_size(value: Any, what: str, path: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0 or int(value) != value:
+        raise LabelsplatError(f"{what} must be a positive integer, got {value!r}", path=path)
+    return int(value)
+
+
+# ----------------------------------------------------------------------------- files
+def find_by_stem(folder: Path, stem: str, *, exts: tuple[str, ...] = IMAGE_EXTENSIONS) -> Path | None:
+    """The single file ``folder/<stem><ext>`` for an image extension (any case); error if ambiguous."""
+    hits = [folder / f"{stem}{e}" for e in exts if (folder / f"{stem}{e}").is_file()]
+    hits += [folder / f"{stem}{e.upper()}" for e in exts if (folder / f"{stem}{e.upper()}").is_file()]
+    hits = sorted(set(hits))
+    if len(hits) > 1:
+        raise LabelsplatError(
+            f"ambiguous: several files for '{stem}': {[h.name for h in hits]}", path=folder, hint="keep one file per view"
+        )
+    return hits[0] if hits else None
+
+
+def _place(src: Path, dst: Path, link: bool, notes: list[str]) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError as exc:
+            msg = f"hard link failed ({exc.strerror}); copied instead"
+            if msg not in notes:
+                notes.append(msg)
+    shutil.copyfile(src, dst)
+
+
+def _write_image(dst_stem: Path, src: Path, arr: np.ndarray) -> Path:
+    ext = src.suffix.lower()
+    if ext in (".jpg", ".jpeg"):
+        return write_jpg(dst_stem.with_suffix(ext), arr, quality=95)
+    return write_png(dst_stem.with_suffix(".png"), arr)
+
+
+def write_ply_points(path: Path, xyz: np.ndarray, rgb: np.ndarray | None = None) -> Path:
+    """Write a point cloud (N, 3) float with optional (N, 3) uint8 colours as a binary PLY."""
+    from plyfile import PlyData, PlyElement
+
+    xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
+    fields = [("x", "f4"), ("y", "f4"), ("z", "f4")]
+    if rgb is not None:
+        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    data = np.empty(len(xyz), dtype=fields)
+    data["x"], data["y"], data["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    if rgb is not None:
+        rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
+        data["red"], data["green"], data["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    buf = _io.BytesIO()
+    PlyData([PlyElement.describe(data, "vertex")], text=False).write(buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A mask as uint8 (H, W): grey value, or the max over channels of a colour image (0 = background)."""
+    arr = read_rgb(path).max(axis=2)
+    if arr.shape != shape:
+        raise LabelsplatError(f"mask size {arr.shape[1]}x{arr.shape[0]} differs from its image {shape[1]}x{shape[0]}", path=path)
+    return arr
+
+
+# ----------------------------------------------------------------------------- the writer
+def write_scene(
+    views: list[SourceView],
+    out: str | Path,
+    *,
+    report: ImportReport,
+    calib_path: Path,
+    labels_dir: str | Path | None = None,
+    masks_dir: str | Path | None = None,
+    head_frame: HeadFrame | dict | str | Path | None = None,
+    label_scheme: str = "celebamask19-zll",
+    link: bool = False,
+    overwrite: bool = False,
+    points: tuple[np.ndarray, np.ndarray | None] | None = None,
+) -> Scene:
+    """Write ``views`` as a canonical scene directory at ``out`` and return the loaded :class:`Scene`.
+
+    Images go to ``images/<name><ext>``, labels to ``labels/<name>.png``, masks to
+    ``masks/<name>.png``. Views with non-zero distortion are undistorted to the pinhole camera
+    with the same K (images bilinear, labels/masks nearest; outside the source: black / 255 /
+    0) and record ``distortion_removed``; the others are copied (or hard-linked with ``link``)
+    unchanged. Everything is checked before anything is written; ``out`` appears only complete.
+    """
+    out = Path(out)
+    if not views:
+        raise LabelsplatError("no usable cameras to import", path=calib_path)
+    num_classes = scheme_num_classes(label_scheme, source=calib_path)
+    head = parse_head_frame(head_frame) if head_frame is not None else None
+    labels_dir = Path(labels_dir) if labels_dir is not None else None
+    masks_dir = Path(masks_dir) if masks_dir is not None else None
+    for d, opt in ((labels_dir, "--labels"), (masks_dir, "--masks")):
+        if d is not None and not d.is_dir():
+            raise LabelsplatError(f"{opt} folder not found", path=d)
+    names = [v.name for v in views]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise LabelsplatError(f"duplicate frame names {dup[:5]} (two source images map to the same name)", path=calib_path)
+
+    # pass 1: check everything (sizes, labels, masks) before writing
+    cams: list[Camera] = []
+    missing_labels: list[str] = []
+    missing_masks: list[str] = []
+    for v in views:
+        if not v.image.is_file():
+            raise LabelsplatError(f"{v.where}: image not found", path=v.image)
+        w, h = image_size(v.image)
+        if v.width is not None and (v.width, v.height) != (w, h):
+            raise LabelsplatError(
+                f"{v.where}: the image is {w}x{h} but {calib_path.name} says {v.width}x{v.height}",
+                path=v.image,
+                hint="use the images the calibration belongs to (resized images need rescaled intrinsics)",
+            )
+        fx, fy, cx, cy = v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2]
+        if not (0 < cx < w and 0 < cy < h):
+            raise LabelsplatError(
+                f"{v.where}: the principal point ({cx:.1f}, {cy:.1f}) lies outside the {w}x{h} image: "
+                f"the calibration is probably for another resolution (about {2 * cx / w:.2f}x this image)",
+                path=calib_path,
+                hint="import the images at the calibrated resolution",
+            )
+        cams.append(Camera.from_w2c_opencv(v.w2c, fx, fy, cx, cy, w, h))
+        if labels_dir is not None and v.label is None:
+            v.label = find_by_stem(labels_dir, v.name, exts=(".png",))
+            if v.label is None:
+                missing_labels.append(v.name)
+        if masks_dir is not None and v.mask is None:
+            v.mask = find_by_stem(masks_dir, v.name)
+            if v.mask is None:
+                missing_masks.append(v.name)
+    for missing, d, what in ((missing_labels, labels_dir, "label"), (missing_masks, masks_dir, "mask")):
+        if missing:
+            raise LabelsplatError(
+                f"no {what} PNG for {len(missing)} of {len(views)} images, e.g. {missing[:5]} (expected <name>.png)",
+                path=d,
+                hint=f"give one {what} per image named like the image, or import without it",
+            )
+    for v, cam in zip(views, cams):
+        if v.label is not None:
+            read_label(v.label, num_classes, shape=(cam.height, cam.width))
+        if v.mask is not None:
+            _read_mask(v.mask, (cam.height, cam.width))
+
+    if head is None:
+        head = estimate_head_frame(cams, source=calib_path)
+        report.notes.append("head frame estimated from the cameras (frontal-hemisphere rig assumed)")
+    else:
+        report.notes.append("head frame given")
+
+    # pass 2: write into a temporary sibling, rename at the end
+    if out.exists() and out.is_dir() and not any(out.iterdir()):
+        overwrite = True  # an existing empty folder is fine
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        frames: list[Frame] = []
+        n_undistorted = 0
+        for v, cam in zip(views, cams):
+            extra: dict[str, Any] = {}
+            dist = v.distortion if v.distortion is not None and not v.distortion.is_zero else None
+            if dist is None:
+                img_dst = tmp / "images" / f"{v.name}{v.image.suffix.lower()}"
+                _place(v.image, img_dst, link, report.notes)
+                lbl_dst = None
+                if v.label is not None:
+                    lbl_dst = tmp / "labels" / f"{v.name}.png"
+                    _place(v.label, lbl_dst, link, report.notes)
+                msk_dst = None
+                if v.mask is not None:
+                    msk_dst = tmp / "masks" / f"{v.name}.png"
+                    if v.mask.suffix.lower() == ".png":
+                        _place(v.mask, msk_dst, link, report.notes)
+                    else:
+                        write_png(msk_dst, _read_mask(v.mask, (cam.height, cam.width)))
+            else:
+                n_undistorted += 1
+                su, sv = undistort_map(cam.K, dist, cam.width, cam.height)
+                img_dst = _write_image(tmp / "images" / v.name, v.image, remap_bilinear(read_rgb(v.image), su, sv, fill=0))
+                lbl_dst = None
+                if v.label is not None:
+                    lbl = read_label(v.label, num_classes, shape=(cam.height, cam.width))
+                    lbl_dst = write_png(tmp / "labels" / f"{v.name}.png", remap_nearest(lbl, su, sv, fill=255))
+                msk_dst = None
+                if v.mask is not None:
+                    msk = _read_mask(v.mask, (cam.height, cam.width))
+                    msk_dst = write_png(tmp / "masks" / f"{v.name}.png", remap_nearest(msk, su, sv, fill=0))
+                extra["distortion_removed"] = dist.to_dict()
+            rel = lambda p: None if p is None else p.relative_to(tmp).as_posix()  # noqa: E731
+            frames.append(
+                Frame(
+                    name=v.name, camera=cam, file_path=rel(img_dst), label_path=rel(lbl_dst),
+                    mask_path=rel(msk_dst), extra=extra,
+                )
+            )
+        if n_undistorted:
+            report.notes.append(f"{n_undistorted} of {len(views)} views undistorted to pinhole")
+        ply = None
+        if points is not None and len(points[0]):
+            write_ply_points(tmp / "points3D.ply", points[0], points[1])
+            ply = "points3D.ply"
+            report.notes.append(f"{len(points[0])} points written to points3D.ply")
+        scene = Scene(
+            root=tmp, frames=frames, label_scheme=label_scheme, head_frame=head, ply_file_path=ply,
+            extra={"import": report.to_dict()},
+        )
+        save_scene(scene)
+        validate_scene(scene, check_label_ids=False)
+    scene.root = out
+    return scene
