@@ -1,0 +1,448 @@
+"""Automatic clean-up of extracted label maps, batched across views and classes.
+
+Input: ``labels`` uint8 (B, H, W) class ids (255 = ignore allowed), ``confidence`` float
+(B, H, W) in [0, 1] (e.g. from :func:`labelsplat.extract.extract_argmax`). Steps, each switchable
+in :class:`PostprocessConfig`, in this order:
+
+1. **left/right consistency** (``lr_consistency``; schemes whose ``lr_convention`` is
+   ``subject`` only). With ``depth`` (camera-space z, OpenCV, as rendered), ``cameras`` and
+   ``head``: every pixel is lifted to 3D and its head-frame x (the subject's left, DESIGN.md) is
+   computed; a connected component of a left class (concept ``l_*``) with at least
+   ``lr_min_fraction`` of its pixels on the subject's right (x < 0), or of a right class on the
+   left, is relabelled to its partner. Without depth but with ``yaw``: in profile views
+   (|yaw| >= ``profile_yaw``) where the far-side class of a pair is present and the near-side
+   class is absent, the far-side pixels become the near-side class (the far side is hidden in a
+   profile). Conservative by design: a component is swapped only when nearly all of it is on
+   the wrong side, and the profile rule never creates a second instance. Without either, the
+   step is skipped (the report says so).
+2. **small components** (``remove_small``): 4/8-connected components (``connectivity`` 1/2) of
+   any class smaller than ``min_area`` pixels are removed.
+3. **holes** (``fill_holes``): background components that do not touch the image border
+   (enclosed by the head) and are at most ``max_hole_fraction`` of the image are removed.
+4. **largest component** (``keep_largest``): for the single-instance classes named in
+   ``single_instance`` (resolved by name/concept in the scheme; names the scheme lacks are
+   listed in the report), every component but the largest in each view is removed.
+
+   Removed pixels of steps 2-4 are reassigned at once to the label of the nearest kept pixel of
+   the same view (Euclidean distance transform), i.e. the surrounding label. Components are
+   computed for all views and classes in one pass (``skimage.measure.label`` on the views stacked
+   with separator rows); areas and per-(view, class) maxima with ``bincount``/``lexsort``.
+5. **ignore** (``min_confidence``, ``low_visibility_mask``): pixels with confidence below
+   ``min_confidence`` or in the caller's low-visibility mask (pixels dominated by Gaussians seen
+   by too few input views) become 255.
+6. **view rejection** (``min_view_confidence``): a view whose mean confidence over its
+   foreground (non-background pixels after steps 1-4) is below the threshold, or that has no
+   foreground, is marked rejected in the report (its labels are still returned).
+
+Confidence is not changed by the relabelling steps (it stays the renderer's certainty).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..errors import LabelsplatError
+from ..io import IGNORE_INDEX
+
+DEFAULT_SINGLE_INSTANCE: tuple[str, ...] = (
+    "nose", "mouth", "u_lip", "l_lip", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "neck",
+)
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Switches and thresholds of :func:`postprocess` (module docstring). Areas in pixels."""
+
+    lr_consistency: bool = True
+    lr_min_fraction: float = 0.9
+    lr_min_pixels: int = 10
+    profile_yaw: float = 80.0
+    remove_small: bool = True
+    min_area: int = 20
+    fill_holes: bool = True
+    max_hole_fraction: float | None = 0.02
+    keep_largest: bool = True
+    single_instance: tuple[str, ...] = DEFAULT_SINGLE_INSTANCE
+    connectivity: int = 2
+    min_confidence: float | None = 0.5
+    min_view_confidence: float | None = 0.6
+    chunk: int = 8
+
+    def __post_init__(self) -> None:
+        if self.connectivity not in (1, 2):
+            raise LabelsplatError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got {self.connectivity}")
+        if self.min_area < 0 or self.lr_min_pixels < 0:
+            raise LabelsplatError("min_area and lr_min_pixels must be >= 0")
+        for name in ("lr_min_fraction", "min_confidence", "min_view_confidence", "max_hole_fraction"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise LabelsplatError(f"{name} must be in [0, 1] (or None), got {v}")
+        if self.chunk < 1:
+            raise LabelsplatError(f"chunk must be >= 1, got {self.chunk}")
+        object.__setattr__(self, "single_instance", tuple(self.single_instance))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["single_instance"] = list(self.single_instance)
+        return d
+
+
+CHANGE_KEYS = ("lr_swap", "small_components", "holes", "extra_components", "low_confidence", "low_visibility")
+
+
+@dataclass
+class ViewReport:
+    """Per-view outcome. ``mean_confidence`` over the foreground (NaN-free: 0.0 with no
+    foreground); fractions of all pixels; ``changed`` = pixels changed by each step."""
+
+    index: int
+    accepted: bool = True
+    reason: str | None = None
+    mean_confidence: float = 0.0
+    foreground_fraction: float = 0.0
+    ignore_fraction: float = 0.0
+    changed: dict[str, int] = field(default_factory=lambda: {k: 0 for k in CHANGE_KEYS})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PostprocessReport:
+    """What :func:`postprocess` did: per-view reports, step status, config and wall time."""
+
+    views: list[ViewReport]
+    steps: dict[str, str]
+    config: dict
+    seconds: float = 0.0
+    missing_single_instance: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> np.ndarray:
+        return np.array([v.accepted for v in self.views], dtype=bool)
+
+    def to_dict(self) -> dict:
+        return {
+            "steps": dict(self.steps), "config": self.config, "seconds": self.seconds,
+            "missing_single_instance": list(self.missing_single_instance),
+            "views": [v.to_dict() for v in self.views],
+        }
+
+
+# ----------------------------------------------------------------------------- components
+@dataclass
+class Components:
+    """Connected components of equal label in each view: ``ids`` (b, H, W) int64 in [0, n),
+    and per component ``label``, ``view``, ``area``, ``touches_border``."""
+
+    ids: np.ndarray
+    label: np.ndarray
+    view: np.ndarray
+    area: np.ndarray
+    touches_border: np.ndarray
+
+
+def connected_components(labels: np.ndarray, connectivity: int = 2) -> Components:
+    """Components of every class in every view in one pass (views stacked with separator rows)."""
+    from skimage.measure import label as sk_label
+
+    lab = np.asarray(labels)
+    b, h, w = lab.shape
+    stacked = np.full((b, h + 1, w), -1, dtype=np.int16)
+    stacked[:, :h] = lab
+    cc = sk_label(stacked.reshape(b * (h + 1), w), background=-1, connectivity=connectivity)
+    ids = cc.reshape(b, h + 1, w)[:, :h].astype(np.int64) - 1
+    n = int(ids.max()) + 1 if ids.size else 0
+    flat = ids.ravel()
+    comp_label = np.zeros(n, dtype=np.int64)
+    comp_label[flat] = lab.ravel()
+    comp_view = np.zeros(n, dtype=np.int64)
+    comp_view[flat] = np.repeat(np.arange(b), h * w)
+    area = np.bincount(flat, minlength=n)
+    border = np.zeros(n, dtype=bool)
+    border[np.concatenate([ids[:, 0, :].ravel(), ids[:, -1, :].ravel(), ids[:, :, 0].ravel(), ids[:, :, -1].ravel()])] = True
+    return Components(ids, comp_label, comp_view, area, border)
+
+
+def reassign_nearest(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Copy of ``labels`` (b, H, W) where pixels in ``mask`` take the label of the nearest pixel
+    outside ``mask`` in the same view (one 3-D distance transform; views are kept apart by a
+    large spacing along the batch axis). Views masked entirely are left unchanged."""
+    from scipy.ndimage import distance_transform_edt
+
+    out = labels.copy()
+    mask = mask.copy()
+    b, h, w = labels.shape
+    full = mask.reshape(b, -1).all(axis=1)
+    mask[full] = False
+    todo = np.flatnonzero(mask.reshape(b, -1).any(axis=1))
+    if todo.size == 0:
+        return out
+    sub = mask[todo]
+    _, idx = distance_transform_edt(sub, sampling=(float(h + w + 1), 1.0, 1.0), return_indices=True)
+    src = out[todo]
+    filled = src[idx[0], idx[1], idx[2]]
+    src[sub] = filled[sub]
+    out[todo] = src
+    return out
+
+
+# ----------------------------------------------------------------------------- left/right
+def _lr_pairs(scheme) -> list[tuple[int, int]]:
+    """(left, right) index pairs by concept name (``l_*`` is the left member)."""
+    pairs = []
+    for a, b in scheme.flip_pairs:
+        ca, cb = scheme.concepts[a], scheme.concepts[b]
+        if ca.startswith("l_") and cb.startswith("r_"):
+            pairs.append((a, b))
+        elif cb.startswith("l_") and ca.startswith("r_"):
+            pairs.append((b, a))
+    return pairs
+
+
+def head_x_from_depth(depth: np.ndarray, camera, head) -> np.ndarray:
+    """Head-frame x (subject's left, scene units) of every pixel's surface point (H, W); NaN
+    where depth is not finite and positive. ``depth`` = camera-space z (OpenCV), pixel centres
+    at (i + 0.5, j + 0.5)."""
+    h, w = depth.shape
+    if (camera.width, camera.height) != (w, h):
+        raise LabelsplatError(f"depth {w}x{h} does not match its camera {camera.width}x{camera.height}")
+    u = (np.arange(w) + 0.5 - camera.cx) / camera.fx
+    v = (np.arange(h) + 0.5 - camera.cy) / camera.fy
+    R = camera.c2w_opencv[:3, :3]
+    left = head.left
+    # x = (o - c).left + z * (R @ [u, v, 1]).left
+    r_left = R.T @ left
+    base = float((camera.center - head.center) @ left)
+    x = base + depth * (u[None, :] * r_left[0] + v[:, None] * r_left[1] + r_left[2])
+    valid = np.isfinite(depth) & (depth > 0)
+    return np.where(valid, x, np.nan)
+
+
+def _lr_geometric(labels, comps: Components, xs: np.ndarray, pairs, cfg: PostprocessConfig) -> np.ndarray:
+    """New label per component (swap to partner where nearly all its pixels are on the wrong side)."""
+    n = comps.label.size
+    flat = comps.ids.ravel()
+    x = xs.ravel()
+    valid = np.isfinite(x)
+    nvalid = np.bincount(flat[valid], minlength=n)
+    on_right = np.bincount(flat[valid & (x < 0)], minlength=n)
+    on_left = nvalid - on_right
+    new = comps.label.copy()
+    enough = nvalid >= max(1, cfg.lr_min_pixels)
+    for left, right in pairs:
+        wrong_l = (comps.label == left) & enough & (on_right >= cfg.lr_min_fraction * nvalid)
+        wrong_r = (comps.label == right) & enough & (on_left >= cfg.lr_min_fraction * nvalid)
+        new[wrong_l] = right
+        new[wrong_r] = left
+    return new
+
+
+def _lr_profile(labels: np.ndarray, yaw: np.ndarray, pairs, cfg: PostprocessConfig) -> np.ndarray:
+    b = labels.shape[0]
+    present = np.zeros((b, 256), dtype=bool)
+    vi = np.repeat(np.arange(b), labels[0].size)
+    present[vi, labels.ravel()] = True
+    lut = np.tile(np.arange(256, dtype=np.uint8), (b, 1))
+    for left, right in pairs:
+        for sign, near, far in ((1.0, left, right), (-1.0, right, left)):
+            sel = (sign * yaw >= cfg.profile_yaw) & present[:, far] & ~present[:, near]
+            lut[sel, far] = near
+    return lut[np.arange(b)[:, None, None], labels]
+
+
+# ----------------------------------------------------------------------------- main
+def _check_inputs(labels, confidence, scheme, yaw, low_visibility_mask, cameras, depth):
+    lab = np.asarray(labels)
+    if lab.ndim == 2:
+        raise LabelsplatError(f"labels must be a batch (B, H, W); got one view {lab.shape}: add a batch axis")
+    if lab.ndim != 3:
+        raise LabelsplatError(f"labels must have shape (B, H, W), got {lab.shape}")
+    if lab.dtype != np.uint8:
+        if lab.dtype.kind not in "iu" or lab.size and (lab.min() < 0 or lab.max() > 255):
+            raise LabelsplatError(f"labels must be uint8 class ids, got {lab.dtype}")
+        lab = lab.astype(np.uint8)
+    bad = (lab >= scheme.num_classes) & (lab != IGNORE_INDEX)
+    if bad.any():
+        raise LabelsplatError(f"labels hold ids {np.unique(lab[bad])[:10].tolist()} outside scheme "
+                              f"{scheme.name!r} ({scheme.num_classes} classes, 255 = ignore)")
+    conf = np.asarray(confidence, dtype=np.float32)
+    if conf.shape != lab.shape:
+        raise LabelsplatError(f"confidence shape {conf.shape} differs from labels {lab.shape}")
+    if not np.isfinite(conf).all():
+        raise LabelsplatError("confidence contains NaN or infinite values")
+    b = lab.shape[0]
+    yaw_arr = None
+    if yaw is not None:
+        yaw_arr = np.asarray(yaw, dtype=np.float64).reshape(-1)
+        if yaw_arr.size != b:
+            raise LabelsplatError(f"yaw needs one value per view ({b}), got {yaw_arr.size}")
+    lv = None
+    if low_visibility_mask is not None:
+        lv = np.asarray(low_visibility_mask).astype(bool)
+        if lv.shape != lab.shape:
+            raise LabelsplatError(f"low_visibility_mask shape {lv.shape} differs from labels {lab.shape}")
+    dep = None
+    if depth is not None:
+        dep = np.asarray(depth, dtype=np.float64)
+        if dep.shape == lab.shape + (1,):
+            dep = dep[..., 0]
+        if dep.shape != lab.shape:
+            raise LabelsplatError(f"depth shape {dep.shape} differs from labels {lab.shape}")
+        if cameras is None or len(cameras) != b:
+            raise LabelsplatError("depth-based left/right checks need one camera per view (cameras=...)")
+    return lab, conf, yaw_arr, lv, dep
+
+
+def postprocess(
+    labels,
+    confidence,
+    *,
+    config: PostprocessConfig | None = None,
+    scheme="celebamask19-zll",
+    yaw=None,
+    low_visibility_mask=None,
+    cameras=None,
+    head=None,
+    depth=None,
+) -> tuple[np.ndarray, PostprocessReport]:
+    """Clean a batch of label maps (module docstring). Returns (labels uint8 (B, H, W), report).
+
+    ``yaw`` (B,) degrees; ``cameras`` list of B :class:`~labelsplat.scene.Camera`, ``head`` a
+    :class:`~labelsplat.scene.HeadFrame` and ``depth`` (B, H, W) camera-space z enable the
+    geometric left/right test; ``low_visibility_mask`` (B, H, W) bool marks pixels to ignore.
+    The inputs are not modified.
+    """
+    from ..schemes import get_scheme
+
+    t0 = time.perf_counter()
+    cfg = config or PostprocessConfig()
+    s = get_scheme(scheme)
+    lab, conf, yaw_arr, lv, dep = _check_inputs(labels, confidence, s, yaw, low_visibility_mask, cameras, depth)
+    b, h, w = lab.shape
+    bg = s.index("background") if "background" in s.concepts else 0
+    pairs = _lr_pairs(s)
+
+    steps: dict[str, str] = {}
+    if not cfg.lr_consistency:
+        steps["lr_consistency"] = "off"
+    elif s.lr_convention != "subject":
+        steps["lr_consistency"] = f"skipped: scheme {s.name!r} has lr_convention {s.lr_convention!r} (needs 'subject')"
+    elif not pairs:
+        steps["lr_consistency"] = "skipped: the scheme has no left/right pairs"
+    elif dep is not None and head is not None:
+        steps["lr_consistency"] = "applied (geometric: depth + head frame)"
+    elif yaw_arr is not None:
+        steps["lr_consistency"] = f"applied (profile rule: |yaw| >= {cfg.profile_yaw:g})"
+    else:
+        steps["lr_consistency"] = "skipped: needs depth + cameras + head, or yaw"
+    lr_mode = steps["lr_consistency"].split(" ")[0] == "applied"
+    steps["remove_small"] = f"applied (min_area {cfg.min_area})" if cfg.remove_small and cfg.min_area > 0 else "off"
+    steps["fill_holes"] = "applied" if cfg.fill_holes else "off"
+    single_ids, missing = [], []
+    for name in cfg.single_instance:
+        if name in s.classes or name in s.concepts:
+            single_ids.append(s.index(name))
+        else:
+            missing.append(name)
+    steps["keep_largest"] = "applied" if cfg.keep_largest and single_ids else "off"
+    steps["min_confidence"] = f"applied (< {cfg.min_confidence:g} -> 255)" if cfg.min_confidence is not None else "off"
+    steps["low_visibility"] = "applied" if lv is not None else "off (no mask given)"
+    steps["min_view_confidence"] = (f"applied (< {cfg.min_view_confidence:g} rejected)"
+                                    if cfg.min_view_confidence is not None else "off")
+
+    out = np.empty_like(lab)
+    reports = [ViewReport(i) for i in range(b)]
+    is_single = np.zeros(256, dtype=bool)
+    is_single[single_ids] = True
+    max_hole = None if cfg.max_hole_fraction is None else cfg.max_hole_fraction * h * w
+
+    for st in range(0, b, cfg.chunk):
+        sl = slice(st, min(b, st + cfg.chunk))
+        cur = lab[sl]
+        nb = cur.shape[0]
+        counts = {k: np.zeros(nb, dtype=np.int64) for k in CHANGE_KEYS}
+
+        # 1. left/right consistency
+        if lr_mode:
+            if dep is not None and head is not None:
+                comps = connected_components(cur, cfg.connectivity)
+                xs = np.stack([head_x_from_depth(dep[st + i], cameras[st + i], head) for i in range(nb)])
+                new_label = _lr_geometric(cur, comps, xs, pairs, cfg)
+                new = new_label[comps.ids].astype(np.uint8)
+            else:
+                new = _lr_profile(cur, yaw_arr[sl], pairs, cfg)
+            counts["lr_swap"] = (new != cur).reshape(nb, -1).sum(1)
+            cur = new
+
+        # 2-4. components: small, holes, all but the largest of single-instance classes
+        if steps["remove_small"] != "off" or cfg.fill_holes or steps["keep_largest"] != "off":
+            comps = connected_components(cur, cfg.connectivity)
+            n = comps.label.size
+            real = comps.label != IGNORE_INDEX
+            small = np.zeros(n, dtype=bool)
+            hole = np.zeros(n, dtype=bool)
+            extra = np.zeros(n, dtype=bool)
+            if steps["remove_small"] != "off":
+                small = real & (comps.area < cfg.min_area)
+            if cfg.fill_holes:
+                hole = (comps.label == bg) & ~comps.touches_border
+                if max_hole is not None:
+                    hole &= comps.area <= max_hole
+                hole &= ~small
+            if steps["keep_largest"] != "off":
+                cand = np.flatnonzero(is_single[comps.label] & real)
+                if cand.size:
+                    key = comps.view[cand] * 256 + comps.label[cand]
+                    order = np.lexsort((-comps.area[cand], key))
+                    first = np.ones(order.size, dtype=bool)
+                    first[1:] = key[order][1:] != key[order][:-1]
+                    extra[cand[order[~first]]] = True
+                    extra &= ~small
+            removed = small | hole | extra
+            if removed.any():
+                mask = removed[comps.ids]
+                for key_name, sel in (("small_components", small), ("holes", hole), ("extra_components", extra)):
+                    counts[key_name] = np.bincount(comps.view[sel], weights=comps.area[sel], minlength=nb).astype(np.int64)
+                cur = reassign_nearest(cur, mask)
+
+        # 5. ignore + 6. view statistics
+        fg = (cur != bg) & (cur != IGNORE_INDEX)
+        csub = conf[sl]
+        fg_n = fg.reshape(nb, -1).sum(1)
+        mean_conf = np.where(fg_n > 0, (csub * fg).reshape(nb, -1).sum(1) / np.maximum(fg_n, 1), 0.0)
+        final = cur.copy()
+        if cfg.min_confidence is not None:
+            low = (csub < cfg.min_confidence) & (final != IGNORE_INDEX)
+            counts["low_confidence"] = low.reshape(nb, -1).sum(1)
+            final[low] = IGNORE_INDEX
+        if lv is not None:
+            lowv = lv[sl] & (final != IGNORE_INDEX)
+            counts["low_visibility"] = lowv.reshape(nb, -1).sum(1)
+            final[lowv] = IGNORE_INDEX
+        out[sl] = final
+        ign = (final == IGNORE_INDEX).reshape(nb, -1).mean(1)
+        for i in range(nb):
+            r = reports[st + i]
+            r.mean_confidence = float(mean_conf[i])
+            r.foreground_fraction = float(fg_n[i] / (h * w))
+            r.ignore_fraction = float(ign[i])
+            r.changed = {k: int(counts[k][i]) for k in CHANGE_KEYS}
+            if cfg.min_view_confidence is not None:
+                if fg_n[i] == 0:
+                    r.accepted, r.reason = False, "no foreground pixels"
+                elif mean_conf[i] < cfg.min_view_confidence:
+                    r.accepted = False
+                    r.reason = (f"mean foreground confidence {mean_conf[i]:.3f} < "
+                                f"min_view_confidence {cfg.min_view_confidence:g}")
+    report = PostprocessReport(reports, steps, cfg.to_dict(), time.perf_counter() - t0, missing)
+    return out, report
+
+
+__all__ = [
+    "PostprocessConfig", "PostprocessReport", "ViewReport", "Components", "DEFAULT_SINGLE_INSTANCE",
+    "connected_components", "reassign_nearest", "head_x_from_depth", "postprocess",
+]
