@@ -26,7 +26,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # ----------------------------------------------------------------------------- atomic writes
-def _check_parent(path: Path) -> None:
+def _check_parent(path: Path, *, allow_existing_dir: bool = False) -> None:
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise LabelsplatError("cannot write here: the parent path is a file, not a directory", path=parent)
@@ -34,7 +34,7 @@ def _check_parent(path: Path) -> None:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LabelsplatError(f"cannot create the output directory ({exc.strerror})", path=parent) from exc
-    if path.is_dir():
+    if path.is_dir() and not allow_existing_dir:
         raise LabelsplatError("cannot write a file here: a directory of that name exists", path=path)
 
 
@@ -114,7 +114,7 @@ def atomic_dir(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     final = Path(final)
     if final.exists() and not overwrite:
         raise LabelsplatError("the output already exists", path=final, hint="pass --overwrite or choose another path")
-    _check_parent(final)
+    _check_parent(final, allow_existing_dir=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield tmp
