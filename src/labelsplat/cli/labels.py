@@ -1,9 +1,155 @@
-"""`labelsplat` commands of this group (filled in by the stage that owns it)."""
+"""`labelsplat labels convert` and `labelsplat labels schemes`: thin commands over :mod:`labelsplat.schemes`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+labels_app = typer.Typer(
+    name="labels",
+    help="Label schemes: list them and convert label maps between them.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+def _lr_value(value: Optional[str], flag: str) -> Optional[str]:
+    from ..errors import LabelsplatError
+    from ..schemes import LR_CONVENTIONS
+
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v not in LR_CONVENTIONS:
+        raise LabelsplatError(f"{flag} must be one of {', '.join(LR_CONVENTIONS)}, got {value!r}")
+    return v
+
+
+@labels_app.command(
+    "convert",
+    epilog=(
+        "Examples:\n\n"
+        "  labelsplat labels convert parsed/lapa parsed/zll --from lapa11 --to celebamask19-zll\n\n"
+        "  labelsplat labels convert facer_out labels --from lapa11 --to celebamask19-zll --src-lr image\n\n"
+        "  labelsplat labels convert camhq_masks zll_masks --from celebamask-hq --to celebamask19-zll"
+    ),
+)
+def convert_cmd(
+    in_dir: Path = typer.Argument(..., help="Folder of label PNGs (uint8 class ids in the --from scheme; 255 = ignore)."),
+    out_dir: Path = typer.Argument(..., help="Folder to create with the converted PNGs (same file names)."),
+    src: str = typer.Option(..., "--from", help="Source scheme (see `labelsplat labels schemes`)."),
+    dst: str = typer.Option(..., "--to", help="Destination scheme."),
+    src_lr: Optional[str] = typer.Option(
+        None, "--src-lr", help="Override the source's left/right convention: subject | image | unknown."
+    ),
+    dst_lr: Optional[str] = typer.Option(
+        None, "--dst-lr", help="Override the destination's left/right convention: subject | image | unknown."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT_DIR (only after success)."),
+) -> None:
+    """Convert every label map in IN_DIR from one label scheme to another, by class meaning.
+
+    Classes map one to one where both schemes have them; otherwise they merge as documented
+    (e.g. neck -> background for LaPa) or become 255 (ignore) where no honest counterpart exists.
+    Left/right classes swap only when both conventions are known and differ (subject vs image).
+    OUT_DIR is built in a temporary folder and appears only when every file converted.
+    """
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..errors import LabelsplatError
+    from ..io import atomic_dir, list_images, read_label, write_png
+    from ..schemes import conversion_report, conversion_table, get_scheme, lr_swap_needed
+
+    s, d = get_scheme(src), get_scheme(dst)
+    s_lr, d_lr = _lr_value(src_lr, "--src-lr"), _lr_value(dst_lr, "--dst-lr")
+    files = list_images(in_dir)
+    if out_dir.resolve() == in_dir.resolve() and not overwrite:
+        raise LabelsplatError("OUT_DIR is IN_DIR", path=out_dir, hint="choose another folder, or pass --overwrite")
+    names = {}
+    for f in files:
+        name = f.name if f.suffix.lower() == ".png" else f.stem + ".png"
+        if name in names:
+            raise LabelsplatError(f"two inputs would both be written as {name} ({names[name].name}, {f.name})", path=in_dir)
+        names[name] = f
+    lut = conversion_table(s, d, src_lr=s_lr, dst_lr=d_lr)
+    hist = np.zeros(256, dtype=np.int64)
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        for name, f in names.items():
+            arr = read_label(f, s.num_classes)
+            hist += np.bincount(arr.reshape(-1), minlength=256)
+            write_png(tmp / name, lut[arr])
+
+    console = Console()
+    console.print(f"[green]converted[/green] {len(names)} label maps {s.name} -> {d.name} into {out_dir}")
+    swap = lr_swap_needed(s, d, src_lr=s_lr, dst_lr=d_lr)
+    lr_s, lr_d = s_lr or s.lr_convention, d_lr or d.lr_convention
+    if swap:
+        console.print(f"  left/right swapped: source convention '{lr_s}', destination '{lr_d}'")
+    elif "unknown" in (lr_s, lr_d) and (s.flip_pairs and d.flip_pairs):
+        console.print(
+            f"  [yellow]note:[/yellow] left/right taken at face value (conventions: source '{lr_s}', destination "
+            f"'{lr_d}'); pass --src-lr/--dst-lr once the convention is known"
+        )
+    total = int(hist.sum())
+    table = Table(title="classes that do not map one to one", show_lines=False)
+    for col in ("source class", "->", "pixels", "kind", "why"):
+        table.add_column(col)
+    n_rows = 0
+    for row in conversion_report(s, d, src_lr=s_lr, dst_lr=d_lr):
+        if row["kind"] == "exact":
+            continue
+        n_rows += 1
+        table.add_row(row["src_class"], row["dst_class"], str(int(hist[row["src_index"]])), row["kind"], row["reason"])
+    if n_rows:
+        console.print(table)
+    else:
+        console.print("  every class maps one to one (lossless)")
+    console.print(f"  pixels: {total}, ignore (255) kept: {int(hist[255])}")
+
+
+@labels_app.command(
+    "schemes",
+    epilog="Examples:\n\n  labelsplat labels schemes\n\n  labelsplat labels schemes lapa11",
+)
+def schemes_cmd(
+    name: Optional[str] = typer.Argument(None, help="Show this scheme's classes, colours and flip partners."),
+) -> None:
+    """List the built-in label schemes (class count, left/right convention), or one scheme's classes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..schemes import get_scheme, list_schemes
+
+    console = Console()
+    if name is None:
+        table = Table(title="label schemes (255 = ignore in every scheme)")
+        for col in ("name", "classes", "left/right", "description"):
+            table.add_column(col, overflow="fold")
+        for n in list_schemes():
+            s = get_scheme(n)
+            table.add_row(s.name, str(s.num_classes), s.lr_convention, s.description.split(". ")[0].rstrip(".") + ".")
+        console.print(table)
+        console.print("details: labelsplat labels schemes NAME")
+        return
+    s = get_scheme(name)
+    partner = {}
+    for a, b in s.flip_pairs:
+        partner[a], partner[b] = b, a
+    table = Table(title=f"{s.name} (left/right convention: {s.lr_convention})")
+    for col in ("id", "class", "meaning (source's own side naming)", "rgb", "flip partner"):
+        table.add_column(col)
+    for i, (cls, concept, rgb) in enumerate(zip(s.classes, s.concepts, s.palette)):
+        hexcol = "#%02x%02x%02x" % rgb
+        table.add_row(str(i), cls, concept, f"[{hexcol}]███[/] {rgb}", s.classes[partner[i]] if i in partner else "")
+    console.print(table)
+    console.print(f"source: {s.source}")
+    console.print(s.description)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app."""
+    """Attach the `labels` command group to the root app."""
+    app.add_typer(labels_app, name="labels")
