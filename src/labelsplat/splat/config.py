@@ -82,7 +82,7 @@ class FitConfig:
     hull_resolution: int = 40  # voxels per side of the [-bound, bound]^3 grid
     hull_bound: float = 1.8
     hull_vote_fraction: float = 0.75
-    hull_min_views: int = 2
+    hull_min_views: int | None = None  # None = half the views (rounded up, >= 2)
     init_max_points: int = 4000
     init_opacity: float = 0.1
     init_logit: float = 3.0  # amplitude of the one-hot logits from the projected labels

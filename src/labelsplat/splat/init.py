@@ -3,11 +3,13 @@
 Everything here works in the normalised fit frame (see :mod:`.normalize`) with numpy.
 
 Visual hull by voting (:func:`visual_hull`): a voxel grid over ``[-bound, bound]^3``; each
-voxel centre is projected into every view; a view *sees* the voxel when it projects in
-front of the camera and inside the image, and votes foreground when the (dilated) mask is
-set at that pixel. A voxel is kept when it is seen by at least ``min_views`` views and at
-least ``vote_fraction`` of those vote foreground -- so one wrong mask (a missing ear)
-cannot carve away what the other views agree on, unlike a strict intersection.
+voxel centre is projected into every view; a view *sees* the voxel when it lies in front of
+the camera, and votes foreground when the (dilated) mask is set at that pixel -- outside the
+image the mask is continued from its nearest border pixel, so a head inside the frame is
+carved by every view while a neck cut by the image border is not. A voxel is kept when it
+is seen by at least ``min_views`` views and at least ``vote_fraction`` of those vote
+foreground -- so one wrong mask (a missing ear) cannot carve away what the other views
+agree on, unlike a strict intersection.
 
 Initial Gaussians sit on the hull's surface voxels (kept voxels with an empty
 6-neighbour); their colour and label come from the views facing them (:func:`sample_views`).
@@ -60,13 +62,20 @@ def foreground_mask(label: np.ndarray | None, mask: np.ndarray | None, dilate_px
     return fg
 
 
-def _project(cam: Camera, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel indices (i, j) and a visibility flag (in front, inside the image) for points (N, 3)."""
+def _project(cam: Camera, pts: np.ndarray, *, clamp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel indices (i, j) and a flag for points (N, 3): in front of the camera and inside the
+    image, or with ``clamp`` only in front (indices clamped to the nearest border pixel)."""
     uv, z = cam.project(pts)
     with np.errstate(invalid="ignore"):
         i = np.floor(uv[:, 0])
         j = np.floor(uv[:, 1])
-        ok = (z > 1e-9) & (i >= 0) & (i < cam.width) & (j >= 0) & (j < cam.height)
+        front = z > 1e-9
+        if clamp:
+            i = np.clip(np.nan_to_num(i), 0, cam.width - 1)
+            j = np.clip(np.nan_to_num(j), 0, cam.height - 1)
+            ok = front
+        else:
+            ok = front & (i >= 0) & (i < cam.width) & (j >= 0) & (j < cam.height)
     i = np.where(ok, i, 0).astype(np.int64)
     j = np.where(ok, j, 0).astype(np.int64)
     return i, j, ok
@@ -101,7 +110,7 @@ def visual_hull(
         m = np.asarray(m, dtype=bool)
         if m.shape != (cam.height, cam.width):
             raise ValueError(f"mask shape {m.shape} differs from camera size {cam.height}x{cam.width}")
-        i, j, ok = _project(cam, pts)
+        i, j, ok = _project(cam, pts, clamp=True)
         seen += ok
         votes += ok & m[j, i]
     keep = (seen >= min_views) & (votes >= vote_fraction * seen)

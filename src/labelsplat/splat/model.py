@@ -145,7 +145,7 @@ class GaussianModel:
 
         coeffs = torch.cat([sh0, self.params["shN"]], dim=1)[:, : (deg + 1) ** 2]  # (N, (deg+1)^2, 3)
         dirs = self.params["means"][None, :, :] - cam_centers[:, None, :]  # (C, N, 3)
-        col = eval_sh(deg, coeffs[None].expand(C, -1, -1, -1), dirs)
+        col = eval_sh(deg, coeffs, dirs)
         return (col + 0.5).clamp_min(0.0)
 
     # ------------------------------------------------------------------ state

@@ -1,0 +1,137 @@
+"""Render a fitted model at arbitrary cameras (scene units in, scene units out).
+
+:func:`load_run` reads a run directory's final checkpoint; :func:`render_cameras` renders
+any list of :class:`~labelsplat.scene.Camera` (scene frame and units, any sizes) in
+batches and returns per camera a dict of numpy arrays:
+
+* ``rgb`` (H, W, 3) float32 in [0, 1] (black background),
+* ``logits`` (H, W, K) float32 (background logit vector ``bg_logit * one_hot(0)`` composited behind),
+* ``labels`` (H, W) uint8 argmax, ``confidence`` (H, W) max softmax probability,
+* ``depth`` (H, W) float32 expected depth in scene units (camera z; 0 where alpha ~ 0),
+* ``alpha`` (H, W) float32,
+* ``views_seen`` (H, W) float32: alpha-normalised mean of ``n_views_seen`` of the Gaussians
+  blended at the pixel,
+* ``low_view_fraction`` (H, W) float32 in [0, 1]: the share of the pixel's blend weight that
+  comes from Gaussians seen by fewer than ``min_views`` training views. The refine stage marks
+  pixels where it exceeds a threshold as unknown (255) rather than guessing.
+
+Pure: no file I/O besides :func:`load_run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import LabelsplatError
+from ..scene import Camera
+from .config import FitConfig
+from .model import GaussianModel
+from .normalize import Normalization
+from .trainer import load_checkpoint, render_model, resolve_backend
+
+
+@dataclass
+class FittedRun:
+    """A fitted model with what is needed to render it in scene units."""
+
+    model: GaussianModel
+    norm: Normalization
+    config: FitConfig
+    label_scheme: str
+    num_classes: int
+    meta: dict[str, Any]
+    run_dir: Path | None = None
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedRun:
+    """Load ``RUN/checkpoint.pt`` (written at the end of a fit) onto ``device``."""
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
+    if run_dir.is_dir() and not path.is_file():
+        raise LabelsplatError("the run has no final checkpoint.pt (the fit did not finish)", path=run_dir,
+                              hint="finish it with `labelsplat fit SCENE --out RUN --resume`")
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    ck = load_checkpoint(path, device="cpu")
+    meta = ck["meta"]
+    model = GaussianModel.from_state_dict(ck["model"], dev)
+    return FittedRun(
+        model=model, norm=Normalization.from_dict(meta["normalization"]), config=FitConfig.from_dict(meta["config"]),
+        label_scheme=meta["label_scheme"], num_classes=int(meta["num_classes"]), meta=meta,
+        run_dir=path.parent,
+    )
+
+
+@torch.no_grad()
+def render_cameras(
+    run: FittedRun,
+    cameras: list[Camera],
+    *,
+    batch_size: int = 4,
+    backend: str | None = None,
+    resolution_scale: float = 1.0,
+    min_views: int = 2,
+    bg_logit: float | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Render ``cameras`` (scene frame) and return one dict per camera (see the module docstring).
+
+    Consecutive cameras of the same size are rendered ``batch_size`` at a time; the backend
+    follows the model's device (``gsplat`` on CUDA, ``cpu`` otherwise) unless given.
+    ``resolution_scale`` renders every camera at that multiple of its size.
+    """
+    if not isinstance(run, FittedRun):
+        raise TypeError(f"render_cameras expects a FittedRun (from load_run), got {type(run).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if resolution_scale <= 0:
+        raise ValueError(f"resolution_scale must be > 0, got {resolution_scale}")
+    model = run.model
+    backend = resolve_backend(backend, model.device)
+    bg_logit = run.config.bg_logit if bg_logit is None else float(bg_logit)
+    nvs = model.n_views_seen
+    if nvs is None:
+        nvs = torch.full((model.num_gaussians,), -1, dtype=torch.int32, device=model.device)
+    extra = torch.stack([nvs.float().clamp_min(0), (nvs < min_views).float()], dim=1)  # (N,2)
+    cams_n = []
+    for c in cameras:
+        if not isinstance(c, Camera):
+            raise TypeError(f"cameras must be labelsplat.scene.Camera, got {type(c).__name__}")
+        if resolution_scale != 1.0:
+            c = c.scaled(resolution_scale)
+        cams_n.append(run.norm.camera_to_norm(c))
+    results: list[dict[str, np.ndarray]] = []
+    i = 0
+    while i < len(cams_n):
+        size = (cams_n[i].width, cams_n[i].height)
+        j = i
+        while j < len(cams_n) and j - i < batch_size and (cams_n[j].width, cams_n[j].height) == size:
+            j += 1
+        out = render_model(model, cams_n[i:j], backend=backend, bg_logit=bg_logit, extra=extra)
+        alpha = out["alpha"]
+        safe = alpha.clamp_min(1e-6)
+        views_seen = out["extra"][..., 0] / safe
+        low = (out["extra"][..., 1] / safe).clamp(0, 1)
+        low = torch.where(alpha > 1e-3, low, torch.ones_like(low))
+        depth = torch.where(alpha > 1e-3, out["depth"] * run.norm.scale, torch.zeros_like(alpha))
+        K = model.num_classes
+        for b in range(j - i):
+            d = {
+                "rgb": out["rgb"][b].clamp(0, 1).float().cpu().numpy(),
+                "logits": out["logits"][b].float().cpu().numpy(),
+                "depth": depth[b].float().cpu().numpy(),
+                "alpha": alpha[b].float().cpu().numpy(),
+                "views_seen": views_seen[b].float().cpu().numpy(),
+                "low_view_fraction": low[b].float().cpu().numpy(),
+            }
+            if K > 0:
+                prob = torch.softmax(out["logits"][b], dim=-1)
+                conf, lab = prob.max(dim=-1)
+                d["labels"] = lab.to(torch.uint8).cpu().numpy()
+                d["confidence"] = conf.float().cpu().numpy()
+            results.append(d)
+        i = j
+    return results

@@ -1,0 +1,682 @@
+"""The joint fit: data loading, initialisation, the training loop, checkpoints and outputs.
+
+:func:`fit` turns a scene directory into a run directory::
+
+    RUN/checkpoint.pt          final state (plain tensors + JSON-able metadata, weights_only loadable)
+    RUN/ckpt/step_XXXXX.pt     rolling periodic checkpoints (the last ``keep_checkpoints``)
+    RUN/point_cloud.ply        Inria 3DGS PLY in scene units + label, sem_*, n_views_seen
+    RUN/renders/{rgb,labels,confidence}/<frame>.png   training-view renders
+    RUN/train_log.jsonl        one JSON line every ``log_every`` steps
+    RUN/run.json               scene, scheme, config, seed, versions, normalisation, summary
+
+Determinism: everything random draws from ``torch.manual_seed(seed)`` (global, used by gsplat's
+split) and one ``torch.Generator`` (camera order, background colours); both states, the Adam
+moments and the densification statistics are checkpointed, so a resumed CPU fit is bitwise
+identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import math
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import SCHEMA_VERSION, __version__
+from ..errors import LabelsplatError
+from ..io import IGNORE_INDEX, atomic_write_bytes, atomic_write_json, atomic_write_text, read_label, read_rgb, write_png
+from ..scene import Camera, Scene, load_scene
+from .config import FitConfig
+from .init import InitPoints, foreground_mask, hull_points, read_point_cloud, sample_views
+from .losses import alpha_loss, label_accuracy, psnr, rgb_loss, semantic_loss
+from .model import GaussianModel
+from .normalize import Normalization, estimate_normalization
+
+CKPT_FORMAT = "labelsplat-splat-checkpoint"
+CKPT_VERSION = 1
+
+
+# ============================================================================ rendering
+def camera_tensors(cameras: list[Camera], device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """viewmats (C,4,4) world->camera OpenCV, Ks (C,3,3), centres (C,3) for cameras in the model's frame."""
+    viewmats = torch.tensor(np.stack([c.w2c_opencv for c in cameras]), dtype=dtype, device=device)
+    Ks = torch.tensor(np.stack([c.K for c in cameras]), dtype=dtype, device=device)
+    centres = torch.tensor(np.stack([c.center for c in cameras]), dtype=dtype, device=device)
+    return viewmats, Ks, centres
+
+
+def render_model(
+    model: GaussianModel,
+    cameras: list[Camera],
+    *,
+    backend: str = "cpu",
+    active_sh: int | None = None,
+    bg_rgb: torch.Tensor | None = None,
+    bg_logit: float = 10.0,
+    semantic_grad_weight: float = 1.0,
+    extra: torch.Tensor | None = None,
+    return_contrib: bool = False,
+) -> dict[str, Any]:
+    """Render cameras (normalised frame, all the same size) in one rasterisation of [RGB | K logits | extra].
+
+    ``bg_rgb`` (C,3) background colour (default black); the background logit vector is
+    ``bg_logit * one_hot(0)`` (class 0 = background), composited behind the Gaussians;
+    ``extra`` (N,E) optional per-Gaussian channels (background 0, no geometry gradient).
+    Returns rgb (C,H,W,3), logits (C,H,W,K), extra (C,H,W,E), depth (C,H,W) normalised-frame
+    expected depth, alpha (C,H,W), info (the rasteriser's).
+    """
+    from .rasterize import rasterize
+
+    if len({(c.width, c.height) for c in cameras}) != 1:
+        raise ValueError("render_model: all cameras of one call must have the same size")
+    dev = model.device
+    C = len(cameras)
+    viewmats, Ks, centres = camera_tensors(cameras, dev)
+    act = model.activated()
+    K = model.num_classes
+    N = model.num_gaussians
+    parts = [model.rgb(centres, active_sh)]
+    if K > 0:
+        parts.append(model.params["sem"][None].expand(C, N, K))
+    E = 0
+    if extra is not None:
+        if extra.dim() != 2 or extra.shape[0] != N:
+            raise ValueError(f"render_model: extra must be (N,E) with N={N}, got {tuple(extra.shape)}")
+        E = extra.shape[1]
+        parts.append(extra.to(dev, torch.float32)[None].expand(C, N, E))
+    colors = torch.cat(parts, dim=-1)
+    if bg_rgb is None:
+        bg_rgb = torch.zeros(C, 3, device=dev)
+    bg = torch.zeros(C, 3 + K + E, device=dev)
+    bg[:, :3] = bg_rgb
+    if K > 0:
+        bg[:, 3] = float(bg_logit)
+    ggw = torch.ones(3 + K + E, device=dev)
+    ggw[3 : 3 + K] = float(semantic_grad_weight)
+    ggw[3 + K :] = 0.0
+    render, alpha, info = rasterize(
+        act["means"], act["quats"], act["scales"], act["opacities"], colors, viewmats, Ks,
+        cameras[0].width, cameras[0].height, backgrounds=bg, render_depth=True,
+        geom_grad_weights=ggw if (K + E) > 0 else None, backend=backend, return_contrib=return_contrib,
+    )
+    return {
+        "rgb": render[..., :3],
+        "logits": render[..., 3 : 3 + K],
+        "extra": render[..., 3 + K : 3 + K + E],
+        "depth": render[..., -1],
+        "alpha": alpha[..., 0],
+        "info": info,
+    }
+
+
+# ============================================================================ data
+@dataclass
+class ViewData:
+    """Training views at the fit's base resolution, numpy (loaded once)."""
+
+    names: list[str]
+    cameras: list[Camera]  # scene frame, base resolution
+    images: list[np.ndarray]  # (H,W,3) float32 in [0,1]
+    labels: list[np.ndarray] | None  # (H,W) uint8 ids, 255 ignore
+    masks: list[np.ndarray]  # (H,W) bool foreground (dilated)
+    label_files: list[str]
+
+
+def _resize(arr: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
+    from PIL import Image
+
+    w, h = size
+    if arr.shape[1] == w and arr.shape[0] == h:
+        return arr
+    img = Image.fromarray(arr)
+    return np.asarray(img.resize((w, h), Image.NEAREST if nearest else Image.BOX))
+
+
+def _scaled_camera(cam: Camera, w: int, h: int) -> Camera:
+    sx, sy = w / cam.width, h / cam.height
+    return Camera(cam.fx * sx, cam.fy * sy, cam.cx * sx, cam.cy * sy, w, h, cam.c2w.copy())
+
+
+def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
+    """Read every frame's image, label and mask, downscaled to ``cfg.max_resolution``.
+
+    Raises :class:`LabelsplatError` naming the file for missing images/labels, sizes that
+    disagree with the camera, label ids outside the scheme and per-frame scheme mismatches.
+    """
+    json_path = Path(scene.root) / "transforms.json"
+    names, cams, imgs, labs, masks, lfiles = [], [], [], [], [], []
+    for idx, fr in enumerate(scene.frames):
+        if fr.file_path is None:
+            raise LabelsplatError(f"frame {idx} ({fr.name}) has no file_path (RGB image)", path=json_path)
+        fs = fr.extra.get("label_scheme")
+        if fs is not None and fs != scene.label_scheme:
+            raise LabelsplatError(
+                f"frame {idx} ({fr.name}) has label_scheme {fs!r} but the scene says {scene.label_scheme!r}",
+                path=json_path, hint="convert its labels with `labelsplat labels convert` so all frames share one scheme",
+            )
+        cam = fr.camera
+        ipath = scene.path(fr.file_path)
+        rgb = read_rgb(ipath)
+        if rgb.shape[:2] != (cam.height, cam.width):
+            raise LabelsplatError(
+                f"image is {rgb.shape[1]}x{rgb.shape[0]} but frame {fr.name} says w={cam.width}, h={cam.height}",
+                path=ipath,
+            )
+        lab = None
+        if num_classes > 0:
+            if fr.label_path is None:
+                raise LabelsplatError(
+                    f"frame {idx} ({fr.name}) has no label_path; a joint fit needs a label map for every view",
+                    path=json_path, hint="run `labelsplat parse` on the scene first, or fit RGB only (--rgb-only)",
+                )
+            lab = read_label(scene.path(fr.label_path), num_classes, shape=(cam.height, cam.width))
+            lfiles.append(str(scene.path(fr.label_path)))
+        mask = None
+        if fr.mask_path is not None:
+            mpath = scene.path(fr.mask_path)
+            m = read_rgb(mpath)[..., 0]
+            if m.shape != (cam.height, cam.width):
+                raise LabelsplatError(f"mask size {m.shape[1]}x{m.shape[0]} differs from its image", path=mpath)
+            mask = m > 127
+        if mask is None and lab is None:
+            mask = np.ones((cam.height, cam.width), dtype=bool)  # RGB-only without masks: all foreground
+        # base resolution
+        f = 1.0
+        if cfg.max_resolution is not None and max(cam.width, cam.height) > cfg.max_resolution:
+            f = cfg.max_resolution / max(cam.width, cam.height)
+        w, h = max(1, round(cam.width * f)), max(1, round(cam.height * f))
+        rgb = _resize(rgb, (w, h), nearest=False)
+        if lab is not None:
+            lab = _resize(lab, (w, h), nearest=True)
+        if mask is not None:
+            mask = _resize(mask.astype(np.uint8) * 255, (w, h), nearest=False) > 127
+        fg = foreground_mask(lab, mask, dilate_px=int(round(cfg.mask_dilate * max(w, h))))
+        names.append(fr.name)
+        cams.append(_scaled_camera(cam, w, h))
+        imgs.append(rgb.astype(np.float32) / 255.0)
+        labs.append(lab)
+        masks.append(fg)
+    return ViewData(names, cams, imgs, labs if num_classes > 0 else None, masks, lfiles)
+
+
+class _Levels:
+    """Per-resolution-scale torch copies of the views (built lazily, cached)."""
+
+    def __init__(self, views: ViewData, norm: Normalization, device):
+        self.views, self.norm, self.device = views, norm, device
+        self.cache: dict[float, dict[str, list]] = {}
+
+    def get(self, scale: float) -> dict[str, list]:
+        if scale in self.cache:
+            return self.cache[scale]
+        v = self.views
+        out: dict[str, list] = {"cameras": [], "images": [], "labels": [], "masks": []}
+        for i, cam in enumerate(v.cameras):
+            w, h = max(1, round(cam.width * scale)), max(1, round(cam.height * scale))
+            out["cameras"].append(self.norm.camera_to_norm(_scaled_camera(cam, w, h)))
+            img = _resize((v.images[i] * 255.0 + 0.5).astype(np.uint8), (w, h), nearest=False) if scale != 1.0 \
+                else None
+            img_t = torch.from_numpy(v.images[i] if img is None else img.astype(np.float32) / 255.0)
+            out["images"].append(img_t.to(self.device))
+            m = _resize(v.masks[i].astype(np.uint8) * 255, (w, h), nearest=False).astype(np.float32) / 255.0
+            out["masks"].append(torch.from_numpy(m).to(self.device))
+            if v.labels is not None:
+                lab = _resize(v.labels[i], (w, h), nearest=True)
+                out["labels"].append(torch.from_numpy(lab.astype(np.int64)).to(self.device))
+        self.cache[scale] = out
+        return out
+
+
+# ============================================================================ checks
+def check_cameras(scene: Scene, cameras: list[Camera], masks: list[np.ndarray], norm: Normalization) -> list[str]:
+    """Refuse cameras that cannot see the head; return warnings for views with an empty foreground."""
+    json_path = Path(scene.root) / "transforms.json"
+    notes = []
+    centre = np.asarray(norm.center)[None]
+    for fr, cam, m in zip(scene.frames, cameras, masks):
+        uv, z = cam.project(centre)
+        u, v = uv[0]
+        if not (z[0] > 0):
+            raise LabelsplatError(
+                f"frame {fr.name}: the head centre is behind the camera (the camera sees nothing of the head)",
+                path=json_path,
+                hint="check transform_matrix (camera-to-world, OpenGL convention: the camera looks along -z)",
+            )
+        if not (-cam.width <= u <= 2 * cam.width and -cam.height <= v <= 2 * cam.height):
+            raise LabelsplatError(
+                f"frame {fr.name}: the head centre projects far outside the image ({u:.0f}, {v:.0f}) "
+                "-- the camera sees nothing of the head",
+                path=json_path, hint="check the frame's transform_matrix and intrinsics",
+            )
+        if not m.any():
+            notes.append(f"frame {fr.name}: the foreground is empty (labels all background / empty mask)")
+    return notes
+
+
+# ============================================================================ checkpoints
+def _save_torch(path: Path, obj: dict) -> None:
+    buf = _io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, device="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; LabelsplatError naming the file if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabelsplatError("checkpoint not found", path=path)
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # corrupt / foreign files raise many types
+        raise LabelsplatError(f"cannot read the checkpoint ({type(exc).__name__}: {exc})", path=path) from exc
+    if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
+        raise LabelsplatError("not a labelsplat fit checkpoint", path=path)
+    if ck.get("version") != CKPT_VERSION:
+        raise LabelsplatError(f"checkpoint version {ck.get('version')} is not supported (expected {CKPT_VERSION})", path=path)
+    return ck
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint with the highest step in ``RUN/ckpt/`` or ``RUN/checkpoint.pt``."""
+    run_dir = Path(run_dir)
+    cands = sorted((run_dir / "ckpt").glob("step_*.pt"))
+    best, best_step = None, -1
+    final = run_dir / "checkpoint.pt"
+    for p in cands + ([final] if final.is_file() else []):
+        try:
+            step = int(p.stem.split("_")[1]) if p.stem.startswith("step_") else int(1e12)
+        except (IndexError, ValueError):
+            continue
+        if step > best_step:
+            best, best_step = p, step
+    return best
+
+
+def _versions() -> dict[str, str]:
+    import gsplat
+
+    return {
+        "labelsplat": __version__, "torch": torch.__version__, "gsplat": getattr(gsplat, "__version__", "?"),
+        "numpy": np.__version__, "python": platform.python_version(),
+    }
+
+
+# ============================================================================ the fit
+@dataclass
+class FitResult:
+    run_dir: Path
+    model: GaussianModel
+    norm: Normalization
+    config: FitConfig
+    summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_backend(backend: str | None, device: torch.device) -> str:
+    """``None``/``auto`` -> ``gsplat`` on CUDA, ``cpu`` otherwise; check explicit choices."""
+    if backend in (None, "auto"):
+        return "gsplat" if device.type == "cuda" else "cpu"
+    if backend not in ("cpu", "gsplat", "naive"):
+        raise LabelsplatError(f"unknown backend {backend!r}", hint="choose cpu or gsplat")
+    if backend == "gsplat" and device.type != "cuda":
+        raise LabelsplatError("--backend gsplat needs a CUDA device", hint="use --device cuda, or --backend cpu")
+    if backend in ("cpu", "naive") and device.type != "cpu":
+        raise LabelsplatError(f"--backend {backend} runs on the CPU only", hint="use --device cpu")
+    return backend
+
+
+def scheme_classes(scene: Scene) -> tuple[str, int]:
+    from ..schemes import get_scheme
+
+    try:
+        sch = get_scheme(scene.label_scheme)
+    except LabelsplatError as exc:
+        raise LabelsplatError(exc.message, path=Path(scene.root) / "transforms.json", hint=exc.hint) from exc
+    return sch.name, sch.num_classes
+
+
+def _init_model(scene: Scene, views: ViewData, cams_n: list[Camera], norm: Normalization, cfg: FitConfig,
+                K: int, device) -> tuple[GaussianModel, str]:
+    if scene.ply_file_path:
+        pts, cols = read_point_cloud(scene.path(scene.ply_file_path))
+        pts_n = norm.to_norm(pts)
+        rng = np.random.default_rng(cfg.seed)
+        if len(pts_n) > cfg.init_max_points:
+            keep = np.sort(rng.choice(len(pts_n), cfg.init_max_points, replace=False))
+            pts_n = pts_n[keep]
+            cols = None if cols is None else cols[keep]
+        c2, labs = sample_views(pts_n, cams_n, views.images, views.labels, K)
+        if cols is not None and len(cols) == len(pts_n):
+            c2 = cols
+        init = InitPoints(pts_n, c2, labs)
+        source = f"point cloud {scene.ply_file_path}"
+    else:
+        init = hull_points(
+            cams_n, views.masks, views.images, views.labels, K, resolution=cfg.hull_resolution, bound=cfg.hull_bound,
+            vote_fraction=cfg.hull_vote_fraction, min_views=hull_min_views(cfg, len(cams_n)),
+            max_points=cfg.init_max_points, seed=cfg.seed,
+        )
+        source = "visual hull"
+    model = GaussianModel.from_points(
+        init.means, init.colors, init.labels if K > 0 else None, sh_degree=cfg.sh_degree, num_classes=K,
+        init_opacity=cfg.init_opacity, init_logit=cfg.init_logit, device=device,
+    )
+    return model, source
+
+
+def hull_min_views(cfg: FitConfig, n_views: int) -> int:
+    """Views that must see a voxel for it to be kept: ``cfg.hull_min_views`` or half the views (>= 2)."""
+    if cfg.hull_min_views is not None:
+        return max(1, min(int(cfg.hull_min_views), n_views))
+    return max(min(2, n_views), math.ceil(n_views / 2))
+
+
+def _make_optimizers(model: GaussianModel, cfg: FitConfig) -> dict[str, torch.optim.Optimizer]:
+    s = cfg.lr_scale
+    bs = math.sqrt(cfg.batch_size)
+    lrs = {
+        "means": cfg.means_lr * s, "scales": cfg.scales_lr * s, "quats": cfg.quats_lr * s,
+        "opacities": cfg.opacities_lr, "sh0": cfg.sh0_lr * s, "shN": cfg.shN_lr * s, "sem": cfg.sem_lr,
+    }
+    return {
+        k: torch.optim.Adam([{"params": model.params[k], "lr": lr * bs, "name": k}], eps=1e-15 / bs,
+                            betas=(1 - cfg.batch_size * (1 - 0.9), 1 - cfg.batch_size * (1 - 0.999)))
+        for k, lr in lrs.items()
+    }
+
+
+def _strategy(cfg: FitConfig):
+    from gsplat.strategy import DefaultStrategy
+
+    return DefaultStrategy(
+        prune_opa=cfg.prune_opa, grow_grad2d=cfg.grow_grad2d, grow_scale3d=cfg.grow_scale3d,
+        prune_scale3d=cfg.prune_scale3d, verbose=False, **cfg.strategy_schedule(),
+    )
+
+
+@torch.no_grad()
+def count_views_seen(model: GaussianModel, cameras: list[Camera], *, backend: str, threshold: float) -> torch.Tensor:
+    """(N,) int32: in how many of ``cameras`` (normalised frame) each Gaussian's blend-weight sum > threshold."""
+    counts = torch.zeros(model.num_gaussians, dtype=torch.int32, device=model.device)
+    for cam in cameras:
+        out = render_model(model, [cam], backend=backend, return_contrib=True)
+        contrib = out["info"]["contrib"][0]
+        counts += (contrib > threshold).to(torch.int32)
+    return counts
+
+
+def fit(
+    scene: Scene | str | Path,
+    out_dir: str | Path,
+    cfg: FitConfig | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    backend: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    write_outputs: bool = True,
+    stop_after: int | None = None,
+) -> FitResult:
+    """Fit the joint model to ``scene`` and write the run directory ``out_dir``.
+
+    ``cfg`` defaults to the ``tiny`` preset (on ``resume`` to the run's stored config; a
+    different explicit config is refused). ``stop_after`` ends the loop after that many
+    total steps without writing final outputs (used to test resume; the checkpoint at
+    that step is written). Raises :class:`LabelsplatError` for bad input and NaN losses.
+    """
+    from .config import PRESETS
+
+    t_start = time.perf_counter()
+    if not isinstance(scene, Scene):
+        scene = load_scene(scene)
+    out_dir = Path(out_dir)
+    device = torch.device(device) if not isinstance(device, torch.device) else device
+    backend = resolve_backend(backend, device)
+
+    ckpt = None
+    if resume:
+        ck_path = latest_checkpoint(out_dir)
+        if ck_path is None:
+            raise LabelsplatError("nothing to resume: no checkpoint in the run directory", path=out_dir,
+                                  hint="run without --resume to start a new fit")
+        ckpt = load_checkpoint(ck_path, device="cpu")
+        stored = FitConfig.from_dict(ckpt["meta"]["config"])
+        if cfg is not None and cfg.to_dict() != stored.to_dict():
+            diff = sorted(k for k, v in cfg.to_dict().items() if stored.to_dict().get(k) != v)
+            raise LabelsplatError(
+                f"--resume with a configuration that differs from the run's ({', '.join(diff)})", path=ck_path,
+                hint="resume with the same options, or start a new run with --overwrite",
+            )
+        cfg = stored
+    else:
+        if (out_dir / "run.json").exists() or latest_checkpoint(out_dir) is not None:
+            raise LabelsplatError("the run directory already holds a fit", path=out_dir,
+                                  hint="pass --resume to continue it or --overwrite to start again")
+        cfg = cfg if cfg is not None else PRESETS["tiny"]
+    cfg.validate()
+
+    scheme_name, K = scheme_classes(scene)
+    if not cfg.semantics:
+        K = 0
+    views = load_views(scene, cfg, K)
+    norm = (Normalization.from_dict(ckpt["meta"]["normalization"]) if ckpt is not None
+            else estimate_normalization(views.cameras, views.masks, scene.head_frame))
+    notes = check_cameras(scene, views.cameras, views.masks, norm)
+    cams_n = [norm.camera_to_norm(c) for c in views.cameras]
+    sizes = {(c.width, c.height) for c in cams_n}
+    batch_size = cfg.batch_size if len(sizes) == 1 else 1
+    if batch_size > len(cams_n):
+        batch_size = len(cams_n)
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    if ckpt is None:
+        model, init_source = _init_model(scene, views, cams_n, norm, cfg, K, device)
+    else:
+        model = GaussianModel.from_state_dict(ckpt["model"], device)
+        init_source = ckpt["meta"].get("init_source", "?")
+        if model.num_classes != K:
+            raise LabelsplatError(f"checkpoint has {model.num_classes} classes, the scene's scheme {K}", path=out_dir)
+    optimizers = _make_optimizers(model, cfg)
+    strategy = _strategy(cfg)
+    strategy.check_sanity(model.params, optimizers)
+    sstate = strategy.initialize_state(scene_scale=1.0)
+    start_step = 0
+    perm: torch.Tensor = torch.zeros(0, dtype=torch.int64)
+    perm_pos = 0
+    elapsed_before = 0.0
+    if ckpt is not None:
+        for k, opt in optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][k])
+        for k, v in ckpt["strategy_state"].items():
+            sstate[k] = v.to(device) if isinstance(v, torch.Tensor) else v
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        gen.set_state(ckpt["rng"]["generator"])
+        perm = ckpt["rng"]["perm"].clone()
+        perm_pos = int(ckpt["rng"]["perm_pos"])
+        start_step = int(ckpt["step"])
+        elapsed_before = float(ckpt["meta"].get("elapsed_s", 0.0))
+
+    meta_base = {
+        "scene": str(Path(scene.root).resolve()), "label_scheme": scheme_name, "num_classes": K,
+        "config": cfg.to_dict(), "seed": cfg.seed, "normalization": norm.to_dict(), "backend": backend,
+        "device": str(device), "init_source": init_source, "frame_names": views.names, "versions": _versions(),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "train_log.jsonl"
+    if ckpt is not None and log_path.exists():  # drop lines written after the checkpoint
+        kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) < start_step]
+        atomic_write_text(log_path, "".join(ln + "\n" for ln in kept))
+    elif ckpt is None:
+        atomic_write_text(log_path, "")
+
+    def save_ckpt(path: Path, step: int, elapsed: float) -> None:
+        _save_torch(path, {
+            "format": CKPT_FORMAT, "version": CKPT_VERSION, "step": step,
+            "model": model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "strategy_state": {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v)
+                               for k, v in sstate.items()},
+            "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state(), "perm": perm.clone(),
+                    "perm_pos": perm_pos},
+            "meta": {**meta_base, "elapsed_s": elapsed, "schema_version": SCHEMA_VERSION},
+        })
+
+    levels = _Levels(views, norm, device)
+    class_w = None
+    if cfg.class_weights is not None and K > 0:
+        if len(cfg.class_weights) != K:
+            raise LabelsplatError(f"class_weights has {len(cfg.class_weights)} entries, the scheme has {K} classes")
+        class_w = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device)
+    sem_w = cfg.semantic_grad_weight
+    end_step = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
+    V = len(cams_n)
+
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("fit"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+                       TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+        task = bar.add_task("fit", total=cfg.steps, completed=start_step, stats="")
+        bar.start()
+    t_loop = time.perf_counter()
+    last = {}
+    try:
+        for step in range(start_step, end_step):
+            scale = cfg.resolution_scale(step)
+            lv = levels.get(scale)
+            idx = []
+            for _ in range(batch_size):
+                if perm_pos >= len(perm):
+                    perm = torch.randperm(V, generator=gen)
+                    perm_pos = 0
+                idx.append(int(perm[perm_pos]))
+                perm_pos += 1
+            bg = torch.rand(batch_size, 3, generator=gen).to(device) if cfg.random_background \
+                else torch.zeros(batch_size, 3, device=device)
+            frac = step / max(1, cfg.steps)
+            optimizers["means"].param_groups[0]["lr"] = (
+                cfg.means_lr * cfg.lr_scale * math.sqrt(batch_size) * cfg.means_lr_final_factor ** frac
+            )
+            active_sh = min(step // max(1, cfg.sh_degree_interval), cfg.sh_degree)
+            cams = [lv["cameras"][i] for i in idx]
+            img = torch.stack([lv["images"][i] for i in idx])
+            m = torch.stack([lv["masks"][i] for i in idx])
+            target = img * m[..., None] + bg[:, None, None, :] * (1 - m[..., None])
+            out = render_model(model, cams, backend=backend, active_sh=active_sh, bg_rgb=bg, bg_logit=cfg.bg_logit,
+                               semantic_grad_weight=sem_w)
+            strategy.step_pre_backward(model.params, optimizers, sstate, step, out["info"])
+            l_rgb = rgb_loss(out["rgb"], target, cfg.ssim_lambda)
+            loss = l_rgb
+            l_sem = torch.zeros((), device=device)
+            lab = None
+            if K > 0:
+                lab = torch.stack([lv["labels"][i] for i in idx])
+                if step >= cfg.sem_warmup:
+                    l_sem = semantic_loss(out["logits"], lab, class_weights=class_w, label_smoothing=cfg.label_smoothing)
+                    loss = loss + cfg.sem_weight * l_sem
+            l_alpha = torch.zeros((), device=device)
+            if cfg.alpha_weight > 0:
+                l_alpha = alpha_loss(out["alpha"], m)
+                loss = loss + cfg.alpha_weight * l_alpha
+            if not torch.isfinite(loss):
+                last_ck = latest_checkpoint(out_dir)
+                raise LabelsplatError(
+                    f"the loss became NaN/infinite at step {step} (rgb {float(l_rgb):.4g}, semantic {float(l_sem):.4g}, "
+                    f"alpha {float(l_alpha):.4g}); the fit stopped",
+                    path=out_dir,
+                    hint=(f"the last good checkpoint is {last_ck}; " if last_ck else "no checkpoint was written yet; ")
+                    + "lower the learning rates (--preset) or check the input images/labels",
+                )
+            loss.backward()
+            for opt in optimizers.values():
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            strategy.step_post_backward(model.params, optimizers, sstate, step, out["info"], packed=False)
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps or step == start_step:
+                with torch.no_grad():
+                    rec = {
+                        "step": step, "loss": float(loss), "rgb_loss": float(l_rgb), "sem_loss": float(l_sem),
+                        "alpha_loss": float(l_alpha), "psnr": psnr(out["rgb"].clamp(0, 1), target),
+                        "label_acc": label_accuracy(out["logits"], lab) if lab is not None else None,
+                        "n_gaussians": model.num_gaussians, "resolution_scale": scale, "active_sh": active_sh,
+                        "time_s": round(elapsed_before + time.perf_counter() - t_loop, 4),
+                    }
+                if rec["label_acc"] is not None and not math.isfinite(rec["label_acc"]):
+                    rec["label_acc"] = None
+                last = rec
+                with open(log_path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+                if bar is not None:
+                    acc = "" if rec["label_acc"] is None else f" acc {rec['label_acc']:.3f}"
+                    bar.update(task, completed=done,
+                               stats=f"psnr {rec['psnr']:.2f}{acc} n {rec['n_gaussians']}")
+            elif bar is not None:
+                bar.update(task, completed=done)
+            if done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                ck_dir = out_dir / "ckpt"
+                save_ckpt(ck_dir / f"step_{done:06d}.pt", done, elapsed_before + time.perf_counter() - t_loop)
+                olds = sorted(ck_dir.glob("step_*.pt"))
+                for old in olds[: max(0, len(olds) - cfg.keep_checkpoints)]:
+                    old.unlink(missing_ok=True)
+    finally:
+        if bar is not None:
+            bar.stop()
+    elapsed = elapsed_before + time.perf_counter() - t_loop
+    if stop_after is not None and end_step < cfg.steps:
+        save_ckpt(out_dir / "ckpt" / f"step_{end_step:06d}.pt", end_step, elapsed)
+        return FitResult(out_dir, model, norm, cfg, {"step": end_step, "stopped_early": True}, notes)
+
+    # ---------------------------------------------------------------- final outputs
+    full = levels.get(1.0)
+    model.n_views_seen = count_views_seen(model, full["cameras"], backend=backend, threshold=cfg.seen_threshold)
+    summary: dict[str, Any] = {
+        "steps": cfg.steps, "n_gaussians": model.num_gaussians, "fit_time_s": round(elapsed, 3),
+        "total_time_s": round(time.perf_counter() - t_start, 3), "last_log": last,
+    }
+    if write_outputs:
+        summary.update(write_run_outputs(out_dir, model, norm, full, views.names, backend, cfg, scheme_name))
+    save_ckpt(out_dir / "checkpoint.pt", cfg.steps, elapsed)
+    if write_outputs:
+        atomic_write_json(out_dir / "run.json", {**meta_base, "summary": summary, "notes": notes,
+                                                  "resumed_from_step": start_step if ckpt is not None else None})
+    return FitResult(out_dir, model, norm, cfg, summary, notes)
+
+
+@torch.no_grad()
+def write_run_outputs(out_dir: Path, model: GaussianModel, norm: Normalization, level: dict, names: list[str],
+                      backend: str, cfg: FitConfig, scheme_name: str) -> dict[str, Any]:
+    """PLY + training-view renders (RGB, labels, confidence); returns render metrics at the training views."""
+    from .ply import save_ply
+
+    save_ply(out_dir / "point_cloud.ply", model, norm)
+    rdir = out_dir / "renders"
+    psnrs, accs = [], []
+    K = model.num_classes
+    for i, (cam, name) in enumerate(zip(level["cameras"], names)):
+        out = render_model(model, [cam], backend=backend, bg_logit=cfg.bg_logit)
+        m = level["masks"][i]
+        target = level["images"][i] * m[..., None]
+        psnrs.append(psnr(out["rgb"][0].clamp(0, 1), target))
+        rgb = (out["rgb"][0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        write_png(rdir / "rgb" / f"{name}.png", rgb)
+        if K > 0:
+            prob = torch.softmax(out["logits"][0], dim=-1)
+            conf, lab = prob.max(dim=-1)
+            write_png(rdir / "labels" / f"{name}.png", lab.to(torch.uint8).cpu().numpy())
+            write_png(rdir / "confidence" / f"{name}.png", (conf * 255 + 0.5).to(torch.uint8).cpu().numpy())
+            accs.append(label_accuracy(out["logits"], level["labels"][i][None]))
+    res = {"train_view_psnr_fg": float(np.mean(psnrs))}
+    if accs:
+        res["train_view_label_acc_vs_input"] = float(np.nanmean(accs))
+    return res
