@@ -155,3 +155,124 @@ def load_parser(
     dev = resolve_device(device)
     model = load_bisenet(weights, n_classes=n_classes, device=dev)
     return Parser(model=model, info=info, device=dev, weights=weights, model_name=model_name)
+
+
+# ----------------------------------------------------------------------------- folders and scenes
+@dataclass
+class ParseSummary:
+    """What a ``parse`` run did (for the CLI's report and tests)."""
+
+    n_images: int
+    outputs: list[Path]
+    cropped: int = 0
+    converted_from: str | None = None
+    converted_to: str | None = None
+    lr_swapped: bool = False
+    replaced_labels: int = 0
+
+
+def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_size: int = 4,
+                 progress=None) -> ParseSummary:
+    """Label every image in ``folder``: ``out/<stem>.png`` (uint8 ids, parser's scheme, input
+    resolution) and ``out/overlays/<stem>.jpg``. The full image is parsed (no face crop)."""
+    from ..io import list_images, read_rgb, write_jpg, write_png
+    from ..schemes import overlay
+
+    folder, out = Path(folder), Path(out)
+    files = list_images(folder)
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise LabelsplatError(f"two images share the name {f.stem!r} ({stems[f.stem].name}, {f.name})",
+                                  path=folder, hint="rename one: outputs are named <stem>.png")
+        stems[f.stem] = f
+    if out.resolve() == folder.resolve():
+        raise LabelsplatError("--out must differ from the input folder (labels would overwrite images)", path=out)
+    outputs = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        imgs = [read_rgb(f) for f in chunk]
+        labs = parser.predict(imgs, batch_size=batch_size)
+        for f, img, lab in zip(chunk, imgs, labs):
+            outputs.append(write_png(out / f"{f.stem}.png", lab))
+            write_jpg(out / "overlays" / f"{f.stem}.jpg", overlay(img, lab, parser.info.label_scheme))
+        if progress is not None:
+            progress(len(chunk))
+    return ParseSummary(n_images=len(files), outputs=outputs)
+
+
+def parse_scene(parser: Parser, scene_dir: str | Path, *, batch_size: int = 4, crop: bool = True,
+                crop_radius: float | None = None, lr_convention: str | None = None,
+                progress=None) -> ParseSummary:
+    """Label every frame of a scene: ``labels/<stem>.png`` in the scene's ``label_scheme``, and
+    ``label_path`` set in ``transforms.json`` (rewritten atomically at the end).
+
+    With ``crop`` and a ``head_frame``, each view is cropped around the projected head centre
+    (:func:`labelsplat.parsers.preprocess.face_crop_box`, radius ``crop_radius`` in scene
+    units, default 15 cm in the scene's units); pixels outside the crop are background.
+    Labels are converted from the parser's scheme (and ``lr_convention``, default the
+    scheme's) to the scene's scheme when they differ.
+    """
+    from ..io import read_rgb, write_png
+    from ..scene import load_scene, save_scene
+    from ..schemes import convert_labels, get_scheme, lr_swap_needed
+    from .preprocess import DEFAULT_CROP_RADIUS_CM, face_crop_box, scene_units_per_cm
+
+    scene = load_scene(scene_dir)
+    src, dst = get_scheme(parser.info.label_scheme), get_scheme(scene.label_scheme)
+    swap = lr_swap_needed(src, dst, src_lr=lr_convention)
+    convert = src.name != dst.name or swap
+    head = scene.head_frame
+    radius = None
+    if crop and head is not None:
+        radius = float(crop_radius) if crop_radius is not None else DEFAULT_CROP_RADIUS_CM * scene_units_per_cm(scene)
+    elif crop_radius is not None and head is None:
+        raise LabelsplatError("--crop-radius needs the scene's head_frame", path=scene.root,
+                              hint="add a head_frame (scene import --head-frame) or drop --crop-radius")
+    stems = [Path(f.file_path).stem if f.file_path else f.name for f in scene.frames]
+    if len(set(stems)) != len(stems):
+        stems = [f.name for f in scene.frames]
+    for f in scene.frames:
+        if not f.file_path:
+            raise LabelsplatError(f"frame {f.name!r} has no file_path (image)", path=scene.root)
+    outputs: list[Path] = []
+    cropped = replaced = 0
+    for start in range(0, len(scene.frames), batch_size):
+        idx = list(range(start, min(start + batch_size, len(scene.frames))))
+        imgs, boxes = [], []
+        for i in idx:
+            fr = scene.frames[i]
+            img_path = scene.path(fr.file_path)
+            img = read_rgb(img_path)
+            if (img.shape[1], img.shape[0]) != (fr.camera.width, fr.camera.height):
+                raise LabelsplatError(
+                    f"image is {img.shape[1]}x{img.shape[0]} but frame {fr.name!r} says {fr.camera.width}x{fr.camera.height}",
+                    path=img_path,
+                )
+            box = face_crop_box(fr.camera, head.center, radius) if radius is not None else None
+            cropped += box is not None
+            imgs.append(img)
+            boxes.append(box)
+        labs = parser.predict(imgs, boxes, batch_size=batch_size)
+        for i, lab in zip(idx, labs):
+            fr = scene.frames[i]
+            if convert:
+                lab = convert_labels(lab, src, dst, src_lr=lr_convention)
+            rel = f"labels/{stems[i]}.png"
+            replaced += fr.label_path is not None
+            outputs.append(write_png(scene.root / rel, lab))
+            fr.label_path = rel
+        if progress is not None:
+            progress(len(idx))
+    scene.extra["parse"] = {
+        "model": parser.model_name,
+        "weights": str(parser.weights) if parser.weights else None,
+        "label_scheme": src.name,
+        "input_size": parser.info.input_size,
+        "crop_radius": radius,
+        "lr_convention": lr_convention or src.lr_convention,
+    }
+    save_scene(scene)
+    return ParseSummary(n_images=len(scene.frames), outputs=outputs, cropped=cropped,
+                        converted_from=src.name if convert else None, converted_to=dst.name if convert else None,
+                        lr_swapped=swap, replaced_labels=replaced)
