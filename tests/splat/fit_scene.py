@@ -104,3 +104,15 @@ def make_scene(root: Path, n_views: int = 8, res: int = 48, seed: int = 0, *, he
     hf = HeadFrame(CENTER, [0, 1, 0], [0, 0, 1]) if head_frame else None
     save_scene(Scene(root=root, frames=frames, label_scheme="celebamask19-zll", head_frame=hf), root)
     return root
+
+
+_CACHE: dict[tuple, Path] = {}
+
+
+def cached_scene(tmp_path_factory, **kwargs) -> Path:
+    """One scene per parameter set per test session (shared by the fit test modules)."""
+    key = tuple(sorted(kwargs.items()))
+    if key not in _CACHE:
+        root = tmp_path_factory.mktemp("fitscene")
+        _CACHE[key] = make_scene(root, **kwargs)
+    return _CACHE[key]
