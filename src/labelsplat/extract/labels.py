@@ -114,7 +114,7 @@ def extract_argmax(
         logp = torch.log_softmax(x, dim=-1)
         p = logp.exp()
         conf, lab = p.max(dim=-1)
-        ent = -(p * logp).sum(dim=-1).clamp_min(0.0)
+        ent = (-(p * logp).sum(dim=-1)).clamp_min(0.0)
         if a is not None:
             lab, conf, ent = _background_fill(lab, conf, ent, a[s : s + chunk], alpha_threshold, background_index)
         out_l.append(lab)
@@ -147,7 +147,7 @@ def _soft_assign(x, centres, centre_class, num_classes: int, sigma: float):
     onehot = torch.nn.functional.one_hot(centre_class, num_classes).to(p_c.dtype)
     p = p_c @ onehot
     conf, lab = p.max(dim=-1)
-    ent = -(p * torch.log(p.clamp_min(1e-12))).sum(-1).clamp_min(0.0)
+    ent = (-(p * torch.log(p.clamp_min(1e-12))).sum(-1)).clamp_min(0.0)
     return lab, conf, ent
 
 
