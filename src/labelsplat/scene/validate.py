@@ -39,9 +39,8 @@ def scheme_num_classes(scheme: Any, *, source: str | Path | None = None) -> int:
     try:
         return int(get_scheme(scheme).num_classes)
     except LabelsplatError as exc:
-        raise LabelsplatError(
-            f"unknown label scheme {scheme!r} ({exc.message})", path=source, hint=exc.hint or "see `labelsplat labels schemes`"
-        ) from exc
+        msg = exc.message if "unknown label scheme" in exc.message else f"unknown label scheme {scheme!r} ({exc.message})"
+        raise LabelsplatError(msg, path=source, hint=exc.hint or "see `labelsplat labels schemes`") from exc
     except KeyError as exc:  # a registry that raises KeyError
         raise LabelsplatError(f"unknown label scheme {scheme!r}", path=source) from exc
 

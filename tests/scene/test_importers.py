@@ -1,0 +1,303 @@
+"""Importers on small fixtures written here: round trips, pixel conventions, undistortion, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from scene_fixtures import (
+    HEAD,
+    make_rig,
+    random_image,
+    save,
+    write_colmap,
+    write_facescape,
+    write_labels,
+    write_nersemble,
+)
+
+from labelsplat.errors import LabelsplatError
+from labelsplat.io import read_label, read_rgb
+from labelsplat.scene import import_scene, load_scene, validate_scene, yaw_pitch
+from labelsplat.scene.distortion import Distortion, undistort_image, undistort_label
+
+IDENTITY_HEAD = {"center": [0, 0, 0], "up": [0, 1, 0], "forward": [0, 0, 1]}
+
+
+def _same_cameras(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(y.c2w, x.c2w, atol=1e-9)
+        np.testing.assert_allclose(y.K, x.K, atol=1e-9)
+        assert (y.width, y.height) == (x.width, x.height)
+
+
+# ----------------------------------------------------------------------------- round trips
+def test_facescape_round_trip(tmp_path):
+    cams = make_rig()
+    params = write_facescape(tmp_path / "fs", cams, ext=".png", invalid={3})
+    names = [str(i) for i in range(len(cams))]
+    write_labels(tmp_path / "labels", names, cams)
+    scene = import_scene("facescape", params, None, tmp_path / "out", labels_dir=tmp_path / "labels")
+    keep = [i for i in range(len(cams)) if i != 3]
+    back = load_scene(tmp_path / "out")
+    assert [f.name for f in back.frames] == [names[i] for i in keep]
+    _same_cameras([cams[i] for i in keep], back.cameras)
+    assert back.extra["import"]["skipped"] == ["3 (marked invalid)"]
+    assert any("skipped 1 view" in n for n in back.extra["import"]["notes"])
+    f0 = back.frames[0]
+    assert f0.file_path == "images/0.png" and f0.label_path == "labels/0.png"
+    assert (tmp_path / "out" / f0.file_path).read_bytes() == (tmp_path / "fs" / "0.png").read_bytes()
+    np.testing.assert_array_equal(read_label(back.path(f0.label_path)), read_label(tmp_path / "labels" / "0.png"))
+    assert "distortion_removed" not in f0.extra  # zero distortion: copied unchanged
+    # the head frame was estimated from this symmetric rig (view 3 dropped keeps it close)
+    assert np.degrees(np.arccos(back.head_frame.forward @ HEAD.forward)) < 5
+    assert validate_scene(back) == []
+    assert scene.root == tmp_path / "out"
+
+
+def test_facescape_flat_k_jpg_and_link(tmp_path):
+    cams = make_rig(yaws=(-30, 0, 30), pitches=(-10, 10))
+    params = write_facescape(tmp_path / "fs", cams, flat_k=True, ext=".jpg")
+    import_scene("facescape", params, tmp_path / "fs", tmp_path / "out", head_frame=HEAD.to_dict(), link=True)
+    back = load_scene(tmp_path / "out")
+    _same_cameras(cams, back.cameras)
+    src, dst = tmp_path / "fs" / "2.jpg", tmp_path / "out" / "images" / "2.jpg"
+    assert os.stat(src).st_ino == os.stat(dst).st_ino  # hard link
+    np.testing.assert_allclose(back.head_frame.center, HEAD.center)
+
+
+def test_colmap_round_trip_points_and_rigs(tmp_path):
+    cams = make_rig(yaws=(-50, 0, 50), pitches=(-15, 15))
+    rng = np.random.default_rng(0)
+    xyz = rng.normal(size=(20, 3)) * 50 + HEAD.center
+    rgb = rng.integers(0, 256, (20, 3))
+    model = write_colmap(tmp_path / "sparse" / "0", cams, tmp_path / "images", points=(xyz, rgb))
+    names = [f"img_{i:02d}" for i in range(1, len(cams) + 1)]
+    write_labels(tmp_path / "labels", names, cams)
+    import_scene("colmap", tmp_path, tmp_path / "images", tmp_path / "out", labels_dir=tmp_path / "labels")  # finds sparse/0
+    back = load_scene(tmp_path / "out")
+    assert [f.name for f in back.frames] == names
+    _same_cameras(cams, back.cameras)
+    assert any("rigs.txt" in n for n in back.extra["import"]["notes"])
+    from plyfile import PlyData
+
+    ply = PlyData.read(str(back.path(back.ply_file_path)))["vertex"]
+    np.testing.assert_allclose(np.stack([ply["x"], ply["y"], ply["z"]], 1), xyz, rtol=1e-6)
+    np.testing.assert_array_equal(np.stack([ply["red"], ply["green"], ply["blue"]], 1), rgb)
+    assert model.is_dir()
+
+
+def test_nersemble_round_trip_and_skips(tmp_path):
+    cams = make_rig(yaws=(-60, -20, 20, 60), pitches=(0, 20))
+    params = write_nersemble(tmp_path / "cal", cams, tmp_path / "images")
+    serials = sorted(json.loads(params.read_text())["world_2_cam"])
+    (tmp_path / "images" / f"cam_{serials[0]}.png").unlink()  # one camera has no image
+    save(tmp_path / "images" / "notes_9.png", np.zeros((4, 4, 3), np.uint8))  # an unrelated image
+    import_scene("nersemble", params.parent, tmp_path / "images", tmp_path / "out")
+    back = load_scene(tmp_path / "out")
+    assert [f.name for f in back.frames] == [f"cam_{s}" for s in serials[1:]]
+    _same_cameras(cams[1:], back.cameras)
+    assert back.extra["import"]["skipped"] == [f"{serials[0]} (no image)"]
+    assert any("match no camera" in n for n in back.extra["import"]["notes"])
+
+
+# ----------------------------------------------------------------------------- pixel conventions
+D = 500.0  # camera distance; the camera sits on the head's +z (forward) axis looking back at it
+FX, FY, CX_CV, CY_CV, W, H = 100.0, 100.0, 23.0, 19.0, 48, 40
+RT_FRONTAL = [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, D]]  # world -> OpenCV camera
+
+
+def _frontal_source(tmp_path, fmt):
+    """A hand-written frontal camera (no library code) in each format; image with a marker pixel."""
+    img = np.full((H, W, 3), 40, np.uint8)
+    img[19, 30] = (255, 0, 0)  # where OpenCV's projection of (35, 0, 0) lands: u=30, v=19
+    src = tmp_path / "src"
+    src.mkdir()
+    if fmt == "facescape":
+        save(src / "0.png", img)
+        (src / "params.json").write_text(json.dumps({
+            "0_K": [[FX, 0, CX_CV], [0, FY, CY_CV], [0, 0, 1]], "0_Rt": RT_FRONTAL,
+            "0_distortion": [0, 0, 0, 0, 0], "0_width": W, "0_height": H, "0_valid": True,
+        }))
+        return src / "params.json", src
+    if fmt == "nersemble":
+        save(src / "cam_220700191.png", img)
+        (src / "camera_params.json").write_text(json.dumps({
+            "world_2_cam": {"220700191": RT_FRONTAL + [[0, 0, 0, 1]]},
+            "intrinsics": [[FX, 0, CX_CV], [0, FY, CY_CV], [0, 0, 1]],
+        }))
+        return src / "camera_params.json", src
+    # COLMAP: same camera; its principal point is already pixel-centre based (+0.5 written here)
+    save(src / "a.png", img)
+    (src / "cameras.txt").write_text(f"1 PINHOLE {W} {H} {FX} {FY} {CX_CV + 0.5} {CY_CV + 0.5}\n")
+    (src / "images.txt").write_text(f"1 0 1 0 0 0 0 {D} 1 a.png\n\n")  # q = 180 deg about x
+    return src, src
+
+
+@pytest.mark.parametrize("fmt", ["facescape", "nersemble", "colmap"])
+def test_frontal_camera_conventions(tmp_path, fmt):
+    src, images = _frontal_source(tmp_path, fmt)
+    # a second, identical-pose-free camera is not needed: the head frame is given
+    import_scene(fmt, src, images, tmp_path / "out", head_frame=IDENTITY_HEAD)
+    scene = load_scene(tmp_path / "out")
+    cam = scene.frames[0].camera
+    assert (cam.cx, cam.cy) == (CX_CV + 0.5, CY_CV + 0.5)
+    yaw, pitch = yaw_pitch(cam.center, scene.head_frame)
+    assert abs(yaw) < 1e-9 and abs(pitch) < 1e-9
+    center, left, up = np.zeros(3), np.array([35.0, 0, 0]), np.array([0, 20.0, 0])
+    uv, z = cam.project(np.stack([center, left, up, [0, 0, 60.0]]))
+    assert np.all(z > 0)  # points in front of the face are in front of the camera
+    assert uv[1, 0] > uv[0, 0]  # the subject's left lands on the image's right
+    assert uv[2, 1] < uv[0, 1]  # up lands higher in the image
+    # OpenCV puts (35, 0, 0) at u = FX*35/D + CX_CV = 30 exactly, i.e. the centre of pixel 30
+    np.testing.assert_allclose(uv[1], [30.5, 19.5], atol=1e-9)
+    imported = read_rgb(scene.path(scene.frames[0].file_path))
+    assert tuple(imported[int(np.floor(uv[1, 1])), int(np.floor(uv[1, 0]))]) == (255, 0, 0)
+
+
+# ----------------------------------------------------------------------------- undistortion in the importer
+def test_facescape_distortion_removed(tmp_path):
+    cams = make_rig(yaws=(-30, 0, 30), pitches=(0, 15))
+    dist = [-0.2, 0.03, 0.001, -0.002, 0.0]
+    params = write_facescape(tmp_path / "fs", cams, dist=dist, ext=".png")
+    write_labels(tmp_path / "labels", [str(i) for i in range(len(cams))], cams)
+    (tmp_path / "masks").mkdir()
+    for i, c in enumerate(cams):
+        save(tmp_path / "masks" / f"{i}.png", np.full((c.height, c.width), 255, np.uint8))
+    import_scene("facescape", params, None, tmp_path / "out", labels_dir=tmp_path / "labels",
+                 masks_dir=tmp_path / "masks", link=True)
+    back = load_scene(tmp_path / "out")
+    _same_cameras(cams, back.cameras)  # same K after undistortion
+    f = back.frames[1]
+    assert f.extra["distortion_removed"] == {"model": "OPENCV", "params": dist}
+    d = Distortion("OPENCV", tuple(dist))
+    src_img = read_rgb(tmp_path / "fs" / "1.png")
+    np.testing.assert_array_equal(read_rgb(back.path(f.file_path)), undistort_image(src_img, cams[1].K, d))
+    src_lbl = read_label(tmp_path / "labels" / "1.png")
+    out_lbl = read_label(back.path(f.label_path), 19)
+    np.testing.assert_array_equal(out_lbl, undistort_label(src_lbl, cams[1].K, d))
+    assert set(np.unique(out_lbl).tolist()) <= set(np.unique(src_lbl).tolist()) | {255}
+    assert os.stat(back.path(f.file_path)).st_ino != os.stat(tmp_path / "fs" / "1.png").st_ino  # rewritten, not linked
+    mask = np.asarray(Image.open(back.path(f.mask_path)))
+    assert mask.dtype == np.uint8 and set(np.unique(mask).tolist()) <= {0, 255}
+
+
+def test_colmap_simple_radial_recorded(tmp_path):
+    cams = make_rig(yaws=(-30, 0, 30), pitches=(0,))
+    write_colmap(tmp_path / "m", cams, tmp_path / "images", model="SIMPLE_RADIAL", extra=(0.05,), rigs=False)
+    for c in cams:  # SIMPLE_RADIAL has one focal length
+        c.fy = c.fx
+    import_scene("colmap", tmp_path / "m", tmp_path / "images", tmp_path / "out")
+    back = load_scene(tmp_path / "out")
+    _same_cameras(cams, back.cameras)
+    assert all(f.extra["distortion_removed"] == {"model": "SIMPLE_RADIAL", "params": [0.05]} for f in back.frames)
+    assert any("no points3D.txt" in n for n in back.extra["import"]["notes"]) and back.ply_file_path is None
+
+
+# ----------------------------------------------------------------------------- bad input
+def _fs(tmp_path, **kw):
+    cams = make_rig(yaws=(-30, 0, 30), pitches=(0,))
+    return write_facescape(tmp_path / "fs", cams, ext=".png", **kw), cams
+
+
+@pytest.mark.parametrize(
+    "edit, needle, where",
+    [
+        (lambda p: p.pop("1_Rt"), "missing key '1_Rt'", "params.json"),
+        (lambda p: p.__setitem__("0_Rt", [[0.0] * 4] * 3), "singular", "params.json"),
+        (lambda p: p.__setitem__("0_Rt", [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, -1, 5.0]]), "reflection", "params.json"),
+        (lambda p: p.__setitem__("2_K", [[50, 0, 20], [0, 50, 20]]), "shape", "params.json"),
+        (lambda p: p.__setitem__("1_width", 100), "the image is 48x40 but params.json says 100x40", "1.png"),
+        (lambda p: p.__setitem__("1_K", [[50, 0, 400], [0, 50, 20], [0, 0, 1]]), "principal point", "params.json"),
+        (lambda p: p.__setitem__("0_distortion", [0.1, 0.2]), "_distortion", "params.json"),
+    ],
+)
+def test_facescape_bad_params(tmp_path, edit, needle, where):
+    path, _ = _fs(tmp_path)
+    params = json.loads(path.read_text())
+    edit(params)
+    path.write_text(json.dumps(params))
+    with pytest.raises(LabelsplatError) as exc:
+        import_scene("facescape", path, None, tmp_path / "out")
+    assert needle in str(exc.value) and where in str(exc.value)
+    assert not (tmp_path / "out").exists()  # nothing partial
+
+
+def test_nan_in_params_rejected(tmp_path):
+    path, _ = _fs(tmp_path)
+    params = json.loads(path.read_text())
+    params["0_Rt"][0][0] = "__nan__"
+    path.write_text(json.dumps(params).replace('"__nan__"', "NaN"))
+    with pytest.raises(LabelsplatError, match=r"params\.json.*non-finite number NaN"):
+        import_scene("facescape", path, None, tmp_path / "out")
+    # a NaN written as a string number slips past JSON and is caught by the matrix check
+    params["0_Rt"][0][0] = "nan"
+    path.write_text(json.dumps(params))
+    with pytest.raises(LabelsplatError, match=r"params\.json.*'0_Rt' has NaN"):
+        import_scene("facescape", path, None, tmp_path / "out")
+
+
+def test_bad_labels_and_existing_output(tmp_path):
+    path, cams = _fs(tmp_path)
+    write_labels(tmp_path / "labels", ["0", "1", "2"], cams)
+    lbl = read_label(tmp_path / "labels" / "1.png")
+    lbl[5, 5] = 40
+    save(tmp_path / "labels" / "1.png", lbl)
+    with pytest.raises(LabelsplatError, match=r"1\.png.*outside the scheme"):
+        import_scene("facescape", path, None, tmp_path / "out", labels_dir=tmp_path / "labels")
+    (tmp_path / "labels" / "1.png").unlink()
+    with pytest.raises(LabelsplatError, match="no label PNG for 1 of 3"):
+        import_scene("facescape", path, None, tmp_path / "out", labels_dir=tmp_path / "labels")
+    with pytest.raises(LabelsplatError, match="unknown label scheme"):
+        import_scene("facescape", path, None, tmp_path / "out", label_scheme="nope")
+    (tmp_path / "out").mkdir()
+    import_scene("facescape", path, None, tmp_path / "out")  # an empty folder is fine
+    with pytest.raises(LabelsplatError, match="already exists"):
+        import_scene("facescape", path, None, tmp_path / "out")
+    import_scene("facescape", path, None, tmp_path / "out", overwrite=True)
+
+
+def test_colmap_bad_inputs(tmp_path):
+    cams = make_rig(yaws=(-30, 0, 30), pitches=(0,))
+    m = write_colmap(tmp_path / "m", cams, tmp_path / "images")
+    text = (m / "images.txt").read_text()
+    (m / "images.txt").write_text(text.replace("img_02.png", "img_01.png"))
+    with pytest.raises(LabelsplatError, match="duplicate frame names"):
+        import_scene("colmap", m, tmp_path / "images", tmp_path / "out")
+    (m / "images.txt").write_text(text)
+    cams_txt = (m / "cameras.txt").read_text()
+    (m / "cameras.txt").write_text(cams_txt.replace("PINHOLE", "OPENCV_FISHEYE", 1))
+    with pytest.raises(LabelsplatError, match="OPENCV_FISHEYE is not supported") as exc:
+        import_scene("colmap", m, tmp_path / "images", tmp_path / "out")
+    assert "cameras.txt" in str(exc.value)
+    (m / "cameras.txt").write_text(cams_txt)
+    (tmp_path / "images" / "img_03.png").unlink()
+    with pytest.raises(LabelsplatError, match="not in the images folder"):
+        import_scene("colmap", m, tmp_path / "images", tmp_path / "out")
+    b = tmp_path / "binary"
+    b.mkdir()
+    (b / "cameras.bin").write_bytes(b"\0")
+    with pytest.raises(LabelsplatError, match="model_converter"):
+        import_scene("colmap", b, tmp_path / "images", tmp_path / "out")
+
+
+def test_nersemble_bad_inputs(tmp_path):
+    cams = make_rig(yaws=(-30, 0, 30), pitches=(0,))
+    params = write_nersemble(tmp_path / "cal", cams, tmp_path / "images")
+    data = json.loads(params.read_text())
+    del data["intrinsics"]
+    params.write_text(json.dumps(data))
+    with pytest.raises(LabelsplatError, match="missing key 'intrinsics'"):
+        import_scene("nersemble", params, tmp_path / "images", tmp_path / "out")
+    other = tmp_path / "other"
+    other.mkdir()
+    save(other / "x.png", random_image(np.random.default_rng(0), cams[0]))
+    params2 = write_nersemble(tmp_path / "cal2", cams, tmp_path / "images2")
+    with pytest.raises(LabelsplatError, match="no image file name contains"):
+        import_scene("nersemble", params2, other, tmp_path / "out")
+    with pytest.raises(LabelsplatError, match="unknown import format"):
+        import_scene("blender", params2, other, tmp_path / "out")
