@@ -68,6 +68,8 @@ def test_evaluate_bad_ids_and_unknown_scheme(cli, tmp_path):
     assert r.exit_code == 2 and "a.png" in r.output and "outside" in r.output
     r = cli("evaluate", pred, gt, "--scheme", "nope", "--out", tmp_path / "m3.json")
     assert r.exit_code == 2 and "unknown label scheme" in r.output and "Traceback" not in r.output
+    r = cli("evaluate", pred, gt, "--device", "tpu", "--out", tmp_path / "m4.json")
+    assert r.exit_code == 2 and "unknown device" in r.output
 
 
 def _scene(tmp_path, yaws):
@@ -120,3 +122,31 @@ def test_evaluate_scene_size_mismatch(cli, tmp_path):
 def test_evaluate_help_has_example(cli):
     r = cli("evaluate", "--help")
     assert r.exit_code == 0 and "Examples" in r.output and "labelsplat evaluate" in r.output
+
+
+def test_evaluate_scene_as_prediction(cli, tmp_path):
+    """PRED = a scene: its frames' label_path (e.g. a parser's noisy labels) against gt_label_path."""
+    from labelsplat.scene import load_scene, save_scene
+
+    root = _scene(tmp_path, [10.0, -75.0])
+    (root / "labels").mkdir()
+    for i, (g, p) in enumerate(((GT_A, PR_A), (GT_B, PR_B))):
+        write_png(root / "gt" / f"v{i}.png", g)
+        write_png(root / "labels" / f"v{i}.png", p)
+    r = cli("evaluate", root, "--out", tmp_path / "m.json", "--name", "initial")
+    assert r.exit_code == 0, r.output
+    lab = json.loads((tmp_path / "m.json").read_text())["labellings"]["initial"]
+    assert lab["overall"]["pixel_acc"] == pytest.approx(12 / 15) and lab["by_yaw"]["60-90"]["miou"] == 1.0
+    # GT as a folder matched to the frames by name; an extra GT file is reported
+    write_png(root / "gt" / "zz.png", GT_A)
+    r = cli("evaluate", root, root / "gt", "--out", tmp_path / "m2.json")
+    assert r.exit_code == 2 and "zz" in r.output and "without prediction" in r.output
+    (root / "gt" / "zz.png").unlink()
+    r = cli("evaluate", root, root / "gt", "--out", tmp_path / "m2.json")
+    assert r.exit_code == 0, r.output
+    # a frame without gt_label_path and no GT folder: a clear error
+    scene = load_scene(root)
+    scene.frames[1].gt_label_path = None
+    save_scene(scene)
+    r = cli("evaluate", root, "--out", tmp_path / "m3.json")
+    assert r.exit_code == 2 and "gt_label_path" in r.output and "v1" in r.output
