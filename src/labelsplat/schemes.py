@@ -386,6 +386,8 @@ def flip_labels(labels, scheme: str | LabelScheme):
             raise LabelsplatError(f"flip_labels expects (H, W) or (B, H, W), got shape {tuple(labels.shape)}")
         if labels.dtype.is_floating_point or labels.dtype == torch.bool:
             raise LabelsplatError(f"flip_labels expects integer class ids, got {labels.dtype}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > IGNORE_INDEX):
+            raise LabelsplatError("flip_labels: class ids must be in 0..255")
         table = torch.as_tensor(lut.astype(np.int64), device=labels.device)
         out = table[torch.flip(labels, dims=(-1,)).long()]
         return out.to(labels.dtype)
