@@ -152,18 +152,21 @@ class DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        ctx, self._ctx = self._ctx, None
-        if exc_type is None:
-            try:
-                self._finish()
-            except BaseException as err:
-                ctx.__exit__(type(err), err, err.__traceback__)
-                raise
-            ctx.__exit__(None, None, None)
-            self.path = self.out_dir
+        ctx = self._ctx
+        try:
+            if exc_type is None:
+                try:
+                    self._finish()
+                except BaseException as err:
+                    ctx.__exit__(type(err), err, err.__traceback__)
+                    raise
+                ctx.__exit__(None, None, None)
+                self.path = self.out_dir
+                return False
+            ctx.__exit__(exc_type, exc, tb)
             return False
-        ctx.__exit__(exc_type, exc, tb)
-        return False
+        finally:
+            self._ctx, self._tmp = None, None
 
     def _require_open(self) -> Path:
         if self._tmp is None or self._ctx is None:
