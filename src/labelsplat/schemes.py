@@ -125,12 +125,25 @@ class LabelScheme:
         return len(self.classes)
 
     def index(self, name: str) -> int:
-        """Index of a class by its name (or its concept name)."""
+        """Index of a class by its name, else by its concept (``lapa11.index("skin") == 1``).
+
+        Beware with third-party sided names: ``lapa11.index("lb") == 3`` (facer's name) but
+        ``lapa11.index("l_brow") == 2`` (LaPa's own "left eyebrow", which facer calls ``rb``).
+        :meth:`concept_index` looks up concepts only.
+        """
         if name in self.classes:
             return self.classes.index(name)
         if name in self.concepts:
             return self.concepts.index(name)
         raise LabelsplatError(f"label scheme {self.name!r} has no class {name!r}; classes: {', '.join(self.classes)}")
+
+    def concept_index(self, concept: str) -> int:
+        """Index of the class whose canonical concept (see :data:`CONCEPTS`) is ``concept``."""
+        if concept in self.concepts:
+            return self.concepts.index(concept)
+        raise LabelsplatError(
+            f"label scheme {self.name!r} has no class meaning {concept!r}; meanings: {', '.join(self.concepts)}"
+        )
 
     def palette_array(self) -> np.ndarray:
         """(K, 3) uint8 RGB palette."""

@@ -53,6 +53,11 @@ def test_third_party_orders():
     assert facer.num_classes == 19 and facer.classes[4] == "rr"
     for s in (camhq, lapa, facer):
         assert s.lr_convention == "unknown"
+    assert lapa.index("skin") == lapa.index("face") == 1 and lapa.index("lb") == 3
+    assert lapa.concept_index("l_brow") == 2  # LaPa's own "left eyebrow", facer's "rb"
+    assert lapa.index("l_brow") == 2  # names first, then concepts
+    with pytest.raises(LabelsplatError):
+        lapa.concept_index("hat")
 
 
 def test_unknown_scheme_error_lists_known():
