@@ -86,3 +86,22 @@ def test_help_has_examples(cli):
     for args in (("labels", "convert", "--help"), ("labels", "schemes", "--help")):
         r = cli(*args)
         assert r.exit_code == 0 and "Examples" in r.output and "labelsplat labels" in r.output
+
+
+def test_convert_colour_coded_inputs(cli, tmp_path):
+    from labelsplat.schemes import colorize
+
+    folder = tmp_path / "col"
+    folder.mkdir()
+    lab = np.array([[0, 1, 17, 255], [2, 3, 10, 14]], np.uint8)
+    rgb = colorize(lab, "celebamask19-zll")
+    rgb[0, 0] = (3, 2, 1)  # near black (background)
+    write_png(folder / "a.png", rgb)
+    r = cli("labels", "convert", folder, tmp_path / "ids", "--from", "celebamask19-zll", "--to", "celebamask19-zll",
+            "--colors")
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(read_label(tmp_path / "ids" / "a.png"), lab)
+    assert "1 pixels were not an exact palette colour" in r.output
+    # without --colors an RGB input is refused with a hint
+    r = cli("labels", "convert", folder, tmp_path / "ids2", "--from", "celebamask19-zll", "--to", "lapa11")
+    assert r.exit_code == 2 and "single-channel" in r.output

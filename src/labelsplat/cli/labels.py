@@ -33,7 +33,8 @@ def _lr_value(value: Optional[str], flag: str) -> Optional[str]:
         "Examples:\n\n"
         "  labelsplat labels convert parsed/lapa parsed/zll --from lapa11 --to celebamask19-zll\n\n"
         "  labelsplat labels convert facer_out labels --from lapa11 --to celebamask19-zll --src-lr image\n\n"
-        "  labelsplat labels convert camhq_masks zll_masks --from celebamask-hq --to celebamask19-zll"
+        "  labelsplat labels convert camhq_masks zll_masks --from celebamask-hq --to celebamask19-zll\n\n"
+        "  labelsplat labels convert colour_maps ids --from celebamask19-zll --to celebamask19-zll --colors"
     ),
 )
 def convert_cmd(
@@ -46,6 +47,10 @@ def convert_cmd(
     ),
     dst_lr: Optional[str] = typer.Option(
         None, "--dst-lr", help="Override the destination's left/right convention: subject | image | unknown."
+    ),
+    colors: bool = typer.Option(
+        False, "--colors", help="Inputs are colour-coded with the source scheme's palette (RGB): each pixel takes "
+        "the nearest palette colour, white = ignore (255)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT_DIR (only after success)."),
 ) -> None:
@@ -61,8 +66,8 @@ def convert_cmd(
     from rich.table import Table
 
     from ..errors import LabelsplatError
-    from ..io import atomic_dir, list_images, read_label, write_png
-    from ..schemes import conversion_report, conversion_table, get_scheme, lr_swap_needed
+    from ..io import atomic_dir, list_images, read_label, read_rgb, write_png
+    from ..schemes import colorize, conversion_report, conversion_table, get_scheme, lr_swap_needed, palette_to_labels
 
     s, d = get_scheme(src), get_scheme(dst)
     s_lr, d_lr = _lr_value(src_lr, "--src-lr"), _lr_value(dst_lr, "--dst-lr")
@@ -77,9 +82,15 @@ def convert_cmd(
         names[name] = f
     lut = conversion_table(s, d, src_lr=s_lr, dst_lr=d_lr)
     hist = np.zeros(256, dtype=np.int64)
+    inexact = 0
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for name, f in names.items():
-            arr = read_label(f, s.num_classes)
+            if colors:
+                rgb = read_rgb(f)
+                arr = palette_to_labels(rgb, s)
+                inexact += int((colorize(arr, s) != rgb).any(axis=-1).sum())
+            else:
+                arr = read_label(f, s.num_classes)
             hist += np.bincount(arr.reshape(-1), minlength=256)
             write_png(tmp / name, lut[arr])
 
@@ -109,6 +120,8 @@ def convert_cmd(
     else:
         console.print("  every class maps one to one (lossless)")
     console.print(f"  pixels: {total}, ignore (255) kept: {int(hist[255])}")
+    if colors:
+        console.print(f"  colour inputs: {inexact} pixels were not an exact palette colour (took the nearest)")
 
 
 @labels_app.command(
