@@ -10,7 +10,9 @@ Conventions
   ``r2 = x^2 + y^2``, ``radial = (1 + k1 r2 + k2 r4 + k3 r6) / (1 + k4 r2 + k5 r4 + k6 r6)``,
   ``xd = x radial + 2 p1 x y + p2 (r2 + 2 x^2)``, ``yd = y radial + p1 (r2 + 2 y^2) + 2 p2 x y``.
   COLMAP's SIMPLE_RADIAL (k) and RADIAL (k1, k2) are its special cases.
-* Undistortion keeps K and the image size. For each output pixel centre the forward model
+* Undistortion keeps K and the image size (:func:`undistort_image`, :func:`undistort_label`
+  run a compiled kernel; :func:`undistort_map` + :func:`remap_bilinear` / :func:`remap_nearest`
+  are the plain NumPy reference the tests compare it with). For each output pixel centre the forward model
   (closed form) gives the distorted position in the source image, which is sampled there:
   bilinear for images, nearest (the pixel containing the point) for labels and masks, so class
   ids stay valid. Output pixels whose source lies outside the image get ``fill``
@@ -184,15 +186,44 @@ def remap_nearest(image: np.ndarray, su: np.ndarray, sv: np.ndarray, fill: int =
     return out
 
 
+def _kernel_args(image: np.ndarray, K: np.ndarray, dist: Distortion):
+    img = np.ascontiguousarray(image)
+    if img.ndim not in (2, 3):
+        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {img.shape}")
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3):
+        raise ValueError(f"K must be 3x3, got {K.shape}")
+    img3 = img[..., None] if img.ndim == 2 else img
+    return img, img3, (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), dist.coefficients())
+
+
 def undistort_image(image: np.ndarray, K: np.ndarray, dist: Distortion, *, fill: float = 0) -> np.ndarray:
-    """Undistort an RGB/grey image to the pinhole camera with the same K and size (bilinear)."""
-    h, w = np.asarray(image).shape[:2]
-    su, sv = undistort_map(K, dist, w, h)
-    return remap_bilinear(image, su, sv, fill=fill)
+    """Undistort an image (H, W) or (H, W, C) to the pinhole camera with the same K and size.
+
+    Bilinear sampling at the distorted source position of every output pixel centre (edge
+    pixels extended within the image, ``fill`` outside it); integer images are rounded and
+    clipped. Compiled kernel; equals ``remap_bilinear(image, *undistort_map(...))`` up to
+    rounding ties.
+    """
+    from ._undistort_kernels import remap_linear
+
+    img, img3, (fx, fy, cx, cy, c) = _kernel_args(image, K, dist)
+    out = np.empty_like(img3)
+    is_int = bool(np.issubdtype(img.dtype, np.integer))
+    lo, hi = (float(np.iinfo(img.dtype).min), float(np.iinfo(img.dtype).max)) if is_int else (0.0, 0.0)
+    remap_linear(img3, fx, fy, cx, cy, c, img3.dtype.type(fill), is_int, lo, hi, out)
+    return out[..., 0] if img.ndim == 2 else out
 
 
 def undistort_label(label: np.ndarray, K: np.ndarray, dist: Distortion, *, fill: int = IGNORE_INDEX) -> np.ndarray:
-    """Undistort a label map (H, W) with nearest sampling; outside the source -> ``fill`` (255)."""
-    h, w = np.asarray(label).shape[:2]
-    su, sv = undistort_map(K, dist, w, h)
-    return remap_nearest(label, su, sv, fill=fill)
+    """Undistort a label map or mask (H, W[, C]) with nearest sampling, so values are never mixed.
+
+    Output pixels whose source lies outside the image get ``fill`` (255 = ignore for labels;
+    pass 0 for masks). Equals ``remap_nearest(label, *undistort_map(...))``.
+    """
+    from ._undistort_kernels import remap_nearest as _kernel
+
+    img, img3, (fx, fy, cx, cy, c) = _kernel_args(label, K, dist)
+    out = np.empty_like(img3)
+    _kernel(img3, fx, fy, cx, cy, c, img3.dtype.type(fill), out)
+    return out[..., 0] if img.ndim == 2 else out

@@ -21,7 +21,7 @@ import numpy as np
 from ...errors import LabelsplatError
 from ...io import IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, read_label, read_rgb, write_jpg, write_png
 from ..camera import Camera, HeadFrame
-from ..distortion import Distortion, remap_bilinear, remap_nearest, undistort_map
+from ..distortion import Distortion, undistort_image, undistort_label
 from ..format import Frame, Scene, save_scene
 from ..headframe import estimate_head_frame, parse_head_frame
 from ..validate import image_size, scheme_num_classes, validate_scene
@@ -310,16 +310,15 @@ def write_scene(
                         write_png(msk_dst, _read_mask(v.mask, (cam.height, cam.width)))
             else:
                 n_undistorted += 1
-                su, sv = undistort_map(cam.K, dist, cam.width, cam.height)
-                img_dst = _write_image(tmp / "images" / v.name, v.image, remap_bilinear(read_rgb(v.image), su, sv, fill=0))
+                img_dst = _write_image(tmp / "images" / v.name, v.image, undistort_image(read_rgb(v.image), cam.K, dist, fill=0))
                 lbl_dst = None
                 if v.label is not None:
                     lbl = read_label(v.label, num_classes, shape=(cam.height, cam.width))
-                    lbl_dst = write_png(tmp / "labels" / f"{v.name}.png", remap_nearest(lbl, su, sv, fill=255))
+                    lbl_dst = write_png(tmp / "labels" / f"{v.name}.png", undistort_label(lbl, cam.K, dist, fill=255))
                 msk_dst = None
                 if v.mask is not None:
                     msk = _read_mask(v.mask, (cam.height, cam.width))
-                    msk_dst = write_png(tmp / "masks" / f"{v.name}.png", remap_nearest(msk, su, sv, fill=0))
+                    msk_dst = write_png(tmp / "masks" / f"{v.name}.png", undistort_label(msk, cam.K, dist, fill=0))
                 extra["distortion_removed"] = dist.to_dict()
             rel = lambda p: None if p is None else p.relative_to(tmp).as_posix()  # noqa: E731
             frames.append(
