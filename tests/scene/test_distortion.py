@@ -66,7 +66,7 @@ def test_undistorted_image_puts_grid_points_at_pinhole_positions(dist):
         win = (np.abs(u - pu) < 5) & (np.abs(v - pv) < 5)
         wgt = und * win
         cu, cv = (wgt * u).sum() / wgt.sum(), (wgt * v).sum() / wgt.sum()
-        assert np.hypot(cu - pu, cv - pv) < 0.5, (pu, pv, cu, cv)
+        assert np.hypot(cu - pu, cv - pv) < 0.25, (pu, pv, cu, cv)  # measured <= 0.08 px; a half-pixel slip gives >= 0.56
 
 
 def test_labels_nearest_and_outside_is_ignore():

@@ -50,6 +50,9 @@ def test_round_trip(tmp_path):
         (lambda d: d["frames"][0].__setitem__("transform_matrix", [[0.0] * 4] * 4), "singular"),
         (lambda d: d["frames"][1].__setitem__("name", "v0"), "duplicate frame name"),
         (lambda d: d["frames"][0].pop("fl_x"), "missing intrinsic 'fl_x'"),
+        (lambda d: d["frames"][0].__setitem__("w", 48.5), "'w' must be a whole number"),
+        (lambda d: d["frames"][0].__setitem__("fl_y", -3), "'fl_y' must be positive"),
+        (lambda d: d.__setitem__("ply_file_path", 3), "'ply_file_path' must be a string"),
     ],
 )
 def test_load_rejects_bad_structure(tmp_path, mutate, needle):

@@ -162,6 +162,8 @@ def load_scene(path: str | Path) -> Scene:
             if src is None:
                 raise LabelsplatError(f"{where}: missing intrinsic '{key}' (per frame or shared)", path=json_path)
             intr[key] = _number(src, key, where, json_path, positive=key in ("fl_x", "fl_y", "w", "h"))
+            if key in ("w", "h") and intr[key] != int(intr[key]):
+                raise LabelsplatError(f"{where}: '{key}' must be a whole number of pixels, got {intr[key]}", path=json_path)
         for key in ("file_path", "label_path", "gt_label_path", "mask_path"):
             if key in fr and fr[key] is not None and not isinstance(fr[key], str):
                 raise LabelsplatError(f"{where}: '{key}' must be a string path", path=json_path)
@@ -183,6 +185,9 @@ def load_scene(path: str | Path) -> Scene:
                 extra={k: v for k, v in fr.items() if k not in known},
             )
         )
+    ply = data.get("ply_file_path")
+    if ply is not None and not isinstance(ply, str):
+        raise LabelsplatError("'ply_file_path' must be a string path", path=json_path)
     extra = {k: v for k, v in data.items() if k not in {"frames", "label_scheme", "head_frame", "ply_file_path", "schema_version", *_INTRINSIC_KEYS}}
     return Scene(
         root=json_path.parent,
