@@ -52,8 +52,8 @@ _SIDE_SWAP = {"l_brow": "r_brow", "r_brow": "l_brow", "l_eye": "r_eye", "r_eye":
 #: the concept itself. These are labelsplat's choices, documented in docs/usage/labels_and_metrics.md.
 MERGES: dict[str, tuple[str | None, str]] = {
     "eye_g": (None, "eyeglasses cover eye, brow and skin pixels; the class beneath is unknown -> ignore"),
-    "l_ear": (None, "whether LaPa's annotators label ears as skin or background is not documented -> ignore"),
-    "r_ear": (None, "whether LaPa's annotators label ears as skin or background is not documented -> ignore"),
+    "l_ear": ("skin", "LaPa's skin includes the ears (FaRL's LaPa loader names class 1 'face_lr_rr')"),
+    "r_ear": ("skin", "LaPa's skin includes the ears (FaRL's LaPa loader names class 1 'face_lr_rr')"),
     "ear_r": (None, "an earring hides ear or background; the class beneath is unknown -> ignore"),
     "neck": ("background", "LaPa labels only facial parts and hair: the neck is outside them (background)"),
     "neck_l": ("background", "a necklace lies on the neck/clothes, both background in LaPa"),
@@ -207,7 +207,9 @@ _FACER_CELEBM_CONCEPTS = ("background", "neck", "skin", "cloth", "l_ear", "r_ear
 
 # LaPa (JDAI-CV/lapa-dataset README): 0 background, 1 skin, 2 left eyebrow, 3 right eyebrow,
 # 4 left eye, 5 right eye, 6 nose, 7 upper lip, 8 inner mouth, 9 lower lip, 10 hair.
-# facer's `farl/lapa/448` names the same indices as below (LaPa's "left eyebrow" = facer's rb).
+# facer's `farl/lapa/448` names the same indices as below (LaPa's "left eyebrow" = facer's rb);
+# FaRL's training loader (farl/datasets/lapa.py) names them background, face_lr_rr, lb, rb, le, re,
+# nose, ul, im, ll, hair: its skin class holds the ears, and its l/r disagree with facer's.
 _LAPA_CLASSES = ("background", "face", "rb", "lb", "re", "le", "nose", "ulip", "imouth", "llip", "hair")
 _LAPA_CONCEPTS = ("background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "u_lip", "mouth",
                   "l_lip", "hair")
@@ -261,12 +263,14 @@ BUILTIN_SCHEMES: tuple[LabelScheme, ...] = (
         flip_pairs=_pairs(_LAPA_CONCEPTS),
         lr_convention="unknown",
         description=(
-            "LaPa's 11 classes in FaRL/facer order (`farl/lapa/448`), class names as facer prints them. Index 2 "
-            "is LaPa's 'left eyebrow', which facer names 'rb': facer's names suggest LaPa's left is the image's "
-            "left (lr_convention 'image'); unverified, so 'unknown' until `labels check-lr` measures it. "
+            "LaPa's 11 classes in FaRL/facer order (`farl/lapa/448`), class names as facer prints them; class 1 "
+            "(face) includes the ears (FaRL's training code calls it 'face_lr_rr'). Index 2 is LaPa's 'left "
+            "eyebrow': facer's model names it 'rb' (suggesting LaPa's left is the image's left) while FaRL's own "
+            "LaPa loader names it 'lb', so the convention is 'unknown' until `labels check-lr` measures it. "
             "Palette: CelebAMask-HQ colours by class meaning."
         ),
-        source="https://github.com/JDAI-CV/lapa-dataset (label ids); https://github.com/FacePerceiver/facer (names)",
+        source=("https://github.com/JDAI-CV/lapa-dataset (label ids); https://github.com/FacePerceiver/facer (names); "
+                "https://github.com/FacePerceiver/FaRL farl/datasets/lapa.py (face_lr_rr)"),
     ),
 )
 

@@ -122,7 +122,7 @@ def test_nineteen_to_lapa_merges_documented():
     y = convert_labels(x, zll, lapa)
     expect = {"background": 0, "skin": 1, "l_brow": 2, "r_brow": 3, "l_eye": 4, "r_eye": 5, "nose": 6, "u_lip": 7,
               "mouth": 8, "l_lip": 9, "hair": 10, "neck": 0, "neck_l": 0, "cloth": 0, "hat": 0,
-              "eye_g": 255, "l_ear": 255, "r_ear": 255, "ear_r": 255}
+              "eye_g": 255, "l_ear": 1, "r_ear": 1, "ear_r": 255}
     for name, want in expect.items():
         assert y[zll.index(name)] == want, name
     rows = {r["src_class"]: r for r in conversion_report(zll, lapa)}
