@@ -210,3 +210,19 @@ def test_bad_inputs_are_clear_errors():
         postprocess(lab, conf_like(lab), scheme=S, yaw=[1.0, 2.0])
     with pytest.raises(LabelsplatError, match="connectivity"):
         PostprocessConfig(connectivity=3)
+
+
+def test_reassign_fills_from_the_surrounding_labels():
+    from labelsplat.extract import reassign_nearest
+
+    lab = np.full((2, 20, 20), SKIN, np.uint8)
+    lab[:, :, 10:] = HAIR
+    mask = np.zeros(lab.shape, bool)
+    mask[0, 5:15, 4:16] = True       # straddles the skin/hair border
+    mask[1] = True                   # a fully masked view is left alone
+    out = reassign_nearest(lab, mask)
+    assert np.array_equal(out[0], lab[0])  # each side refills from its own side
+    assert np.array_equal(out[1], lab[1])
+    lab2 = lab.copy()
+    lab2[0, 5:15, 4:16] = NOSE
+    assert np.array_equal(reassign_nearest(lab2, mask), lab)

@@ -24,7 +24,8 @@ in :class:`PostprocessConfig`, in this order:
    listed in the report), every component but the largest in each view is removed.
 
    Removed pixels of steps 2-4 are reassigned at once to the label of the nearest kept pixel of
-   the same view (Euclidean distance transform), i.e. the surrounding label. Components are
+   the same view, filled inward layer by layer from the region's border
+   (:func:`reassign_nearest`), i.e. the surrounding label. Components are
    computed for all views and classes in one pass (``skimage.measure.label`` on the views stacked
    with separator rows); areas and per-(view, class) maxima with ``bincount``/``lexsort``.
 5. **ignore** (``min_confidence``, ``low_visibility_mask``): pixels with confidence below
@@ -154,39 +155,58 @@ def connected_components(labels: np.ndarray, connectivity: int = 2) -> Component
     stacked = np.full((b, h + 1, w), -1, dtype=np.int16)
     stacked[:, :h] = lab
     cc = sk_label(stacked.reshape(b * (h + 1), w), background=-1, connectivity=connectivity)
-    ids = cc.reshape(b, h + 1, w)[:, :h].astype(np.int64) - 1
+    ids = cc.reshape(b, h + 1, w)[:, :h] - 1
     n = int(ids.max()) + 1 if ids.size else 0
     flat = ids.ravel()
     comp_label = np.zeros(n, dtype=np.int64)
     comp_label[flat] = lab.ravel()
     comp_view = np.zeros(n, dtype=np.int64)
-    comp_view[flat] = np.repeat(np.arange(b), h * w)
+    for v in range(b):  # a loop over views (not classes): one scatter each
+        comp_view[ids[v].ravel()] = v
     area = np.bincount(flat, minlength=n)
     border = np.zeros(n, dtype=bool)
     border[np.concatenate([ids[:, 0, :].ravel(), ids[:, -1, :].ravel(), ids[:, :, 0].ravel(), ids[:, :, -1].ravel()])] = True
     return Components(ids, comp_label, comp_view, area, border)
 
 
-def reassign_nearest(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Copy of ``labels`` (b, H, W) where pixels in ``mask`` take the label of the nearest pixel
-    outside ``mask`` in the same view (one 3-D distance transform; views are kept apart by a
-    large spacing along the batch axis). Views masked entirely are left unchanged."""
-    from scipy.ndimage import distance_transform_edt
+_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
-    out = labels.copy()
-    mask = mask.copy()
-    b, h, w = labels.shape
-    full = mask.reshape(b, -1).all(axis=1)
-    mask[full] = False
-    todo = np.flatnonzero(mask.reshape(b, -1).any(axis=1))
-    if todo.size == 0:
+
+def reassign_nearest(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Copy of ``labels`` (b, H, W) where pixels in ``mask`` take the label of the nearest kept
+    pixel (outside ``mask``) of the same view, filled inward layer by layer: at each layer a
+    masked pixel next to a kept (or already filled) pixel takes that neighbour's label (the
+    4-neighbours first, then the diagonals, in a fixed order), so a removed region takes the
+    labels around it (geodesic nearest, chessboard distance). Work is proportional to the number
+    of masked pixels times the region's radius, not to the image size. Views masked entirely
+    are left unchanged."""
+    out = np.array(labels, copy=True)
+    b, h, w = out.shape
+    m = np.array(mask, dtype=bool, copy=True).reshape(b, -1)
+    full = m.all(axis=1)
+    m[full] = False
+    m = m.reshape(-1)
+    flat = out.reshape(-1)
+    idx = np.flatnonzero(m)
+    if idx.size == 0:
         return out
-    sub = mask[todo]
-    _, idx = distance_transform_edt(sub, sampling=(float(h + w + 1), 1.0, 1.0), return_indices=True)
-    src = out[todo]
-    filled = src[idx[0], idx[1], idx[2]]
-    src[sub] = filled[sub]
-    out[todo] = src
+    rem = idx % (h * w)
+    y, x = rem // w, rem % w
+    while idx.size:
+        new = np.full(idx.size, -1, dtype=np.int16)
+        for dy, dx in _NEIGHBOURS:
+            ny, nx = y + dy, x + dx
+            cand = (new < 0) & (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+            sel = np.flatnonzero(cand)
+            nidx = idx[sel] + dy * w + dx
+            keep = ~m[nidx]
+            new[sel[keep]] = flat[nidx[keep]]
+        done = new >= 0
+        if not done.any():  # cannot happen unless a whole view is masked (excluded above)
+            break
+        flat[idx[done]] = new[done].astype(out.dtype)
+        m[idx[done]] = False
+        idx, y, x = idx[~done], y[~done], x[~done]
     return out
 
 
@@ -243,15 +263,17 @@ def _lr_geometric(labels, comps: Components, xs: np.ndarray, pairs, cfg: Postpro
 
 def _lr_profile(labels: np.ndarray, yaw: np.ndarray, pairs, cfg: PostprocessConfig) -> np.ndarray:
     b = labels.shape[0]
-    present = np.zeros((b, 256), dtype=bool)
-    vi = np.repeat(np.arange(b), labels[0].size)
-    present[vi, labels.ravel()] = True
-    lut = np.tile(np.arange(256, dtype=np.uint8), (b, 1))
-    for left, right in pairs:
-        for sign, near, far in ((1.0, left, right), (-1.0, right, left)):
-            sel = (sign * yaw >= cfg.profile_yaw) & present[:, far] & ~present[:, near]
-            lut[sel, far] = near
-    return lut[np.arange(b)[:, None, None], labels]
+    out = labels.copy()
+    for i in np.flatnonzero(np.abs(yaw) >= cfg.profile_yaw):
+        present = np.bincount(labels[i].ravel(), minlength=256) > 0
+        lut = np.arange(256, dtype=np.uint8)
+        for left, right in pairs:
+            near, far = (left, right) if yaw[i] > 0 else (right, left)
+            if present[far] and not present[near]:
+                lut[far] = near
+        if (lut != np.arange(256)).any():
+            out[i] = lut[labels[i]]
+    return out
 
 
 # ----------------------------------------------------------------------------- main
