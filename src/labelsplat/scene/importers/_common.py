@@ -141,9 +141,15 @@ def check_size(value: Any, what: str, path: Path) -> int:
 # ----------------------------------------------------------------------------- files
 def find_by_stem(folder: Path, stem: str, *, exts: tuple[str, ...] = IMAGE_EXTENSIONS) -> Path | None:
     """The single file ``folder/<stem><ext>`` for an image extension (any case); error if ambiguous."""
-    hits = [folder / f"{stem}{e}" for e in exts if (folder / f"{stem}{e}").is_file()]
-    hits += [folder / f"{stem}{e.upper()}" for e in exts if (folder / f"{stem}{e.upper()}").is_file()]
-    hits = sorted(set(hits))
+    seen: set[tuple[int, int]] = set()
+    hits: list[Path] = []
+    for e in exts:
+        for cand in (folder / f"{stem}{e}", folder / f"{stem}{e.upper()}"):
+            if cand.is_file():
+                st = cand.stat()
+                if (st.st_dev, st.st_ino) not in seen:  # one file seen twice on case-insensitive systems
+                    seen.add((st.st_dev, st.st_ino))
+                    hits.append(cand)
     if len(hits) > 1:
         raise LabelsplatError(
             f"ambiguous: several files for '{stem}': {[h.name for h in hits]}", path=folder, hint="keep one file per view"
