@@ -227,6 +227,10 @@ def write_scene(
     unchanged. Everything is checked before anything is written; ``out`` appears only complete.
     """
     out = Path(out)
+    if out.exists() and out.is_dir() and not any(out.iterdir()):
+        overwrite = True  # an existing empty folder is fine
+    if out.exists() and not overwrite:  # refuse before the (slow) checks, atomic_dir checks again
+        raise LabelsplatError("the output already exists", path=out, hint="pass --overwrite or choose another path")
     if not views:
         raise LabelsplatError("no usable cameras to import", path=calib_path)
     num_classes = scheme_num_classes(label_scheme, source=calib_path)
@@ -292,8 +296,6 @@ def write_scene(
         report.notes.append("head frame given")
 
     # pass 2: write into a temporary sibling, rename at the end
-    if out.exists() and out.is_dir() and not any(out.iterdir()):
-        overwrite = True  # an existing empty folder is fine
     with atomic_dir(out, overwrite=overwrite) as tmp:
         frames: list[Frame] = []
         n_undistorted = 0
