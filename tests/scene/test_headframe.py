@@ -79,3 +79,17 @@ def test_parse_given_frame(tmp_path):
     bad.write_text('{"center": [0, 0, "x"], "up": [0, 1, 0], "forward": [0, 0, 1]}')
     with pytest.raises(LabelsplatError, match="bad.json"):
         parse_head_frame(str(bad))
+
+
+def test_portrait_and_upside_down_cameras_do_not_tilt_up():
+    cams = make_rig()
+    roll = {1: 90.0, 5: 90.0, 8: 180.0, 11: 90.0}  # portrait-mounted and upside-down cameras (naive mean: 11.8 deg off)
+    for i, deg in roll.items():
+        c = cams[i]
+        a = np.radians(deg)
+        rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+        c.c2w[:3, :3] = c.c2w[:3, :3] @ rz
+    est = estimate_head_frame_detailed(cams)
+    assert est.rolled_cameras == 4
+    np.testing.assert_allclose(est.head.up, HEAD.up, atol=1e-9)
+    np.testing.assert_allclose(est.head.forward, HEAD.forward, atol=1e-9)

@@ -6,7 +6,8 @@ look at it, as in FaceScape / NeRSemble style capture domes:
 * centre  = the least-squares point closest to all optical axes (the rig's look-at point);
 * forward = the mean unit direction from that centre to the cameras (out of the face);
 * up      = the mean camera up vector (image "up", the camera's +y in OpenGL), made
-  orthogonal to forward.
+  orthogonal to forward; cameras mounted in portrait or upside down are snapped to whichever of
+  their +-x / +-y axes agrees with the majority first.
 
 This is only correct when the subject faces the middle of the rig; an asymmetric rig biases
 forward toward its denser side. A rig spanning more than a hemisphere (a 360-degree orbit) has
@@ -41,6 +42,7 @@ class HeadFrameEstimate:
     resultant_length: float  # |mean unit direction centre->camera|, 1 = all cameras on one ray
     max_angle_deg: float  # largest angle between a camera direction and forward
     axis_rms: float  # RMS distance of the optical axes from the centre (scene units)
+    rolled_cameras: int = 0  # cameras whose image-up is their -y or +-x axis (portrait / upside-down)
 
 
 def estimate_head_frame_detailed(cameras: Sequence[Camera], *, source: str | Path | None = None) -> HeadFrameEstimate:
@@ -94,9 +96,24 @@ def estimate_head_frame_detailed(cameras: Sequence[Camera], *, source: str | Pat
             path=source,
             hint=hint,
         )
-    ups = np.stack([c.c2w[:3, 1] / np.linalg.norm(c.c2w[:3, 1]) for c in cams])
-    up = ups.mean(0)
+    # Each camera's image-up could be any of its +-y / +-x axes (portrait-mounted or upside-down
+    # cameras): snap every camera to the axis closest to the current estimate, re-average.
+    ys = np.stack([c.c2w[:3, 1] / np.linalg.norm(c.c2w[:3, 1]) for c in cams])
+    xs = np.stack([c.c2w[:3, 0] / np.linalg.norm(c.c2w[:3, 0]) for c in cams])
+    cands = np.stack([ys, -ys, xs, -xs], axis=1)  # (N, 4, 3)
+    up = ys.mean(0)
+    pick = np.zeros(len(cams), dtype=np.int64)
+    for _ in range(10):
+        up = up - forward * (up @ forward)
+        if np.linalg.norm(up) < 1e-9:
+            break
+        new_pick = np.argmax(cands @ (up / np.linalg.norm(up)), axis=1)
+        up = cands[np.arange(len(cams)), new_pick].mean(0)
+        if np.array_equal(new_pick, pick):
+            break
+        pick = new_pick
     up = up - forward * (up @ forward)
+    rolled = int(np.count_nonzero(pick))
     if np.linalg.norm(up) < 0.2:
         raise LabelsplatError(
             "cannot estimate the head frame: the cameras' up vectors disagree (rolled cameras), so 'up' is undefined",
@@ -104,7 +121,9 @@ def estimate_head_frame_detailed(cameras: Sequence[Camera], *, source: str | Pat
             hint=hint,
         )
     head = HeadFrame(center, up, forward)
-    return HeadFrameEstimate(head=head, resultant_length=r, max_angle_deg=max_angle, axis_rms=axis_rms)
+    return HeadFrameEstimate(
+        head=head, resultant_length=r, max_angle_deg=max_angle, axis_rms=axis_rms, rolled_cameras=rolled
+    )
 
 
 def estimate_head_frame(cameras: Sequence[Camera], *, source: str | Path | None = None) -> HeadFrame:

@@ -23,7 +23,7 @@ from ...io import IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, read_label, 
 from ..camera import Camera, HeadFrame
 from ..distortion import Distortion, undistort_image, undistort_label
 from ..format import Frame, Scene, save_scene
-from ..headframe import estimate_head_frame, parse_head_frame
+from ..headframe import estimate_head_frame_detailed, parse_head_frame
 from ..validate import image_size, scheme_num_classes, validate_scene
 
 OPENCV_TO_PIXEL_CENTER = 0.5  # OpenCV puts the first pixel centre at 0; DESIGN.md at 0.5
@@ -290,8 +290,13 @@ def write_scene(
             _read_mask(v.mask, (cam.height, cam.width))
 
     if head is None:
-        head = estimate_head_frame(cams, source=calib_path)
-        report.notes.append("head frame estimated from the cameras (frontal-hemisphere rig assumed)")
+        est = estimate_head_frame_detailed(cams, source=calib_path)
+        head = est.head
+        report.notes.append(
+            f"head frame estimated from the cameras (frontal-hemisphere rig assumed; widest camera "
+            f"{est.max_angle_deg:.0f} deg from the mean direction, optical axes within {est.axis_rms:.3g} units RMS "
+            f"of the centre{f', {est.rolled_cameras} rolled camera(s)' if est.rolled_cameras else ''})"
+        )
     else:
         report.notes.append("head frame given")
 
