@@ -109,12 +109,16 @@ def extract_argmax(
     out_l, out_c, out_e = [], [], []
     for s in range(0, B, max(1, int(chunk))):
         x = t[s : s + chunk].float()
-        if not torch.isfinite(x).all():
+        # softmax statistics in few passes: p_k = e^{z_k} / S with z = x - max, S = sum e^z;
+        # confidence = 1 / S; entropy = log S - sum_k p_k z_k
+        m, lab = x.max(dim=-1)
+        z = x - m[..., None]
+        ez = z.exp()
+        ssum = ez.sum(dim=-1)
+        conf = ssum.reciprocal()
+        ent = (torch.log(ssum) - (ez * z).sum(dim=-1) * conf).clamp_min(0.0)
+        if not (torch.isfinite(conf).all() and torch.isfinite(ent).all()):
             raise LabelsplatError("logits contain NaN or infinite values")
-        logp = torch.log_softmax(x, dim=-1)
-        p = logp.exp()
-        conf, lab = p.max(dim=-1)
-        ent = (-(p * logp).sum(dim=-1)).clamp_min(0.0)
         if a is not None:
             lab, conf, ent = _background_fill(lab, conf, ent, a[s : s + chunk], alpha_threshold, background_index)
         out_l.append(lab)
