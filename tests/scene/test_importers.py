@@ -212,7 +212,7 @@ def _fs(tmp_path, **kw):
         (lambda p: p.__setitem__("0_Rt", [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, -1, 5.0]]), "reflection", "params.json"),
         (lambda p: p.__setitem__("2_K", [[50, 0, 20], [0, 50, 20]]), "shape", "params.json"),
         (lambda p: p.__setitem__("1_width", 100), "the image is 48x40 but params.json says 100x40", "1.png"),
-        (lambda p: p.__setitem__("1_K", [[50, 0, 400], [0, 50, 20], [0, 0, 1]]), "principal point", "params.json"),
+        (lambda p: p.__setitem__("1_K", [[50, 0, 400], [0, 50, 20], [0, 0, 1]]), "principal point (400.5, 20.5) is outside", "params.json"),
         (lambda p: p.__setitem__("0_distortion", [0.1, 0.2]), "_distortion", "params.json"),
     ],
 )
@@ -299,5 +299,13 @@ def test_nersemble_bad_inputs(tmp_path):
     params2 = write_nersemble(tmp_path / "cal2", cams, tmp_path / "images2")
     with pytest.raises(LabelsplatError, match="no image file name contains"):
         import_scene("nersemble", params2, other, tmp_path / "out")
+    # images at half the calibrated resolution: the shared intrinsics no longer fit them
+    small = tmp_path / "small"
+    small.mkdir()
+    for p in sorted((tmp_path / "images2").iterdir()):
+        Image.open(p).resize((24, 20)).save(small / p.name)
+    with pytest.raises(LabelsplatError, match="far from the centre of the 24x20 image") as exc:
+        import_scene("nersemble", params2, small, tmp_path / "out")
+    assert "camera_params.json" in str(exc.value)
     with pytest.raises(LabelsplatError, match="unknown import format"):
         import_scene("blender", params2, other, tmp_path / "out")

@@ -260,9 +260,12 @@ def write_scene(
                 hint="use the images the calibration belongs to (resized images need rescaled intrinsics)",
             )
         fx, fy, cx, cy = v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2]
-        if not (0 < cx < w and 0 < cy < h):
+        off_centre = abs(cx / w - 0.5) > 0.3 or abs(cy / h - 0.5) > 0.3
+        if not (0 < cx < w and 0 < cy < h) or (v.width is None and off_centre):
+            # calibrations without an image size (NeRSemble) cannot be checked against the image
+            # directly: a principal point far from the centre means the images were resized
             raise LabelsplatError(
-                f"{v.where}: the principal point ({cx:.1f}, {cy:.1f}) lies outside the {w}x{h} image: "
+                f"{v.where}: the principal point ({cx:.1f}, {cy:.1f}) is outside or far from the centre of the {w}x{h} image: "
                 f"the calibration is probably for another resolution (about {2 * cx / w:.2f}x this image)",
                 path=calib_path,
                 hint="import the images at the calibrated resolution",
