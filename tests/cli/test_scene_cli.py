@@ -144,3 +144,11 @@ def test_import_bad_inputs_exit_2(cli, tmp_path):
     r = cli("scene", "import", "--format", "facescape", params, "--head-frame", '{"center": [0, 0]}', "--out", tmp_path / "o")
     assert r.exit_code == 2 and _has(r.output, "missing key")
     assert not (tmp_path / "o").exists()
+
+
+def test_console_entry_point_exit_code(tmp_path):
+    import subprocess
+
+    (tmp_path / "transforms.json").write_text('{"frames": []}')
+    r = subprocess.run([sys.executable, "-m", "labelsplat", "scene", "info", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and _has(r.stderr, "zero frames") and "Traceback" not in r.stderr
