@@ -349,6 +349,7 @@ def postprocess(
     pairs = _lr_pairs(s)
 
     steps: dict[str, str] = {}
+    lr_mode: str | None = None  # "geometric" | "profile" | None
     if not cfg.lr_consistency:
         steps["lr_consistency"] = "off"
     elif s.lr_convention != "subject":
@@ -356,12 +357,13 @@ def postprocess(
     elif not pairs:
         steps["lr_consistency"] = "skipped: the scheme has no left/right pairs"
     elif dep is not None and head is not None:
+        lr_mode = "geometric"
         steps["lr_consistency"] = "applied (geometric: depth + head frame)"
     elif yaw_arr is not None:
+        lr_mode = "profile"
         steps["lr_consistency"] = f"applied (profile rule: |yaw| >= {cfg.profile_yaw:g})"
     else:
         steps["lr_consistency"] = "skipped: needs depth + cameras + head, or yaw"
-    lr_mode = steps["lr_consistency"].split(" ")[0] == "applied"
     steps["remove_small"] = f"applied (min_area {cfg.min_area})" if cfg.remove_small and cfg.min_area > 0 else "off"
     steps["fill_holes"] = "applied" if cfg.fill_holes else "off"
     single_ids, missing = [], []
@@ -389,8 +391,8 @@ def postprocess(
         counts = {k: np.zeros(nb, dtype=np.int64) for k in CHANGE_KEYS}
 
         # 1. left/right consistency
-        if lr_mode:
-            if dep is not None and head is not None:
+        if lr_mode is not None:
+            if lr_mode == "geometric":
                 comps = connected_components(cur, cfg.connectivity)
                 xs = np.stack([head_x_from_depth(dep[st + i], cameras[st + i], head) for i in range(nb)])
                 new_label = _lr_geometric(cur, comps, xs, pairs, cfg)
