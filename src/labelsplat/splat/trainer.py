@@ -304,7 +304,7 @@ def _versions() -> dict[str, str]:
     import gsplat
 
     return {
-        "labelsplat": __version__, "torch": torch.__version__, "gsplat": getattr(gsplat, "__version__", "?"),
+        "labelsplat": __version__, "torch": str(torch.__version__), "gsplat": getattr(gsplat, "__version__", "?"),
         "numpy": np.__version__, "python": platform.python_version(),
     }
 
@@ -591,8 +591,8 @@ def fit(
             if not torch.isfinite(loss):
                 last_ck = latest_checkpoint(out_dir)
                 raise LabelsplatError(
-                    f"the loss became NaN/infinite at step {step} (rgb {float(l_rgb):.4g}, semantic {float(l_sem):.4g}, "
-                    f"alpha {float(l_alpha):.4g}); the fit stopped",
+                    f"the loss became NaN/infinite at step {step} (rgb {float(l_rgb.detach()):.4g}, semantic {float(l_sem.detach()):.4g}, "
+                    f"alpha {float(l_alpha.detach()):.4g}); the fit stopped",
                     path=out_dir,
                     hint=(f"the last good checkpoint is {last_ck}; " if last_ck else "no checkpoint was written yet; ")
                     + "lower the learning rates (--preset) or check the input images/labels",
