@@ -36,13 +36,14 @@ from .regions import SCHEME
 NOISE_MODELS = ("none", "simulated:low", "simulated:medium", "simulated:high")
 LEVELS = ("low", "medium", "high")
 
-# Severity as a function of |yaw| (knots at 0, 15, 45, 75, 90, 180 deg) per level; the pitch
-# term adds PITCH_GAIN * max(0, |pitch| - 10) / 20 (so ~PITCH_GAIN at |pitch| = 30).
+# Severity as a function of |yaw|: piecewise linear through knots at 0, 15, 45, 75, 90, 180 deg
+# with values (0.7 v15, v15, v45, v75, 1.08 v75, 1.19 v75) from the per-level bin-centre values
+# (v15, v45, v75) below; the pitch term adds PITCH_GAIN * max(0, |pitch| - 10) / 20.
 YAW_KNOTS = (0.0, 15.0, 45.0, 75.0, 90.0, 180.0)
-SEVERITY: dict[str, tuple[float, ...]] = {
-    "low": (0.10, 0.15, 0.35, 0.65, 0.75, 0.85),
-    "medium": (0.25, 0.32, 0.60, 1.00, 1.10, 1.20),
-    "high": (0.45, 0.55, 0.95, 1.40, 1.50, 1.60),
+SEVERITY: dict[str, tuple[float, float, float]] = {
+    "low": (0.2856, 0.4762, 0.5070),
+    "medium": (0.4658, 0.5293, 0.9203),
+    "high": (0.6563, 1.1272, 1.5068),
 }
 PITCH_GAIN = 0.10
 # number of 3D surface patches per head, per level
@@ -73,11 +74,17 @@ def parse_noise(spec: str) -> NoiseSpec:
     return NoiseSpec(s, s.split(":", 1)[1])
 
 
+def severity_knots(level: str) -> tuple[float, ...]:
+    """Severity values at ``YAW_KNOTS`` for a level."""
+    v15, v45, v75 = SEVERITY[level]
+    return (0.7 * v15, v15, v45, v75, 1.08 * v75, 1.19 * v75)
+
+
 def severity(level: str, yaw_deg: float, pitch_deg: float) -> float:
     """Error severity (>= 0) of a view for a noise level."""
     if level not in SEVERITY:
         raise LabelsplatError(f"unknown noise level '{level}'")
-    s = float(np.interp(abs(yaw_deg), YAW_KNOTS, SEVERITY[level]))
+    s = float(np.interp(abs(yaw_deg), YAW_KNOTS, severity_knots(level)))
     return s + PITCH_GAIN * max(0.0, abs(pitch_deg) - 10.0) / 20.0
 
 
@@ -130,7 +137,7 @@ def surface_patches(mesh, level: str, seed: int) -> list[SurfacePatch]:
     lab = mesh.labels
     templates = _patch_templates(s)
     out = []
-    sev_hi = SEVERITY[level][3]
+    sev_hi = SEVERITY[level][2]
     for _ in range(PATCHES[level]):
         anchor, sources, target, _rule = templates[rng.integers(len(templates))]
         names = {"ear": ("l_ear", "r_ear"), "brow": ("l_brow", "r_brow"), "eye": ("l_eye", "r_eye")}.get(anchor, (anchor,))
@@ -199,6 +206,12 @@ def _dilate_into(labels, src, into, radius, rng=None, keep_frac=1.0):
     return out
 
 
+def _touches(a: np.ndarray, b: np.ndarray) -> bool:
+    from scipy import ndimage
+
+    return bool(a.any() and (ndimage.binary_dilation(a, iterations=2) & b).any())
+
+
 def _blobs(labels, rng, n, scale):
     h, w = labels.shape
     out = labels.copy()
@@ -233,7 +246,11 @@ def noisy_labels_2d(labels: np.ndarray, sev: float, rng: np.random.Generator, *,
         out = s.flip_permutation()[out] if hasattr(s, "flip_permutation") else out
     for ear in ("l_ear", "r_ear"):
         if rng.random() < 0.45 * sev:
-            out[out == L(ear)] = L(("hair", "skin", "background")[rng.integers(3)])
+            m = out == L(ear)
+            targets = ["hair", "skin"]
+            if _touches(m, out == L("background")):  # at the silhouette it may vanish into background
+                targets.append("background")
+            out[m] = L(targets[rng.integers(len(targets))])
     for lip in ("u_lip", "l_lip"):
         if rng.random() < 0.3 * sev:
             out[out == L(lip)] = L("skin")

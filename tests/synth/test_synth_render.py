@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from labelsplat.errors import LabelsplatError
+from labelsplat.schemes import get_scheme
+from labelsplat.synth.head import HeadParams, build_head, sample_head
+from labelsplat.synth.render import render_head
+from labelsplat.synth.rigs import camera_at
+
+S = get_scheme("celebamask19-zll")
+
+
+def test_frontal_view_shows_every_expected_class(frontal):
+    _, r = frontal
+    present = {S.classes[i] for i in np.unique(r.gt_labels)}
+    expected = {"background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear", "nose",
+                "mouth", "u_lip", "l_lip", "neck", "cloth", "hair"}
+    assert expected <= present, expected - present
+    assert present <= expected  # nothing unexpected (no eye_g / hat / ear_r / neck_l)
+
+
+def test_subject_left_parts_are_on_the_image_right_in_a_frontal_view(frontal):
+    _, r = frontal
+    for left, right in (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear")):
+        xl = np.nonzero(r.gt_labels == S.index(left))[1].mean()
+        xr = np.nonzero(r.gt_labels == S.index(right))[1].mean()
+        assert xl > r.gt_labels.shape[1] / 2 > xr, (left, xl, xr)
+
+
+def test_render_outputs_are_consistent(frontal):
+    _, r = frontal
+    assert r.rgb.dtype == np.uint8 and r.rgb.shape == (128, 128, 3)
+    assert np.array_equal(r.mask, r.gt_labels != S.index("background"))
+    assert np.array_equal(r.mask, r.alpha > 0.5)
+    assert np.all(np.isfinite(r.depth[r.mask])) and np.all(np.isinf(r.depth[~r.mask]))
+    assert np.array_equal(r.labels, r.gt_labels)  # no noise requested
+    # the background is textured, not a flat colour
+    assert r.rgb[~r.mask].std(axis=0).min() > 3.0
+
+
+def test_profiles_above_and_below_are_plausible(head_mesh):
+    left = render_head(head_mesh, camera_at(88.0, 0.0, resolution=96)).gt_labels
+    right = render_head(head_mesh, camera_at(-88.0, 0.0, resolution=96)).gt_labels
+    assert (left == S.index("l_ear")).sum() > 20 and (left == S.index("r_ear")).sum() == 0
+    assert (right == S.index("r_ear")).sum() > 20 and (right == S.index("l_ear")).sum() == 0
+    above = render_head(head_mesh, camera_at(0.0, 60.0, resolution=96)).gt_labels
+    below = render_head(head_mesh, camera_at(0.0, -45.0, resolution=96)).gt_labels
+    assert (above == S.index("hair")).sum() > (below == S.index("hair")).sum()
+    assert (below == S.index("neck")).sum() > 0
+
+
+def test_params_round_trip_and_seeded():
+    a, b = sample_head(4), sample_head(4)
+    assert a.to_dict() == b.to_dict()
+    assert sample_head(5).to_dict() != a.to_dict()
+    assert HeadParams.from_dict(a.to_dict()).to_dict() == a.to_dict()
+    cam = camera_at(30.0, 10.0, resolution=64)
+    r1 = render_head(HeadParams.from_dict(a.to_dict()), cam)
+    r2 = render_head(build_head(a), cam)
+    assert np.array_equal(r1.rgb, r2.rgb) and np.array_equal(r1.gt_labels, r2.gt_labels)
+
+
+def test_bad_params_are_reported():
+    d = sample_head(1).to_dict()
+    del d["identity"]
+    with pytest.raises(LabelsplatError, match="identity"):
+        HeadParams.from_dict(d)
+    d = sample_head(1).to_dict()
+    d["expression"] = {"notAShape": 0.5}
+    with pytest.raises(LabelsplatError, match="notAShape"):
+        HeadParams.from_dict(d)
