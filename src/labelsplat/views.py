@@ -34,7 +34,7 @@ Everything is seeded (``numpy.random.default_rng(seed)``) and deterministic.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -266,7 +266,7 @@ def camera_from_pose(head: HeadFrame, yaw: float, pitch: float, roll: float, dis
 
 
 # ----------------------------------------------------------------------------- head checks
-def _fibonacci_circle(n: int) -> np.ndarray:
+def _unit_circle(n: int) -> np.ndarray:
     t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
     return np.stack([np.cos(t), np.sin(t)], axis=1)
 
@@ -304,7 +304,7 @@ def head_coverage_sphere(camera: Camera, center: np.ndarray, radius: float, grid
         a = np.cross(u, [0.0, 1.0, 0.0])
     a /= np.linalg.norm(a)
     b = np.cross(u, a)
-    circ = _fibonacci_circle(256)
+    circ = _unit_circle(256)
     rim = rim_c + rim_r * (circ[:, :1] * a + circ[:, 1:] * b)
     uv, z = camera.project(rim)
     inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
