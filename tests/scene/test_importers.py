@@ -70,6 +70,20 @@ def test_facescape_flat_k_jpg_and_link(tmp_path):
     np.testing.assert_allclose(back.head_frame.center, HEAD.center)
 
 
+def test_facescape_4x4_k(tmp_path):
+    """FaceScape's documentation calls K a 4x4 matrix: its top-left 3x3 block is used."""
+    cams = make_rig(yaws=(-30, 0, 30), pitches=(0,))
+    params = write_facescape(tmp_path / "fs", cams, ext=".png")
+    data = json.loads(params.read_text())
+    for i in range(len(cams)):
+        k4 = np.eye(4)
+        k4[:3, :3] = data[f"{i}_K"]
+        data[f"{i}_K"] = k4.tolist()
+    params.write_text(json.dumps(data))
+    import_scene("facescape", params, None, tmp_path / "out")
+    _same_cameras(cams, load_scene(tmp_path / "out").cameras)
+
+
 def test_colmap_round_trip_points_and_rigs(tmp_path):
     cams = make_rig(yaws=(-50, 0, 50), pitches=(-15, 15))
     rng = np.random.default_rng(0)
