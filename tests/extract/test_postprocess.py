@@ -131,6 +131,8 @@ def test_lr_geometric_swaps_only_components_clearly_on_the_wrong_side():
     lab[0, 10:13, 20:25] = L_EYE     # subject's left: right place
     lab[0, 20:23, 7:12] = R_EYE      # right eye on the right: fine
     lab[0, 5:8, 13:19] = L_BROW      # straddles the mid-line 50/50: left alone (conservative)
+    depth[0, :4] = np.inf            # background rows (no surface) are ignored
+    depth[0, 28:] = 0.0
     out, rep = postprocess(lab, conf_like(lab), config=cfg(lr_consistency=True), scheme=S,
                            cameras=[cam], head=head, depth=depth)
     exp = lab.copy()
