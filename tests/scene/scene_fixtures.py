@@ -152,3 +152,39 @@ def write_nersemble(folder: Path, cams, images: Path, *, serials=None, seed=0) -
     path = folder / "camera_params.json"
     path.write_text(json.dumps(data))
     return path
+
+
+_MODEL_ID = {"SIMPLE_PINHOLE": 0, "PINHOLE": 1, "SIMPLE_RADIAL": 2, "RADIAL": 3, "OPENCV": 4, "OPENCV_FISHEYE": 5, "FULL_OPENCV": 6}
+
+
+def write_colmap_bin(folder: Path, cams, images: Path, *, model="PINHOLE", extra=(), points=None, seed=0) -> Path:
+    """The binary twin of :func:`write_colmap` (layout of COLMAP's reconstruction_io_binary.cc)."""
+    import struct
+
+    from labelsplat.scene.importers.colmap import rotation_to_qvec
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    cb = [struct.pack("<Q", len(cams))]
+    ib = [struct.pack("<Q", len(cams))]
+    for i, c in enumerate(cams, 1):
+        intr = [c.fx, c.cx, c.cy] if model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL") else [c.fx, c.fy, c.cx, c.cy]
+        params = [*intr, *extra]
+        cb.append(struct.pack("<IiQQ", i, _MODEL_ID[model], c.width, c.height) + struct.pack(f"<{len(params)}d", *params))
+        w2c = c.w2c_opencv
+        q = rotation_to_qvec(w2c[:3, :3])
+        name = f"img_{i:02d}.png"
+        pts2d = [(1.5, 2.5, 2**64 - 1), (3.5, 4.5, 7)] if i % 2 else []
+        ib.append(struct.pack("<I7dI", i, *q, *w2c[:3, 3], i) + name.encode() + b"\0" + struct.pack("<Q", len(pts2d)))
+        ib.extend(struct.pack("<ddQ", *p) for p in pts2d)
+        save(images / name, random_image(rng, c))
+    (folder / "cameras.bin").write_bytes(b"".join(cb))
+    (folder / "images.bin").write_bytes(b"".join(ib))
+    if points is not None:
+        pb = [struct.pack("<Q", len(points[0]))]
+        for k, (xyz, rgb) in enumerate(zip(*points), 1):
+            track = [(1, 0), (2, 3)] if k % 2 else []
+            pb.append(struct.pack("<Q3d3BdQ", k, *xyz, *(int(v) for v in rgb), 0.5, len(track)))
+            pb.extend(struct.pack("<II", *t) for t in track)
+        (folder / "points3D.bin").write_bytes(b"".join(pb))
+    return folder

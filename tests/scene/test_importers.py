@@ -14,6 +14,7 @@ from scene_fixtures import (
     random_image,
     save,
     write_colmap,
+    write_colmap_bin,
     write_facescape,
     write_labels,
     write_nersemble,
@@ -292,11 +293,37 @@ def test_colmap_bad_inputs(tmp_path):
     (tmp_path / "images" / "img_03.png").unlink()
     with pytest.raises(LabelsplatError, match="not in the images folder"):
         import_scene("colmap", m, tmp_path / "images", tmp_path / "out")
-    b = tmp_path / "binary"
+    b = tmp_path / "half"
     b.mkdir()
     (b / "cameras.bin").write_bytes(b"\0")
-    with pytest.raises(LabelsplatError, match="model_converter"):
+    with pytest.raises(LabelsplatError, match="not a COLMAP model folder"):
         import_scene("colmap", b, tmp_path / "images", tmp_path / "out")
+
+
+def test_colmap_binary_matches_text(tmp_path):
+    cams = make_rig(yaws=(-50, 0, 50), pitches=(-15, 15))
+    for c in cams:
+        c.fy = c.fx
+    rng = np.random.default_rng(4)
+    pts = (rng.normal(size=(9, 3)) * 40 + HEAD.center, rng.integers(0, 256, (9, 3)))
+    write_colmap(tmp_path / "txt", cams, tmp_path / "images", model="RADIAL", extra=(0.03, -0.01), points=pts)
+    write_colmap_bin(tmp_path / "bin", cams, tmp_path / "images", model="RADIAL", extra=(0.03, -0.01), points=pts)
+    import_scene("colmap", tmp_path / "txt", tmp_path / "images", tmp_path / "out_txt", head_frame=HEAD.to_dict())
+    import_scene("colmap", tmp_path / "bin", tmp_path / "images", tmp_path / "out_bin", head_frame=HEAD.to_dict())
+    a, b = load_scene(tmp_path / "out_txt"), load_scene(tmp_path / "out_bin")
+    _same_cameras(cams, b.cameras)
+    _same_cameras(a.cameras, b.cameras)
+    assert [f.extra["distortion_removed"] for f in a.frames] == [f.extra["distortion_removed"] for f in b.frames]
+    assert (tmp_path / "out_txt" / "points3D.ply").read_bytes() == (tmp_path / "out_bin" / "points3D.ply").read_bytes()
+    assert "binary COLMAP model" in b.extra["import"]["notes"]
+    # truncated images.bin and an unsupported model name the file
+    data = (tmp_path / "bin" / "images.bin").read_bytes()
+    (tmp_path / "bin" / "images.bin").write_bytes(data[:-7])
+    with pytest.raises(LabelsplatError, match=r"images\.bin: truncated"):
+        import_scene("colmap", tmp_path / "bin", tmp_path / "images", tmp_path / "o2")
+    write_colmap_bin(tmp_path / "fish", cams, tmp_path / "images", model="OPENCV_FISHEYE", extra=(0.1, 0, 0, 0))
+    with pytest.raises(LabelsplatError, match=r"cameras\.bin: record 0: camera model OPENCV_FISHEYE is not supported"):
+        import_scene("colmap", tmp_path / "fish", tmp_path / "images", tmp_path / "o3")
 
 
 def test_nersemble_bad_inputs(tmp_path):

@@ -27,7 +27,7 @@ scene_app = typer.Typer(
     ),
 )
 def import_cmd(
-    src: Path = typer.Argument(..., help="params.json (facescape), model folder (colmap) or camera_params.json (nersemble)."),
+    src: Path = typer.Argument(..., help="params.json (facescape), text or binary model folder (colmap) or camera_params.json (nersemble)."),
     fmt: str = typer.Option(..., "--format", "-f", help="facescape | colmap | nersemble", case_sensitive=False),
     images: Optional[Path] = typer.Option(
         None, "--images", help="Folder of the source images (facescape: {i}.jpg/.png, default: next to params.json)."

@@ -1,17 +1,17 @@
-"""COLMAP text models: ``cameras.txt``, ``images.txt``, optional ``points3D.txt``.
+"""COLMAP sparse models, text (``cameras.txt``, ``images.txt``, optional ``points3D.txt``) or
+binary (the same as ``.bin``; preferred when both exist, as COLMAP does).
 
-* ``cameras.txt``: ``CAMERA_ID MODEL WIDTH HEIGHT PARAMS[]``; supported models SIMPLE_PINHOLE
+* ``cameras``: ``CAMERA_ID MODEL WIDTH HEIGHT PARAMS[]``; supported models SIMPLE_PINHOLE
   (f cx cy), PINHOLE (fx fy cx cy), SIMPLE_RADIAL (f cx cy k), RADIAL (f cx cy k1 k2), OPENCV
   (fx fy cx cy k1 k2 p1 p2), FULL_OPENCV (fx fy cx cy k1 k2 p1 p2 k3 k4 k5 k6). COLMAP's
   intrinsics already use the pixel-centre convention (no shift).
-* ``images.txt``: two lines per image, ``IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME`` then the
-  2D points (possibly an empty line). (QW..QZ, T) is world-to-camera, OpenCV axes. COLMAP >=
-  3.12 (and 4) also write ``rigs.txt`` / ``frames.txt``; images.txt still holds each image's
-  composed world-to-camera pose, so those files are not needed and are ignored.
-* ``points3D.txt``: ``POINT3D_ID X Y Z R G B ERROR TRACK[]`` -> the scene's ``points3D.ply``.
+* ``images``: ``IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME`` then the 2D points (in text, a
+  possibly empty second line). (QW..QZ, T) is world-to-camera, OpenCV axes. COLMAP >= 3.12 (and
+  4) also write ``rigs`` / ``frames``; its writer still stores each registered image's composed
+  cam_from_world in ``images``, so those files are not needed and are ignored.
+* ``points3D``: ``POINT3D_ID X Y Z R G B ERROR TRACK[]`` -> the scene's ``points3D.ply``.
 
-Binary models (``*.bin``) are not read: convert with
-``colmap model_converter --input_path M --output_path M --output_type TXT``.
+The binary layouts follow COLMAP's ``reconstruction_io_binary.cc`` (little endian).
 """
 
 from __future__ import annotations
@@ -35,22 +35,20 @@ CAMERA_MODELS: dict[str, tuple[int, str | None]] = {
 }
 
 
-def resolve_model_dir(src: str | Path) -> Path:
+def resolve_model_dir(src: str | Path) -> tuple[Path, str]:
+    """The model folder and its kind (``"bin"`` or ``"txt"``; binary first, as COLMAP does)."""
     src = Path(src)
     if src.is_file():
         src = src.parent
     if not src.is_dir():
         raise LabelsplatError("COLMAP model folder not found", path=src)
     for cand in (src, src / "sparse" / "0", src / "sparse", src / "0"):
-        if (cand / "cameras.txt").is_file() and (cand / "images.txt").is_file():
-            return cand
-    if (src / "cameras.bin").is_file() or (src / "sparse" / "0" / "cameras.bin").is_file():
-        raise LabelsplatError(
-            "this is a binary COLMAP model; only the text format is read",
-            path=src,
-            hint="colmap model_converter --input_path MODEL --output_path MODEL --output_type TXT",
-        )
-    raise LabelsplatError("no cameras.txt and images.txt here (a COLMAP text model folder)", path=src)
+        for kind in ("bin", "txt"):
+            if (cand / f"cameras.{kind}").is_file() and (cand / f"images.{kind}").is_file():
+                return cand, kind
+    raise LabelsplatError(
+        "no cameras.txt + images.txt (or cameras.bin + images.bin) here: not a COLMAP model folder", path=src
+    )
 
 
 def _data_lines(path: Path) -> list[tuple[int, str]]:
@@ -71,9 +69,39 @@ def _floats(parts: list[str], path: Path, lineno: int, what: str) -> np.ndarray:
     return vals
 
 
-def read_cameras(path: Path) -> dict[int, tuple[np.ndarray, int, int, Distortion | None, str]]:
-    """camera id -> (K pixel-centre, width, height, distortion, model)."""
-    cams: dict[int, tuple[np.ndarray, int, int, Distortion | None, str]] = {}
+CameraEntry = tuple[np.ndarray, int, int, "Distortion | None", str]
+
+
+def _camera_entry(model: str, width: int, height: int, params: np.ndarray, cam_id: int, where: str, path: Path) -> CameraEntry:
+    """Checked (K pixel-centre, width, height, distortion, model) for one camera record."""
+    if model not in CAMERA_MODELS:
+        raise LabelsplatError(
+            f"{where}: camera model {model} is not supported (supported: {', '.join(CAMERA_MODELS)})",
+            path=path,
+            hint="undistort first with `colmap image_undistorter` (gives PINHOLE cameras) and import that model",
+        )
+    n, dist_model = CAMERA_MODELS[model]
+    if len(params) != n:
+        raise LabelsplatError(f"{where}: {model} takes {n} parameters, got {len(params)}", path=path)
+    if not np.all(np.isfinite(params)):
+        raise LabelsplatError(f"{where}: camera parameters contain NaN or infinite values", path=path)
+    if width <= 0 or height <= 0:
+        raise LabelsplatError(f"{where}: width and height must be positive", path=path)
+    if model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
+        f, cx, cy = params[:3]
+        fx = fy = f
+        rest = params[3:]
+    else:
+        fx, fy, cx, cy = params[:4]
+        rest = params[4:]
+    K = check_intrinsics([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], f"camera {cam_id} ({where})", path, shift=0.0)
+    dist = Distortion(dist_model, tuple(rest)) if dist_model else None
+    return K, int(width), int(height), dist, model
+
+
+def read_cameras(path: Path) -> dict[int, CameraEntry]:
+    """cameras.txt: camera id -> (K pixel-centre, width, height, distortion, model)."""
+    cams: dict[int, CameraEntry] = {}
     for lineno, line in _data_lines(path):
         s = line.strip()
         if not s or s.startswith("#"):
@@ -85,31 +113,10 @@ def read_cameras(path: Path) -> dict[int, tuple[np.ndarray, int, int, Distortion
             cam_id, width, height = int(parts[0]), int(parts[2]), int(parts[3])
         except ValueError as exc:
             raise LabelsplatError(f"line {lineno}: CAMERA_ID, WIDTH, HEIGHT must be integers", path=path) from exc
-        model = parts[1].upper()
-        if model not in CAMERA_MODELS:
-            raise LabelsplatError(
-                f"line {lineno}: camera model {parts[1]} is not supported (supported: {', '.join(CAMERA_MODELS)})",
-                path=path,
-                hint="undistort first with `colmap image_undistorter` (gives PINHOLE cameras) and import that model",
-            )
-        n, dist_model = CAMERA_MODELS[model]
-        params = _floats(parts[4:], path, lineno, "camera parameters")
-        if len(params) != n:
-            raise LabelsplatError(f"line {lineno}: {model} takes {n} parameters, got {len(params)}", path=path)
-        if width <= 0 or height <= 0:
-            raise LabelsplatError(f"line {lineno}: width and height must be positive", path=path)
         if cam_id in cams:
             raise LabelsplatError(f"line {lineno}: duplicate CAMERA_ID {cam_id}", path=path)
-        if model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
-            f, cx, cy = params[:3]
-            fx = fy = f
-            rest = params[3:]
-        else:
-            fx, fy, cx, cy = params[:4]
-            rest = params[4:]
-        K = check_intrinsics([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], f"camera {cam_id} (line {lineno})", path, shift=0.0)
-        dist = Distortion(dist_model, tuple(rest)) if dist_model else None
-        cams[cam_id] = (K, width, height, dist, model)
+        params = _floats(parts[4:], path, lineno, "camera parameters")
+        cams[cam_id] = _camera_entry(parts[1].upper(), width, height, params, cam_id, f"line {lineno}", path)
     if not cams:
         raise LabelsplatError("no cameras in cameras.txt", path=path)
     return cams
@@ -134,8 +141,22 @@ def rotation_to_qvec(R: np.ndarray) -> np.ndarray:
     return q if q[0] >= 0 else -q
 
 
-def read_images(path: Path) -> list[tuple[int, str, np.ndarray, int, int]]:
-    """[(image id, NAME, w2c 4x4, camera id, line number)] in file order."""
+ImageEntry = tuple[int, str, np.ndarray, int, str]
+
+
+def _image_entry(image_id: int, q: np.ndarray, t: np.ndarray, cam_id: int, name: str, where: str, path: Path) -> ImageEntry:
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))):
+        raise LabelsplatError(f"{where}: image {name!r} has a NaN or infinite pose", path=path)
+    if np.linalg.norm(q) < 1e-8:
+        raise LabelsplatError(f"{where}: image {name!r} has a zero quaternion (singular rotation)", path=path)
+    m = np.eye(4)
+    m[:3, :3] = qvec_to_rotation(q)
+    m[:3, 3] = t
+    return image_id, name, check_extrinsics(m, f"image {name!r} ({where})", path), cam_id, where
+
+
+def read_images(path: Path) -> list[ImageEntry]:
+    """images.txt: [(image id, NAME, w2c 4x4, camera id, where)] in file order."""
     lines = _data_lines(path)
     out = []
     i = 0
@@ -160,15 +181,7 @@ def read_images(path: Path) -> list[tuple[int, str, np.ndarray, int, int]]:
             t = np.array([float(v) for v in parts[5:8]])
         except ValueError as exc:
             raise LabelsplatError(f"line {lineno}: the pose QW QX QY QZ TX TY TZ must be numbers", path=path) from exc
-        name = " ".join(parts[9:])
-        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))):
-            raise LabelsplatError(f"line {lineno}: image {name!r} has a NaN or infinite pose", path=path)
-        if np.linalg.norm(q) < 1e-8:
-            raise LabelsplatError(f"line {lineno}: image {name!r} has a zero quaternion (singular rotation)", path=path)
-        m = np.eye(4)
-        m[:3, :3] = qvec_to_rotation(q)
-        m[:3, 3] = t
-        out.append((image_id, name, check_extrinsics(m, f"image {name!r} (line {lineno})", path), cam_id, lineno))
+        out.append(_image_entry(image_id, q, t, cam_id, " ".join(parts[9:]), f"line {lineno}", path))
     if not out:
         raise LabelsplatError("no images in images.txt", path=path)
     return out
@@ -192,6 +205,106 @@ def read_points3d(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(xyz), np.clip(np.round(np.array(rgb)), 0, 255).astype(np.uint8)
 
 
+# ----------------------------------------------------------------------------- binary models
+#: COLMAP's CameraModelId values (src/colmap/sensor/models.h) for the supported models
+_MODEL_IDS = {0: "SIMPLE_PINHOLE", 1: "PINHOLE", 2: "SIMPLE_RADIAL", 3: "RADIAL", 4: "OPENCV", 6: "FULL_OPENCV"}
+_OTHER_MODEL_IDS = {
+    5: "OPENCV_FISHEYE", 7: "FOV", 8: "SIMPLE_RADIAL_FISHEYE", 9: "RADIAL_FISHEYE", 10: "THIN_PRISM_FISHEYE",
+    11: "RAD_TAN_THIN_PRISM_FISHEYE",
+}
+
+
+class _Binary:
+    """Little-endian reader over a whole file with 'truncated file' errors naming it."""
+
+    def __init__(self, path: Path):
+        try:
+            self.data = path.read_bytes()
+        except OSError as exc:
+            raise LabelsplatError(f"cannot read the file ({exc.strerror})", path=path) from exc
+        self.path, self.off = path, 0
+
+    def take(self, fmt: str):
+        import struct
+
+        try:
+            vals = struct.unpack_from("<" + fmt, self.data, self.off)
+        except struct.error as exc:
+            raise LabelsplatError(f"truncated or corrupt binary file (at byte {self.off})", path=self.path) from exc
+        self.off += struct.calcsize("<" + fmt)
+        return vals
+
+    def skip(self, nbytes: int) -> None:
+        if self.off + nbytes > len(self.data):
+            raise LabelsplatError(f"truncated or corrupt binary file (at byte {self.off})", path=self.path)
+        self.off += nbytes
+
+    def cstring(self) -> str:
+        end = self.data.find(b"\0", self.off)
+        if end < 0:
+            raise LabelsplatError("truncated binary file (unterminated image name)", path=self.path)
+        raw, self.off = self.data[self.off:end], end + 1
+        return raw.decode("utf-8", errors="replace")
+
+
+def read_cameras_bin(path: Path) -> dict[int, CameraEntry]:
+    """cameras.bin: u64 count; per camera u32 id, i32 model id, u64 width, u64 height, f64 params."""
+    b = _Binary(path)
+    (n,) = b.take("Q")
+    cams: dict[int, CameraEntry] = {}
+    for k in range(n):
+        cam_id, model_id, width, height = b.take("IiQQ")
+        where = f"record {k}"
+        if model_id not in _MODEL_IDS:
+            name = _OTHER_MODEL_IDS.get(model_id, f"id {model_id}")
+            raise LabelsplatError(
+                f"{where}: camera model {name} is not supported (supported: {', '.join(CAMERA_MODELS)})",
+                path=path,
+                hint="undistort first with `colmap image_undistorter` (gives PINHOLE cameras) and import that model",
+            )
+        model = _MODEL_IDS[model_id]
+        params = np.array(b.take("d" * CAMERA_MODELS[model][0]), dtype=np.float64)
+        if cam_id in cams:
+            raise LabelsplatError(f"{where}: duplicate camera id {cam_id}", path=path)
+        cams[cam_id] = _camera_entry(model, width, height, params, cam_id, where, path)
+    if not cams:
+        raise LabelsplatError("no cameras in cameras.bin", path=path)
+    return cams
+
+
+def read_images_bin(path: Path) -> list[ImageEntry]:
+    """images.bin: u64 count; per image u32 id, f64 qw qx qy qz tx ty tz, u32 camera id, NAME\\0,
+    u64 n2d, n2d x (f64 x, f64 y, u64 point3D id)."""
+    b = _Binary(path)
+    (n,) = b.take("Q")
+    out = []
+    for k in range(n):
+        image_id, qw, qx, qy, qz, tx, ty, tz, cam_id = b.take("I7dI")
+        name = b.cstring()
+        (n2d,) = b.take("Q")
+        b.skip(24 * n2d)
+        out.append(_image_entry(image_id, np.array([qw, qx, qy, qz]), np.array([tx, ty, tz]), cam_id, name, f"record {k}", path))
+    if not out:
+        raise LabelsplatError("no images in images.bin", path=path)
+    return out
+
+
+def read_points3d_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """points3D.bin: u64 count; per point u64 id, f64 xyz, u8 rgb, f64 error, u64 track length,
+    track x (u32 image id, u32 point2D index)."""
+    b = _Binary(path)
+    (n,) = b.take("Q")
+    xyz = np.empty((n, 3))
+    rgb = np.empty((n, 3), dtype=np.uint8)
+    for k in range(n):
+        vals = b.take("Q3d3BdQ")
+        xyz[k], rgb[k] = vals[1:4], vals[4:7]
+        b.skip(8 * vals[8])
+    if not np.all(np.isfinite(xyz)):
+        raise LabelsplatError("point coordinates contain NaN or infinite values", path=path)
+    return xyz, rgb
+
+
 def frame_name(image_name: str) -> str:
     """A flat frame name for a COLMAP image NAME (sub-folders joined with '__', no extension)."""
     p = Path(image_name)
@@ -202,20 +315,24 @@ def read_colmap(
     src: str | Path, images_dir: str | Path, labels_dir: str | Path | None, report: ImportReport
 ) -> tuple[list[SourceView], Path, tuple[np.ndarray, np.ndarray] | None]:
     """Parse a COLMAP text model into views (image order by NAME) and its point cloud."""
-    model = resolve_model_dir(src)
+    model, kind = resolve_model_dir(src)
     images = Path(images_dir)
     if not images.is_dir():
         raise LabelsplatError("images folder not found", path=images)
-    for extra in ("rigs.txt", "frames.txt"):
+    for extra in (f"rigs.{kind}", f"frames.{kind}"):
         if (model / extra).is_file():
-            report.notes.append(f"{extra} present (COLMAP >= 3.12); poses taken from images.txt")
-    cams = read_cameras(model / "cameras.txt")
-    imgs_path = model / "images.txt"
+            report.notes.append(f"{extra} present (COLMAP >= 3.12); poses taken from images.{kind}")
+    cams_path, imgs_path, pts_path = model / f"cameras.{kind}", model / f"images.{kind}", model / f"points3D.{kind}"
+    if kind == "bin":
+        report.notes.append("binary COLMAP model")
+        cams, images_list = read_cameras_bin(cams_path), read_images_bin(imgs_path)
+    else:
+        cams, images_list = read_cameras(cams_path), read_images(imgs_path)
     views: list[SourceView] = []
     missing: list[str] = []
-    for image_id, name, w2c, cam_id, lineno in sorted(read_images(imgs_path), key=lambda r: r[1]):
+    for image_id, name, w2c, cam_id, where in sorted(images_list, key=lambda r: r[1]):
         if cam_id not in cams:
-            raise LabelsplatError(f"line {lineno}: image {name!r} uses CAMERA_ID {cam_id}, not in cameras.txt", path=imgs_path)
+            raise LabelsplatError(f"{where}: image {name!r} uses CAMERA_ID {cam_id}, not in {cams_path.name}", path=imgs_path)
         K, width, height, dist, _model = cams[cam_id]
         image = images / name
         if not image.is_file():
@@ -234,8 +351,8 @@ def read_colmap(
             hint="point --images at the folder COLMAP's image NAMEs are relative to",
         )
     points = None
-    if (model / "points3D.txt").is_file():
-        points = read_points3d(model / "points3D.txt")
+    if pts_path.is_file():
+        points = read_points3d_bin(pts_path) if kind == "bin" else read_points3d(pts_path)
     else:
-        report.notes.append("no points3D.txt: the scene has no point cloud")
+        report.notes.append(f"no {pts_path.name}: the scene has no point cloud")
     return views, imgs_path, points
