@@ -1,4 +1,4 @@
-"""Importers: FaceScape ``params.json``, COLMAP text models, NeRSemble ``camera_params.json``.
+"""Importers: FaceScape ``params.json``, COLMAP models (text or binary), NeRSemble ``camera_params.json``.
 
 One entry point, :func:`import_scene`, writes a canonical scene directory (DESIGN.md "Scene
 directory"): images and labels copied (or hard-linked) in and undistorted to pinhole, intrinsics
@@ -37,7 +37,7 @@ def import_scene(
     """Import a calibrated capture as a scene directory at ``out`` and return it.
 
     ``fmt``: ``facescape`` (``src`` = params.json or its folder; ``images_dir`` defaults to that
-    folder), ``colmap`` (``src`` = text model folder; ``images_dir`` required), ``nersemble``
+    folder), ``colmap`` (``src`` = text or binary model folder; ``images_dir`` required), ``nersemble``
     (``src`` = camera_params.json or its folder; ``images_dir`` required). ``labels_dir``: a
     label PNG per image named ``<image stem>.png`` (ids of ``label_scheme``; 255 = ignore).
     ``head_frame``: a :class:`HeadFrame`, dict, inline JSON or JSON file; ``None`` estimates it
