@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -124,6 +125,10 @@ def test_info_bad_scenes_exit_2(cli, fs_source, tmp_path, case, needle, names):
     r = cli("scene", "info", out)
     assert r.exit_code == 2, r.output
     assert _has(r.output, needle) and _has(r.output, names) and "Traceback" not in r.output
+    if case == "escape":  # the file exists one level up only in this layout: accepted on request
+        (out.parent / "labels").mkdir()
+        shutil.copy(out / "labels" / "0.png", out.parent / "labels" / "0.png")
+        assert cli("scene", "info", out, "--allow-outside").exit_code == 0
 
 
 def test_import_bad_inputs_exit_2(cli, tmp_path):

@@ -77,6 +77,9 @@ def info_cmd(
     scene_dir: Path = typer.Argument(..., help="Scene directory (or its transforms.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
     quick: bool = typer.Option(False, "--quick", help="Skip decoding labels (sizes from headers only, ids unchecked)."),
+    allow_outside: bool = typer.Option(
+        False, "--allow-outside", help="Accept file paths that are absolute or leave the scene folder ('..')."
+    ),
 ) -> None:
     """Summarise and validate a scene: frames, resolutions, scheme, head frame, yaw/pitch, optional files.
 
@@ -88,7 +91,7 @@ def info_cmd(
     from ..scene import load_scene, scene_summary, validate_scene
 
     scene = load_scene(scene_dir)
-    warnings = validate_scene(scene, check_label_ids=not quick)
+    warnings = validate_scene(scene, check_label_ids=not quick, allow_outside=allow_outside)
     s = scene_summary(scene, warnings)
     console = Console()
     if as_json:
