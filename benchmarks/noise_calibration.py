@@ -31,23 +31,34 @@ TARGETS = {"low": (0.90, 0.82, 0.70), "medium": (0.80, 0.70, 0.55), "high": (0.7
 BINS = ("0-30", "30-60", "60-90")
 
 
-def measure(identities: int, resolution: int, seed: int, levels=LEVELS, views: int = 55) -> dict:
+def render_set(identities: int, resolution: int, seed: int, views: int = 55) -> list:
+    """[(head seed, mesh, [(camera, |yaw| bin, render)])] with the exact renders (RGB dropped)."""
+    from labelsplat.scene import yaw_pitch
+
+    hf = head_frame()
+    out = []
+    for i in range(identities):
+        hs = head_seed(seed, i)
+        mesh = build_head(sample_head(hs))
+        cams, _ = rig_cameras(RigConfig("facescape", views, resolution), hs)
+        items = []
+        for cam in cams:
+            r = render_head(mesh, cam)
+            r.rgb = None
+            items.append((cam, yaw_bin(yaw_pitch(cam.center, hf)[0]), r))
+        out.append((hs, mesh, items))
+    return out
+
+
+def measure(renders: list, levels=LEVELS) -> dict:
     scheme = get_scheme("celebamask19-zll")
     K = scheme.num_classes
     conf = {lv: {b: np.zeros((K, K + 1), np.int64) for b in BINS} for lv in levels}
     counts = {b: 0 for b in BINS}
     hf = head_frame()
-    from labelsplat.scene import yaw_pitch
-
-    for i in range(identities):
-        hs = head_seed(seed, i)
-        mesh = build_head(sample_head(hs))
-        cams, _ = rig_cameras(RigConfig("facescape", views, resolution), hs)
+    for hs, mesh, items in renders:
         patches = {lv: surface_patches(mesh, lv, hs) for lv in levels}
-        for cam in cams:
-            r = render_head(mesh, cam)
-            yaw, _pitch = yaw_pitch(cam.center, hf)
-            b = yaw_bin(yaw)
+        for cam, b, r in items:
             if b not in counts:
                 continue
             counts[b] += 1
@@ -59,9 +70,9 @@ def measure(identities: int, resolution: int, seed: int, levels=LEVELS, views: i
     for lv in levels:
         out[lv] = {}
         for b in BINS:
-            s = scores_from_confusion(conf[lv][b], scheme.classes)
-            out[lv][b] = {"miou": s["miou"], "pixel_acc": s["pixel_acc"],
-                          "per_class_iou": {n: v["iou"] for n, v in s["per_class"].items() if v["iou"] is not None}}
+            sc = scores_from_confusion(conf[lv][b], scheme.classes)
+            out[lv][b] = {"miou": sc["miou"], "pixel_acc": sc["pixel_acc"],
+                          "per_class_iou": {n: v["iou"] for n, v in sc["per_class"].items() if v["iou"] is not None}}
     return {"scores": out, "views_per_bin": counts}
 
 
@@ -78,8 +89,9 @@ def main() -> None:
     t0 = time.time()
     from labelsplat.synth import noise as noise_mod
 
+    renders = render_set(args.identities, args.resolution, args.seed)
     for it in range(args.tune):
-        res = measure(args.identities, args.resolution, args.seed)
+        res = measure(renders)
         for lv in LEVELS:
             vals = list(noise_mod.SEVERITY[lv])
             for k, (b, target) in enumerate(zip(BINS, TARGETS[lv])):
@@ -88,7 +100,7 @@ def main() -> None:
             noise_mod.SEVERITY[lv] = tuple(vals)
         print(f"round {it}: ", {lv: [round(res["scores"][lv][b]["miou"], 3) for b in BINS] for lv in LEVELS})
         print("  knots ->", noise_mod.SEVERITY)
-    res = measure(args.identities, args.resolution, args.seed)
+    res = measure(renders)
     table = {}
     ok = True
     for lv in LEVELS:

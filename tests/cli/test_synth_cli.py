@@ -45,9 +45,9 @@ def test_rerender_from_synth_json_is_pixel_identical(synth_dir):
     scene = load_scene(synth_dir / "head_001")
     views = render_views(load_head(synth_dir / "head_001"), scene.cameras, noise="simulated:medium")
     for f, v in zip(scene.frames, views):
-        assert np.array_equal(v.result.rgb, read_rgb(scene.path(f.file_path)))
-        assert np.array_equal(v.result.gt_labels, read_label(scene.path(f.gt_label_path)))
-        assert np.array_equal(v.result.labels, read_label(scene.path(f.label_path)))
+        assert np.array_equal(v.rgb, read_rgb(scene.path(f.file_path)))
+        assert np.array_equal(v.gt_labels, read_label(scene.path(f.gt_label_path)))
+        assert np.array_equal(v.labels, read_label(scene.path(f.label_path)))
 
 
 def test_like_rerenders_at_given_cameras(cli, synth_dir, tmp_path):

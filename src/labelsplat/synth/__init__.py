@@ -21,7 +21,7 @@ _EXPORTS = {
     "RigConfig": "rigs", "RIGS": "rigs", "rig_cameras": "rigs", "camera_at": "rigs",
     "NOISE_MODELS": "noise", "NoiseSpec": "noise", "parse_noise": "noise", "apply_noise": "noise",
     "severity": "noise",
-    "SynthConfig": "scene", "View": "scene", "synthesize": "scene", "synthesize_scene": "scene",
+    "SynthConfig": "scene", "synthesize": "scene", "synthesize_scene": "scene",
     "load_head": "scene", "load_synth": "scene", "render_views": "scene", "render_like": "scene",
     "head_frame": "scene",
     "triangle_labels": "regions", "vertex_labels": "regions",

@@ -138,8 +138,9 @@ def surface_patches(mesh, level: str, seed: int) -> list[SurfacePatch]:
     templates = _patch_templates(s)
     out = []
     sev_hi = SEVERITY[level][2]
-    for _ in range(PATCHES[level]):
-        anchor, sources, target, _rule = templates[rng.integers(len(templates))]
+    order = rng.permutation(len(templates))
+    for k in range(PATCHES[level]):
+        anchor, sources, target, _rule = templates[order[k % len(templates)]]
         names = {"ear": ("l_ear", "r_ear"), "brow": ("l_brow", "r_brow"), "eye": ("l_eye", "r_eye")}.get(anchor, (anchor,))
         cand = np.nonzero(np.isin(lab, [s.index(n) for n in names]))[0]
         if cand.size == 0:
@@ -206,6 +207,17 @@ def _dilate_into(labels, src, into, radius, rng=None, keep_frac=1.0):
     return out
 
 
+def _convert_part(labels: np.ndarray, mask: np.ndarray, target: int, q: float, rng) -> None:
+    """In place: relabel a smooth random part (about a fraction ``q``) of ``mask`` to ``target``."""
+    q = float(min(max(q, 0.0), 1.0))
+    if q <= 0.0 or not mask.any():
+        return
+    h, w = labels.shape
+    f = _smooth_field(rng, h, w, 6, 1)[..., 0]
+    thr = np.quantile(f[mask], 1.0 - q) if q < 1.0 else -np.inf
+    labels[mask & (f >= thr)] = target
+
+
 def _touches(a: np.ndarray, b: np.ndarray) -> bool:
     from scipy import ndimage
 
@@ -241,27 +253,22 @@ def noisy_labels_2d(labels: np.ndarray, sev: float, rng: np.random.Generator, *,
     h, w = labels.shape
     scale = float(min(h, w))
     out = labels.copy()
-    # class confusions
-    if rng.random() < 0.35 * max(0.0, sev - 0.3):  # left/right swap of the whole map
-        out = s.flip_permutation()[out] if hasattr(s, "flip_permutation") else out
+    # class confusions: whole-map left/right swaps are rare events; the others convert a
+    # smooth random part (expected fraction ~q) of a class, so their effect varies little per view
+    if rng.random() < 0.25 * min(1.0, max(0.0, sev - 0.4)):
+        out = s.flip_permutation()[out]
     for ear in ("l_ear", "r_ear"):
-        if rng.random() < 0.45 * sev:
-            m = out == L(ear)
-            targets = ["hair", "skin"]
-            if _touches(m, out == L("background")):  # at the silhouette it may vanish into background
-                targets.append("background")
-            out[m] = L(targets[rng.integers(len(targets))])
+        m = out == L(ear)
+        targets = ["hair", "skin"]
+        if _touches(m, out == L("background")):  # at the silhouette it may vanish into background
+            targets.append("background")
+        _convert_part(out, m, L(targets[rng.integers(len(targets))]), 0.35 * sev, rng)
     for lip in ("u_lip", "l_lip"):
-        if rng.random() < 0.3 * sev:
-            out[out == L(lip)] = L("skin")
-    if rng.random() < 0.6 * sev:
-        out = _dilate_into(out, L("nose"), [L("skin")], round(sev * scale / 80), rng, 0.6)
-    if rng.random() < 0.6 * sev:
-        out = _dilate_into(out, L("hair"), [L("background")], round(sev * scale / 50), rng, 0.6)
-    if rng.random() < 0.3 * sev:
-        for brow in ("l_brow", "r_brow"):
-            if rng.random() < 0.5:
-                out[out == L(brow)] = L("skin")
+        _convert_part(out, out == L(lip), L("skin"), 0.2 * sev, rng)
+    for part in ("l_brow", "r_brow", "l_eye", "r_eye"):
+        _convert_part(out, out == L(part), L("skin"), 0.12 * sev, rng)
+    out = _dilate_into(out, L("nose"), [L("skin")], round(sev * scale / 80), rng, 0.6)
+    out = _dilate_into(out, L("hair"), [L("background")], round(sev * scale / 50), rng, 0.6)
     # blob dropouts
     n = int(rng.poisson(2.5 * sev))
     out = _blobs(out, rng, n, scale)

@@ -87,6 +87,65 @@ def _raster_kernel(uv, z, faces, width, height, tri_id, depth, bary):
                     bary[j, i, 2] = w2 * izc * d
 
 
+@njit(cache=True, nogil=True)
+def _shade_kernel(tri_id, bary, faces, normals, vertices, colors, noise, cam, light, ambient, diffuse, out):
+    H, W = tri_id.shape
+    for j in range(H):
+        for i in range(W):
+            t = tri_id[j, i]
+            if t < 0:
+                continue
+            a = faces[t, 0]
+            b = faces[t, 1]
+            c = faces[t, 2]
+            w0 = bary[j, i, 0]
+            w1 = bary[j, i, 1]
+            w2 = bary[j, i, 2]
+            nx = w0 * normals[a, 0] + w1 * normals[b, 0] + w2 * normals[c, 0]
+            ny = w0 * normals[a, 1] + w1 * normals[b, 1] + w2 * normals[c, 1]
+            nz = w0 * normals[a, 2] + w1 * normals[b, 2] + w2 * normals[c, 2]
+            nn = np.sqrt(nx * nx + ny * ny + nz * nz)
+            if nn < 1e-12:
+                nn = 1e-12
+            nx /= nn
+            ny /= nn
+            nz /= nn
+            vx = cam[0] - (w0 * vertices[a, 0] + w1 * vertices[b, 0] + w2 * vertices[c, 0])
+            vy = cam[1] - (w0 * vertices[a, 1] + w1 * vertices[b, 1] + w2 * vertices[c, 1])
+            vz = cam[2] - (w0 * vertices[a, 2] + w1 * vertices[b, 2] + w2 * vertices[c, 2])
+            vn = np.sqrt(vx * vx + vy * vy + vz * vz)
+            if vn < 1e-12:
+                vn = 1e-12
+            ndv = (nx * vx + ny * vy + nz * vz) / vn
+            if ndv < 0.0:  # two-sided: the normal faces the camera
+                nx = -nx
+                ny = -ny
+                nz = -nz
+                ndv = -ndv
+            lam = nx * light[0] + ny * light[1] + nz * light[2]
+            if lam < 0.0:
+                lam = 0.0
+            tex = 1.0 + w0 * noise[a] + w1 * noise[b] + w2 * noise[c]
+            k = tex * (ambient + diffuse * lam + 0.15 * ndv)
+            for ch in range(3):
+                v = colors[t, ch] * k
+                out[j, i, ch] = 0.0 if v < 0.0 else (1.0 if v > 1.0 else v)
+
+
+def shade_pixels(tri_id, bary, faces, normals, vertices, colors, noise, cam_center, light, ambient, diffuse):
+    """Lambert + ambient + camera fill shading (H, W, 3) float64 in [0, 1] (0 where empty).
+
+    Per pixel: normal and position interpolated with the perspective-correct barycentrics,
+    flipped to face the camera (two-sided), albedo ``colors[tri] * (1 + interpolated noise)``.
+    """
+    out = np.zeros(tri_id.shape + (3,), dtype=np.float64)
+    _shade_kernel(tri_id, bary, np.ascontiguousarray(faces, dtype=np.int64), np.ascontiguousarray(normals, dtype=np.float64),
+                  np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(colors, dtype=np.float64),
+                  np.ascontiguousarray(noise, dtype=np.float64), np.asarray(cam_center, dtype=np.float64),
+                  np.asarray(light, dtype=np.float64), float(ambient), float(diffuse), out)
+    return out
+
+
 def rasterize(uv: np.ndarray, z: np.ndarray, faces: np.ndarray, width: int, height: int):
     """Rasterise projected triangles.
 

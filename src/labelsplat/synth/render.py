@@ -18,7 +18,7 @@ from ..errors import LabelsplatError
 from ..scene import Camera
 from ..schemes import get_scheme
 from .head import HeadMesh, HeadParams, build_head
-from .raster import rasterize
+from .raster import rasterize, shade_pixels
 from .regions import SCHEME
 
 
@@ -27,7 +27,9 @@ class RenderResult:
     """One rendered view. rgb (H, W, 3) uint8; labels / gt_labels (H, W) uint8 class ids
     (``labels`` = the noise model's output, equal to ``gt_labels`` without noise); depth (H, W)
     float32 camera z in cm (inf = background); alpha (H, W) float32 in {0, 1}; mask (H, W)
-    bool foreground; tri_id (H, W) int32 index into the head mesh's faces (-1 = background)."""
+    bool foreground; tri_id (H, W) int32 index into the head mesh's faces (-1 = background).
+    ``camera``, ``yaw``, ``pitch`` (degrees, DESIGN.md) and ``warning`` (e.g. the camera does
+    not see the head) are filled by :func:`labelsplat.synth.render_views`."""
 
     rgb: np.ndarray
     labels: np.ndarray
@@ -36,6 +38,10 @@ class RenderResult:
     alpha: np.ndarray
     mask: np.ndarray
     tri_id: np.ndarray
+    camera: Camera | None = None
+    yaw: float | None = None
+    pitch: float | None = None
+    warning: str | None = None
 
 
 def background_image(seed: int, view_index: int, width: int, height: int) -> np.ndarray:
@@ -46,16 +52,16 @@ def background_image(seed: int, view_index: int, width: int, height: int) -> np.
     rng = np.random.default_rng([int(seed), int(view_index), 0xB6])
     c0, c1 = rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.95, 3)
     ang = rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:height, 0:width]
-    t = ((xx + 0.5) / width - 0.5) * np.cos(ang) + ((yy + 0.5) / height - 0.5) * np.sin(ang)
-    t = np.clip(t + 0.5, 0.0, 1.0)[..., None]
-    img = c0 * (1 - t) + c1 * t
+    xs = ((np.arange(width) + 0.5) / width - 0.5) * np.cos(ang)
+    ys = ((np.arange(height) + 0.5) / height - 0.5) * np.sin(ang)
+    t = np.clip(ys[:, None] + xs[None, :] + 0.5, 0.0, 1.0)[..., None].astype(np.float32)
+    img = c0.astype(np.float32) * (1 - t) + c1.astype(np.float32) * t
     for cells, amp in ((int(rng.integers(3, 7)), 0.18), (int(rng.integers(10, 24)), 0.08)):
         small = rng.uniform(-1, 1, (cells, cells, 3)).astype(np.float32)
         layer = np.stack([np.asarray(Image.fromarray(small[..., k], mode="F").resize((width, height), Image.BICUBIC))
                           for k in range(3)], axis=-1)
         img = img + amp * layer
-    return np.clip(img, 0.0, 1.0)
+    return np.clip(img, 0.0, 1.0).astype(np.float64)
 
 
 def _check_camera(camera: Camera) -> None:
@@ -73,32 +79,13 @@ def rasterize_head(head: HeadMesh, camera: Camera):
 
 
 def shade(head: HeadMesh, camera: Camera, tri_id: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """Foreground colours (H, W, 3) in [0, 1] (0 where empty)."""
-    H, W = tri_id.shape
-    out = np.zeros((H, W, 3))
-    fg = tri_id >= 0
-    if not fg.any():
-        return out
-    t = tri_id[fg]
-    b = bary[fg]
-    vi = head.faces[t]  # (P, 3)
-    n = (head.normals[vi] * b[..., None]).sum(axis=1)
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    pos = (head.vertices[vi] * b[..., None]).sum(axis=1)
-    to_cam = camera.center - pos
-    flip = (n * to_cam).sum(axis=1) < 0  # two-sided: face the camera
-    n[flip] = -n[flip]
+    """Foreground colours (H, W, 3) in [0, 1] (0 where empty): albedo x smooth texture x
+    (ambient + diffuse * max(0, n.l) + 0.15 * n.v), normals facing the camera (two-sided)."""
     p = head.params
     light = np.asarray(p.light_dir, dtype=np.float64)
-    light /= max(np.linalg.norm(light), 1e-12)
-    lam = np.clip(n @ light, 0.0, None)
-    # a little fill light from the camera side so unlit sides keep some shape
-    view = to_cam / np.maximum(np.linalg.norm(to_cam, axis=1, keepdims=True), 1e-12)
-    fill = 0.15 * np.clip((n * view).sum(axis=1), 0.0, None)
-    tex = 1.0 + (head.vertex_noise[vi] * b).sum(axis=1)
-    col = head.colors[t] * tex[:, None] * (p.ambient + p.diffuse * lam + fill)[:, None]
-    out[fg] = np.clip(col, 0.0, 1.0)
-    return out
+    light = light / max(float(np.linalg.norm(light)), 1e-12)
+    return shade_pixels(tri_id, bary, head.faces, head.normals, head.vertices, head.colors, head.vertex_noise,
+                        camera.center, light, p.ambient, p.diffuse)
 
 
 def render_head(head: HeadParams | HeadMesh, camera: Camera, *, view_index: int | None = None,
@@ -133,4 +120,4 @@ def render_head(head: HeadParams | HeadMesh, camera: Camera, *, view_index: int 
     img = np.where(fg[..., None], color, back)
     rgb = np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
     return RenderResult(rgb=rgb, labels=labels, gt_labels=gt, depth=depth.astype(np.float32),
-                        alpha=fg.astype(np.float32), mask=fg, tri_id=tri_id)
+                        alpha=fg.astype(np.float32), mask=fg, tri_id=tri_id, camera=camera)

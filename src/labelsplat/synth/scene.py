@@ -67,23 +67,13 @@ def head_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index), 0x4EAD]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-@dataclass
-class View:
-    """An in-memory rendered view: its camera, pose, the render and any warning."""
-
-    camera: Camera
-    yaw: float
-    pitch: float
-    result: RenderResult
-    warning: str | None = None
-
-
 def render_views(head: HeadParams | HeadMesh, cameras: Sequence[Camera], *, noise: str | NoiseSpec = "none",
-                 progress: Progress | None = None) -> list[View]:
+                 progress: Progress | None = None) -> list[RenderResult]:
     """Render a head at ``cameras`` (in memory): RGB, noisy + exact labels, depth, alpha, mask.
 
-    Noise is deterministic per (head seed, camera). A view that sees none of the head gets a
-    ``warning`` (its outputs are all background).
+    Each result also carries its ``camera``, ``yaw``/``pitch`` (degrees) and a ``warning`` when
+    the camera sees none of the head (its outputs are then all background). Noise is
+    deterministic per (head seed, camera), so the same camera always gets the same labels.
     """
     spec = noise if isinstance(noise, NoiseSpec) else parse_noise(noise)
     mesh = head if isinstance(head, HeadMesh) else build_head(head)
@@ -99,16 +89,17 @@ def render_views(head: HeadParams | HeadMesh, cameras: Sequence[Camera], *, nois
             warn = "the camera does not see the head (empty foreground)"
         elif res.mask[0].any():
             warn = "the top of the head is cut by the image border"
-        out.append(View(cam, yaw, pitch, res, warn))
+        res.yaw, res.pitch, res.warning = float(yaw), float(pitch), warn
+        out.append(res)
         if progress is not None:
             progress(k + 1, len(cameras))
     return out
 
 
-def _write_views(root: Path, views: list[View], names: list[str]) -> list[Frame]:
+def _write_views(root: Path, views: list[RenderResult], names: list[str]) -> list[Frame]:
     frames = []
     for name, v in zip(names, views):
-        r = v.result
+        r = v
         write_png(root / "images" / f"{name}.png", r.rgb)
         write_png(root / "labels" / f"{name}.png", r.labels)
         write_png(root / "gt_labels" / f"{name}.png", r.gt_labels)
@@ -227,5 +218,5 @@ def render_like(scene_dir: str | Path, cameras: str | Path | Sequence[Camera], o
     return load_scene(target), warnings
 
 
-__all__ = ["SYNTH_JSON", "SynthConfig", "View", "head_frame", "head_seed", "load_head", "load_synth",
+__all__ = ["SYNTH_JSON", "SynthConfig", "head_frame", "head_seed", "load_head", "load_synth",
            "render_like", "render_views", "synthesize", "synthesize_scene"]
