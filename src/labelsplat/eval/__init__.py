@@ -10,6 +10,7 @@ from .document import (
     versions,
     write_metrics,
 )
+from .consistency import multiview_consistency
 from .files import FolderEvaluation, evaluate_label_folders
 from .metrics import (
     METRIC_KEYS,
@@ -23,6 +24,6 @@ from .scores import BIN_NAMES, LabellingScores
 
 __all__ = [
     "BIN_NAMES", "METRIC_KEYS", "FolderEvaluation", "LabellingScores", "evaluate_label_folders", "boundary_exclusion_mask", "confusion_matrix",
-    "metrics_document", "per_class_scores", "pool_metrics_documents", "read_metrics",
+    "metrics_document", "multiview_consistency", "per_class_scores", "pool_metrics_documents", "read_metrics",
     "scores_from_confusion", "summary_scores", "validate_metrics_document", "versions", "write_metrics",
 ]
