@@ -10,6 +10,7 @@ no ``onnxscript``. A sidecar ``<out>.json`` records the preprocessing and the la
 from __future__ import annotations
 
 import io as _io
+import warnings
 from pathlib import Path
 
 from ..errors import LabelsplatError
@@ -39,10 +40,12 @@ def export_onnx(weights: str | Path, out: str | Path, *, input_size: int | None 
     dummy = torch.zeros(1, 3, S, S)
     buf = _io.BytesIO()
     try:
-        torch.onnx.export(
-            wrapper, (dummy,), buf, input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
-        )
+        with warnings.catch_warnings():  # the legacy exporter's deprecation and tracer notices
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapper, (dummy,), buf, input_names=["input"], output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
+            )
     except ImportError as exc:
         raise LabelsplatError(f"ONNX export needs the onnx package ({exc})", hint="pip install 'labelsplat[onnx]'") from exc
     out = Path(out)

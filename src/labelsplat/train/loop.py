@@ -70,7 +70,7 @@ class TrainConfig:
         if c.crop_size is None:
             c.crop_size = max(16, int(round(c.input_size * 448 / 512)))
         if c.warmup_iters is None:
-            c.warmup_iters = max(1, int(round(c.iters / 80)))
+            c.warmup_iters = max(0, min(int(round(c.iters / 80)), c.iters - 1))
         return c
 
     def validate(self) -> None:
