@@ -121,3 +121,16 @@ def test_palette_alpha_and_errors():
         extract_palette(_palette_image(ids), SCHEME, "median")
     with pytest.raises(LabelsplatError, match="B, H, W, 3"):
         extract_palette(np.zeros((3, 3, 3), np.float32), SCHEME)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_extraction_on_cuda_tensors_matches_cpu():
+    g = np.random.default_rng(1)
+    logits = g.normal(size=(3, 16, 16, 19)).astype(np.float32)
+    alpha = g.uniform(size=(3, 16, 16)).astype(np.float32)
+    cpu = extract_argmax(logits, alpha)
+    gpu = extract_argmax(torch.from_numpy(logits).cuda(), torch.from_numpy(alpha).cuda())
+    assert np.array_equal(cpu.labels, gpu.labels) and np.allclose(cpu.confidence, gpu.confidence, atol=1e-5)
+    rgb = _palette_image(g.integers(0, 19, (2, 8, 8)))
+    assert np.array_equal(extract_palette(rgb, SCHEME, "kmeans").labels,
+                          extract_palette(torch.from_numpy(rgb).cuda(), SCHEME, "kmeans").labels)
