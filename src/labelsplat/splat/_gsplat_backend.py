@@ -1,0 +1,205 @@
+"""gsplat (CUDA) backend of :func:`labelsplat.splat.rasterize.rasterize`.
+
+Built on gsplat 1.5.3's low-level API, which is exactly what ``gsplat.rasterization`` does in
+unpacked classic mode: ``fully_fused_projection`` (with ``opacities`` for the opacity-aware
+radii) -> ``isect_tiles`` -> ``isect_offset_encode`` -> ``rasterize_to_pixels`` (channels split
+in chunks of ``channel_chunk`` = 32 like ``rasterization``). Projecting and binning once lets the
+geometry-gradient weights be realised without extra projections:
+
+* all weights 1 (``semantic_grad=full``): one rasterisation of [features | depth];
+* weights 0 on some channels (``none``): those channels are rasterised with *detached*
+  means2d/conics/opacities, the others (and depth, and alpha) with live ones -- two passes over
+  the same tile lists;
+* weights in (0, 1) (``scaled:f``): gradient scaling around a single pass: the output channel's
+  gradient is multiplied by ``w`` before gsplat's backward (so geometry receives ``w`` times
+  that channel's contribution) and the colour gradient is divided by ``w`` afterwards (so
+  colours stay exact).
+
+``return_contrib`` is computed exactly with one extra 1-channel pass: the gradient of the
+rendered sum of a constant-one channel with respect to that channel's per-(camera, Gaussian)
+value is the sum over pixels of the Gaussian's blending weight.
+
+gsplat is imported lazily here (its CUDA extension compiles on first use); this module never
+runs on CPU tensors except through the injectable ``ops`` used by the orchestration test.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import torch
+from torch import Tensor
+
+CHANNEL_CHUNK = 32
+
+
+def gsplat_ops() -> SimpleNamespace:
+    """The gsplat functions this backend calls (imported lazily)."""
+    from gsplat import fully_fused_projection, isect_offset_encode, isect_tiles, rasterize_to_pixels
+
+    return SimpleNamespace(
+        fully_fused_projection=fully_fused_projection,
+        isect_tiles=isect_tiles,
+        isect_offset_encode=isect_offset_encode,
+        rasterize_to_pixels=rasterize_to_pixels,
+    )
+
+
+class _GradScale(torch.autograd.Function):
+    """Identity forward; multiplies the incoming gradient by ``scale`` (broadcast on the last dim)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (scale,) = ctx.saved_tensors
+        return g * scale, None
+
+
+def _chunked(ops, means2d, conics, feats, opac, width, height, tile_size, isect_offsets,
+             flatten_ids, backgrounds):
+    """rasterize_to_pixels over channel chunks of CHANNEL_CHUNK (as gsplat.rasterization)."""
+    D = feats.shape[-1]
+    if D <= CHANNEL_CHUNK:
+        return ops.rasterize_to_pixels(means2d, conics, feats, opac, width, height, tile_size,
+                                       isect_offsets, flatten_ids, backgrounds=backgrounds)
+    renders, alpha = [], None
+    for i in range(0, D, CHANNEL_CHUNK):
+        bg = None if backgrounds is None else backgrounds[..., i:i + CHANNEL_CHUNK]
+        r, a = ops.rasterize_to_pixels(means2d, conics, feats[..., i:i + CHANNEL_CHUNK], opac,
+                                       width, height, tile_size, isect_offsets, flatten_ids,
+                                       backgrounds=bg)
+        renders.append(r)
+        alpha = a if alpha is None else alpha
+    return torch.cat(renders, dim=-1), alpha
+
+
+def rasterize_gsplat(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    *,
+    backgrounds: Tensor | None = None,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+    radius_clip: float = 0.0,
+    render_depth: bool = True,
+    geom_grad_weights: Tensor | None = None,
+    tile_size: int = 16,
+    return_contrib: bool = False,
+    ops: SimpleNamespace | None = None,
+) -> tuple[Tensor, Tensor, dict]:
+    """gsplat backend (inputs validated by :func:`~labelsplat.splat.rasterize.rasterize`)."""
+    ops = gsplat_ops() if ops is None else ops
+    C, N = viewmats.shape[0], means.shape[0]
+    radii, means2d, depths, conics, _ = ops.fully_fused_projection(
+        means, None, quats, scales, viewmats, Ks, width, height, eps2d=eps2d,
+        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, packed=False,
+        opacities=opacities,
+    )
+    op_c = torch.broadcast_to(opacities[None, :], (C, N))
+    colors_c = colors if colors.dim() == 3 else torch.broadcast_to(colors[None], (C, N, colors.shape[-1]))
+    D = colors_c.shape[-1]
+
+    tile_w = math.ceil(width / tile_size)
+    tile_h = math.ceil(height / tile_size)
+    tiles_per_gauss, isect_ids, flatten_ids = ops.isect_tiles(
+        means2d, radii, depths, tile_size, tile_w, tile_h, packed=False, n_images=C
+    )
+    isect_offsets = ops.isect_offset_encode(isect_ids, C, tile_w, tile_h).reshape(C, tile_h, tile_w)
+    raster = lambda m, q, f, o, bg: _chunked(  # noqa: E731
+        ops, m, q, f, o, width, height, tile_size, isect_offsets, flatten_ids, bg
+    )
+
+    w = geom_grad_weights
+    zero_ch = torch.zeros(D, dtype=torch.bool, device=means.device) if w is None else (w == 0)
+    live_idx = torch.nonzero(~zero_ch).reshape(-1)
+    det_idx = torch.nonzero(zero_ch).reshape(-1)
+    live_colors = colors_c[..., live_idx] if len(det_idx) else colors_c
+    live_bg = None
+    if backgrounds is not None:
+        live_bg = backgrounds[..., live_idx] if len(det_idx) else backgrounds
+    if w is not None and len(live_idx):
+        w_live = w[live_idx]
+        if bool((w_live != 1).any()):
+            live_colors = _GradScale.apply(live_colors, 1.0 / w_live)
+            if live_bg is not None and live_bg.requires_grad:
+                live_bg = _GradScale.apply(live_bg, 1.0 / w_live)
+        else:
+            w_live = None
+    else:
+        w_live = None
+
+    n_live = live_colors.shape[-1]
+    feats = [live_colors]
+    if render_depth:
+        feats.append(depths[..., None])
+        if live_bg is not None:
+            live_bg = torch.cat([live_bg, torch.zeros_like(live_bg[..., :1])], dim=-1)
+    if n_live == 0 and not render_depth:  # alpha still needs a live pass
+        feats.append(torch.zeros_like(depths[..., None]))
+        if live_bg is not None:
+            live_bg = torch.cat([live_bg, torch.zeros_like(live_bg[..., :1])], dim=-1)
+    feats = torch.cat(feats, dim=-1) if len(feats) > 1 else feats[0]
+    render_live, alpha = raster(means2d, conics, feats, op_c, live_bg)
+    live_part = render_live[..., :n_live]
+    if w_live is not None:
+        live_part = _GradScale.apply(live_part, w_live)
+
+    if len(det_idx):
+        det_bg = None if backgrounds is None else backgrounds[..., det_idx]
+        render_det, _ = raster(means2d.detach(), conics.detach(), colors_c[..., det_idx],
+                               op_c.detach(), det_bg)
+        index = torch.empty(D, dtype=torch.long, device=means.device)
+        index[live_idx] = torch.arange(len(live_idx), device=means.device)
+        index[det_idx] = len(live_idx) + torch.arange(len(det_idx), device=means.device)
+        render = torch.cat([live_part, render_det], dim=-1)[..., index]
+    else:
+        render = live_part
+    if render_depth:
+        depth = render_live[..., n_live:n_live + 1] / alpha.clamp(min=1e-10)
+        render = torch.cat([render, depth], dim=-1)
+
+    info = {
+        "batch_ids": None,
+        "camera_ids": None,
+        "gaussian_ids": None,
+        "radii": radii,
+        "means2d": means2d,
+        "depths": depths,
+        "conics": conics,
+        "opacities": op_c,
+        "tile_width": tile_w,
+        "tile_height": tile_h,
+        "tiles_per_gauss": tiles_per_gauss,
+        "isect_ids": isect_ids,
+        "flatten_ids": flatten_ids,
+        "isect_offsets": isect_offsets,
+        "width": width,
+        "height": height,
+        "tile_size": tile_size,
+        "n_batches": 1,
+        "n_cameras": C,
+    }
+    if return_contrib:
+        with torch.enable_grad():
+            ones = torch.ones(C, N, 1, dtype=means.dtype, device=means.device, requires_grad=True)
+            r1, _ = ops.rasterize_to_pixels(means2d.detach(), conics.detach(), ones, op_c.detach(),
+                                            width, height, tile_size, isect_offsets, flatten_ids)
+            (contrib,) = torch.autograd.grad(r1.sum(), ones)
+        info["contrib"] = contrib[..., 0].detach()
+    return render, alpha, info
+
+
+__all__ = ["CHANNEL_CHUNK", "gsplat_ops", "rasterize_gsplat"]
