@@ -37,7 +37,7 @@ def test_tiny_train_lowers_the_loss(tiny_dataset, tmp_path):
 
 
 def test_resume_matches_uninterrupted_run(tiny_dataset, tmp_path):
-    ref = train(_cfg(tiny_dataset, tmp_path / "ref.pth"))
+    ref = train(_cfg(tiny_dataset, tmp_path / "ref.pth", workers=2))  # threaded batch preparation, same batches
     out = tmp_path / "int.pth"
 
     def stop(step, loss):

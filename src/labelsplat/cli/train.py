@@ -17,7 +17,7 @@ dataset_app = typer.Typer(
 
 
 def _run_training(*, data, mix, out, init, scheme, input_size, crop_size, iters, batch_size, lr, warmup, seed,
-                  device, ckpt_every, log_every, no_augment, resume, overwrite, amp) -> None:
+                  device, ckpt_every, log_every, no_augment, resume, overwrite, amp, workers) -> None:
     from rich.console import Console
 
     from ..train.data import parse_mix
@@ -29,7 +29,7 @@ def _run_training(*, data, mix, out, init, scheme, input_size, crop_size, iters,
         data=[str(d) for d in data], out=str(out), mix=[(str(d), r) for d, r in mixes], init=None if init is None else str(init),
         scheme=scheme, input_size=input_size, crop_size=crop_size, iters=iters, batch_size=batch_size, lr=lr,
         warmup_iters=warmup, seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every,
-        augment=not no_augment, amp=amp,
+        augment=not no_augment, amp=amp, workers=workers,
     )
     res = train(cfg, resume=resume, overwrite=overwrite, progress=True)
     paths = artifact_paths(out)
@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
         log_every: int = typer.Option(20, "--log-every", help="Steps between train_log.jsonl lines."),
         no_augment: bool = typer.Option(False, "--no-augment", help="Disable scale/crop/jitter/flip augmentation."),
         amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (ignored on CPU)."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Threads preparing batches ahead (default 0 on CPU, 4 on CUDA)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from CKPT.state.pt."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CKPT."),
         seed: int = seed_option(),
@@ -79,7 +80,7 @@ def register(app: typer.Typer) -> None:
         _run_training(data=data, mix=mix, out=out, init=None, scheme=scheme, input_size=input_size, crop_size=crop_size,
                       iters=iters, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device,
                       ckpt_every=ckpt_every, log_every=log_every, no_augment=no_augment, resume=resume,
-                      overwrite=overwrite, amp=amp)
+                      overwrite=overwrite, amp=amp, workers=workers)
 
     @app.command("finetune", epilog=(
         "Examples:\n\n"
@@ -101,6 +102,7 @@ def register(app: typer.Typer) -> None:
         log_every: int = typer.Option(20, "--log-every", help="Steps between train_log.jsonl lines."),
         no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
         amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (ignored on CPU)."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Threads preparing batches ahead (default 0 on CPU, 4 on CUDA)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from CKPT.state.pt."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CKPT."),
         seed: int = seed_option(),
@@ -117,7 +119,7 @@ def register(app: typer.Typer) -> None:
                       input_size=input_size or int(meta.get("input_size", 512)), crop_size=crop_size,
                       iters=iters, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device,
                       ckpt_every=ckpt_every, log_every=log_every, no_augment=no_augment, resume=resume,
-                      overwrite=overwrite, amp=amp)
+                      overwrite=overwrite, amp=amp, workers=workers)
 
     @app.command("export-onnx", epilog=(
         "Examples:\n\n  labelsplat export-onnx 79999_iter.pth --out bisenet.onnx\n\n"

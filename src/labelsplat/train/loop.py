@@ -62,6 +62,7 @@ class TrainConfig:
     amp: bool = True
     log_every: int = 20
     ckpt_every: int = 1000
+    workers: int | None = None  # batch-preparing threads; default 0 on CPU, 4 on CUDA
 
     def resolved(self) -> "TrainConfig":
         c = TrainConfig(**asdict(self))
@@ -84,6 +85,8 @@ class TrainConfig:
             raise LabelsplatError(f"--input-size must be a multiple of 32 (>= 32), got {self.input_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise LabelsplatError(f"--lr must be positive, got {self.lr}")
+        if self.workers is not None and self.workers < 0:
+            raise LabelsplatError(f"--workers must be >= 0, got {self.workers}")
         if self.warmup_iters is not None and not 0 <= self.warmup_iters < self.iters:
             raise LabelsplatError(f"warm-up ({self.warmup_iters}) must be shorter than --iters ({self.iters})")
 
@@ -213,8 +216,13 @@ def train(
             raise LabelsplatError(f"--resume: the run already has {start} steps, more than --iters {cfg.iters}")
         # drop log lines written after the checkpoint
         if paths["log"].exists():
-            lines = [ln for ln in paths["log"].read_text().splitlines() if ln.strip()]
-            keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= start]
+            keep = []
+            for ln in paths["log"].read_text().splitlines():
+                try:
+                    if json.loads(ln).get("step", 0) <= start:
+                        keep.append(ln)
+                except (ValueError, AttributeError):
+                    pass  # a line cut short by the interruption
             atomic_write_bytes(paths["log"], ("\n".join(keep) + ("\n" if keep else "")).encode())
     elif paths["log"].exists():
         paths["log"].unlink()
@@ -230,6 +238,23 @@ def train(
             "rng_torch": torch.get_rng_state(),
             "config": _config_dict(cfg),
         })
+
+    workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
+    executor = None
+    pending: dict = {}
+    if workers > 0:
+        from concurrent.futures import ThreadPoolExecutor
+
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="labelsplat-data")
+
+    def get_batch(s: int):
+        # batches depend only on (seed, step), so preparing them ahead in threads changes nothing
+        if executor is None:
+            return data.batch(s, cfg.batch_size, cfg.seed)
+        for t in range(s, min(s + workers + 1, cfg.iters)):
+            if t not in pending:
+                pending[t] = executor.submit(data.batch, t, cfg.batch_size, cfg.seed)
+        return pending.pop(s).result()
 
     losses: list[float] = []
     t0 = time.perf_counter()
@@ -247,7 +272,7 @@ def train(
         while step < cfg.iters:
             lr = sched(step)
             set_lr(opt, lr)
-            x, y = data.batch(step, cfg.batch_size, cfg.seed)
+            x, y = get_batch(step)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 outs = model(x)
@@ -279,6 +304,8 @@ def train(
             save_state(step)
         raise
     finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
         log_fh.close()
         if prog is not None:
             prog.stop()
