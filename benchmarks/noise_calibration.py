@@ -22,7 +22,7 @@ from labelsplat.eval import confusion_matrix, scores_from_confusion
 from labelsplat.scene import yaw_bin
 from labelsplat.schemes import get_scheme
 from labelsplat.synth.head import build_head, sample_head
-from labelsplat.synth.noise import LEVELS, SEVERITY, apply_noise, parse_noise, surface_patches
+from labelsplat.synth.noise import LEVELS, apply_noise, parse_noise, surface_patches
 from labelsplat.synth.render import render_head
 from labelsplat.synth.rigs import RigConfig, rig_cameras
 from labelsplat.synth.scene import head_frame, head_seed
@@ -118,7 +118,8 @@ def main() -> None:
         "what": "mIoU of simulated noisy labels vs exact labels, pooled per |yaw| bin",
         "settings": {"identities": args.identities, "resolution": args.resolution, "seed": args.seed,
                      "rig": "facescape", "views_per_identity": 55, "scheme": "celebamask19-zll"},
-        "severity_knots": {lv: list(SEVERITY[lv]) for lv in LEVELS},
+        "severity_knots": {lv: list(noise_mod.SEVERITY[lv]) for lv in LEVELS},
+        "tune_rounds": args.tune,
         "table": table, "all_within_tolerance": bool(ok), "views_per_bin": res["views_per_bin"],
         "details": res["scores"],
         "seconds": round(time.time() - t0, 1),

@@ -41,9 +41,9 @@ LEVELS = ("low", "medium", "high")
 # (v15, v45, v75) below; the pitch term adds PITCH_GAIN * max(0, |pitch| - 10) / 20.
 YAW_KNOTS = (0.0, 15.0, 45.0, 75.0, 90.0, 180.0)
 SEVERITY: dict[str, tuple[float, float, float]] = {
-    "low": (0.2856, 0.4762, 0.5070),
-    "medium": (0.4658, 0.5293, 0.9203),
-    "high": (0.6563, 1.1272, 1.5068),
+    "low": (0.3186, 0.4314, 0.5025),
+    "medium": (0.5786, 0.7479, 0.9856),
+    "high": (0.8224, 1.2072, 1.6700),
 }
 PITCH_GAIN = 0.10
 # number of 3D surface patches per head, per level
