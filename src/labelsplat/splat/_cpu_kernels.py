@@ -141,12 +141,21 @@ def _gather(c, start, L, ids, means2d, conics, opac, radii, feats, thr, dt):
 
 
 @njit(cache=True, nogil=True)
-def _sub_list(sub, L, gx, gy, grx, gry, lox, hix, loy, hiy):
-    """Entries whose bounding box reaches the pixel-centre rectangle [lox,hix]x[loy,hiy]."""
+def _sub_list(sub, L, gx, gy, ga, gb, gc, go, gs, grx, gry, lox, hix, loy, hiy,
+              sx, sy, sa, sb, sc, so, ss):
+    """Entries whose bounding box reaches the pixel-centre rectangle [lox,hix]x[loy,hiy], in list
+    order: their list indices go to ``sub`` and their parameters, packed, to ``sx..ss``."""
     ns = 0
     for k in range(L):
         if gx[k] + grx[k] >= lox and gx[k] - grx[k] <= hix and gy[k] + gry[k] >= loy and gy[k] - gry[k] <= hiy:
             sub[ns] = k
+            sx[ns] = gx[k]
+            sy[ns] = gy[k]
+            sa[ns] = ga[k]
+            sb[ns] = gb[k]
+            sc[ns] = gc[k]
+            so[ns] = go[k]
+            ss[ns] = gs[k]
             ns += 1
     return ns
 
@@ -185,6 +194,8 @@ def _forward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets,
         c, start, L, ids, means2d, conics, opac, radii, feats, thr, dt
     )
     sub = np.empty(L, np.int64)
+    sx, sy, sa, sb, sc, so, ss = (np.empty(L, dt), np.empty(L, dt), np.empty(L, dt), np.empty(L, dt),
+                                  np.empty(L, dt), np.empty(L, dt), np.empty(L, dt))
     acc = np.empty(F, dt)
     y0 = ty * tile_size
     x0 = tx * tile_size
@@ -194,7 +205,8 @@ def _forward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets,
         sy1 = min(sy0 + _SUB, y_end)
         for sx0 in range(x0, x_end, _SUB):
             sx1 = min(sx0 + _SUB, x_end)
-            ns = _sub_list(sub, L, gx, gy, grx, gry, pxc[sx0], pxc[sx1 - 1], pyc[sy0], pyc[sy1 - 1])
+            ns = _sub_list(sub, L, gx, gy, ga, gb, gc, go, gs, grx, gry, pxc[sx0], pxc[sx1 - 1],
+                           pyc[sy0], pyc[sy1 - 1], sx, sy, sa, sb, sc, so, ss)
             for py in range(sy0, sy1):
                 fy = pyc[py]
                 for px in range(sx0, sx1):
@@ -204,19 +216,19 @@ def _forward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets,
                     T = one
                     lk = -1
                     for si in range(ns):
-                        k = sub[si]
-                        dx = gx[k] - fx
-                        dy = gy[k] - fy
-                        sigma = half * (ga[k] * dx * dx + gc[k] * dy * dy) + gb[k] * dx * dy
-                        if sigma < 0 or sigma > gs[k]:
+                        dx = sx[si] - fx
+                        dy = sy[si] - fy
+                        sigma = half * (sa[si] * dx * dx + sc[si] * dy * dy) + sb[si] * dx * dy
+                        if sigma < 0 or sigma > ss[si]:
                             continue
-                        alpha = min(amax, go[k] * np.exp(-sigma))
+                        alpha = min(amax, so[si] * np.exp(-sigma))
                         if alpha < thr:
                             continue
                         next_T = T * (one - alpha)
                         if next_T <= tthr:
                             break
                         vis = alpha * T
+                        k = sub[si]
                         for f in range(F):
                             acc[f] += gf[k, f] * vis
                         if want_contrib:
@@ -288,9 +300,11 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
         c, start, L, ids, means2d, conics, opac, radii, feats, thr, dt
     )
     sub = np.empty(L, np.int64)
-    buf = np.empty(F, dt)
+    sx, sy, sa, sb, sc, so, ss = (np.empty(L, dt), np.empty(L, dt), np.empty(L, dt), np.empty(L, dt),
+                                  np.empty(L, dt), np.empty(L, dt), np.empty(L, dt))
     vc = np.empty(F, dt)
     vcw = np.empty(F, dt)
+    F4 = F - F % 4
     y0 = ty * tile_size
     x0 = tx * tile_size
     y_end = min(y0 + tile_size, height)
@@ -299,7 +313,8 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
         sy1 = min(sy0 + _SUB, y_end)
         for sx0 in range(x0, x_end, _SUB):
             sx1 = min(sx0 + _SUB, x_end)
-            ns = _sub_list(sub, L, gx, gy, grx, gry, pxc[sx0], pxc[sx1 - 1], pyc[sy0], pyc[sy1 - 1])
+            ns = _sub_list(sub, L, gx, gy, ga, gb, gc, go, gs, grx, gry, pxc[sx0], pxc[sx1 - 1],
+                           pyc[sy0], pyc[sy1 - 1], sx, sy, sa, sb, sc, so, ss)
             for py in range(sy0, sy1):
                 fy = pyc[py]
                 for px in range(sx0, sx1):
@@ -311,8 +326,9 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
                     T = T_final
                     va = v_alpha_out[c, py, px]
                     bgdot = zero
+                    # (sum over later entries j of fac_j * feats_j) . (w * v_render), as a scalar
+                    bufdot = zero
                     for f in range(F):
-                        buf[f] = 0
                         vc[f] = v_out[c, py, px, f]
                         vcw[f] = vc[f] * wgeom[f]
                         if has_bg:
@@ -321,34 +337,45 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
                         k = sub[si]
                         if k > lk:
                             continue
-                        dx = gx[k] - fx
-                        dy = gy[k] - fy
-                        sigma = half * (ga[k] * dx * dx + gc[k] * dy * dy) + gb[k] * dx * dy
-                        if sigma < 0 or sigma > gs[k]:
+                        dx = sx[si] - fx
+                        dy = sy[si] - fy
+                        sigma = half * (sa[si] * dx * dx + sc[si] * dy * dy) + sb[si] * dx * dy
+                        if sigma < 0 or sigma > ss[si]:
                             continue
                         vis = np.exp(-sigma)
-                        alpha = min(amax, go[k] * vis)
+                        alpha = min(amax, so[si] * vis)
                         if alpha < thr:
                             continue
                         ra = one / (one - alpha)
                         T = T * ra
                         fac = alpha * T
-                        v_alpha = zero
                         e = start + k
+                        # dot = feats_k . (w * v_render) with four independent partial sums
+                        d0 = zero
+                        d1 = zero
+                        d2 = zero
+                        d3 = zero
+                        for f in range(0, F4, 4):
+                            d0 += gf[k, f] * vcw[f]
+                            d1 += gf[k, f + 1] * vcw[f + 1]
+                            d2 += gf[k, f + 2] * vcw[f + 2]
+                            d3 += gf[k, f + 3] * vcw[f + 3]
+                        for f in range(F4, F):
+                            d0 += gf[k, f] * vcw[f]
+                        dot = (d0 + d1) + (d2 + d3)
                         for f in range(F):
                             v_f[e, f] += fac * vc[f]
-                            v_alpha += (gf[k, f] * T - buf[f] * ra) * vcw[f]
-                            buf[f] += gf[k, f] * fac
-                        v_alpha += T_final * ra * va
+                        v_alpha = T * dot - ra * bufdot + T_final * ra * va
+                        bufdot += fac * dot
                         if has_bg:
                             v_alpha -= T_final * ra * bgdot
-                        if go[k] * vis <= amax:
-                            v_sigma = -go[k] * vis * v_alpha
+                        if so[si] * vis <= amax:
+                            v_sigma = -so[si] * vis * v_alpha
                             v_q[e, 0] += half * v_sigma * dx * dx
                             v_q[e, 1] += v_sigma * dx * dy
                             v_q[e, 2] += half * v_sigma * dy * dy
-                            v_m[e, 0] += v_sigma * (ga[k] * dx + gb[k] * dy)
-                            v_m[e, 1] += v_sigma * (gb[k] * dx + gc[k] * dy)
+                            v_m[e, 0] += v_sigma * (sa[si] * dx + sb[si] * dy)
+                            v_m[e, 1] += v_sigma * (sb[si] * dx + sc[si] * dy)
                             v_o[e] += vis * v_alpha
 
 
