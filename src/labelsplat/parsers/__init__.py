@@ -11,6 +11,8 @@ _EXPORTS = {
     "create_model": "registry", "list_models": "registry",
     "preprocess": "preprocess", "CropBox": "preprocess", "face_crop_box": "preprocess",
     "Parser": "infer", "load_parser": "infer", "read_weights_metadata": "infer", "metadata_path": "infer",
+    "parse_folder": "infer", "parse_scene": "infer", "ParseSummary": "infer",
+    "export_onnx": "onnx_export",
 }
 
 __all__ = sorted(_EXPORTS)
