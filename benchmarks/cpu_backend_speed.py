@@ -85,11 +85,13 @@ def time_fwd_bwd(args, backend: str, repeats: int, warmup: int = 1) -> dict:
         if i >= warmup:
             times.append(t2 - t0)
             fwd.append(t1 - t0)
+    if not times:
+        return {}
     return {
         "fwd_bwd_s": statistics.median(times),
         "fwd_s": statistics.median(fwd),
         "all_fwd_bwd_s": times,
-        "mean_alpha": float(a.mean()),
+        "mean_alpha": float(a.detach().mean()),
     }
 
 

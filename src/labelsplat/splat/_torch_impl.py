@@ -102,8 +102,8 @@ def project_gaussians(
     covars = covariance_3d(quats, scales)  # (N,3,3)
     R = viewmats[:, :3, :3]  # (C,3,3)
     t = viewmats[:, :3, 3]  # (C,3)
-    means_c = torch.einsum("cij,nj->cni", R, means) + t[:, None, :]  # (C,N,3)
-    covars_c = torch.einsum("cij,njk,clk->cnil", R, covars, R)  # (C,N,3,3)
+    means_c = means[None, :, :] @ R.transpose(-1, -2) + t[:, None, :]  # (C,N,3)
+    covars_c = R[:, None] @ covars[None] @ R[:, None].transpose(-1, -2)  # (C,N,3,3) = R S R^T
 
     x, y, z = torch.unbind(means_c, dim=-1)  # (C,N)
     fx = Ks[:, 0, 0, None]
