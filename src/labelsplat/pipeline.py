@@ -59,6 +59,9 @@ class RefineConfig:
     render_batch: int = 4
     min_confidence: float | None = 0.5
     min_view_confidence: float | None = 0.6
+    # components smaller than this fraction of the image are reassigned (scales with resolution:
+    # a fixed pixel count would erase eyes and lips at 128 px)
+    min_area_fraction: float = 2e-4
     score_gt: bool = True  # synthetic scenes: score initial/refined against exact labels
 
     def __post_init__(self) -> None:
@@ -165,7 +168,9 @@ def label_novel_views(
     t = time.perf_counter()
     low_vis = _stack(rendered, "low_view_fraction") > cfg.low_view_threshold
     low_vis &= _stack(rendered, "alpha") >= cfg.alpha_threshold  # background stays background
-    pp_cfg = PostprocessConfig(min_confidence=cfg.min_confidence, min_view_confidence=cfg.min_view_confidence)
+    h, w = ext.labels.shape[1:]
+    pp_cfg = PostprocessConfig(min_confidence=cfg.min_confidence, min_view_confidence=cfg.min_view_confidence,
+                               min_area=max(1, round(cfg.min_area_fraction * h * w)))
     labels, report = postprocess(
         ext.labels, ext.confidence, config=pp_cfg, scheme=scene.label_scheme, yaw=np.asarray(yaws),
         low_visibility_mask=low_vis, cameras=cameras, head=scene.head_frame, depth=_stack(rendered, "depth"),
