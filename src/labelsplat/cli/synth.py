@@ -35,6 +35,12 @@ def register(app: typer.Typer) -> None:
         Writes canonical scenes (transforms.json, images/, labels/ = the noise model's labels,
         gt_labels/ = exact labels, masks/, synth.json). With --like SCENE --cameras TRANSFORMS,
         re-renders SCENE's head at the given cameras into OUT/<SCENE's name>/.
+
+        Examples:
+
+          labelsplat synth --out data --identities 2 --views 24 --noise simulated:medium
+
+          labelsplat synth --like data/head_000 --cameras novel/transforms.json --out gt
         """
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
