@@ -217,3 +217,18 @@ def test_bad_inputs(scene_dir, tmp_path):
     write_png(s.path(s.frames[0].label_path), np.full((32, 32), 40, np.uint8))
     with pytest.raises(LabelsplatError, match="outside"):
         fit(s.root, tmp_path / "r5", small_cfg())
+
+
+def test_label_confidence_hook(scene_dir, tmp_path):
+    from labelsplat.io import write_png
+
+    s = load_scene(_copy_scene(scene_dir, tmp_path / "conf"))
+    for fr in s.frames:
+        write_png(s.root / "conf" / f"{fr.name}.png", np.zeros((32, 32), np.uint8))
+        fr.extra["label_confidence_path"] = f"conf/{fr.name}.png"
+    save_scene(s)
+    fit(s.root, tmp_path / "r", small_cfg(steps=3), write_outputs=False)
+    assert all(r["sem_loss"] == 0.0 for r in _log(tmp_path / "r"))  # zero confidence everywhere: no CE
+    write_png(s.root / "conf" / f"{s.frames[0].name}.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(LabelsplatError, match="confidence map size"):
+        fit(s.root, tmp_path / "r2", small_cfg(steps=3))

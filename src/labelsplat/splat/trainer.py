@@ -128,6 +128,7 @@ class ViewData:
     labels: list[np.ndarray] | None  # (H,W) uint8 ids, 255 ignore
     masks: list[np.ndarray]  # (H,W) bool foreground (dilated)
     label_files: list[str]
+    confidences: list[np.ndarray | None] | None = None  # (H,W) float32 in [0,1] per-pixel label weights
 
 
 def _resize(arr: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -150,9 +151,11 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
 
     Raises :class:`LabelsplatError` naming the file for missing images/labels, sizes that
     disagree with the camera, label ids outside the scheme and per-frame scheme mismatches.
+    A frame's optional ``label_confidence_path`` (greyscale PNG, 255 = full weight) weights
+    its pixels in the semantic loss (a parser's confidence; frames without one weigh 1).
     """
     json_path = Path(scene.root) / "transforms.json"
-    names, cams, imgs, labs, masks, lfiles = [], [], [], [], [], []
+    names, cams, imgs, labs, masks, lfiles, confs = [], [], [], [], [], [], []
     for idx, fr in enumerate(scene.frames):
         if fr.file_path is None:
             raise LabelsplatError(f"frame {idx} ({fr.name}) has no file_path (RGB image)", path=json_path)
@@ -179,6 +182,13 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
                 )
             lab = read_label(scene.path(fr.label_path), num_classes, shape=(cam.height, cam.width))
             lfiles.append(str(scene.path(fr.label_path)))
+        conf = None
+        if num_classes > 0 and fr.extra.get("label_confidence_path"):
+            cpath = scene.path(fr.extra["label_confidence_path"])
+            conf = read_rgb(cpath)[..., 0]
+            if conf.shape != (cam.height, cam.width):
+                raise LabelsplatError(f"confidence map size {conf.shape[1]}x{conf.shape[0]} differs from its image",
+                                      path=cpath)
         mask = None
         if fr.mask_path is not None:
             mpath = scene.path(fr.mask_path)
@@ -204,7 +214,11 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
         imgs.append(rgb.astype(np.float32) / 255.0)
         labs.append(lab)
         masks.append(fg)
-    return ViewData(names, cams, imgs, labs if num_classes > 0 else None, masks, lfiles)
+        confs.append(None if conf is None else _resize(conf, (w, h), nearest=False).astype(np.float32) / 255.0)
+    any_conf = any(c is not None for c in confs)
+    if any_conf:
+        confs = [np.ones(m.shape, np.float32) if c is None else c for c, m in zip(confs, masks)]
+    return ViewData(names, cams, imgs, labs if num_classes > 0 else None, masks, lfiles, confs if any_conf else None)
 
 
 class _Levels:
@@ -218,7 +232,7 @@ class _Levels:
         if scale in self.cache:
             return self.cache[scale]
         v = self.views
-        out: dict[str, list] = {"cameras": [], "images": [], "labels": [], "masks": []}
+        out: dict[str, list] = {"cameras": [], "images": [], "labels": [], "masks": [], "confidences": []}
         for i, cam in enumerate(v.cameras):
             w, h = max(1, round(cam.width * scale)), max(1, round(cam.height * scale))
             out["cameras"].append(self.norm.camera_to_norm(_scaled_camera(cam, w, h)))
@@ -228,6 +242,9 @@ class _Levels:
             out["images"].append(img_t.to(self.device))
             m = _resize(v.masks[i].astype(np.uint8) * 255, (w, h), nearest=False).astype(np.float32) / 255.0
             out["masks"].append(torch.from_numpy(m).to(self.device))
+            if v.confidences is not None:
+                c = _resize((v.confidences[i] * 255.0 + 0.5).astype(np.uint8), (w, h), nearest=False)
+                out["confidences"].append(torch.from_numpy(c.astype(np.float32) / 255.0).to(self.device))
             if v.labels is not None:
                 lab = _resize(v.labels[i], (w, h), nearest=True)
                 out["labels"].append(torch.from_numpy(lab.astype(np.int64)).to(self.device))
@@ -601,7 +618,9 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
             if K > 0:
                 lab = torch.stack([lv["labels"][i] for i in idx])
                 if step >= cfg.sem_warmup:
-                    l_sem = semantic_loss(out["logits"], lab, class_weights=class_w, label_smoothing=cfg.label_smoothing)
+                    conf = torch.stack([lv["confidences"][i] for i in idx]) if lv["confidences"] else None
+                    l_sem = semantic_loss(out["logits"], lab, class_weights=class_w, label_smoothing=cfg.label_smoothing,
+                                          confidence=conf)
                     loss = loss + cfg.sem_weight * l_sem
             l_alpha = torch.zeros((), device=device)
             if cfg.alpha_weight > 0:
