@@ -91,16 +91,16 @@ def test_train_finetune_mix_resume_export(cli, scene, tmp_path):
     assert cli("dataset", "from-scenes", scene, "--out", ds).exit_code == 0
     base = tmp_path / "base.pth"
     common = ["--input-size", "32", "--batch-size", "2", "--device", "cpu", "--log-every", "1"]
-    r = cli("train", "--data", ds, "--out", base, "--iters", "2", *common)
+    r = cli("train", "--data", ds, "--out", base, "--iters", "1", *common)
     assert r.exit_code == 0, r.output
     assert load_bisenet(base).n_classes == 19
-    r = cli("train", "--data", ds, "--out", base, "--iters", "2", *common)
+    r = cli("train", "--data", ds, "--out", base, "--iters", "1", *common)
     assert r.exit_code == 2 and "already exists" in r.output
-    r = cli("train", "--data", ds, "--out", base, "--iters", "3", *common, "--resume")
+    r = cli("train", "--data", ds, "--out", base, "--iters", "2", *common, "--resume")
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "base.pth.json").read_text())["steps"] == 3
+    assert json.loads((tmp_path / "base.pth.json").read_text())["steps"] == 2
     ft = tmp_path / "ft.pth"
-    r = cli("finetune", "--init", base, "--data", ds, "--mix", f"{ds}:0.5", "--out", ft, "--iters", "2",
+    r = cli("finetune", "--init", base, "--data", ds, "--mix", f"{ds}:0.5", "--out", ft, "--iters", "1",
             "--batch-size", "2", "--device", "cpu")
     assert r.exit_code == 0, r.output
     meta = json.loads((tmp_path / "ft.pth.json").read_text())

@@ -65,10 +65,15 @@ def test_resume_matches_uninterrupted_run(tiny_dataset, tmp_path):
 
 
 def test_finetune_from_init_and_class_check(tiny_dataset, tmp_path):
-    base = train(_cfg(tiny_dataset, tmp_path / "base.pth", iters=2))
-    ft = train(_cfg(tiny_dataset, tmp_path / "ft.pth", iters=2, init=str(base.weights), lr=1e-3))
-    assert ft.steps == 2
+    from labelsplat.parsers.bisenet import BiSeNet
+
+    torch.manual_seed(0)
+    init = tmp_path / "init.pth"
+    torch.save(BiSeNet(19).state_dict(), init)
+    ft = train(_cfg(tiny_dataset, tmp_path / "ft.pth", iters=1, init=str(init), lr=1e-3))
+    assert ft.steps == 1
+    assert json.loads(artifact_paths(tmp_path / "ft.pth")["meta"].read_text())["config"]["init"] == str(init)
     with pytest.raises(LabelsplatError, match="19 classes but 11"):
-        train(_cfg(tiny_dataset, tmp_path / "bad.pth", iters=2, init=str(base.weights), scheme="lapa11"))
+        train(_cfg(tiny_dataset, tmp_path / "bad.pth", iters=2, init=str(init), scheme="lapa11"))
     with pytest.raises(LabelsplatError, match="batch-size"):
         train(_cfg(tiny_dataset, tmp_path / "b1.pth", batch_size=1))
