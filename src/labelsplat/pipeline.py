@@ -62,6 +62,9 @@ class RefineConfig:
     # components smaller than this fraction of the image are reassigned (scales with resolution:
     # a fixed pixel count would erase eyes and lips at 128 px)
     min_area_fraction: float = 2e-4
+    # a novel view is kept when this fraction of the fitted head's points project inside it
+    # (shoulders and collar may leave the frame in views from above)
+    min_head_inside: float = 0.75
     score_gt: bool = True  # synthetic scenes: score initial/refined against exact labels
 
     def __post_init__(self) -> None:
@@ -141,6 +144,24 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- one scene
+def _head_points(run, *, min_opacity: float = 0.3, keep_quantile: float = 0.98) -> np.ndarray:
+    """Centres (scene units) of the fitted model's solid Gaussians, without far floaters.
+
+    Used by the view sampler to judge how much of a novel view the head covers.
+    """
+    import torch
+
+    p = run.model.params
+    means = p["means"].detach().cpu().double()
+    keep = torch.sigmoid(p["opacities"].detach().cpu().double()) >= min_opacity
+    if int(keep.sum()) < 10:
+        keep = torch.ones_like(keep)
+    means = means[keep]
+    dist = (means - means.median(dim=0).values).norm(dim=1)
+    means = means[dist <= torch.quantile(dist, keep_quantile)]
+    return run.norm.to_scene(means.numpy())
+
+
 def label_novel_views(
     run,
     scene: Scene,
@@ -239,7 +260,7 @@ def refine_scene(
     from .schemes import get_scheme
     from .splat.render_views import load_run
     from .splat.trainer import fit
-    from .views import sample_views
+    from .views import sample_views, sampler_config
 
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
@@ -280,9 +301,10 @@ def refine_scene(
     run = load_run(run_dir, device)
 
     t = time.perf_counter()
-    head_points = run.norm.to_scene(run.model.params["means"].detach().cpu().numpy().astype(np.float64))
+    head_points = _head_points(run)
+    sampler = sampler_config(cfg.sampler, min_head_inside=cfg.min_head_inside)
     sampled = sample_views(
-        scene.cameras, scene.head_frame, cfg.n_novel, cfg.sampler, seed=cfg.seed,
+        scene.cameras, scene.head_frame, cfg.n_novel, sampler, seed=cfg.seed,
         beyond_coverage=cfg.beyond_coverage, head_points=head_points,
     )
     cams = [v.camera for v in sampled]
