@@ -71,6 +71,8 @@ class HeadParams:
     light_dir: list[float]
     ambient: float
     diffuse: float
+    hair_drape: float = 0.0    # long hair: how far a hair curtain hangs below ear-top level (cm; 0 = short)
+    hair_front: float = 100.0  # azimuth (deg from the front) where the curtain starts at each side
     version: int = PARAMS_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,7 +83,8 @@ class HeadParams:
         if not isinstance(d, dict):
             raise LabelsplatError("synth.json: expected a JSON object")
         names = {f for f in cls.__dataclass_fields__}
-        missing = [k for k in names if k not in d and k != "version"]
+        optional = {"version", "hair_drape", "hair_front"}
+        missing = [k for k in names if k not in d and k not in optional]
         if missing:
             raise LabelsplatError(f"synth.json: missing keys {sorted(missing)}")
         kw = {k: d[k] for k in names if k in d}
@@ -96,7 +99,7 @@ class HeadParams:
                     raise ValueError(f"'{key}' must have 3 values")
                 setattr(p, key, v)
             for key in ("texture_amplitude", "hairline", "hair_length", "hair_volume", "collar_top",
-                        "collar_flare", "ambient", "diffuse"):
+                        "collar_flare", "ambient", "diffuse", "hair_drape", "hair_front"):
                 setattr(p, key, float(getattr(p, key)))
             p.texture_seed = int(p.texture_seed)
         except (TypeError, ValueError, AttributeError) as exc:
@@ -152,6 +155,8 @@ def sample_head(seed: int, *, identity_sigma: float = 0.8, num_identity: int = 5
         light_dir=[float(x) for x in light],
         ambient=float(rng.uniform(0.35, 0.55)),
         diffuse=float(rng.uniform(0.45, 0.7)),
+        hair_drape=float(rng.uniform(6.0, 18.0)) if rng.random() < 0.45 else 0.0,
+        hair_front=float(rng.uniform(80.0, 115.0)),
     )
 
 
@@ -237,6 +242,56 @@ def _hair_shell(v: np.ndarray, faces: np.ndarray, labels: np.ndarray, normals: n
     thick = 0.15 + (p.hair_volume - 0.15) * _smoothstep(above / 2.5)
     shell = hv + normals[used] * thick[:, None]
     return shell, remap[hf]
+
+
+CURTAIN_TOP = 5.0  # cm: the long-hair curtain hangs from about the top of the ears
+
+
+def _curtain(v: np.ndarray, faces: np.ndarray, labels: np.ndarray, p: HeadParams, n_phi: int = 72, n_y: int = 28):
+    """Long hair: a curtain hanging straight down from the widest part of the head behind the
+    azimuth ``hair_front`` (both sides, around the back), ``hair_drape`` cm below CURTAIN_TOP.
+
+    Radius at each (azimuth, height) = the largest head radius at that azimuth between the
+    curtain top and that height (hair falls straight from the widest point) + the hair volume
+    + 0.3 cm, widening by up to 1.5 cm towards the tips, so it never cuts into the head or neck.
+    """
+    if p.hair_drape <= 0.0:
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    s = get_scheme(SCHEME)
+    keep = np.isin(labels, [s.index(n) for n in ("skin", "neck", "l_ear", "r_ear")])
+    pts = v[np.unique(faces[keep])]
+    axis_z = 1.0
+    phi = np.degrees(np.arctan2(pts[:, 0], pts[:, 2] - axis_z)) % 360.0
+    rad = np.hypot(pts[:, 0], pts[:, 2] - axis_z)
+    top, bottom = CURTAIN_TOP, CURTAIN_TOP - p.hair_drape
+    front = float(np.clip(p.hair_front, 30.0, 170.0))
+    phis = np.linspace(front, 360.0 - front, n_phi)
+    ys = np.linspace(top, bottom, n_y)
+    dphi = (phis[1] - phis[0]) * 0.75 + 2.0
+    r = np.zeros((n_y, n_phi))
+    for j, y in enumerate(ys):
+        band = (pts[:, 1] <= top + 0.5) & (pts[:, 1] >= y - 0.5)
+        if not band.any():
+            continue
+        for k, a in enumerate(phis):
+            d = np.abs((phi[band] - a + 180.0) % 360.0 - 180.0)
+            sel = d <= dphi
+            if sel.any():
+                r[j, k] = rad[band][sel].max()
+    r = np.maximum.accumulate(r, axis=0)  # hair falls straight from the widest point above
+    r[r == 0] = r.max() if r.max() > 0 else 8.0
+    frac = (top - ys) / max(top - bottom, 1e-6)
+    r = r + p.hair_volume + 0.3 + 1.5 * frac[:, None] ** 1.5
+    a = np.radians(phis)[None, :]
+    verts = np.stack([r * np.sin(a), np.broadcast_to(ys[:, None], r.shape), axis_z + r * np.cos(a)], axis=-1)
+    verts = verts.reshape(-1, 3)
+    tris = []
+    for j in range(n_y - 1):
+        for k in range(n_phi - 1):
+            i00, i01, i10, i11 = j * n_phi + k, j * n_phi + k + 1, (j + 1) * n_phi + k, (j + 1) * n_phi + k + 1
+            tris.append([i00, i10, i01])
+            tris.append([i01, i10, i11])
+    return verts, np.asarray(tris, dtype=np.int64)
 
 
 def _collar(v: np.ndarray, labels: np.ndarray, faces: np.ndarray, p: HeadParams, segments: int = 64):
@@ -372,6 +427,9 @@ def _build(p: HeadParams) -> HeadMesh:
     labels = tl[keep]
     normals = vertex_normals(v, faces)
     shell_v, shell_f = _hair_shell(v, faces, labels, normals, p)
+    cur_v, cur_f = _curtain(v, faces, labels, p)
+    shell_f = np.vstack([shell_f, cur_f + shell_v.shape[0]])
+    shell_v = np.vstack([shell_v, cur_v])
     col_v, col_f = _collar(v, labels, faces, p)
     n0, n1 = v.shape[0], v.shape[0] + shell_v.shape[0]
     verts = np.vstack([v, shell_v, col_v])
