@@ -69,3 +69,15 @@ def test_bad_params_are_reported():
     d["expression"] = {"notAShape": 0.5}
     with pytest.raises(LabelsplatError, match="notAShape"):
         HeadParams.from_dict(d)
+
+
+def test_long_hair_curtain_hangs_lower_and_old_params_still_load():
+    p = sample_head(4)
+    p.hair_drape, p.hair_front = 14.0, 95.0
+    d = p.to_dict()
+    short = HeadParams.from_dict({k: v for k, v in d.items() if k not in ("hair_drape", "hair_front")})
+    assert short.hair_drape == 0.0  # synth.json written before long hair existed
+    cam = camera_at(180.0, 0.0, resolution=64)
+    rows_long = np.nonzero((render_head(p, cam).gt_labels == S.index("hair")).any(axis=1))[0]
+    rows_short = np.nonzero((render_head(short, cam).gt_labels == S.index("hair")).any(axis=1))[0]
+    assert rows_long.max() >= rows_short.max() + 5  # image rows grow downwards
