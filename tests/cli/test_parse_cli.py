@@ -110,3 +110,20 @@ def test_parse_bad_inputs(cli, weights, tmp_path):
     scene = make_scene(tmp_path / "sc", n=1)
     r = cli("parse", scene, "--weights", weights, "--out", tmp_path / "o5")
     assert r.exit_code == 2 and "in place" in r.output
+
+
+def test_parse_scene_lr_convention_swaps_pairs(cli, weights, tmp_path):
+    from labelsplat.schemes import get_scheme
+
+    root = make_scene(tmp_path / "lr", n=2)
+    args = ("parse", root, "--weights", weights, "--input-size", "64", "--device", "cpu", "--no-crop")
+    assert cli(*args).exit_code == 0
+    plain = [read_label(root / f.label_path) for f in load_scene(root).frames]
+    r = cli(*args, "--lr-convention", "image")
+    assert r.exit_code == 0 and "left/right swap" in " ".join(r.output.split())
+    swapped = [read_label(root / f.label_path) for f in load_scene(root).frames]
+    lut = get_scheme("celebamask19-zll").flip_permutation()  # swaps l_/r_ ids, no spatial flip
+    assert any((lut[a] != a).any() for a in plain)  # the random parser does predict paired classes
+    for a, b in zip(plain, swapped):
+        assert np.array_equal(lut[a], b)
+    assert cli(*args, "--lr-convention", "sideways").exit_code == 2
