@@ -8,8 +8,9 @@ random linear functional of (render, alpha), so backward touches every channel.
 
 Cells (resolution, N, D): naive vs cpu at 64^2/2k and 128^2/5k with D = 3 and 22, plus
 cpu-only at 256^2 with 20k and 30k Gaussians and D = 22 (the ``fast`` preset's need). Each cell
-reports the median of ``--repeats`` timed runs after one warm-up (numba compilation excluded;
-the cold compile time of the first call is reported separately). Results go to
+reports the median wall time of ``--repeats`` timed runs after one warm-up (numba compilation
+excluded; the first call's time is reported separately) and the median process CPU time (all
+threads; less sensitive to other processes sharing the machine). Results go to
 ``benchmarks/results/cpu_backend_speed.json`` with machine, versions, threads and load.
 
 Usage: ``python benchmarks/cpu_backend_speed.py [--repeats 3] [--skip-naive-128] [--out PATH]``
@@ -73,24 +74,29 @@ def time_fwd_bwd(args, backend: str, repeats: int, warmup: int = 1) -> dict:
     C = viewmats.shape[0]
     wr = torch.randn(C, h, w, colors.shape[1] + 1, generator=gen, dtype=means.dtype)
     wa = torch.randn(C, h, w, 1, generator=gen, dtype=means.dtype)
-    times, fwd = [], []
+    times, fwd, cpu = [], [], []
     for i in range(warmup + repeats):
         ps = [t.clone().requires_grad_(True) for t in (means, quats, scales, opac, colors)]
+        c0 = time.process_time()
         t0 = time.perf_counter()
         r, a, _ = rasterize(*ps, viewmats, Ks, w, h, backend=backend)
         t1 = time.perf_counter()
         loss = (r * wr).sum() + (a * wa).sum()
         loss.backward()
         t2 = time.perf_counter()
+        c2 = time.process_time()
         if i >= warmup:
             times.append(t2 - t0)
             fwd.append(t1 - t0)
+            cpu.append(c2 - c0)
     if not times:
         return {}
     return {
         "fwd_bwd_s": statistics.median(times),
         "fwd_s": statistics.median(fwd),
         "all_fwd_bwd_s": times,
+        # CPU time of this process (all threads): robust to other processes' load
+        "cpu_time_fwd_bwd_s": statistics.median(cpu),
         "mean_alpha": float(a.detach().mean()),
     }
 

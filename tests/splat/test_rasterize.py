@@ -268,3 +268,36 @@ def test_bad_inputs_raise_clear_errors():
         rasterize(means, quats, scales, opac, colors, vm, Ks, W, H, backend="gsplat")
     with pytest.raises(ValueError, match="dtype"):
         rasterize(means, quats.double(), scales, opac, colors, vm, Ks, W, H)
+
+
+def test_zero_gaussians_render_background():
+    _, _, _, _, _, vm, Ks, W, H = _scene(N=1, D=4, C=2, dtype=torch.float32)
+    ps = [torch.zeros(0, 3), torch.ones(0, 4), torch.ones(0, 3), torch.ones(0), torch.ones(0, 4)]
+    ps = [p.requires_grad_(True) for p in ps]
+    bg = torch.rand(2, 4)
+    r, a, info = rasterize(*ps, vm, Ks, W, H, backgrounds=bg, backend="cpu", return_contrib=True)
+    (r.sum() + a.sum()).backward()
+    assert float(a.detach().abs().max()) == 0.0
+    torch.testing.assert_close(r.detach()[..., :4], bg[:, None, None, :].expand(2, H, W, 4))
+    assert tuple(info["contrib"].shape) == (2, 0) and tuple(ps[0].grad.shape) == (0, 3)
+
+
+def _render_in_child(queue):
+    scene = _scene(N=20, D=3, C=1, dtype=torch.float32, seed=9)
+    r, _, _ = rasterize(*scene, backend="cpu")
+    queue.put(float(r.sum()))
+
+
+def test_cpu_backend_works_in_a_forked_child_after_use_in_the_parent(monkeypatch):
+    import multiprocessing as mp
+
+    monkeypatch.setenv("LABELSPLAT_NUM_THREADS", "2")
+    scene = _scene(N=20, D=3, C=1, dtype=torch.float32, seed=9)
+    expected = float(rasterize(*scene, backend="cpu")[0].sum())  # creates the thread pool
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_render_in_child, args=(q,))
+    p.start()
+    p.join(timeout=60)
+    assert p.exitcode == 0
+    assert q.get(timeout=5) == expected
