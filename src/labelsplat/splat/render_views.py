@@ -49,13 +49,18 @@ class FittedRun:
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedRun:
-    """Load ``RUN/checkpoint.pt`` (written at the end of a fit) onto ``device``."""
+    """Load ``RUN/checkpoint.pt`` (written at the end of a fit) onto ``device`` (auto | cpu | cuda)."""
     run_dir = Path(run_dir)
     path = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
     if run_dir.is_dir() and not path.is_file():
         raise LabelsplatError("the run has no final checkpoint.pt (the fit did not finish)", path=run_dir,
                               hint="finish it with `labelsplat fit SCENE --out RUN --resume`")
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        from ..device import resolve_device
+
+        dev = resolve_device(str(device))
     ck = load_checkpoint(path, device="cpu")
     meta = ck["meta"]
     model = GaussianModel.from_state_dict(ck["model"], dev)
