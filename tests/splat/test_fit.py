@@ -154,6 +154,11 @@ def test_resume_refusals(scene_dir, tmp_path):
         fit(scene_dir, tmp_path / "r", small_cfg(steps=5), resume=True)
     with pytest.raises(LabelsplatError, match="already holds a fit"):
         fit(scene_dir, tmp_path / "r", small_cfg(steps=4))
+    other = load_scene(_copy_scene(scene_dir, tmp_path / "other"))
+    other.frames[0].name = "renamed"
+    save_scene(other)
+    with pytest.raises(LabelsplatError, match="other frames"):
+        fit(other.root, tmp_path / "r", None, resume=True)
 
 
 def test_nan_loss_stops_with_checkpoint_intact(scene_dir, tmp_path, monkeypatch):

@@ -534,7 +534,12 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
             opt.load_state_dict(ckpt["optimizers"][k])
         for k, v in ckpt["strategy_state"].items():
             sstate[k] = v.to(device) if isinstance(v, torch.Tensor) else v
+        if list(ckpt["meta"].get("frame_names", [])) != views.names:
+            raise LabelsplatError("the checkpoint was fitted to other frames than this scene's", path=out_dir,
+                                  hint="resume with the scene the run was started on")
         torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         gen.set_state(ckpt["rng"]["generator"])
         perm = ckpt["rng"]["perm"].clone()
         perm_pos = int(ckpt["rng"]["perm_pos"])
@@ -562,7 +567,8 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
             "strategy_state": {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v)
                                for k, v in sstate.items()},
             "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state(), "perm": perm.clone(),
-                    "perm_pos": perm_pos},
+                    "perm_pos": perm_pos,
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
             "meta": {**meta_base, "elapsed_s": elapsed, "schema_version": SCHEMA_VERSION},
         })
 
