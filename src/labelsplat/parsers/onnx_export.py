@@ -46,8 +46,11 @@ def export_onnx(weights: str | Path, out: str | Path, *, input_size: int | None 
                 wrapper, (dummy,), buf, input_names=["input"], output_names=["logits"],
                 dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
             )
-    except ImportError as exc:
-        raise LabelsplatError(f"ONNX export needs the onnx package ({exc})", hint="pip install 'labelsplat[onnx]'") from exc
+    except (ImportError, torch.onnx.OnnxExporterError) as exc:
+        if "not installed" not in str(exc) and not isinstance(exc, ImportError):
+            raise
+        raise LabelsplatError(f"ONNX export needs the onnx package ({exc})",
+                              hint="pip install onnx onnxruntime (the labelsplat 'onnx' extra)") from exc
     out = Path(out)
     atomic_write_bytes(out, buf.getvalue())
     sch = get_scheme(parser.info.label_scheme)
