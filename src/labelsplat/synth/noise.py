@@ -41,9 +41,9 @@ LEVELS = ("low", "medium", "high")
 # (v15, v45, v75) below; the pitch term adds PITCH_GAIN * max(0, |pitch| - 10) / 20.
 YAW_KNOTS = (0.0, 15.0, 45.0, 75.0, 90.0, 180.0)
 SEVERITY: dict[str, tuple[float, float, float]] = {
-    "low": (0.3186, 0.4314, 0.5025),
-    "medium": (0.5786, 0.7479, 0.9856),
-    "high": (0.8224, 1.2072, 1.6700),
+    "low": (0.3158, 0.4171, 0.5059),
+    "medium": (0.5835, 0.7594, 0.9858),
+    "high": (0.8280, 1.2468, 1.7018),
 }
 PITCH_GAIN = 0.10
 # number of 3D surface patches per head, per level
@@ -109,23 +109,24 @@ class SurfacePatch:
     min_abs_yaw: float     # active when |yaw| >= this (and on the patch's side)
 
 
-def _patch_templates(s) -> list[tuple[str, tuple[str, ...], str, str]]:
-    """(anchor class, source classes, target class, side rule) for patch kinds."""
+def _patch_templates() -> list[tuple[str, tuple[str, ...], str]]:
+    """(anchor part, source classes, target class) of the patch kinds; a patch is centred on a
+    random triangle of its anchor part and acts on the side of the head it lies on."""
     return [
-        ("ear", ("l_ear", "r_ear"), "hair", "own"),
-        ("ear", ("l_ear", "r_ear"), "skin", "own"),
-        ("u_lip", ("u_lip", "l_lip"), "skin", "own"),
-        ("l_lip", ("u_lip", "l_lip"), "skin", "own"),
-        ("nose", ("nose",), "skin", "own"),
-        ("nose", ("skin",), "nose", "own"),
-        ("brow", ("l_brow", "r_brow"), "skin", "own"),
-        ("eye", ("l_eye", "r_eye"), "skin", "own"),
-        ("hair", ("skin",), "hair", "own"),
-        ("hair", ("hair",), "skin", "own"),
-        ("neck", ("neck",), "skin", "own"),
-        ("neck", ("skin",), "neck", "own"),
-        ("cloth", ("cloth",), "neck", "own"),
-        ("ear", ("l_ear", "r_ear", "skin"), "hair", "own"),
+        ("ear", ("l_ear", "r_ear"), "hair"),
+        ("ear", ("l_ear", "r_ear"), "skin"),
+        ("u_lip", ("u_lip", "l_lip"), "skin"),
+        ("l_lip", ("u_lip", "l_lip"), "skin"),
+        ("nose", ("nose",), "skin"),
+        ("nose", ("skin",), "nose"),
+        ("brow", ("l_brow", "r_brow"), "skin"),
+        ("eye", ("l_eye", "r_eye"), "skin"),
+        ("hair", ("skin",), "hair"),
+        ("hair", ("hair",), "skin"),
+        ("neck", ("neck",), "skin"),
+        ("neck", ("skin",), "neck"),
+        ("cloth", ("cloth",), "neck"),
+        ("ear", ("l_ear", "r_ear", "skin"), "hair"),
     ]
 
 
@@ -135,12 +136,12 @@ def surface_patches(mesh, level: str, seed: int) -> list[SurfacePatch]:
     rng = np.random.default_rng([int(seed), 0x3D, LEVELS.index(level)])
     cent = mesh.vertices[mesh.faces].mean(axis=1)
     lab = mesh.labels
-    templates = _patch_templates(s)
+    templates = _patch_templates()
     out = []
     sev_hi = SEVERITY[level][2]
     order = rng.permutation(len(templates))
     for k in range(PATCHES[level]):
-        anchor, sources, target, _rule = templates[order[k % len(templates)]]
+        anchor, sources, target = templates[order[k % len(templates)]]
         names = {"ear": ("l_ear", "r_ear"), "brow": ("l_brow", "r_brow"), "eye": ("l_eye", "r_eye")}.get(anchor, (anchor,))
         cand = np.nonzero(np.isin(lab, [s.index(n) for n in names]))[0]
         if cand.size == 0:
@@ -246,7 +247,7 @@ def _blobs(labels, rng, n, scale):
     return out
 
 
-def noisy_labels_2d(labels: np.ndarray, sev: float, rng: np.random.Generator, *, yaw_deg: float = 0.0) -> np.ndarray:
+def noisy_labels_2d(labels: np.ndarray, sev: float, rng: np.random.Generator) -> np.ndarray:
     """Per-view 2D parser errors at severity ``sev`` applied to a label map (H, W) uint8."""
     s = get_scheme(SCHEME)
     L = s.index
@@ -295,7 +296,7 @@ def apply_noise(render, mesh, camera: Camera, spec: NoiseSpec, seed: int, *, pat
         base[fg] = tl[render.tri_id[fg]]
     rng = np.random.default_rng([int(seed), camera_key(camera), LEVELS.index(spec.level), 0x2D])
     sev = severity(spec.level, yaw, pitch)
-    return noisy_labels_2d(base, sev, rng, yaw_deg=yaw).astype(np.uint8)
+    return noisy_labels_2d(base, sev, rng).astype(np.uint8)
 
 
 __all__ = [
