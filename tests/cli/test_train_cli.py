@@ -17,6 +17,16 @@ from labelsplat.scene import Frame, HeadFrame, Scene, load_scene, look_at, save_
 W, H = 96, 64
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny inputs gain nothing from intra-op threads; on a busy shared CPU two spinning
+    OpenMP threads slow every small op down (see tests/train/conftest.py)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make_scene(root, n=4, with_noisy=True):
     """Scene in cm, cameras 60 cm away, fx 80 px (face crop 40 px); yaws spread over +-70 degrees."""
     rng = np.random.default_rng(0)
