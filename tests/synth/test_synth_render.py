@@ -10,13 +10,32 @@ from labelsplat.synth.rigs import camera_at
 S = get_scheme("celebamask19-zll")
 
 
-def test_frontal_view_shows_every_expected_class(frontal):
+def test_frontal_view_shows_every_expected_class(head_params, frontal):
     _, r = frontal
+    assert head_params.glasses > 0  # the fixture head wears glasses
     present = {S.classes[i] for i in np.unique(r.gt_labels)}
     expected = {"background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear", "nose",
-                "mouth", "u_lip", "l_lip", "neck", "cloth", "hair"}
+                "mouth", "u_lip", "l_lip", "neck", "cloth", "hair", "eye_g"}
     assert expected <= present, expected - present
-    assert present <= expected  # nothing unexpected (no eye_g / hat / ear_r / neck_l)
+    assert present <= expected  # nothing unexpected (no hat / ear_r / neck_l)
+
+
+def test_glasses_are_optional_and_sit_in_front_of_the_eyes(head_params, head_mesh):
+    from labelsplat.synth.head import HeadParams as HP
+
+    d = head_params.to_dict()
+    d["glasses"] = 0.0
+    plain = render_head(HP.from_dict(d), camera_at(0.0, 0.0, resolution=128)).gt_labels
+    assert (plain == S.index("eye_g")).sum() == 0
+    from scipy.spatial import cKDTree
+
+    g = head_mesh.vertices[np.unique(head_mesh.faces[head_mesh.labels == S.index("eye_g")])]
+    face = head_mesh.vertices[np.unique(head_mesh.faces[head_mesh.part == 0])]
+    assert cKDTree(face).query(g)[0].min() > 0.15  # the frame never cuts into the face (cm)
+    eyes = head_mesh.vertices[np.unique(head_mesh.faces[head_mesh.labels == S.index("l_eye")])]
+    cx, cy = eyes[:, 0].mean(), eyes[:, 1].mean()
+    rim = g[(np.abs(g[:, 0] - cx) < 1.5) & (np.abs(g[:, 1] - cy) < 2.5)]
+    assert rim.shape[0] > 20 and rim[:, 2].min() > eyes[:, 2].max()  # in front of the eye
 
 
 def test_subject_left_parts_are_on_the_image_right_in_a_frontal_view(frontal):

@@ -73,6 +73,8 @@ class HeadParams:
     diffuse: float
     hair_drape: float = 0.0    # long hair: how far a hair curtain hangs below ear-top level (cm; 0 = short)
     hair_front: float = 100.0  # azimuth (deg from the front) where the curtain starts at each side
+    glasses: float = 0.0       # glasses frame tube radius (cm; 0 = no glasses)
+    glasses_color: list[float] = field(default_factory=lambda: [0.08, 0.08, 0.08])
     version: int = PARAMS_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,7 +85,7 @@ class HeadParams:
         if not isinstance(d, dict):
             raise LabelsplatError("synth.json: expected a JSON object")
         names = {f for f in cls.__dataclass_fields__}
-        optional = {"version", "hair_drape", "hair_front"}
+        optional = {"version", "hair_drape", "hair_front", "glasses", "glasses_color"}
         missing = [k for k in names if k not in d and k not in optional]
         if missing:
             raise LabelsplatError(f"synth.json: missing keys {sorted(missing)}")
@@ -93,13 +95,13 @@ class HeadParams:
             p.seed = int(p.seed)
             p.identity = [float(x) for x in p.identity]
             p.expression = {str(k): float(v) for k, v in p.expression.items()}
-            for key in ("skin", "lips", "brows", "hair_color", "cloth_color", "iris", "light_dir"):
+            for key in ("skin", "lips", "brows", "hair_color", "cloth_color", "iris", "light_dir", "glasses_color"):
                 v = [float(x) for x in getattr(p, key)]
                 if len(v) != 3:
                     raise ValueError(f"'{key}' must have 3 values")
                 setattr(p, key, v)
             for key in ("texture_amplitude", "hairline", "hair_length", "hair_volume", "collar_top",
-                        "collar_flare", "ambient", "diffuse", "hair_drape", "hair_front"):
+                        "collar_flare", "ambient", "diffuse", "hair_drape", "hair_front", "glasses"):
                 setattr(p, key, float(getattr(p, key)))
             p.texture_seed = int(p.texture_seed)
         except (TypeError, ValueError, AttributeError) as exc:
@@ -157,6 +159,9 @@ def sample_head(seed: int, *, identity_sigma: float = 0.8, num_identity: int = 5
         diffuse=float(rng.uniform(0.45, 0.7)),
         hair_drape=float(rng.uniform(6.0, 18.0)) if rng.random() < 0.45 else 0.0,
         hair_front=float(rng.uniform(80.0, 115.0)),
+        glasses=float(rng.uniform(0.12, 0.28)) if rng.random() < 0.25 else 0.0,
+        glasses_color=[float(x) for x in np.clip(rng.uniform(0.02, 0.6) * np.array([1.0, 0.95, 0.9])
+                                                 + rng.uniform(-0.05, 0.05, 3), 0, 1)],
     )
 
 
@@ -166,7 +171,8 @@ class HeadMesh:
 
     vertices (N, 3) float64; faces (F, 3) int64; labels (F,) uint8 class ids;
     colors (F, 3) float64 base albedo per triangle; vertex_noise (N,) multiplicative texture
-    offsets; normals (N, 3) unit vertex normals; part (F,) int8: 0 = ICT mesh, 1 = hair, 2 = cloth.
+    offsets; normals (N, 3) unit vertex normals; part (F,) int8: 0 = ICT mesh, 1 = hair, 2 = cloth,
+    3 = glasses.
     """
 
     vertices: np.ndarray
@@ -294,6 +300,97 @@ def _curtain(v: np.ndarray, faces: np.ndarray, labels: np.ndarray, p: HeadParams
     return verts, np.asarray(tris, dtype=np.int64)
 
 
+def _tube(path: np.ndarray, radius: float, closed: bool, segments: int = 8):
+    """A tube mesh (vertices, faces) of ``radius`` around a polyline (P, 3)."""
+    P = path.shape[0]
+    if closed:
+        tang = np.roll(path, -1, axis=0) - np.roll(path, 1, axis=0)
+    else:
+        tang = np.gradient(path, axis=0)
+    tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-12)
+    ref = np.where(np.abs(tang[:, 1:2]) < 0.9, np.array([[0.0, 1.0, 0.0]]), np.array([[1.0, 0.0, 0.0]]))
+    n1 = np.cross(tang, ref)
+    n1 /= np.maximum(np.linalg.norm(n1, axis=1, keepdims=True), 1e-12)
+    n2 = np.cross(tang, n1)
+    t = np.linspace(0.0, 2 * math.pi, segments, endpoint=False)
+    ring = np.cos(t)[None, :, None] * n1[:, None, :] + np.sin(t)[None, :, None] * n2[:, None, :]
+    verts = (path[:, None, :] + radius * ring).reshape(-1, 3)
+    tris = []
+    rows = P if closed else P - 1
+    for i in range(rows):
+        j = (i + 1) % P
+        for k in range(segments):
+            kk = (k + 1) % segments
+            a, b, c, d = i * segments + k, i * segments + kk, j * segments + k, j * segments + kk
+            tris += [[a, c, b], [b, c, d]]
+    return verts, np.asarray(tris, dtype=np.int64)
+
+
+def _glasses(v: np.ndarray, faces: np.ndarray, labels: np.ndarray, p: HeadParams):
+    """Glasses frame (no lenses: they are transparent): two elliptic rims in front of the eyes,
+    a bridge over the nose and two temples back to the ears, each kept >= 0.35 cm + the tube
+    radius off the head's surface. Returns (vertices, faces); empty without glasses."""
+    if p.glasses <= 0.0:
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    kit = load_facekit()
+    s = get_scheme(SCHEME)
+    head = v[np.unique(faces[np.isin(labels, [s.index(n) for n in ("skin", "nose", "l_brow", "r_brow", "l_eye",
+                                                                   "r_eye", "l_ear", "r_ear")])])]
+    lm = v[kit.landmarks68]
+    clear = 0.35 + p.glasses
+
+    def push_forward(pts):
+        out = pts.copy()
+        for k, q in enumerate(pts):
+            near = head[(np.abs(head[:, 0] - q[0]) < 0.7) & (np.abs(head[:, 1] - q[1]) < 0.7)]
+            if near.shape[0]:
+                out[k, 2] = max(q[2], near[:, 2].max() + clear)
+        return out
+
+    def push_out(pts, sign):
+        out = pts.copy()
+        for k, q in enumerate(pts):
+            near = head[(np.abs(head[:, 1] - q[1]) < 0.7) & (np.abs(head[:, 2] - q[2]) < 0.7) & (head[:, 0] * sign > 0)]
+            if near.shape[0]:
+                out[k, 0] = sign * max(abs(q[0]), np.abs(near[:, 0]).max() + clear)
+        return out
+
+    parts = []
+    t = np.linspace(0.0, 2 * math.pi, 40, endpoint=False)
+    rims = {}
+    for sign, ids in ((1.0, range(42, 48)), (-1.0, range(36, 42))):
+        c = lm[list(ids)].mean(axis=0) + np.array([0.25 * sign, 0.15, 0.0])
+        rim = np.stack([c[0] + 2.5 * np.cos(t), c[1] + 1.75 * np.sin(t), np.full_like(t, c[2] + 1.6)], axis=1)
+        rim = push_forward(rim)
+        rim[:, 2] = rim[:, 2].max() - 0.15 * (1 - np.cos(t) * sign) ** 2  # slight wrap towards the temples
+        rim = push_forward(rim)
+        rims[sign] = (rim, c)
+        parts.append(_tube(rim, p.glasses, closed=True))
+    # bridge between the inner tops of the rims
+    li, ri = rims[1.0][0], rims[-1.0][0]
+    a, b = ri[np.argmax(ri[:, 0] + 0.3 * ri[:, 1])], li[np.argmax(-li[:, 0] + 0.3 * li[:, 1])]
+    u = np.linspace(0.0, 1.0, 9)[:, None]
+    bridge = a * (1 - u) + b * u
+    bridge[:, 1] += 0.35 * np.sin(np.pi * u[:, 0])
+    parts.append(_tube(push_forward(bridge), p.glasses, closed=False))
+    # temples from the outer rim ends back to above the ears
+    for sign in (1.0, -1.0):
+        rim, c = rims[sign]
+        start = rim[np.argmax(sign * rim[:, 0])]
+        ear = lm[16 if sign > 0 else 0]
+        end = np.array([ear[0], ear[1] + 0.4, ear[2] - 4.5])
+        u = np.linspace(0.0, 1.0, 16)[:, None]
+        path = start * (1 - u) + end * u
+        path = push_out(path, sign)
+        parts.append(_tube(path, p.glasses, closed=False))
+    verts, tris, off = [], [], 0
+    for pv, pf in parts:
+        verts.append(pv)
+        tris.append(pf + off)
+        off += pv.shape[0]
+    return np.vstack(verts), np.vstack(tris)
+
+
 def _collar(v: np.ndarray, labels: np.ndarray, faces: np.ndarray, p: HeadParams, segments: int = 64):
     """A cloth surface of revolution around the neck base, flaring to the shoulders, capped."""
     s = get_scheme(SCHEME)
@@ -364,7 +461,7 @@ def _triangle_colors(labels: np.ndarray, base_index: np.ndarray | None, p: HeadP
         "u_lip": np.asarray(p.lips), "l_lip": np.asarray(p.lips) * 1.04,
         "l_eye": np.array([0.90, 0.88, 0.85]), "r_eye": np.array([0.90, 0.88, 0.85]),
         "mouth": np.array([0.45, 0.12, 0.12]), "hair": np.asarray(p.hair_color),
-        "cloth": np.asarray(p.cloth_color),
+        "cloth": np.asarray(p.cloth_color), "eye_g": np.asarray(p.glasses_color),
     }
     cols = np.tile(skin, (labels.shape[0], 1))
     for name, rgb in table.items():
@@ -431,15 +528,18 @@ def _build(p: HeadParams) -> HeadMesh:
     shell_f = np.vstack([shell_f, cur_f + shell_v.shape[0]])
     shell_v = np.vstack([shell_v, cur_v])
     col_v, col_f = _collar(v, labels, faces, p)
+    gl_v, gl_f = _glasses(v, faces, labels, p)
     n0, n1 = v.shape[0], v.shape[0] + shell_v.shape[0]
-    verts = np.vstack([v, shell_v, col_v])
-    all_faces = np.vstack([faces, shell_f + n0, col_f + n1])
+    n2 = n1 + col_v.shape[0]
+    verts = np.vstack([v, shell_v, col_v, gl_v])
+    all_faces = np.vstack([faces, shell_f + n0, col_f + n1, gl_f + n2])
     all_labels = np.concatenate([
-        labels, np.full(shell_f.shape[0], s.index("hair"), np.uint8), np.full(col_f.shape[0], s.index("cloth"), np.uint8)
+        labels, np.full(shell_f.shape[0], s.index("hair"), np.uint8), np.full(col_f.shape[0], s.index("cloth"), np.uint8),
+        np.full(gl_f.shape[0], s.index("eye_g"), np.uint8),
     ]).astype(np.uint8)
     part = np.concatenate([np.zeros(faces.shape[0], np.int8), np.ones(shell_f.shape[0], np.int8),
-                           np.full(col_f.shape[0], 2, np.int8)])
-    base = np.concatenate([base_idx, -np.ones(shell_f.shape[0] + col_f.shape[0], np.int64)])
+                           np.full(col_f.shape[0], 2, np.int8), np.full(gl_f.shape[0], 3, np.int8)])
+    base = np.concatenate([base_idx, -np.ones(shell_f.shape[0] + col_f.shape[0] + gl_f.shape[0], np.int64)])
     colors = _triangle_colors(all_labels, base, p)
     # texture: smooth 3D noise on the neutral-ish positions (+ finer strands on hair)
     noise = _texture_noise(verts, p.texture_seed, p.texture_amplitude)
