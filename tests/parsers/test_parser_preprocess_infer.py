@@ -12,7 +12,7 @@ from labelsplat.parsers.bisenet import BiSeNet
 from labelsplat.parsers.infer import Parser
 from labelsplat.parsers.preprocess import CropBox, face_crop_box, preprocess, scene_units_per_cm
 from labelsplat.parsers.registry import create_model, get_model_info, list_models
-from labelsplat.scene import Camera, Frame, HeadFrame, Scene, look_at
+from labelsplat.scene import Frame, HeadFrame, Scene, look_at
 
 
 def test_preprocess_matches_original_recipe():
