@@ -42,3 +42,9 @@ def test_error_message_without_traceback(cli, monkeypatch):
         assert "Traceback" in r.output
     finally:
         c.app.registered_groups = [g for g in c.app.registered_groups if g.name != "testboom"]
+
+
+def test_error_text_keeps_square_brackets(cli, tmp_path):
+    # messages are printed without rich markup: "labelsplat[onnx]" must survive
+    r = cli("scene", "info", tmp_path / "missing[x]")
+    assert r.exit_code == 2 and "missing[x]" in r.output.replace("\n", "")

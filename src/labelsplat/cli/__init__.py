@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     except LabelsplatError as exc:
         if debug:
             err_console.print(traceback.format_exc(), markup=False, highlight=False)
-        err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        err_console.print("[bold red]error:[/bold red] ", end="")
+        err_console.print(str(exc), markup=False, highlight=False)
         code = exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/red]")
@@ -93,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # unexpected: still no traceback unless --debug
         if debug:
             err_console.print(traceback.format_exc(), markup=False, highlight=False)
+        err_console.print("[bold red]internal error:[/bold red] ", end="")
         err_console.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
-            "  rerun with --debug for the traceback and report it",
-            highlight=False,
+            f"{type(exc).__name__}: {exc}\n  rerun with --debug for the traceback and report it",
+            markup=False, highlight=False,
         )
         code = 1
     if argv is None:
