@@ -192,9 +192,9 @@ PRESETS: dict[str, FitConfig] = {
     ),
     # 32 views at 256^2, whole refine <= 10 min on 2 cores
     "fast": FitConfig(
-        preset="fast", steps=1500, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.2, 0.5), (0.5, 1.0)),
-        sh_degree=2, sh_degree_interval=300, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
-        init_max_points=10000, refine_start_frac=0.1, refine_stop_frac=0.6, refine_every=100,
+        preset="fast", steps=1000, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.25, 0.5), (0.65, 1.0)),
+        sh_degree=2, sh_degree_interval=250, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
+        init_max_points=8000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
         checkpoint_every=250, init_opacity=0.2,
     ),
     # the paper's schedule (GPU): 30k steps at native resolution, gsplat defaults
