@@ -242,6 +242,56 @@ def _consistency(run, scene: Scene, cfg: RefineConfig) -> dict:
     }
 
 
+def export_novel_views(
+    run,
+    scene: Scene,
+    views: list,
+    views_dir: Path,
+    cfg: RefineConfig,
+    *,
+    timings: dict[str, float],
+    gt_dir: Path | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Label ``views`` (SampledView-like: ``camera, yaw, pitch, roll, beyond_coverage``) and
+    write them as a dataset at ``views_dir``. On a synthetic scene (and ``cfg.score_gt``) also
+    score initial / refined against exact labels, writing GT and initial labels under ``gt_dir``.
+
+    Returns (labellings for metrics.json, accepted mask).
+    """
+    from .dataset.export import DatasetWriter
+
+    cams = [v.camera for v in views]
+    yaws = np.array([v.yaw for v in views])
+    rendered, labels, report = label_novel_views(run, scene, cams, cfg, yaws=yaws, timings=timings)
+    accepted = report.accepted
+
+    t = time.perf_counter()
+    names = [f"{scene.name}_nv{k:04d}" for k in range(len(cams))]
+    with DatasetWriter(views_dir, scene.label_scheme, overwrite=True, head_frame=scene.head_frame,
+                       config=cfg.to_dict(), seed=cfg.seed, allow_empty=True) as writer:
+        for k, (sv, r) in enumerate(zip(views, rendered)):
+            vr = report.views[k]
+            meta = {
+                "source_scene": scene.name, "yaw": sv.yaw, "pitch": sv.pitch, "roll": sv.roll,
+                "beyond_coverage": sv.beyond_coverage, "accepted": bool(vr.accepted), "reason": vr.reason,
+                "mean_confidence": vr.mean_confidence, "ignore_fraction": vr.ignore_fraction,
+            }
+            writer.add_view(names[k], _to_uint8(r["rgb"]), labels[k], r["confidence"], sv.camera, meta)
+    timings["export"] = timings.get("export", 0.0) + time.perf_counter() - t
+
+    labellings: dict[str, Any] = {}
+    if cfg.score_gt and _is_synthetic(scene):
+        t = time.perf_counter()
+        scores, gt_views = _score_synthetic(scene, cams, yaws, labels, accepted)
+        labellings.update(scores)
+        if gt_dir is not None:
+            for k, gv in enumerate(gt_views):
+                write_png(gt_dir / "labels" / f"{names[k]}.png", gv.gt_labels)
+                write_png(gt_dir / "initial" / f"{names[k]}.png", gv.labels)
+        timings["score_gt"] = time.perf_counter() - t
+    return labellings, accepted
+
+
 def refine_scene(
     scene_dir: str | Path,
     out: str | Path,
@@ -254,7 +304,6 @@ def refine_scene(
     """Fit, sample, render, extract, post-process and export one scene into ``out/scenes/<name>``."""
     import torch
 
-    from .dataset.export import DatasetWriter
     from .device import resolve_device
     from .eval import metrics_document, write_metrics
     from .schemes import get_scheme
@@ -307,38 +356,10 @@ def refine_scene(
         scene.cameras, scene.head_frame, cfg.n_novel, sampler, seed=cfg.seed,
         beyond_coverage=cfg.beyond_coverage, head_points=head_points,
     )
-    cams = [v.camera for v in sampled]
-    yaws = np.array([v.yaw for v in sampled])
     timings["sample_views"] = time.perf_counter() - t
 
-    rendered, labels, report = label_novel_views(run, scene, cams, cfg, yaws=yaws, timings=timings)
-    accepted = report.accepted
-
-    t = time.perf_counter()
-    views_dir = sdir / "views"
-    names = [f"{name}_nv{k:04d}" for k in range(len(cams))]
-    with DatasetWriter(views_dir, scene.label_scheme, overwrite=True, head_frame=scene.head_frame,
-                       config=cfg.to_dict(), seed=cfg.seed, allow_empty=True) as writer:
-        for k, (sv, r) in enumerate(zip(sampled, rendered)):
-            vr = report.views[k]
-            meta = {
-                "source_scene": name, "yaw": sv.yaw, "pitch": sv.pitch, "roll": sv.roll,
-                "beyond_coverage": sv.beyond_coverage, "accepted": bool(vr.accepted), "reason": vr.reason,
-                "mean_confidence": vr.mean_confidence, "ignore_fraction": vr.ignore_fraction,
-            }
-            writer.add_view(names[k], _to_uint8(r["rgb"]), labels[k], r["confidence"], sv.camera, meta)
-    timings["export"] = time.perf_counter() - t
-
-    labellings: dict[str, Any] = {}
-    if cfg.score_gt and _is_synthetic(scene):
-        t = time.perf_counter()
-        scores, gt_views = _score_synthetic(scene, cams, yaws, labels, accepted)
-        labellings.update(scores)
-        gt_dir = sdir / "gt"
-        for k, gv in enumerate(gt_views):
-            write_png(gt_dir / "labels" / f"{names[k]}.png", gv.gt_labels)
-            write_png(gt_dir / "initial" / f"{names[k]}.png", gv.labels)
-        timings["score_gt"] = time.perf_counter() - t
+    labellings, accepted = export_novel_views(run, scene, sampled, sdir / "views", cfg, timings=timings,
+                                              gt_dir=sdir / "gt")
     t = time.perf_counter()
     consistency = _consistency(run, scene, cfg)
     timings["consistency"] = time.perf_counter() - t
@@ -439,6 +460,76 @@ def refine(
     outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log) for s in scenes]
     pooled = finish_outputs(out, outcomes, cfg, title=title)
     return pooled, outcomes
+
+
+# ----------------------------------------------------------------------------- render from a run
+@dataclass
+class GivenView:
+    """A novel view given by the user (``--cameras``) rather than sampled."""
+
+    camera: Camera
+    yaw: float
+    pitch: float
+    roll: float = 0.0
+    beyond_coverage: bool = False
+
+
+def render_run(
+    run_dir: str | Path,
+    out: str | Path,
+    cfg: RefineConfig,
+    *,
+    cameras: str | Path | None = None,
+    scene_dir: str | Path | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> tuple[dict, int, int]:
+    """``labelsplat render``: novel views of an existing fit -> labels -> ``OUT/dataset``.
+
+    The views are sampled as in ``refine`` or, with ``cameras`` (a transforms.json or scene
+    directory), exactly those cameras in their order. The run's scene (``run.json``) gives the
+    head frame and label scheme (``scene_dir`` overrides where it moved). Synthetic scenes are
+    scored into ``OUT/metrics.json``. Returns (metrics, accepted, rejected).
+    """
+    from .device import resolve_device
+    from .eval import metrics_document, write_metrics
+    from .splat.render_views import load_run
+    from .views import sample_views, sampler_config
+
+    run_dir = Path(run_dir)
+    run_json = run_dir / "run.json"
+    meta = read_json(run_json)
+    src = scene_dir if scene_dir is not None else meta.get("scene")
+    if not src:
+        raise LabelsplatError("run.json does not name its scene", path=run_json, hint="pass --scene SCENE")
+    scene = load_scene(src)
+    if meta.get("label_scheme") != scene.label_scheme:
+        raise LabelsplatError(
+            f"the run was fitted with label scheme {meta.get('label_scheme')!r} but the scene uses "
+            f"{scene.label_scheme!r}", path=run_json, hint="render the run with the scene it was fitted on",
+        )
+    if scene.head_frame is None:
+        raise LabelsplatError("the run's scene has no head_frame", path=Path(scene.root) / "transforms.json")
+    out = Path(out)
+    prepare_output(out, resume=False, overwrite=overwrite)
+    run = load_run(run_dir, resolve_device(cfg.device))
+    timings: dict[str, float] = {}
+    if cameras is not None:
+        views = []
+        for cam in load_scene(cameras).cameras:
+            yaw, pitch = yaw_pitch(cam.center, scene.head_frame)
+            views.append(GivenView(cam, yaw, pitch))
+    else:
+        sampler = sampler_config(cfg.sampler, min_head_inside=cfg.min_head_inside)
+        views = sample_views(scene.cameras, scene.head_frame, cfg.n_novel, sampler, seed=cfg.seed,
+                             beyond_coverage=cfg.beyond_coverage, head_points=_head_points(run))
+    labellings, accepted = export_novel_views(run, scene, views, out / "dataset", cfg, timings=timings,
+                                              gt_dir=out / "gt")
+    doc = metrics_document(labellings, config={"render": cfg.to_dict(), "run": str(run_dir.resolve()),
+                                               "timings_s": timings}, seed=cfg.seed)
+    write_metrics(out / "metrics.json", doc)
+    log(f"rendered {len(views)} views from {run_dir}")
+    return doc, int(accepted.sum()), int((~accepted).sum())
 
 
 # ----------------------------------------------------------------------------- demo

@@ -81,6 +81,37 @@ def register(app: typer.Typer) -> None:
         n_acc = sum(o.n_accepted for o in outcomes)
         console.print(f"wrote {out}/dataset ({n_acc} views), {out}/metrics.json, {out}/report.html")
 
+    @app.command("render")
+    def render_cmd(
+        run: Path = typer.Argument(..., help="A fit run directory (labelsplat fit / refine's scenes/<scene>/run)."),
+        out: Path = typer.Option(..., "--out", help="Output directory (dataset/, metrics.json)."),
+        novel_views: int = typer.Option(None, "--novel-views", help="Views to sample (preset default)."),
+        sampler: str = typer.Option("extreme", "--sampler", help="extreme | uniform | input-like"),
+        cameras: Path = typer.Option(None, "--cameras", help="Render exactly these cameras (transforms.json)."),
+        scene: Path = typer.Option(None, "--scene", help="The run's scene, if it moved since the fit."),
+        beyond_coverage: bool = typer.Option(False, "--beyond-coverage", help="Allow poses beyond the inputs' coverage."),
+        preset: str = typer.Option("tiny", "--preset", help="Sets the default number of novel views."),
+        device: str = device_option(),
+        seed: int = seed_option(),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    ) -> None:
+        """Render novel views of an existing fit and export their labels as a dataset.
+
+        Example:
+
+            labelsplat render runs/head_000 --out novel --novel-views 100 --sampler extreme
+
+            labelsplat render runs/head_000 --out novel --cameras my_cameras/transforms.json
+        """
+        from ..pipeline import RefineConfig, render_run
+
+        cfg = RefineConfig(preset=preset, novel_views=novel_views, sampler=sampler, seed=seed, device=device,
+                           beyond_coverage=beyond_coverage)
+        doc, n_acc, n_rej = render_run(run, out, cfg, cameras=cameras, scene_dir=scene, overwrite=overwrite,
+                                       log=console.print)
+        _print_scores(doc)
+        console.print(f"wrote {out}/dataset ({n_acc} views accepted, {n_rej} rejected), {out}/metrics.json")
+
     @app.command("demo")
     def demo_cmd(
         out: Path = typer.Option(Path("labelsplat-demo"), "--out", help="Output directory (replaced if it exists)."),
