@@ -41,9 +41,9 @@ LEVELS = ("low", "medium", "high")
 # (v15, v45, v75) below; the pitch term adds PITCH_GAIN * max(0, |pitch| - 10) / 20.
 YAW_KNOTS = (0.0, 15.0, 45.0, 75.0, 90.0, 180.0)
 SEVERITY: dict[str, tuple[float, float, float]] = {
-    "low": (0.3158, 0.4171, 0.5059),
-    "medium": (0.5835, 0.7594, 0.9858),
-    "high": (0.8280, 1.2468, 1.7018),
+    "low": (0.3129, 0.4140, 0.5271),
+    "medium": (0.5668, 0.7285, 0.9807),
+    "high": (0.8142, 1.2037, 1.6809),
 }
 PITCH_GAIN = 0.10
 # number of 3D surface patches per head, per level
