@@ -237,3 +237,28 @@ def test_label_confidence_hook(scene_dir, tmp_path):
     write_png(s.root / "conf" / f"{s.frames[0].name}.png", np.zeros((8, 8), np.uint8))
     with pytest.raises(LabelsplatError, match="confidence map size"):
         fit(s.root, tmp_path / "r2", small_cfg(steps=3))
+
+
+def test_point_cloud_init_batches_and_empty_scene(scene_dir, tmp_path):
+    from plyfile import PlyData, PlyElement
+
+    s = load_scene(_copy_scene(scene_dir, tmp_path / "pc"))
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(120, 3))
+    pts = CENTER + RADIUS * d / np.linalg.norm(d, axis=1, keepdims=True)
+    v = np.array([tuple(p) for p in pts], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
+    PlyData([PlyElement.describe(v, "vertex")]).write(str(s.root / "points.ply"))
+    s.ply_file_path = "points.ply"
+    save_scene(s)
+    res = fit(s.root, tmp_path / "r", small_cfg(steps=2, batch_size=2), write_outputs=False)
+    ck = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert ck["meta"]["init_source"] == "point cloud points.ply"
+    assert res.model.num_gaussians == 120  # no densification in 2 steps
+    # the initial means are the PLY's points mapped into the normalised frame
+    init = fit(s.root, tmp_path / "r0", small_cfg(steps=2), stop_after=0)
+    np.testing.assert_allclose(init.norm.to_scene(init.model.params["means"].detach().numpy()), pts, atol=1e-3)
+    # a scene without frames
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "transforms.json").write_text('{"label_scheme": "celebamask19-zll", "frames": []}')
+    with pytest.raises(LabelsplatError, match="zero frames"):
+        fit(tmp_path / "empty", tmp_path / "r2", small_cfg())
