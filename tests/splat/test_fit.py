@@ -262,3 +262,15 @@ def test_point_cloud_init_batches_and_empty_scene(scene_dir, tmp_path):
     (tmp_path / "empty" / "transforms.json").write_text('{"label_scheme": "celebamask19-zll", "frames": []}')
     with pytest.raises(LabelsplatError, match="zero frames"):
         fit(tmp_path / "empty", tmp_path / "r2", small_cfg())
+
+
+def test_semantic_grad_none_keeps_the_rgb_only_geometry(scene_dir, tmp_path):
+    """With semantic_grad=none the labels never move the geometry (nor its densification):
+    the geometry is bitwise the RGB-only (K = 0) fit's; with full it differs."""
+    cfg = dict(steps=12, refine_every=4)
+    rgb = fit(scene_dir, tmp_path / "rgb", small_cfg(semantics=False, **cfg), write_outputs=False).model.params
+    none = fit(scene_dir, tmp_path / "none", small_cfg(semantic_grad="none", **cfg), write_outputs=False).model.params
+    full = fit(scene_dir, tmp_path / "full", small_cfg(semantic_grad="full", **cfg), write_outputs=False).model.params
+    for k in ("means", "scales", "quats", "opacities", "sh0"):
+        assert torch.equal(rgb[k], none[k]), k
+    assert rgb["means"].shape != full["means"].shape or not torch.equal(rgb["means"], full["means"])

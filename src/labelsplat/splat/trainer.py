@@ -197,7 +197,10 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
                 raise LabelsplatError(f"mask size {m.shape[1]}x{m.shape[0]} differs from its image", path=mpath)
             mask = m > 127
         if mask is None and lab is None:
-            mask = np.ones((cam.height, cam.width), dtype=bool)  # RGB-only without masks: all foreground
+            if fr.label_path is not None:  # RGB-only fit: the labels still give the foreground
+                mask = read_label(scene.path(fr.label_path), shape=(cam.height, cam.width)) != 0
+            else:
+                mask = np.ones((cam.height, cam.width), dtype=bool)  # no mask, no labels: all foreground
         # base resolution
         f = 1.0
         if cfg.max_resolution is not None and max(cam.width, cam.height) > cfg.max_resolution:
