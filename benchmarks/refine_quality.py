@@ -1,0 +1,383 @@
+"""Quality benchmark (issue 6 "Quality"): refined vs initial vs ceiling labels at extreme novel views.
+
+For each seed, ``--identities`` synthetic heads (facescape rig, ``--views`` input views at
+``--resolution`` px, ``--noise`` simulated parser labels) are fitted with ``--preset`` and rendered
+at ``--novel-views`` extreme novel views per head. Scored against the exact synthetic labels:
+
+* ``initial``      the noise model's labels at the novel views (what the parser would give);
+* ``refined``      argmax of the rendered logits, post-processed as ``labelsplat refine`` does
+                   (255 = unknown counts as wrong; coverage reported separately);
+* ``refined_raw``  argmax of the rendered logits (alpha-thresholded background), no post-processing;
+* ``ceiling`` / ``ceiling_raw``: the same pipeline fitted on the EXACT labels of the same input views
+  (what the representation, resolution and extraction allow).
+
+Cells: ``main/<semantic_grad>/seed<S>`` (noisy + ceiling fits of every identity) for every seed with
+the default ``semantic_grad``, and the other ``semantic_grad`` settings on the first seed only.
+The novel cameras of an identity are sampled once from the synthetic head's mesh (not from a fit), so
+every labelling of that identity is scored on exactly the same views. Scores pool the confusion
+counts over the identities of a seed; the summary gives mean and spread (min..max) over seeds.
+
+Resumable: the results JSON holds finished cells, which are skipped on the next run with the same
+configuration (a different configuration is refused unless ``--overwrite``). Example (the tiny/demo
+configuration)::
+
+    python benchmarks/refine_quality.py --preset tiny --views 16 --resolution 128 --novel-views 24 \
+        --identities 1 --out benchmarks/results/refine_quality_tiny.json
+
+Full configuration (issue 6): ``--preset fast --views 32 --resolution 256 --novel-views 100
+--identities 2 --seeds 0 1 2`` (the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "refine_quality.json"
+LABELLINGS = ("initial", "refined", "refined_raw", "ceiling", "ceiling_raw")
+
+
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if "," in text or text.startswith("("):
+        return tuple(tuple(float(x) for x in part.split(":")) if ":" in part else float(part)
+                     for part in text.strip("()").split(","))
+    return text
+
+
+def _parse_sets(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--fit-set/--refine-set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _parse_value(v.strip())
+    return out
+
+
+def machine_info() -> dict:
+    import torch
+
+    from labelsplat import __version__
+
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {"labelsplat": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                "numpy": np.__version__}
+    for mod in ("gsplat", "numba"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - informational only
+            versions[mod] = None
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "cuda": bool(torch.cuda.is_available()), "loadavg_at_start": load, "versions": versions}
+
+
+# ----------------------------------------------------------------------------- data
+def synth_inputs(work: Path, args, seed: int) -> list[tuple[Path, Path]]:
+    """(noisy scene, exact-label scene) per identity for ``seed`` (cached under ``work``)."""
+    from labelsplat.synth import SynthConfig, synthesize
+
+    base = work / f"synth_v{args.views}_r{args.resolution}_{args.noise.replace(':', '-')}_n{args.identities}_s{seed}"
+    if not (base / "DONE").is_file():
+        if base.exists():
+            shutil.rmtree(base)
+        synthesize(base / "noisy", SynthConfig(identities=args.identities, views=args.views, rig="facescape",
+                                               resolution=args.resolution, noise=args.noise, seed=seed),
+                   overwrite=True)
+        for sdir in sorted((base / "noisy").iterdir()):
+            if not (sdir / "transforms.json").is_file():
+                continue
+            exact = base / "exact" / sdir.name
+            shutil.copytree(sdir, exact)
+            # the same scene with the exact labels as its input labels (the ceiling's input)
+            for p in (exact / "gt_labels").iterdir():
+                shutil.copyfile(p, exact / "labels" / p.name)
+        (base / "DONE").write_text("ok\n")
+    pairs = [(sdir, base / "exact" / sdir.name) for sdir in sorted((base / "noisy").iterdir())
+             if (sdir / "transforms.json").is_file()]
+    if args.label_max_yaw is None:
+        return pairs
+    return [(_trust_pose(noisy, args.label_max_yaw), _trust_pose(exact, args.label_max_yaw)) for noisy, exact in pairs]
+
+
+def _trust_pose(scene_dir: Path, max_yaw: float) -> Path:
+    """A copy of ``scene_dir`` whose input labels are ignore (255) in views with |yaw| > ``max_yaw``.
+
+    Uses only the cameras and the head frame (no ground truth): the parser's labels are trusted
+    at near-frontal poses only, the RGB of every view still shapes the geometry.
+    """
+    from labelsplat.scene import load_scene, yaw_pitch
+
+    out = scene_dir.parent.parent / f"{scene_dir.parent.name}_maxyaw{max_yaw:g}" / scene_dir.name
+    if (out / "transforms.json").is_file():
+        return out
+    shutil.copytree(scene_dir, out, dirs_exist_ok=True)
+    scene = load_scene(out)
+    for fr in scene.frames:
+        yaw, _ = yaw_pitch(fr.camera.center, scene.head_frame)
+        if abs(yaw) > max_yaw:
+            p = scene.path(fr.label_path)
+            from labelsplat.io import read_label, write_png
+
+            lab = read_label(p)
+            write_png(p, np.full_like(lab, 255))
+    return out
+
+
+def novel_cameras(scene_dir: Path, n: int, seed: int, sampler: str, min_head_inside: float):
+    """``n`` extreme novel views around the synthetic head (head points from its mesh), seeded."""
+    from labelsplat.scene import load_scene
+    from labelsplat.synth import build_head, load_head
+    from labelsplat.views import sample_views, sampler_config
+
+    scene = load_scene(scene_dir)
+    mesh = build_head(load_head(scene.root))
+    verts = np.asarray(mesh.vertices)
+    rng = np.random.default_rng(0)
+    pts = verts[rng.choice(len(verts), size=min(len(verts), 20000), replace=False)]
+    sampled = sample_views(scene.cameras, scene.head_frame, n, sampler_config(sampler, min_head_inside=min_head_inside),
+                           seed=seed, head_points=pts)
+    return scene, [v.camera for v in sampled], np.array([v.yaw for v in sampled])
+
+
+# ----------------------------------------------------------------------------- one fit
+def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
+    """Fit ``scene_dir`` into ``run_dir``, render ``cameras``; returns (raw labels, post-processed, info)."""
+    from labelsplat.extract import extract_argmax
+    from labelsplat.pipeline import _stack, label_novel_views
+    from labelsplat.scene import load_scene
+    from labelsplat.splat.render_views import load_run
+    from labelsplat.splat.trainer import fit
+
+    scene = load_scene(scene_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    t = time.perf_counter()
+    res = fit(scene, run_dir, fit_cfg, device="cpu", progress=False, write_outputs=False)
+    t_fit = time.perf_counter() - t
+    run = load_run(run_dir, "cpu")
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    rendered, labels, report = label_novel_views(run, scene, cameras, rcfg, yaws=yaws, timings=timings)
+    raw = extract_argmax(_stack(rendered, "logits"), _stack(rendered, "alpha"),
+                         alpha_threshold=rcfg.alpha_threshold).labels
+    raw = raw.cpu().numpy() if hasattr(raw, "cpu") else np.asarray(raw)
+    t_label = time.perf_counter() - t
+    last = res.summary.get("last_log", {}) if hasattr(res, "summary") else {}
+    info = {"fit_s": round(t_fit, 2), "label_s": round(t_label, 2), "n_gaussians": int(run.model.num_gaussians),
+            "train_label_acc_last": last.get("label_acc"), "train_psnr_last": last.get("psnr"),
+            "accepted_views": int(np.asarray(report.accepted).sum())}
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return raw.astype(np.uint8), np.asarray(labels, dtype=np.uint8), info
+
+
+def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dict, refine_overrides: dict) -> dict:
+    from labelsplat.eval import LabellingScores
+    from labelsplat.pipeline import RefineConfig
+    from labelsplat.schemes import get_scheme
+    from labelsplat.splat.config import make_config
+    from labelsplat.synth import load_head, load_synth, render_views
+
+    rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=args.novel_views, **refine_overrides)
+    fit_cfg = make_config(args.preset, seed=seed, semantic_grad=semantic_grad, **fit_overrides)
+    acc = None
+    infos = []
+    for noisy_dir, exact_dir in synth_inputs(work, args, seed):
+        scene, cams, yaws = novel_cameras(noisy_dir, args.novel_views, seed, rcfg.sampler, rcfg.min_head_inside)
+        scheme = get_scheme(scene.label_scheme)
+        if acc is None:
+            acc = {k: LabellingScores.for_scheme(scheme) for k in LABELLINGS}
+        gt_views = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
+        gt = np.stack([g.gt_labels for g in gt_views])
+        preds = {"initial": np.stack([g.labels for g in gt_views])}
+        runs = [("refined", noisy_dir)] + ([] if args.no_ceiling else [("ceiling", exact_dir)])
+        for name, sdir in runs:
+            raw, pp, info = fit_and_label(sdir, work / "run_tmp", fit_cfg, rcfg, cams, yaws)
+            preds[name], preds[name + "_raw"] = pp, raw
+            infos.append({"identity": noisy_dir.name, "labelling": name, **info})
+            print(f"  seed {seed} {noisy_dir.name} {name}: fit {info['fit_s']:.0f}s "
+                  f"train acc {info['train_label_acc_last']}", flush=True)
+        for name, p in preds.items():
+            for k in range(len(cams)):
+                acc[name].add(p[k], gt[k], float(yaws[k]))
+    out = {"seed": seed, "semantic_grad": semantic_grad, "fits": infos,
+           "fit_config": fit_cfg.to_dict(), "refine_config": rcfg.to_dict()}
+    out["labellings"] = {k: v.to_dict() for k, v in acc.items() if v.num_views > 0}
+    return out
+
+
+# ----------------------------------------------------------------------------- summary
+def _brief(L: dict) -> dict:
+    keep = ("miou", "mean_f1", "coverage")
+    return {
+        "overall": {k: L["overall"].get(k) for k in keep},
+        "by_yaw": {b: (None if m is None else {k: m.get(k) for k in keep}) for b, m in L["by_yaw"].items()},
+        "boundary_excluded": {
+            "overall": {k: L["boundary_excluded"]["overall"].get(k) for k in keep},
+            "by_yaw": {b: (None if m is None else {k: m.get(k) for k in keep})
+                       for b, m in L["boundary_excluded"]["by_yaw"].items()},
+        },
+        "per_class_iou": {c: v.get("iou") for c, v in L["per_class"].items()},
+    }
+
+
+def summarize(doc: dict) -> dict:
+    """Mean and spread over seeds of the main cells; the variants side by side (first seed)."""
+    main_sg = doc["settings"]["semantic_grad"]
+    cells = doc["cells"]
+    summary: dict = {"main": {}, "variants": {}}
+    seeds_done = [c for k, c in sorted(cells.items()) if k.startswith(f"main/{main_sg}/")]
+    for name in LABELLINGS:
+        vals = [c["labellings"][name] for c in seeds_done if name in c["labellings"]]
+        if not vals:
+            continue
+        rec: dict = {"n_seeds": len(vals)}
+
+        def stat(get):
+            xs = [get(v) for v in vals]
+            xs = [x for x in xs if x is not None]
+            if not xs:
+                return None
+            return {"mean": float(np.mean(xs)), "min": float(np.min(xs)), "max": float(np.max(xs)),
+                    "std": float(np.std(xs)), "values": [float(x) for x in xs]}
+
+        for metric in ("miou", "mean_f1", "coverage"):
+            rec[f"overall_{metric}"] = stat(lambda v, m=metric: v["overall"].get(m))
+            rec[f"be_overall_{metric}"] = stat(lambda v, m=metric: v["boundary_excluded"]["overall"].get(m))
+            for b in ("0-30", "30-60", "60-90", "90-180"):
+                rec[f"{b}_{metric}"] = stat(lambda v, m=metric, b=b: (v["by_yaw"].get(b) or {}).get(m))
+                rec[f"be_{b}_{metric}"] = stat(
+                    lambda v, m=metric, b=b: (v["boundary_excluded"]["by_yaw"].get(b) or {}).get(m))
+        summary["main"][name] = rec
+    for key, c in sorted(cells.items()):
+        if key.startswith("variant/") or (key.startswith(f"main/{main_sg}/") and c["seed"] == doc["settings"]["seeds"][0]):
+            summary["variants"][c["semantic_grad"]] = {n: _brief(L) for n, L in c["labellings"].items()}
+    return summary
+
+
+def print_table(doc: dict) -> None:
+    s = doc.get("summary", {}).get("main", {})
+    if not s:
+        return
+    print(f"\nmIoU by |yaw| bin, mean [min..max] over {max(r['n_seeds'] for r in s.values())} seed(s):")
+    bins = ("overall", "0-30", "30-60", "60-90", "90-180")
+    print(f"{'labelling':<13}" + "".join(f"{b:>22}" for b in bins))
+    for name, rec in s.items():
+        row = f"{name:<13}"
+        for b in bins:
+            st = rec.get(f"{b}_miou")
+            row += f"{'-':>22}" if st is None else f"{st['mean']:>8.3f} [{st['min']:.3f}..{st['max']:.3f}]"
+        print(row)
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--views", type=int, default=32)
+    ap.add_argument("--resolution", type=int, default=256)
+    ap.add_argument("--novel-views", type=int, default=100)
+    ap.add_argument("--identities", type=int, default=2)
+    ap.add_argument("--noise", default="simulated:medium")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--semantic-grad", default=None, help="main setting (default: the preset's)")
+    ap.add_argument("--variants", nargs="*", default=["full", "none", "scaled:0.1"],
+                    help="semantic_grad settings run on the first seed")
+    ap.add_argument("--fit-set", action="append", metavar="KEY=VALUE", help="fit config override (repeatable)")
+    ap.add_argument("--refine-set", action="append", metavar="KEY=VALUE", help="RefineConfig override (repeatable)")
+    ap.add_argument("--label-max-yaw", type=float, default=None,
+                    help="ignore the input labels of views with |yaw| above this (degrees); RGB still used")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip the exact-label fits")
+    ap.add_argument("--only-main", action="store_true", help="skip the variant cells")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--workdir", type=Path, default=None, help="synthetic scenes + temporary fits (default: OUT's stem + _work in /tmp)")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+
+    from labelsplat.io import atomic_write_json
+    from labelsplat.splat.config import make_config
+
+    fit_overrides = _parse_sets(args.fit_set)
+    refine_overrides = _parse_sets(args.refine_set)
+    main_sg = args.semantic_grad or make_config(args.preset, **{k: v for k, v in fit_overrides.items()
+                                                                if k != "semantic_grad"}).semantic_grad
+    fit_overrides.pop("semantic_grad", None)
+    settings = {"preset": args.preset, "views": args.views, "resolution": args.resolution, "novel_views": args.novel_views,
+                "identities": args.identities, "noise": args.noise, "seeds": args.seeds, "semantic_grad": main_sg,
+                "variants": [] if args.only_main else args.variants, "fit_overrides": fit_overrides,
+                "refine_overrides": refine_overrides, "rig": "facescape", "sampler": "extreme",
+                "ceiling": not args.no_ceiling, "device": "cpu",
+                "label_max_yaw": args.label_max_yaw}
+    work = args.workdir or Path("/tmp") / f"{args.out.stem}_work"
+    work.mkdir(parents=True, exist_ok=True)
+
+    doc = None
+    if args.out.is_file() and not args.overwrite:
+        doc = json.loads(args.out.read_text())
+        old = {k: v for k, v in doc.get("settings", {}).items() if k not in ("seeds", "variants")}
+        new = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in ("seeds", "variants")}
+        if old != new:
+            print(f"error: {args.out} holds results of another configuration ({old}); pass --overwrite or another --out",
+                  file=sys.stderr)
+            return 2
+        doc["settings"]["seeds"] = sorted(set(doc["settings"]["seeds"]) | set(args.seeds))
+        doc["settings"]["variants"] = list(dict.fromkeys(doc["settings"].get("variants", []) + settings["variants"]))
+    if doc is None:
+        doc = {"schema_version": 1, "benchmark": "refine_quality", "settings": settings, "cells": {}, "runs": []}
+    doc["runs"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_info()})
+
+    plan = [(f"main/{main_sg}/seed{s}", s, main_sg) for s in args.seeds]
+    if not args.only_main:
+        plan += [(f"variant/{sg}/seed{args.seeds[0]}", args.seeds[0], sg) for sg in args.variants if sg != main_sg]
+    for key, seed, sg in plan:
+        if key in doc["cells"]:
+            print(f"{key}: done, skipped")
+            continue
+        print(f"{key}: running", flush=True)
+        t = time.perf_counter()
+        cell = run_cell(args, work, seed, sg, fit_overrides, refine_overrides)
+        cell["wall_s"] = round(time.perf_counter() - t, 1)
+        cell["loadavg_after"] = list(os.getloadavg())
+        doc["cells"][key] = cell
+        doc["summary"] = summarize(doc)
+        atomic_write_json(args.out, doc)
+        L = cell["labellings"]
+        print(f"{key}: " + ", ".join(f"{n} {L[n]['overall']['miou']:.3f}" for n in LABELLINGS if n in L)
+              + f" ({cell['wall_s']:.0f} s)", flush=True)
+    doc["summary"] = summarize(doc)
+    atomic_write_json(args.out, doc)
+    print_table(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
