@@ -23,8 +23,6 @@ from .normalize import Normalization
 
 def gaussians_to_arrays(model, norm: Normalization) -> dict[str, np.ndarray]:
     """Model parameters as numpy arrays in scene units (the PLY's content)."""
-    import torch
-
     p = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in model.params.items()}
     q = p["quats"] / np.maximum(np.linalg.norm(p["quats"], axis=1, keepdims=True), 1e-12)
     nvs = model.n_views_seen

@@ -21,18 +21,17 @@ import io as _io
 import json
 import math
 import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from .. import SCHEMA_VERSION, __version__
 from ..errors import LabelsplatError
-from ..io import IGNORE_INDEX, atomic_write_bytes, atomic_write_json, atomic_write_text, read_label, read_rgb, write_png
+from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_label, read_rgb, write_png
 from ..scene import Camera, Scene, load_scene
 from .config import FitConfig
 from .init import InitPoints, foreground_mask, hull_points, read_point_cloud, sample_views
