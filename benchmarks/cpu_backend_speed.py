@@ -110,7 +110,7 @@ def main(argv=None) -> int:
 
     import numba
 
-    from labelsplat.splat import _cpu_kernels  # noqa: F401  (import cost excluded)
+    from labelsplat.splat import _cpu_kernels  # import cost excluded
 
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
             "torch": torch.__version__,
             "numba": numba.__version__,
             "torch_threads": torch.get_num_threads(),
-            "numba_threads": numba.get_num_threads(),
+            "kernel_threads": _cpu_kernels.num_threads(),
             "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(),
         },

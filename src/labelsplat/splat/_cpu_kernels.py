@@ -412,9 +412,16 @@ _POOL_KEY: tuple[int, int] = (0, 0)  # (pid, size): a forked child must not reus
 
 
 def num_threads() -> int:
-    """Worker threads of the CPU kernels: ``LABELSPLAT_NUM_THREADS`` if set, else torch's."""
+    """Worker threads of the CPU kernels: ``LABELSPLAT_NUM_THREADS`` if set, else the number of
+    CPUs this process may run on (independent of ``torch.set_num_threads``, so a caller can keep
+    torch single-threaded without slowing the kernels down)."""
     env = os.environ.get("LABELSPLAT_NUM_THREADS")
-    return max(1, int(env)) if env else max(1, torch.get_num_threads())
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _run_jobs(run, offsets: np.ndarray, tile_size: int) -> None:
