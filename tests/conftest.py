@@ -19,9 +19,18 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(capsys):
-    """Run ``labelsplat ARGS...`` in-process; returns a result with exit_code/stdout/stderr."""
+def cli(capsys, monkeypatch):
+    """Run ``labelsplat ARGS...`` in-process; returns a result with exit_code/stdout/stderr.
+
+    Output is rendered 250 columns wide (tables and messages are not wrapped), whatever the
+    terminal of the test run.
+    """
+    import labelsplat.cli as cli_module
     from labelsplat.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    for con in (cli_module.console, cli_module.err_console):
+        monkeypatch.setattr(con, "width", 250)
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

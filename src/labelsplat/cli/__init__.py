@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             err_console.print(traceback.format_exc(), markup=False, highlight=False)
         err_console.print("[bold red]error:[/bold red] ", end="")
-        err_console.print(str(exc), markup=False, highlight=False)
+        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/red]")
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("[bold red]internal error:[/bold red] ", end="")
         err_console.print(
             f"{type(exc).__name__}: {exc}\n  rerun with --debug for the traceback and report it",
-            markup=False, highlight=False,
+            markup=False, highlight=False, soft_wrap=True,
         )
         code = 1
     if argv is None:
