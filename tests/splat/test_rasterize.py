@@ -301,3 +301,13 @@ def test_cpu_backend_works_in_a_forked_child_after_use_in_the_parent(monkeypatch
     p.join(timeout=60)
     assert p.exitcode == 0
     assert q.get(timeout=5) == expected
+
+
+def test_no_grad_rendering_matches_and_builds_no_graph():
+    scene = _scene(N=30, D=4, C=2, dtype=torch.float32, seed=12)
+    ps = [t.clone().requires_grad_(True) for t in scene[:5]]
+    r1, a1, _ = rasterize(*ps, *scene[5:], backend="cpu")
+    with torch.no_grad():
+        r2, a2, info = rasterize(*ps, *scene[5:], backend="cpu")
+    assert not r2.requires_grad and not info["means2d"].requires_grad
+    assert torch.equal(r1.detach(), r2) and torch.equal(a1.detach(), a2)

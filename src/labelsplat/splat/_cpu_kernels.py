@@ -679,11 +679,21 @@ def rasterize_cpu(
     """CPU backend of :func:`labelsplat.splat.rasterize.rasterize` (inputs validated there)."""
     C = viewmats.shape[0]
     N = means.shape[0]
-    means2d, conics, depths, radii = _ProjectSingleThreaded.apply(
-        means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane,
-        eps2d, radius_clip,
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (means, quats, scales, viewmats, Ks)
     )
-    proj = Projection(means2d=means2d, conics=conics, depths=depths, radii=radii, covars2d=None)
+    if needs_grad:
+        means2d, conics, depths, radii = _ProjectSingleThreaded.apply(
+            means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane,
+            eps2d, radius_clip,
+        )
+        proj = Projection(means2d=means2d, conics=conics, depths=depths, radii=radii, covars2d=None)
+    else:  # inference: no graph to build
+        with torch.no_grad(), _torch_threads(1):
+            proj = project_gaussians(
+                means, quats, scales, opacities, viewmats, Ks, width, height,
+                near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, radius_clip=radius_clip,
+            )
     colors_c = colors if colors.dim() == 3 else colors[None].expand(C, N, colors.shape[-1])
     D = colors_c.shape[-1]
     op_c = opacities[None, :].expand(C, N)
