@@ -45,7 +45,8 @@ class RefineConfig:
     preset: str = "tiny"
     novel_views: int | None = None  # None: NOVEL_VIEWS[preset]
     sampler: str = "extreme"
-    extract: str = "argmax"
+    extract: str = "argmax"  # argmax of rendered logits | palette (the paper's variant)
+    palette_method: str = "nearest"  # palette extraction: nearest | kmeans
     beyond_coverage: bool = False
     seed: int = 0
     device: str = "auto"
@@ -70,10 +71,10 @@ class RefineConfig:
     def __post_init__(self) -> None:
         if self.preset not in NOVEL_VIEWS:
             raise LabelsplatError(f"unknown preset {self.preset!r}", hint=f"choose one of {', '.join(NOVEL_VIEWS)}")
-        if self.extract not in ("argmax",):
-            raise LabelsplatError(
-                f"unknown extraction {self.extract!r}", hint="choose argmax"
-            )
+        if self.extract not in ("argmax", "palette"):
+            raise LabelsplatError(f"unknown extraction {self.extract!r}", hint="choose argmax or palette")
+        if self.palette_method not in ("nearest", "kmeans"):
+            raise LabelsplatError(f"unknown palette method {self.palette_method!r}", hint="choose nearest or kmeans")
         if self.novel_views is not None and self.novel_views < 1:
             raise LabelsplatError(f"--novel-views must be positive, got {self.novel_views}")
 
@@ -102,7 +103,8 @@ class SceneOutcome:
 def _fit_config(cfg: RefineConfig):
     from .splat.config import make_config
 
-    return make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad)
+    extra = {"semantic_target": "palette"} if cfg.extract == "palette" else {}
+    return make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad, **extra)
 
 
 def _is_synthetic(scene: Scene) -> bool:
@@ -175,7 +177,7 @@ def label_novel_views(
 
     Returns (renders, labels (B, H, W) uint8, post-processing report).
     """
-    from .extract import PostprocessConfig, extract_argmax, postprocess
+    from .extract import PostprocessConfig, extract_argmax, extract_palette, postprocess
     from .splat.render_views import render_cameras
 
     t = time.perf_counter()
@@ -183,7 +185,17 @@ def label_novel_views(
     timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t
 
     t = time.perf_counter()
-    ext = extract_argmax(_stack(rendered, "logits"), _stack(rendered, "alpha"), alpha_threshold=cfg.alpha_threshold)
+    alpha = _stack(rendered, "alpha")
+    if cfg.extract == "palette":
+        if "seg_rgb" not in rendered[0]:
+            raise LabelsplatError("--extract palette needs a run fitted with semantic_target=palette",
+                                  hint="refit with --extract palette (refine) or --semantic-target palette (fit)")
+        ext = extract_palette(_stack(rendered, "seg_rgb"), scene.label_scheme, cfg.palette_method, alpha=alpha,
+                              alpha_threshold=cfg.alpha_threshold, seed=cfg.seed)
+    else:
+        if "logits" not in rendered[0]:
+            raise LabelsplatError("the run was fitted in palette mode: use --extract palette")
+        ext = extract_argmax(_stack(rendered, "logits"), alpha, alpha_threshold=cfg.alpha_threshold)
     timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - t
 
     t = time.perf_counter()
@@ -513,6 +525,8 @@ def render_run(
     out = Path(out)
     prepare_output(out, resume=False, overwrite=overwrite)
     run = load_run(run_dir, resolve_device(cfg.device))
+    if getattr(run.config, "semantic_target", "logits") == "palette" and cfg.extract != "palette":
+        cfg = dataclasses.replace(cfg, extract="palette")  # a palette fit has no logits to argmax
     timings: dict[str, float] = {}
     if cameras is not None:
         views = []

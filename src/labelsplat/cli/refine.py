@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         preset: str = typer.Option("tiny", "--preset", help="micro | tiny | fast | paper"),
         novel_views: int = typer.Option(None, "--novel-views", help="Novel views per scene (preset default)."),
         sampler: str = typer.Option("extreme", "--sampler", help="extreme | uniform | input-like"),
-        extract: str = typer.Option("argmax", "--extract", help="argmax (of the rendered logits)"),
+        extract: str = typer.Option("argmax", "--extract", help="argmax (of rendered logits) | palette (fit SEG as colours, the paper's variant)"),
         beyond_coverage: bool = typer.Option(False, "--beyond-coverage", help="Allow poses beyond the inputs' coverage (flagged)."),
         semantic_grad: str = typer.Option(None, "--semantic-grad", help="full | none | scaled:<f> (preset default)."),
         steps: int = typer.Option(None, "--steps", help="Fit steps (overrides the preset)."),
