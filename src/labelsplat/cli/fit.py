@@ -20,6 +20,8 @@ Example:
     labelsplat fit scenes/head_000 --out runs/head_000 --preset tiny
 
     labelsplat fit scenes/head_000 --out runs/head_000 --resume
+
+    labelsplat fit scenes/head_000 --out runs/head_000_pal --semantic-target palette
 """
 
 
@@ -30,6 +32,11 @@ def fit_command(
     device: str = device_option(),
     backend: str = typer.Option("auto", "--backend", help="Expert override: cpu | gsplat (auto: gsplat on CUDA)."),
     semantic_grad: str = typer.Option(None, "--semantic-grad", help="full | none | scaled:<f> (preset default: full)."),
+    semantic_target: str = typer.Option(
+        None, "--semantic-target",
+        help="logits (K class logits, cross-entropy; default) | palette (the paper's variant: the labels fitted "
+             "as a palette colour image with L1, labels = nearest palette colour).",
+    ),
     steps: int = typer.Option(None, "--steps", help="Training steps (overrides the preset)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0; recorded in every output)."),
     rgb_only: bool = typer.Option(False, "--rgb-only", help="Fit colour only (K = 0); labels not needed."),
@@ -44,7 +51,7 @@ def fit_command(
     if resume and overwrite:
         raise LabelsplatError("--resume and --overwrite exclude each other")
     dev = resolve_device(device)
-    overrides = {"steps": steps, "seed": seed, "semantic_grad": semantic_grad}
+    overrides = {"steps": steps, "seed": seed, "semantic_grad": semantic_grad, "semantic_target": semantic_target}
     if rgb_only:
         overrides["semantics"] = False
     cfg = make_config(preset or "tiny", **overrides)
@@ -67,7 +74,7 @@ def fit_command(
             raise LabelsplatError("nothing to resume: no checkpoint in the run directory", path=out,
                                   hint="run without --resume to start a new fit")
         stored = FitConfig.from_dict(load_checkpoint(ck)["meta"]["config"])
-        if preset is None and not any(v is not None for v in (steps, seed, semantic_grad)) and not rgb_only:
+        if preset is None and not any(v is not None for v in (steps, seed, semantic_grad, semantic_target)) and not rgb_only:
             cfg = None  # plain --resume: continue with the run's own configuration
         else:  # explicit options must match the run's (fit() names any difference)
             cfg = make_config(preset or stored.preset, **overrides)

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import LabelsplatError
 
 SEMANTIC_GRAD_HELP = "full | none | scaled:<f> (f in [0, 1])"
+SEMANTIC_TARGETS = ("logits", "palette")
 
 
 def parse_semantic_grad(value: str) -> float:
@@ -72,6 +73,10 @@ class FitConfig:
     sem_weight: float = 0.5
     sem_warmup: int = 0  # semantic loss starts after this many steps
     semantic_grad: str = "full"  # full | none | scaled:<f>
+    # what the semantic head fits: "logits" (K logits, cross-entropy) or "palette" (the paper's
+    # variant: 3 channels fitted to the palette-coloured label maps with sem_weight * L1, labels
+    # recovered by the nearest palette colour). Runs without this field load as "logits".
+    semantic_target: str = "logits"
     label_smoothing: float = 0.0
     class_weights: tuple[float, ...] | None = None
     alpha_weight: float = 0.1  # L1 between rendered alpha and the foreground mask; 0 = off
@@ -131,6 +136,8 @@ class FitConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             bad("label_smoothing must be in [0, 1)")
         parse_semantic_grad(self.semantic_grad)
+        if self.semantic_target not in SEMANTIC_TARGETS:
+            bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 
     # -- derived values
     @property
@@ -219,4 +226,4 @@ def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
     return dataclasses.replace(PRESETS[preset], **overrides)
 
 
-__all__ = ["FitConfig", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP"]
+__all__ = ["FitConfig", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]

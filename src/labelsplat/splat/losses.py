@@ -1,4 +1,4 @@
-"""Fit losses: RGB L1 + SSIM, semantic cross-entropy (ignore 255), alpha/mask loss.
+"""Fit losses: RGB L1 + SSIM, semantic cross-entropy (ignore 255), palette L1, alpha/mask loss.
 
 Shapes: images (C, H, W, 3) float in [0, 1]; logits (C, H, W, K); labels (C, H, W) int
 class ids with 255 = ignore, or soft targets (C, H, W, K) probabilities; alpha and masks
@@ -127,6 +127,71 @@ def semantic_loss(
     if denom <= 0:
         return logits.sum() * 0.0
     return (per * w).sum() / denom
+
+
+def palette_loss(
+    seg_rgb: torch.Tensor,
+    target: torch.Tensor,
+    palette: torch.Tensor,
+    *,
+    class_weights: torch.Tensor | None = None,
+    confidence: torch.Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """L1 between a rendered palette image and the palette-coloured labels (the paper's variant).
+
+    ``seg_rgb`` (C, H, W, 3) rendered semantic colours; ``target`` (C, H, W) integer class ids
+    (``ignore_index`` and ids outside the palette are excluded); ``palette`` (K, 3) in [0, 1].
+    Per pixel the mean absolute difference over the 3 channels to ``palette[target]``; the
+    result is the mean over valid pixels, weighted by ``class_weights`` (K,) and
+    ``confidence`` (C, H, W) like :func:`semantic_loss`.
+    """
+    _check("seg_rgb", seg_rgb, 4)
+    _check("target", target, 3)
+    if seg_rgb.shape[-1] != 3:
+        raise ValueError(f"seg_rgb must have 3 channels, got shape {tuple(seg_rgb.shape)}")
+    if target.shape != seg_rgb.shape[:3]:
+        raise ValueError(f"target shape {tuple(target.shape)} differs from seg_rgb {tuple(seg_rgb.shape[:3])}")
+    if palette.dim() != 2 or palette.shape[1] != 3:
+        raise ValueError(f"palette must be (K, 3), got {tuple(palette.shape)}")
+    K = palette.shape[0]
+    t = target.long()
+    valid = (t != ignore_index) & (t >= 0) & (t < K)
+    t_safe = torch.where(valid, t, torch.zeros_like(t))
+    per = (seg_rgb - palette.to(seg_rgb)[t_safe]).abs().mean(-1)
+    w = valid.to(seg_rgb.dtype)
+    if class_weights is not None:
+        w = w * class_weights[t_safe]
+    if confidence is not None:
+        if confidence.shape != per.shape:
+            raise ValueError(f"confidence shape {tuple(confidence.shape)} differs from {tuple(per.shape)}")
+        w = w * confidence
+    denom = w.sum()
+    if denom <= 0:
+        return seg_rgb.sum() * 0.0
+    return (per * w).sum() / denom
+
+
+def palette_nearest(seg_rgb: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """Class ids (...,) int64 of the nearest ``palette`` (K, 3) colour (RGB Euclidean) to ``seg_rgb`` (..., 3).
+
+    The same assignment as ``labelsplat.extract.extract_palette(method="nearest")`` (ties to the
+    lower id).
+    """
+    if seg_rgb.shape[-1] != 3:
+        raise ValueError(f"seg_rgb must end in 3 channels, got shape {tuple(seg_rgb.shape)}")
+    pal = palette.to(seg_rgb)
+    return ((seg_rgb[..., None, :] - pal) ** 2).sum(-1).argmin(-1)
+
+
+@torch.no_grad()
+def palette_accuracy(seg_rgb: torch.Tensor, target: torch.Tensor, palette: torch.Tensor,
+                     ignore_index: int = IGNORE_INDEX) -> float:
+    """Pixel accuracy of the nearest palette class of ``seg_rgb`` (C, H, W, 3) against ids (C, H, W), ignoring 255."""
+    valid = target.long() != ignore_index
+    if int(valid.sum()) == 0:
+        return float("nan")
+    return float((palette_nearest(seg_rgb, palette) == target.long())[valid].float().mean())
 
 
 def alpha_loss(alpha: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,14 @@ gsplat's ``DefaultStrategy`` can densify / prune them unchanged:
   ``quats`` (N, 4) ``wxyz`` (unnormalised); ``opacities`` (N,) logits;
 * ``sh0`` (N, 1, 3) DC SH coefficients, ``shN`` (N, (d+1)^2 - 1, 3) higher bands
   (gsplat convention, colour = clamp(SH(dir) + 0.5, min=0));
-* ``sem`` (N, K) semantic logits (K = 0 for an RGB-only model: the same code path).
+* ``sem`` (N, S) semantic head: with ``semantic_target="logits"`` (default) S = K class logits;
+  with ``semantic_target="palette"`` (the paper's variant) S = 3, a colour in the scheme's
+  palette colour space (RGB in [0, 1], not clamped), fitted to the palette-coloured label maps
+  with an L1 loss. K = 0 (RGB-only model) gives S = 0 either way: the same code path.
+
+A palette model also carries ``palette`` (K, 3) float32 in [0, 1] (the scheme's colours, row
+= class id): class 0's colour is the background composited behind the Gaussians and labels are
+recovered by the nearest palette colour.
 
 ``n_views_seen`` (N,) int32 (or None before it is measured) counts the training views in which
 a Gaussian's blend-weight sum exceeded a threshold; it is bookkeeping, not a parameter.
@@ -23,6 +30,7 @@ import torch
 from ..errors import LabelsplatError
 
 PARAM_NAMES = ("means", "scales", "quats", "opacities", "sh0", "shN", "sem")
+SEMANTIC_TARGETS = ("logits", "palette")
 C0 = 0.28209479177387814  # SH band-0 constant: colour = 0.5 + C0 * f_dc
 
 
@@ -31,14 +39,30 @@ def rgb_to_sh0(rgb: torch.Tensor) -> torch.Tensor:
 
 
 class GaussianModel:
-    """Container of the ParameterDict plus the model's static facts (SH degree, K)."""
+    """Container of the ParameterDict plus the model's static facts (SH degree, K, semantic target).
+
+    ``semantic_target`` is ``"logits"`` (``sem`` (N, K)) or ``"palette"`` (``sem`` (N, 3), needs
+    ``palette`` (K, 3) in [0, 1]); see the module docstring.
+    """
 
     def __init__(self, params: torch.nn.ParameterDict, sh_degree: int, num_classes: int,
-                 n_views_seen: torch.Tensor | None = None):
+                 n_views_seen: torch.Tensor | None = None, *, semantic_target: str = "logits",
+                 palette: torch.Tensor | np.ndarray | None = None):
         self.params = params
         self.sh_degree = int(sh_degree)
         self.num_classes = int(num_classes)
         self.n_views_seen = n_views_seen
+        if semantic_target not in SEMANTIC_TARGETS:
+            raise LabelsplatError(f"unknown semantic_target {semantic_target!r}", hint="use logits or palette")
+        self.semantic_target = semantic_target
+        self.palette = None
+        if semantic_target == "palette" and self.num_classes > 0:
+            if palette is None:
+                raise LabelsplatError("a palette model needs the scheme's palette (K, 3)")
+            self.palette = torch.as_tensor(np.asarray(palette, dtype=np.float32) if not isinstance(palette, torch.Tensor)
+                                           else palette.detach().float()).to(params["means"].device)
+            if tuple(self.palette.shape) != (self.num_classes, 3):
+                raise LabelsplatError(f"palette has shape {tuple(self.palette.shape)}, expected ({self.num_classes}, 3)")
         self.check()
 
     # ------------------------------------------------------------------ construction
@@ -54,11 +78,15 @@ class GaussianModel:
         init_opacity: float = 0.1,
         init_logit: float = 3.0,
         device: torch.device | str = "cpu",
+        semantic_target: str = "logits",
+        palette: np.ndarray | torch.Tensor | None = None,
     ) -> "GaussianModel":
         """Gaussians at ``means`` (N, 3) with colours (N, 3) in [0, 1] and class ids (N,) (-1 = unknown).
 
         Scales: mean distance to the 3 nearest neighbours (isotropic), as gsplat; quats identity;
-        logits ``init_logit * one_hot(label)`` (zeros where unknown).
+        logits ``init_logit * one_hot(label)`` (zeros where unknown). Palette models
+        (``semantic_target="palette"``, ``palette`` (K, 3) in [0, 1]) start at ``palette[label]``
+        (0.5 grey where unknown).
         """
         from scipy.spatial import cKDTree
 
@@ -76,11 +104,22 @@ class GaussianModel:
         dev = torch.device(device)
         f32 = dict(dtype=torch.float32, device=dev)
         n_rest = (sh_degree + 1) ** 2 - 1
-        sem = torch.zeros(n, num_classes, **f32)
-        if labels is not None and num_classes > 0:
-            lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
-            ok = (lab >= 0) & (lab < num_classes)
-            sem[ok, lab[ok]] = float(init_logit)
+        if semantic_target == "palette" and num_classes > 0:
+            if palette is None:
+                raise LabelsplatError("a palette model needs the scheme's palette (K, 3)")
+            pal = torch.as_tensor(np.asarray(palette, dtype=np.float32) if not isinstance(palette, torch.Tensor)
+                                  else palette.detach().float()).to(dev)
+            sem = torch.full((n, 3), 0.5, **f32)
+            if labels is not None:
+                lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
+                ok = (lab >= 0) & (lab < num_classes)
+                sem[ok] = pal[lab[ok]]
+        else:
+            sem = torch.zeros(n, num_classes, **f32)
+            if labels is not None and num_classes > 0:
+                lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
+                ok = (lab >= 0) & (lab < num_classes)
+                sem[ok, lab[ok]] = float(init_logit)
         quats = torch.zeros(n, 4, **f32)
         quats[:, 0] = 1.0
         params = torch.nn.ParameterDict({
@@ -92,9 +131,16 @@ class GaussianModel:
             "shN": torch.nn.Parameter(torch.zeros(n, n_rest, 3, **f32)),
             "sem": torch.nn.Parameter(sem),
         })
-        return cls(params, sh_degree, num_classes)
+        return cls(params, sh_degree, num_classes, semantic_target=semantic_target, palette=palette)
 
     # ------------------------------------------------------------------ facts
+    @property
+    def sem_channels(self) -> int:
+        """Channels of the semantic head: K (logits), 3 (palette) or 0 (RGB only)."""
+        if self.num_classes == 0:
+            return 0
+        return 3 if self.semantic_target == "palette" else self.num_classes
+
     def check(self) -> None:
         p = self.params
         missing = [k for k in PARAM_NAMES if k not in p]
@@ -103,7 +149,7 @@ class GaussianModel:
         n = p["means"].shape[0]
         expect = {
             "means": (n, 3), "scales": (n, 3), "quats": (n, 4), "opacities": (n,), "sh0": (n, 1, 3),
-            "shN": (n, (self.sh_degree + 1) ** 2 - 1, 3), "sem": (n, self.num_classes),
+            "shN": (n, (self.sh_degree + 1) ** 2 - 1, 3), "sem": (n, self.sem_channels),
         }
         for k, shape in expect.items():
             if tuple(p[k].shape) != shape:
@@ -150,13 +196,21 @@ class GaussianModel:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Plain tensors + ints (loadable with ``torch.load(weights_only=True)``)."""
-        return {
+        """Plain tensors + ints (loadable with ``torch.load(weights_only=True)``).
+
+        Logit models keep the original keys only (so their checkpoints are unchanged); palette
+        models add ``semantic_target`` and ``palette``. A state without them loads as logits.
+        """
+        d = {
             "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
             "sh_degree": self.sh_degree,
             "num_classes": self.num_classes,
             "n_views_seen": None if self.n_views_seen is None else self.n_views_seen.detach().cpu().clone(),
         }
+        if self.semantic_target != "logits":
+            d["semantic_target"] = self.semantic_target
+            d["palette"] = None if self.palette is None else self.palette.detach().cpu().clone()
+        return d
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device: torch.device | str = "cpu") -> "GaussianModel":
@@ -166,6 +220,7 @@ class GaussianModel:
             )
             nvs = state.get("n_views_seen")
             return cls(params, int(state["sh_degree"]), int(state["num_classes"]),
-                       None if nvs is None else nvs.to(device))
+                       None if nvs is None else nvs.to(device),
+                       semantic_target=str(state.get("semantic_target", "logits")), palette=state.get("palette"))
         except KeyError as exc:
             raise LabelsplatError(f"checkpoint model state lacks {exc}") from exc

@@ -5,7 +5,9 @@ Vertex properties, all float32 unless noted: ``x, y, z``; ``nx, ny, nz`` (zeros)
 higher-band coefficients, then G's, then B's); ``opacity`` (logit); ``scale_0..2`` (log
 standard deviations); ``rot_0..3`` (quaternion wxyz, normalised); then ``label`` (uint8,
 argmax of the logits; absent when K = 0), ``sem_0..K-1`` (logits) and ``n_views_seen``
-(int32, -1 when not measured). Positions and scales are mapped from the normalised fit
+(int32, -1 when not measured). A palette model (``semantic_target="palette"``) writes
+``label`` = the nearest palette colour's class and ``seg_r, seg_g, seg_b`` (its fitted palette
+colour, RGB in [0, 1] units, unclamped) instead of ``sem_*``. Positions and scales are mapped from the normalised fit
 frame back to scene units with the run's :class:`~.normalize.Normalization`.
 """
 
@@ -34,6 +36,8 @@ def gaussians_to_arrays(model, norm: Normalization) -> dict[str, np.ndarray]:
         "sh0": p["sh0"],
         "shN": p["shN"],
         "sem": p["sem"],
+        "palette": None if getattr(model, "palette", None) is None else model.palette.detach().cpu().numpy(),
+        "semantic_target": getattr(model, "semantic_target", "logits"),
         "n_views_seen": (np.full(len(q), -1, np.int32) if nvs is None
                          else nvs.detach().cpu().numpy().astype(np.int32)),
     }
@@ -61,7 +65,13 @@ def save_ply(path: str | Path, model, norm: Normalization) -> Path:
         cols.append((f"scale_{i}", a["scales"][:, i], "f4"))
     for i in range(4):
         cols.append((f"rot_{i}", a["quats"][:, i], "f4"))
-    if K > 0:
+    if K > 0 and a["semantic_target"] == "palette":
+        pal = a["palette"].astype(np.float64)
+        lab = ((a["sem"][:, None, :] - pal[None]) ** 2).sum(-1).argmin(1)
+        cols.append(("label", lab, "u1"))
+        for i, c in enumerate("rgb"):
+            cols.append((f"seg_{c}", a["sem"][:, i], "f4"))
+    elif K > 0:
         cols.append(("label", a["sem"].argmax(1), "u1"))
         for i in range(K):
             cols.append((f"sem_{i}", a["sem"][:, i], "f4"))
@@ -80,8 +90,8 @@ def load_ply(path: str | Path) -> dict[str, np.ndarray | int]:
     """Read a 3DGS PLY (ours or any Inria-convention file) back into arrays (scene units).
 
     Returns means (N,3), scales (N,3) log, quats (N,4) wxyz, opacities (N,) logit, sh0 (N,1,3),
-    shN (N,M,3), sem (N,K) (K = 0 when absent), label (N,) or None, n_views_seen (N,) (-1 unknown),
-    sh_degree.
+    shN (N,M,3), sem (N,K) (K = 0 when absent), seg_rgb (N,3) palette colours or None (palette
+    runs), label (N,) or None, n_views_seen (N,) (-1 unknown), sh_degree.
     """
     from plyfile import PlyData
 
@@ -121,6 +131,8 @@ def load_ply(path: str | Path) -> dict[str, np.ndarray | int]:
         "sh0": np.stack([col(f"f_dc_{i}") for i in range(3)], axis=1)[:, None, :],
         "shN": rest.reshape(n, 3, M).transpose(0, 2, 1),
         "sem": np.stack([col(k) for k in sem_names], axis=1) if sem_names else np.zeros((n, 0)),
+        "seg_rgb": (np.stack([col(f"seg_{c}") for c in "rgb"], axis=1)
+                    if all(f"seg_{c}" in names for c in "rgb") else None),
         "label": np.asarray(v["label"], dtype=np.int64) if "label" in names else None,
         "n_views_seen": (np.asarray(v["n_views_seen"], dtype=np.int64) if "n_views_seen" in names
                          else np.full(n, -1, dtype=np.int64)),

@@ -15,6 +15,16 @@ batches and returns per camera a dict of numpy arrays:
   comes from Gaussians seen by fewer than ``min_views`` training views. The refine stage marks
   pixels where it exceeds a threshold as unknown (255) rather than guessing.
 
+Palette runs (``config.semantic_target == "palette"``, the paper's variant) return no
+``logits`` key; instead
+
+* ``seg_rgb`` (H, W, 3) float32 in [0, 1]: the rendered palette image (class 0's palette
+  colour composited behind), clamped,
+* ``labels`` / ``confidence`` from ``labelsplat.extract.extract_palette(seg_rgb, scheme,
+  method="nearest")`` (no alpha threshold: the background colour is already composited).
+
+Callers branch on ``"logits" in result`` (or ``run.semantic_target``).
+
 Pure: no file I/O besides :func:`load_run`.
 """
 
@@ -46,6 +56,11 @@ class FittedRun:
     num_classes: int
     meta: dict[str, Any]
     run_dir: Path | None = None
+
+    @property
+    def semantic_target(self) -> str:
+        """``"logits"`` or ``"palette"`` (the model's semantic head)."""
+        return self.model.semantic_target
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedRun:
@@ -123,16 +138,28 @@ def render_cameras(
         low = torch.where(alpha > 1e-3, low, torch.ones_like(low))
         depth = torch.where(alpha > 1e-3, out["depth"] * run.norm.scale, torch.zeros_like(alpha))
         K = model.num_classes
+        ex = None
+        if "seg_rgb" in out:
+            from ..extract import extract_palette
+
+            seg = out["seg_rgb"].clamp(0, 1).float()
+            ex = extract_palette(seg, run.label_scheme, "nearest")
         for b in range(j - i):
-            d = {
-                "rgb": out["rgb"][b].clamp(0, 1).float().cpu().numpy(),
-                "logits": out["logits"][b].float().cpu().numpy(),
+            d = {"rgb": out["rgb"][b].clamp(0, 1).float().cpu().numpy()}
+            if ex is not None:
+                d["seg_rgb"] = seg[b].cpu().numpy()
+            else:
+                d["logits"] = out["logits"][b].float().cpu().numpy()
+            d.update({
                 "depth": depth[b].float().cpu().numpy(),
                 "alpha": alpha[b].float().cpu().numpy(),
                 "views_seen": views_seen[b].float().cpu().numpy(),
                 "low_view_fraction": low[b].float().cpu().numpy(),
-            }
-            if K > 0:
+            })
+            if ex is not None:
+                d["labels"] = ex.labels[b]
+                d["confidence"] = ex.confidence[b]
+            elif K > 0:
                 prob = torch.softmax(out["logits"][b], dim=-1)
                 conf, lab = prob.max(dim=-1)
                 d["labels"] = lab.to(torch.uint8).cpu().numpy()

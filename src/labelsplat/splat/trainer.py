@@ -35,7 +35,7 @@ from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_
 from ..scene import Camera, Scene, load_scene
 from .config import FitConfig
 from .init import InitPoints, foreground_mask, hull_points, read_point_cloud, sample_views
-from .losses import alpha_loss, label_accuracy, psnr, rgb_loss, semantic_loss
+from .losses import alpha_loss, label_accuracy, palette_accuracy, palette_loss, psnr, rgb_loss, semantic_loss
 from .model import GaussianModel
 from .normalize import Normalization, estimate_normalization
 
@@ -64,13 +64,17 @@ def render_model(
     extra: torch.Tensor | None = None,
     return_contrib: bool = False,
 ) -> dict[str, Any]:
-    """Render cameras (normalised frame, all the same size) in one rasterisation of [RGB | K logits | extra].
+    """Render cameras (normalised frame, all the same size) in one rasterisation of [RGB | sem | extra].
 
-    ``bg_rgb`` (C,3) background colour (default black); the background logit vector is
-    ``bg_logit * one_hot(0)`` (class 0 = background), composited behind the Gaussians;
+    ``bg_rgb`` (C,3) background colour (default black); behind the semantic channels the
+    background logit vector ``bg_logit * one_hot(0)`` (class 0 = background) is composited for a
+    logit model, class 0's palette colour for a palette model (``model.semantic_target``);
+    the semantic channels' geometry gradients are scaled by ``semantic_grad_weight``.
     ``extra`` (N,E) optional per-Gaussian channels (background 0, no geometry gradient).
-    Returns rgb (C,H,W,3), logits (C,H,W,K), extra (C,H,W,E), depth (C,H,W) normalised-frame
-    expected depth, alpha (C,H,W), info (the rasteriser's).
+    Returns rgb (C,H,W,3), then ``logits`` (C,H,W,K) for a logit model (K = 0: empty) or
+    ``seg_rgb`` (C,H,W,3) unclamped palette colours for a palette model (no ``logits`` key),
+    extra (C,H,W,E), depth (C,H,W) normalised-frame expected depth, alpha (C,H,W), info (the
+    rasteriser's).
     """
     from .rasterize import rasterize
 
@@ -80,7 +84,8 @@ def render_model(
     C = len(cameras)
     viewmats, Ks, centres = camera_tensors(cameras, dev)
     act = model.activated()
-    K = model.num_classes
+    K = model.sem_channels  # channels of the semantic head (K logits, 3 palette colours, 0)
+    palette_mode = model.semantic_target == "palette"
     N = model.num_gaussians
     parts = [model.rgb(centres, active_sh)]
     if K > 0:
@@ -96,7 +101,9 @@ def render_model(
         bg_rgb = torch.zeros(C, 3, device=dev)
     bg = torch.zeros(C, 3 + K + E, device=dev)
     bg[:, :3] = bg_rgb
-    if K > 0:
+    if K > 0 and palette_mode:
+        bg[:, 3:6] = model.palette[0].to(dev)
+    elif K > 0:
         bg[:, 3] = float(bg_logit)
     ggw = torch.ones(3 + K + E, device=dev)
     ggw[3 : 3 + K] = float(semantic_grad_weight)
@@ -106,14 +113,18 @@ def render_model(
         cameras[0].width, cameras[0].height, backgrounds=bg, render_depth=True,
         geom_grad_weights=ggw if (K + E) > 0 else None, backend=backend, return_contrib=return_contrib,
     )
-    return {
-        "rgb": render[..., :3],
-        "logits": render[..., 3 : 3 + K],
+    res = {"rgb": render[..., :3]}
+    if palette_mode and K > 0:
+        res["seg_rgb"] = render[..., 3 : 3 + K]
+    else:
+        res["logits"] = render[..., 3 : 3 + K]
+    res.update({
         "extra": render[..., 3 + K : 3 + K + E],
         "depth": render[..., -1],
         "alpha": alpha[..., 0],
         "info": info,
-    }
+    })
+    return res
 
 
 # ============================================================================ data
@@ -362,8 +373,15 @@ def scheme_classes(scene: Scene) -> tuple[str, int]:
     return sch.name, sch.num_classes
 
 
+def scheme_palette(scheme_name: str) -> np.ndarray:
+    """(K, 3) float32 palette of a scheme in [0, 1] (row = class id): the palette-mode target colours."""
+    from ..schemes import get_scheme
+
+    return get_scheme(scheme_name).palette_array().astype(np.float32) / 255.0
+
+
 def _init_model(scene: Scene, views: ViewData, cams_n: list[Camera], norm: Normalization, cfg: FitConfig,
-                K: int, device) -> tuple[GaussianModel, str]:
+                K: int, device, palette: np.ndarray | None = None) -> tuple[GaussianModel, str]:
     if scene.ply_file_path:
         pts, cols = read_point_cloud(scene.path(scene.ply_file_path))
         pts_n = norm.to_norm(pts)
@@ -387,6 +405,7 @@ def _init_model(scene: Scene, views: ViewData, cams_n: list[Camera], norm: Norma
     model = GaussianModel.from_points(
         init.means, init.colors, init.labels if K > 0 else None, sh_degree=cfg.sh_degree, num_classes=K,
         init_opacity=cfg.init_opacity, init_logit=cfg.init_logit, device=device,
+        semantic_target=cfg.semantic_target, palette=palette,
     )
     return model, source
 
@@ -504,6 +523,11 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     scheme_name, K = scheme_classes(scene)
     if not cfg.semantics:
         K = 0
+    palette_mode = cfg.semantic_target == "palette" and K > 0
+    palette_np = scheme_palette(scheme_name) if cfg.semantic_target == "palette" else None
+    if palette_np is not None and len(palette_np) != K and K > 0:
+        raise LabelsplatError(f"the scheme's palette has {len(palette_np)} colours for {K} classes")
+    palette_t = torch.as_tensor(palette_np, device=device) if palette_mode else None
     views = load_views(scene, cfg, K)
     norm = (Normalization.from_dict(ckpt["meta"]["normalization"]) if ckpt is not None
             else estimate_normalization(views.cameras, views.masks, scene.head_frame))
@@ -517,12 +541,15 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     if ckpt is None:
-        model, init_source = _init_model(scene, views, cams_n, norm, cfg, K, device)
+        model, init_source = _init_model(scene, views, cams_n, norm, cfg, K, device, palette_np)
     else:
         model = GaussianModel.from_state_dict(ckpt["model"], device)
         init_source = ckpt["meta"].get("init_source", "?")
         if model.num_classes != K:
             raise LabelsplatError(f"checkpoint has {model.num_classes} classes, the scene's scheme {K}", path=out_dir)
+        if K > 0 and model.semantic_target != cfg.semantic_target:
+            raise LabelsplatError(f"checkpoint's semantic head is {model.semantic_target!r}, the configuration "
+                                  f"says {cfg.semantic_target!r}", path=out_dir)
     optimizers = _make_optimizers(model, cfg)
     strategy = _strategy(cfg)
     strategy.check_sanity(model.params, optimizers)
@@ -627,8 +654,11 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                 lab = torch.stack([lv["labels"][i] for i in idx])
                 if step >= cfg.sem_warmup:
                     conf = torch.stack([lv["confidences"][i] for i in idx]) if lv["confidences"] else None
-                    l_sem = semantic_loss(out["logits"], lab, class_weights=class_w, label_smoothing=cfg.label_smoothing,
-                                          confidence=conf)
+                    if palette_mode:
+                        l_sem = palette_loss(out["seg_rgb"], lab, palette_t, class_weights=class_w, confidence=conf)
+                    else:
+                        l_sem = semantic_loss(out["logits"], lab, class_weights=class_w,
+                                              label_smoothing=cfg.label_smoothing, confidence=conf)
                     loss = loss + cfg.sem_weight * l_sem
             l_alpha = torch.zeros((), device=device)
             if cfg.alpha_weight > 0:
@@ -654,7 +684,8 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                     rec = {
                         "step": step, "loss": float(loss), "rgb_loss": float(l_rgb), "sem_loss": float(l_sem),
                         "alpha_loss": float(l_alpha), "psnr": psnr(out["rgb"].clamp(0, 1), target),
-                        "label_acc": label_accuracy(out["logits"], lab) if lab is not None else None,
+                        "label_acc": (None if lab is None else palette_accuracy(out["seg_rgb"].clamp(0, 1), lab, palette_t)
+                                      if palette_mode else label_accuracy(out["logits"], lab)),
                         "n_gaussians": model.num_gaussians, "resolution_scale": scale, "active_sh": active_sh,
                         "time_s": round(elapsed_before + time.perf_counter() - t_loop, 4),
                     }
@@ -702,7 +733,11 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
 @torch.no_grad()
 def write_run_outputs(out_dir: Path, model: GaussianModel, norm: Normalization, level: dict, names: list[str],
                       backend: str, cfg: FitConfig, scheme_name: str) -> dict[str, Any]:
-    """PLY + training-view renders (RGB, labels, confidence); returns render metrics at the training views."""
+    """PLY + training-view renders (RGB, labels, confidence); returns render metrics at the training views.
+
+    Palette runs also write ``renders/seg_rgb/`` (the rendered palette image) and take labels and
+    confidence from ``extract_palette(..., method="nearest")``.
+    """
     from .ply import save_ply
 
     save_ply(out_dir / "point_cloud.ply", model, norm)
@@ -716,7 +751,18 @@ def write_run_outputs(out_dir: Path, model: GaussianModel, norm: Normalization, 
         psnrs.append(psnr(out["rgb"][0].clamp(0, 1), target))
         rgb = (out["rgb"][0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         write_png(rdir / "rgb" / f"{name}.png", rgb)
-        if K > 0:
+        if K > 0 and "seg_rgb" in out:
+            from ..extract import extract_palette
+
+            seg = out["seg_rgb"][0].clamp(0, 1)
+            write_png(rdir / "seg_rgb" / f"{name}.png", (seg * 255 + 0.5).to(torch.uint8).cpu().numpy())
+            ex = extract_palette(seg[None], scheme_name, "nearest")
+            write_png(rdir / "labels" / f"{name}.png", ex.labels[0])
+            write_png(rdir / "confidence" / f"{name}.png", (ex.confidence[0] * 255 + 0.5).astype(np.uint8))
+            valid = level["labels"][i].cpu().numpy() != 255
+            accs.append(float((ex.labels[0] == level["labels"][i].cpu().numpy())[valid].mean()) if valid.any()
+                        else float("nan"))
+        elif K > 0:
             prob = torch.softmax(out["logits"][0], dim=-1)
             conf, lab = prob.max(dim=-1)
             write_png(rdir / "labels" / f"{name}.png", lab.to(torch.uint8).cpu().numpy())
