@@ -66,6 +66,7 @@ class RefineConfig:
     # a novel view is kept when this fraction of the fitted head's points project inside it
     # (shoulders and collar may leave the frame in views from above)
     min_head_inside: float = 0.75
+    celebamask_layout: bool = False  # also write OUT/dataset/CelebAMask-HQ-mask-anno/
     score_gt: bool = True  # synthetic scenes: score initial/refined against exact labels
 
     def __post_init__(self) -> None:
@@ -395,7 +396,7 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     from .report import ReportView, write_report
 
     merge_datasets([o.out_dir / "views" for o in outcomes], out / "dataset", overwrite=True,
-                   val_fraction=cfg.val_fraction, seed=cfg.seed)
+                   val_fraction=cfg.val_fraction, seed=cfg.seed, celebamask_layout=cfg.celebamask_layout)
     docs = [o.metrics for o in outcomes if o.metrics is not None]
     if docs and any(d.get("labellings") for d in docs):
         pooled = pool_metrics_documents(docs, names=[o.name for o in outcomes], config={"refine": cfg.to_dict()}, seed=cfg.seed)

@@ -86,12 +86,13 @@ def test_palette_extraction_variant(cli, tmp_path, synth_scene):
     # the paper's variant: segmentation fitted as a palette image, labels by nearest palette colour
     out = tmp_path / "pal"
     r = cli("refine", synth_scene, "--out", out, "--preset", "micro", "--novel-views", "3", "--extract", "palette",
-            "--quiet")
+            "--quiet", "--celebamask-layout")
     assert r.exit_code == 0, r.output
     run = json.loads((out / "scenes" / "head_000" / "run" / "run.json").read_text())
     assert run["config"]["semantic_target"] == "palette"
     doc = read_metrics(out / "metrics.json")
     assert doc["config"]["refine"]["extract"] == "palette" and set(doc["labellings"]) == {"initial", "refined"}
+    assert any((out / "dataset" / "CelebAMask-HQ-mask-anno").rglob("*_skin.png"))
     # rendering the palette run again picks palette extraction by itself
     r = cli("render", out / "scenes" / "head_000" / "run", "--out", tmp_path / "again", "--novel-views", "2")
     assert r.exit_code == 0, r.output

@@ -53,6 +53,8 @@ def register(app: typer.Typer) -> None:
         beyond_coverage: bool = typer.Option(False, "--beyond-coverage", help="Allow poses beyond the inputs' coverage (flagged)."),
         semantic_grad: str = typer.Option(None, "--semantic-grad", help="full | none | scaled:<f> (preset default)."),
         steps: int = typer.Option(None, "--steps", help="Fit steps (overrides the preset)."),
+        celebamask_layout: bool = typer.Option(
+            False, "--celebamask-layout", help="Also write CelebAMask-HQ per-class masks in OUT/dataset."),
         device: str = device_option(),
         seed: int = seed_option(),
         resume: bool = typer.Option(False, "--resume", help="Skip finished scenes, continue interrupted fits."),
@@ -74,7 +76,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = RefineConfig(preset=preset, novel_views=novel_views, sampler=sampler, extract=extract,
                            beyond_coverage=beyond_coverage, seed=seed, device=device,
-                           semantic_grad=semantic_grad, steps=steps)
+                           semantic_grad=semantic_grad, steps=steps, celebamask_layout=celebamask_layout)
         pooled, outcomes = refine(scenes, out, cfg, resume=resume, overwrite=overwrite, progress=not quiet,
                                   log=console.print)
         _print_scores(pooled)
