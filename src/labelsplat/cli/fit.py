@@ -14,6 +14,8 @@ FIT_HELP = """Fit one set of 3D Gaussians with colour and per-class semantic log
 
 Writes RUN/checkpoint.pt, RUN/point_cloud.ply (3DGS PLY in scene units + label, sem_*, n_views_seen),
 RUN/renders/{rgb,labels,confidence}/, RUN/train_log.jsonl and RUN/run.json.
+With --semantic-target palette (the paper's variant) the labels are fitted as a palette colour
+image (L1) instead of logits: the PLY carries seg_r/g/b and RUN/renders/seg_rgb/ is added.
 
 Example:
 

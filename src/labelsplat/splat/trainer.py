@@ -4,10 +4,15 @@
 
     RUN/checkpoint.pt          final state (plain tensors + JSON-able metadata, weights_only loadable)
     RUN/ckpt/step_XXXXX.pt     rolling periodic checkpoints (the last ``keep_checkpoints``)
-    RUN/point_cloud.ply        Inria 3DGS PLY in scene units + label, sem_*, n_views_seen
-    RUN/renders/{rgb,labels,confidence}/<frame>.png   training-view renders
+    RUN/point_cloud.ply        Inria 3DGS PLY in scene units + label, sem_* (palette runs: seg_r/g/b), n_views_seen
+    RUN/renders/{rgb,labels,confidence}/<frame>.png   training-view renders (palette runs also seg_rgb/)
     RUN/train_log.jsonl        one JSON line every ``log_every`` steps
     RUN/run.json               scene, scheme, config, seed, versions, normalisation, summary
+
+``cfg.semantic_target`` picks the semantic head: ``logits`` (K logits, cross-entropy) or
+``palette`` (the paper's variant: 3 channels fitted to ``palette[labels] / 255`` with
+``sem_weight * L1``, 255 masked out, class 0's palette colour composited behind, labels by the
+nearest palette colour).
 
 Determinism: everything random draws from ``torch.manual_seed(seed)`` (global, used by gsplat's
 split) and one ``torch.Generator`` (camera order, background colours); both states, the Adam
