@@ -175,11 +175,18 @@ def write_report(
         parts.append("<p class='muted'>No ground truth for these scenes: no label scores.</p>")
     consistency = (metrics or {}).get("consistency") or {}
     if consistency:
-        parts.append("<h2>Multiview consistency of the input views' labels</h2><table>")
-        parts.append("<tr><th>labels</th><th>agreement</th></tr>")
+        parts.append("<h2>Multiview consistency of the input views' labels</h2>")
+        parts.append("<p class='muted'>Labels of each input view reprojected into its nearest views through "
+                     "the fitted model's depth; agreement over visible pixels. Before = the input labels, "
+                     "after = the refined model's labels at the same views.</p><table>")
+        parts.append("<tr><th>scene</th><th>before</th><th>after</th><th>pixels compared</th></tr>")
         for k, v in consistency.items():
-            value = v.get("agreement") if isinstance(v, dict) else v
-            parts.append(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(value)}</td></tr>")
+            v = v if isinstance(v, dict) else {}
+            before, after = v.get("before") or {}, v.get("after") or {}
+            parts.append(
+                f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(before.get('agreement'))}</td>"
+                f"<td>{_fmt(after.get('agreement'))}</td><td>{_fmt(after.get('compared'))}</td></tr>"
+            )
         parts.append("</table>")
     uri = _plot_losses(train_logs or {})
     if uri:

@@ -33,6 +33,7 @@ def test_report_is_self_contained_html(tmp_path):
 
 
 def test_report_without_gt(tmp_path):
-    out = write_report(tmp_path / "r.html", title="t", metrics={"labellings": {}, "consistency": {"initial": {"agreement": 0.7}}}, views=[])
+    consistency = {"head_000": {"before": {"agreement": 0.7, "compared": 10}, "after": {"agreement": 0.85, "compared": 10}}}
+    out = write_report(tmp_path / "r.html", title="t", metrics={"labellings": {}, "consistency": consistency}, views=[])
     text = out.read_text()
-    assert "No ground truth" in text and "0.700" in text
+    assert "No ground truth" in text and "0.700" in text and "0.850" in text
