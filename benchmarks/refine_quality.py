@@ -221,7 +221,7 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
         preds = {"initial": np.stack([g.labels for g in gt_views])}
         runs = [("refined", noisy_dir)] + ([] if args.no_ceiling else [("ceiling", exact_dir)])
         for name, sdir in runs:
-            raw, pp, info = fit_and_label(sdir, work / "run_tmp", fit_cfg, rcfg, cams, yaws)
+            raw, pp, info = fit_and_label(sdir, work / f"run_tmp_{os.getpid()}", fit_cfg, rcfg, cams, yaws)
             preds[name], preds[name + "_raw"] = pp, raw
             infos.append({"identity": noisy_dir.name, "labelling": name, **info})
             print(f"  seed {seed} {noisy_dir.name} {name}: fit {info['fit_s']:.0f}s "
