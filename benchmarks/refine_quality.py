@@ -299,6 +299,19 @@ def print_table(doc: dict) -> None:
         print(row)
 
 
+def write_results(path: Path, doc: dict) -> None:
+    """Atomic JSON write with numeric arrays (confusion rows) kept on one line each."""
+    import re
+
+    from labelsplat.io import atomic_write_text
+
+    if "schema_version" not in doc:
+        doc = {"schema_version": 1, **doc}
+    text = json.dumps(doc, indent=1, allow_nan=False)
+    text = re.sub(r"\[\s*([-0-9.eE,\s]+?)\s*\]", lambda m: "[" + re.sub(r"\s+", "", m.group(1)) + "]", text)
+    atomic_write_text(path, text + "\n")
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -323,7 +336,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
 
-    from labelsplat.io import atomic_write_json
     from labelsplat.splat.config import make_config
 
     fit_overrides = _parse_sets(args.fit_set)
@@ -369,12 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         cell["loadavg_after"] = list(os.getloadavg())
         doc["cells"][key] = cell
         doc["summary"] = summarize(doc)
-        atomic_write_json(args.out, doc)
+        write_results(args.out, doc)
         L = cell["labellings"]
         print(f"{key}: " + ", ".join(f"{n} {L[n]['overall']['miou']:.3f}" for n in LABELLINGS if n in L)
               + f" ({cell['wall_s']:.0f} s)", flush=True)
     doc["summary"] = summarize(doc)
-    atomic_write_json(args.out, doc)
+    write_results(args.out, doc)
     print_table(doc)
     return 0
 

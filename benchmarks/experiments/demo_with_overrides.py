@@ -12,7 +12,6 @@ views rejected by post-processing are left out of both).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
