@@ -58,8 +58,10 @@ class RefineConfig:
     alpha_threshold: float = 0.5
     val_fraction: float = 0.2
     render_batch: int = 4
-    min_confidence: float | None = 0.5
-    min_view_confidence: float | None = 0.6
+    # confidence-based 255 marking and view rejection: off by default, measured to cost more
+    # correct pixels than wrong ones (docs/quality.md); unseen regions are still marked
+    min_confidence: float | None = None
+    min_view_confidence: float | None = None
     # components smaller than this fraction of the image are reassigned (scales with resolution:
     # a fixed pixel count would erase eyes and lips at 128 px)
     min_area_fraction: float = 2e-4

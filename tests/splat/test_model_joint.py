@@ -137,3 +137,18 @@ def test_losses():
     assert label_accuracy(torch.nn.functional.one_hot(t.clamp(max=5), 6).float(), t) == 1.0
     with pytest.raises(ValueError):
         semantic_loss(logits, t[:, :3])
+
+
+def test_class_weights_by_concept_follow_the_scheme():
+    from labelsplat.schemes import get_scheme
+    from labelsplat.splat.config import FACE_PART_WEIGHTS, make_config
+    from labelsplat.splat.trainer import concept_class_weights
+
+    zll = concept_class_weights("celebamask19-zll", FACE_PART_WEIGHTS)
+    lapa = concept_class_weights("lapa11", FACE_PART_WEIGHTS)
+    z, la = get_scheme("celebamask19-zll"), get_scheme("lapa11")
+    assert len(zll) == 19 and len(lapa) == 11
+    assert zll[z.index("l_eye")] == 10.0 and zll[z.index("skin")] == 1.0 and zll[z.index("cloth")] == 1.5
+    assert lapa[la.concept_index("mouth")] == 10.0 and lapa[la.concept_index("background")] == 1.0
+    cfg = make_config("tiny")
+    assert cfg.class_weights_by_concept == FACE_PART_WEIGHTS and cfg.semantic_grad == "scaled:0.1"

@@ -78,7 +78,9 @@ class FitConfig:
     # recovered by the nearest palette colour). Runs without this field load as "logits".
     semantic_target: str = "logits"
     label_smoothing: float = 0.0
-    class_weights: tuple[float, ...] | None = None
+    class_weights: tuple[float, ...] | None = None  # (K,) in the scheme's order; wins over the next
+    # weights by class concept (scheme-independent: "l_eye", "mouth", ...); unnamed classes weigh 1
+    class_weights_by_concept: tuple[tuple[str, float], ...] | None = None
     alpha_weight: float = 0.1  # L1 between rendered alpha and the foreground mask; 0 = off
     random_background: bool = True
     bg_logit: float = 10.0  # background logit vector = bg_logit * one_hot(0), composited behind
@@ -110,6 +112,8 @@ class FitConfig:
         self.coarse_to_fine = tuple((float(a), float(b)) for a, b in self.coarse_to_fine)
         if self.class_weights is not None:
             self.class_weights = tuple(float(w) for w in self.class_weights)
+        if self.class_weights_by_concept is not None:
+            self.class_weights_by_concept = tuple((str(k), float(w)) for k, w in self.class_weights_by_concept)
         self.validate()
 
     def validate(self) -> None:
@@ -167,6 +171,8 @@ class FitConfig:
         d = dataclasses.asdict(self)
         d["coarse_to_fine"] = [list(x) for x in self.coarse_to_fine]
         d["class_weights"] = None if self.class_weights is None else list(self.class_weights)
+        d["class_weights_by_concept"] = (None if self.class_weights_by_concept is None
+                                         else [list(kw) for kw in self.class_weights_by_concept])
         return d
 
     @classmethod
@@ -180,8 +186,18 @@ class FitConfig:
             d["coarse_to_fine"] = tuple(tuple(x) for x in d["coarse_to_fine"])
         if d.get("class_weights") is not None:
             d["class_weights"] = tuple(d["class_weights"])
+        if d.get("class_weights_by_concept") is not None:
+            d["class_weights_by_concept"] = tuple((str(k), float(w)) for k, w in d["class_weights_by_concept"])
         return cls(**d)
 
+
+#: Class-balanced semantic loss measured best by benchmarks/refine_quality.py (docs/quality.md,
+#: "CW3"): small parts weigh more so the fit keeps them; by concept, so any scheme can use it.
+FACE_PART_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("l_brow", 5.0), ("r_brow", 5.0), ("l_eye", 10.0), ("r_eye", 10.0), ("eye_g", 5.0),
+    ("l_ear", 5.0), ("r_ear", 5.0), ("ear_r", 5.0), ("nose", 3.0), ("mouth", 10.0),
+    ("u_lip", 5.0), ("l_lip", 5.0), ("neck_l", 5.0), ("cloth", 1.5),
+)
 
 PRESETS: dict[str, FitConfig] = {
     # unit tests: a few seconds on a 64x64 scene
@@ -196,6 +212,7 @@ PRESETS: dict[str, FitConfig] = {
         preset="tiny", steps=300, max_resolution=128, coarse_to_fine=((0.0, 0.5), (0.4, 1.0)), sh_degree=1,
         sh_degree_interval=100, lr_scale=4.0, sem_lr=5e-2, hull_resolution=40, init_max_points=4000,
         refine_start_frac=0.15, refine_stop_frac=0.6, refine_every=50, checkpoint_every=100, init_opacity=0.3,
+        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS,
     ),
     # 32 views at 256^2, whole refine <= 10 min on 2 cores
     "fast": FitConfig(
@@ -203,6 +220,7 @@ PRESETS: dict[str, FitConfig] = {
         sh_degree=2, sh_degree_interval=250, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
         init_max_points=8000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
         checkpoint_every=250, init_opacity=0.2,
+        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS,
     ),
     # the paper's schedule (GPU): 30k steps at native resolution, gsplat defaults
     "paper": FitConfig(
@@ -226,4 +244,4 @@ def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
     return dataclasses.replace(PRESETS[preset], **overrides)
 
 
-__all__ = ["FitConfig", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]
+__all__ = ["FACE_PART_WEIGHTS", "FitConfig", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]

@@ -378,6 +378,14 @@ def scheme_classes(scene: Scene) -> tuple[str, int]:
     return sch.name, sch.num_classes
 
 
+def concept_class_weights(scheme_name: str, by_concept) -> list[float]:
+    """Per-class weights (K,) in the scheme's order from (concept, weight) pairs; others 1."""
+    from ..schemes import get_scheme
+
+    table = dict(by_concept)
+    return [float(table.get(c, 1.0)) for c in get_scheme(scheme_name).concepts]
+
+
 def scheme_palette(scheme_name: str) -> np.ndarray:
     """(K, 3) float32 palette of a scheme in [0, 1] (row = class id): the palette-mode target colours."""
     from ..schemes import get_scheme
@@ -612,6 +620,9 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         if len(cfg.class_weights) != K:
             raise LabelsplatError(f"class_weights has {len(cfg.class_weights)} entries, the scheme has {K} classes")
         class_w = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device)
+    elif cfg.class_weights_by_concept is not None and K > 0:
+        class_w = torch.tensor(concept_class_weights(scene.label_scheme, cfg.class_weights_by_concept),
+                               dtype=torch.float32, device=device)
     sem_w = cfg.semantic_grad_weight
     end_step = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
     V = len(cams_n)
