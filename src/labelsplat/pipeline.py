@@ -421,7 +421,8 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
             for col, sub in (("initial labels", "initial"), ("GT", "labels")):
                 p = o.out_dir / "gt" / sub / f"{orig}.png"
                 if p.is_file():
-                    images[col] = _colour_copy(p, out / "report_files" / sub / f"{v['name']}.png")
+                    images[col] = _colour_copy(p, out / "report_files" / sub / f"{v['name']}.png",
+                                               manifest["label_scheme"])
         if v.get("overlay"):
             images["refined labels"] = out / "dataset" / v["overlay"]
         if v.get("confidence"):
@@ -442,11 +443,12 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     return pooled
 
 
-def _colour_copy(label_png: Path, dst: Path) -> Path:
+def _colour_copy(label_png: Path, dst: Path, scheme: str) -> Path:
+    """Write a colourised copy of a label PNG (for the report's GT / initial columns)."""
     from .io import read_label
     from .schemes import colorize, get_scheme
 
-    write_png(dst, colorize(read_label(label_png), get_scheme("celebamask19-zll")))
+    write_png(dst, colorize(read_label(label_png), get_scheme(scheme)))
     return dst
 
 
