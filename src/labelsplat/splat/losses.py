@@ -73,6 +73,28 @@ def rgb_loss(pred: torch.Tensor, target: torch.Tensor, ssim_lambda: float = 0.2)
     return loss
 
 
+def _hard_targets(target: torch.Tensor, K: int, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(valid mask, ids with invalid pixels set to 0) for integer targets: ``ignore_index``
+    and ids outside [0, K) are invalid."""
+    t = target.long()
+    valid = (t != ignore_index) & (t >= 0) & (t < K)
+    return valid, torch.where(valid, t, torch.zeros_like(t))
+
+
+def _weighted_mean(per: torch.Tensor, w: torch.Tensor, confidence: torch.Tensor | None,
+                   like: torch.Tensor) -> torch.Tensor:
+    """Mean of per-pixel losses ``per`` under weights ``w`` (times ``confidence``); a zero that
+    keeps the graph of ``like`` when no pixel has weight."""
+    if confidence is not None:
+        if confidence.shape != per.shape:
+            raise ValueError(f"confidence shape {tuple(confidence.shape)} differs from {tuple(per.shape)}")
+        w = w * confidence
+    denom = w.sum()
+    if denom <= 0:
+        return like.sum() * 0.0
+    return (per * w).sum() / denom
+
+
 def semantic_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -109,9 +131,7 @@ def semantic_loss(
         _check("target", target, 3)
         if target.shape != logits.shape[:3]:
             raise ValueError(f"target shape {tuple(target.shape)} differs from logits {tuple(logits.shape[:3])}")
-        t = target.long()
-        valid = (t != ignore_index) & (t >= 0) & (t < K)
-        t_safe = torch.where(valid, t, torch.zeros_like(t))
+        valid, t_safe = _hard_targets(target, K, ignore_index)
         nll = -logp.gather(-1, t_safe[..., None])[..., 0]
         if label_smoothing > 0:
             nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
@@ -119,14 +139,7 @@ def semantic_loss(
         w = valid.to(logits.dtype)
         if class_weights is not None:
             w = w * class_weights[t_safe]
-    if confidence is not None:
-        if confidence.shape != per.shape:
-            raise ValueError(f"confidence shape {tuple(confidence.shape)} differs from {tuple(per.shape)}")
-        w = w * confidence
-    denom = w.sum()
-    if denom <= 0:
-        return logits.sum() * 0.0
-    return (per * w).sum() / denom
+    return _weighted_mean(per, w, confidence, logits)
 
 
 def palette_loss(
@@ -155,21 +168,12 @@ def palette_loss(
     if palette.dim() != 2 or palette.shape[1] != 3:
         raise ValueError(f"palette must be (K, 3), got {tuple(palette.shape)}")
     K = palette.shape[0]
-    t = target.long()
-    valid = (t != ignore_index) & (t >= 0) & (t < K)
-    t_safe = torch.where(valid, t, torch.zeros_like(t))
+    valid, t_safe = _hard_targets(target, K, ignore_index)
     per = (seg_rgb - palette.to(seg_rgb)[t_safe]).abs().mean(-1)
     w = valid.to(seg_rgb.dtype)
     if class_weights is not None:
         w = w * class_weights[t_safe]
-    if confidence is not None:
-        if confidence.shape != per.shape:
-            raise ValueError(f"confidence shape {tuple(confidence.shape)} differs from {tuple(per.shape)}")
-        w = w * confidence
-    denom = w.sum()
-    if denom <= 0:
-        return seg_rgb.sum() * 0.0
-    return (per * w).sum() / denom
+    return _weighted_mean(per, w, confidence, seg_rgb)
 
 
 def palette_nearest(seg_rgb: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
