@@ -203,7 +203,7 @@ def label_novel_views(
 
     t = time.perf_counter()
     low_vis = _stack(rendered, "low_view_fraction") > cfg.low_view_threshold
-    low_vis &= _stack(rendered, "alpha") >= cfg.alpha_threshold  # background stays background
+    low_vis &= alpha >= cfg.alpha_threshold  # background stays background
     h, w = ext.labels.shape[1:]
     pp_cfg = PostprocessConfig(min_confidence=cfg.min_confidence, min_view_confidence=cfg.min_view_confidence,
                                min_area=max(1, round(cfg.min_area_fraction * h * w)))
