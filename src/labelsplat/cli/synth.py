@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
                  "(default: none; with --like: the source scene's model)."),
         like: Optional[Path] = typer.Option(None, "--like", help="Re-render this synthetic scene's head ..."),
         cameras: Optional[Path] = typer.Option(None, "--cameras", help="... at these cameras (transforms.json)."),
+        texture: str = typer.Option(
+            "smooth", "--texture",
+            help="smooth (default) | procedural: add high-frequency surface detail (for structure-from-motion tests)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output scenes."),
         seed: int = seed_option(0),
         device: str = device_option(),
@@ -68,7 +71,7 @@ def register(app: typer.Typer) -> None:
                 results = [(scene, warnings)]
             else:
                 config = SynthConfig(identities=identities, views=views, rig=rig.lower(), resolution=resolution,
-                                     noise=noise or "none", seed=seed)
+                                     noise=noise or "none", seed=seed, texture=texture.lower())
                 results = synthesize(out, config, overwrite=overwrite, progress=progress)
         for scene, warnings in results:
             for w in warnings:

@@ -44,8 +44,13 @@ class SynthConfig:
     seed: int = 0
     distance_jitter: float = 0.08
     focal_jitter: float = 0.08
+    texture: str = "smooth"
 
     def __post_init__(self) -> None:
+        from .render import TEXTURES
+
+        if self.texture not in TEXTURES:
+            raise LabelsplatError(f"unknown --texture {self.texture!r}", hint=f"choose one of {', '.join(TEXTURES)}")
         if int(self.identities) <= 0:
             raise LabelsplatError(f"--identities must be positive, got {self.identities}")
         RigConfig(self.rig, int(self.views), int(self.resolution))  # validates rig, views, resolution
@@ -68,12 +73,13 @@ def head_seed(seed: int, index: int) -> int:
 
 
 def render_views(head: HeadParams | HeadMesh, cameras: Sequence[Camera], *, noise: str | NoiseSpec = "none",
-                 progress: Progress | None = None) -> list[RenderResult]:
+                 progress: Progress | None = None, texture: str = "smooth") -> list[RenderResult]:
     """Render a head at ``cameras`` (in memory): RGB, noisy + exact labels, depth, alpha, mask.
 
     Each result also carries its ``camera``, ``yaw``/``pitch`` (degrees) and a ``warning`` when
     the camera sees none of the head (its outputs are then all background). Noise is
     deterministic per (head seed, camera), so the same camera always gets the same labels.
+    ``texture``: see :func:`labelsplat.synth.render.render_head`.
     """
     spec = noise if isinstance(noise, NoiseSpec) else parse_noise(noise)
     mesh = head if isinstance(head, HeadMesh) else build_head(head)
@@ -81,7 +87,7 @@ def render_views(head: HeadParams | HeadMesh, cameras: Sequence[Camera], *, nois
     patches = None if spec.is_none else surface_patches(mesh, spec.level, mesh.params.seed)
     out = []
     for k, cam in enumerate(cameras):
-        res = render_head(mesh, cam)
+        res = render_head(mesh, cam, texture=texture)
         res.labels = apply_noise(res, mesh, cam, spec, mesh.params.seed, patches=patches, head_frame=hf)
         yaw, pitch = yaw_pitch(cam.center, hf)
         warn = None
@@ -111,9 +117,12 @@ def _write_views(root: Path, views: list[RenderResult], names: list[str]) -> lis
     return frames
 
 
-def _synth_doc(params: HeadParams, spec: NoiseSpec, extra: dict) -> dict:
-    return {"schema_version": SCHEMA_VERSION, "generator": "labelsplat.synth", "label_scheme": SCHEME,
-            "units": "cm", "head": params.to_dict(), "noise": spec.name, **extra}
+def _synth_doc(params: HeadParams, spec: NoiseSpec, extra: dict, texture: str = "smooth") -> dict:
+    doc = {"schema_version": SCHEMA_VERSION, "generator": "labelsplat.synth", "label_scheme": SCHEME,
+           "units": "cm", "head": params.to_dict(), "noise": spec.name, **extra}
+    if texture != "smooth":  # recorded only when set, so default outputs are unchanged
+        doc["texture"] = texture
+    return doc
 
 
 def synthesize_scene(out_dir: str | Path, config: SynthConfig, index: int = 0, *, overwrite: bool = False,
@@ -126,7 +135,7 @@ def synthesize_scene(out_dir: str | Path, config: SynthConfig, index: int = 0, *
     hseed = head_seed(config.seed, index)
     params = sample_head(hseed)
     cams, poses = rig_cameras(config.rig_config, hseed)
-    views = render_views(params, cams, noise=spec, progress=progress)
+    views = render_views(params, cams, noise=spec, progress=progress, texture=config.texture)
     names = [f"view_{k:03d}" for k in range(len(views))]
     warnings = [f"{n}: {v.warning}" for n, v in zip(names, views) if v.warning]
     out_dir = Path(out_dir)
@@ -137,7 +146,7 @@ def synthesize_scene(out_dir: str | Path, config: SynthConfig, index: int = 0, *
         save_scene(scene)
         atomic_write_json(tmp / SYNTH_JSON, _synth_doc(params, spec, {
             "config": asdict(config), "identity_index": int(index), "head_seed": hseed,
-            "rig": config.rig, "poses": [[float(a), float(b)] for a, b in poses]}))
+            "rig": config.rig, "poses": [[float(a), float(b)] for a, b in poses]}, texture=config.texture))
     return load_scene(out_dir), warnings
 
 
@@ -189,7 +198,8 @@ def render_like(scene_dir: str | Path, cameras: str | Path | Sequence[Camera], o
     """Re-render the head of ``scene_dir`` at ``cameras`` (a transforms.json / scene dir, or a
     list of cameras), in their order with their sizes and intrinsics, into ``out/<scene name>/``.
 
-    ``noise`` defaults to the source scene's noise model. Returns (scene, warnings).
+    ``noise`` defaults to the source scene's noise model; the texture is the source's
+    (``synth.json`` ``texture``, default ``smooth``). Returns (scene, warnings).
     """
     scene_dir = Path(scene_dir)
     doc = load_synth(scene_dir)
@@ -206,7 +216,8 @@ def render_like(scene_dir: str | Path, cameras: str | Path | Sequence[Camera], o
         raise LabelsplatError("no cameras given")
     name = scene_dir.resolve().name if scene_dir.is_dir() else scene_dir.resolve().parent.name
     target = Path(out) / name
-    views = render_views(params, cams, noise=spec, progress=progress)
+    texture = str(doc.get("texture", "smooth"))
+    views = render_views(params, cams, noise=spec, progress=progress, texture=texture)
     warnings = [f"{n}: {v.warning}" for n, v in zip(frame_names, views) if v.warning]
     with atomic_dir(target, overwrite=overwrite) as tmp:
         frames = _write_views(tmp, views, frame_names)
@@ -214,7 +225,7 @@ def render_like(scene_dir: str | Path, cameras: str | Path | Sequence[Camera], o
                       extra={"synthetic": True, "units": "cm"})
         save_scene(scene)
         atomic_write_json(tmp / SYNTH_JSON, _synth_doc(params, spec, {
-            "like": str(scene_dir), "config": doc.get("config"), "head_seed": doc.get("head_seed")}))
+            "like": str(scene_dir), "config": doc.get("config"), "head_seed": doc.get("head_seed")}, texture=texture))
     return load_scene(target), warnings
 
 

@@ -1,0 +1,74 @@
+"""``labelsplat capture``: a phone video or a folder of photos -> a canonical scene (pycolmap + PyAV)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import device_option, seed_option
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``capture`` to the root app."""
+
+    @app.command("capture")
+    def capture_cmd(
+        input: Path = typer.Argument(..., help="A video file (.mp4, .mov, ...) or a folder of photos."),
+        out: Path = typer.Option(..., "--out", help="The scene directory to write."),
+        frames: int = typer.Option(60, "--frames", help="Frames to keep: the sharpest of as many equal time bins."),
+        resolution: int = typer.Option(512, "--resolution", help="Long side of the kept frames in px (downscale only)."),
+        mask: bool = typer.Option(False, "--mask", help="Selfie-segmentation foreground masks (needs the [mediapipe] extra)."),
+        head_frame: Optional[str] = typer.Option(
+            None, "--head-frame",
+            help="JSON file or inline object {center, up, forward[, scale]} in the reconstruction's frame "
+                 "(WORK_DIR/sparse); scale = reconstruction units per cm. Default: from face landmarks ([mediapipe])."),
+        matcher: str = typer.Option("auto", "--matcher", help="auto (sequential for video, exhaustive for photos) | sequential | exhaustive"),
+        work_dir: Optional[Path] = typer.Option(
+            None, "--work-dir",
+            help="Keep frames, COLMAP database and model here; a rerun with the same input and settings reuses them."),
+        scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme recorded in the scene."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+        verbose: bool = typer.Option(False, "--verbose", help="Show COLMAP's log."),
+        seed: int = seed_option(0),
+        device: str = device_option(),
+    ) -> None:
+        """Reconstruct cameras from a video or photos (pycolmap SfM on the CPU) and write a scene.
+
+        The scene is in the synthetic heads' frame and units: head centre at the origin,
+        x = subject's left, y = up, z = forward, centimetres. Labels come next with
+        `labelsplat parse SCENE`, then `labelsplat refine SCENE --out OUT`.
+
+        Examples:
+
+          labelsplat capture orbit.mp4 --out scenes/me --frames 60
+
+          labelsplat capture photos/ --out scenes/me --head-frame head.json --work-dir work/me
+        """
+        from rich.console import Console
+
+        from ..capture.pipeline import CaptureConfig, capture
+        from ..capture.sfm import SfmConfig
+        from ..device import resolve_device
+        from ..errors import LabelsplatError
+
+        resolve_device(device)  # SfM runs on the CPU; validates the flag
+        err = Console(stderr=True)
+        cfg = CaptureConfig(frames=frames, resolution=resolution, mask=mask, label_scheme=scheme,
+                            sfm=SfmConfig(matcher=matcher.lower(), seed=seed))
+        try:
+            scene = capture(input, out, cfg, head_frame=head_frame, work_dir=work_dir, overwrite=overwrite,
+                            log=lambda s: err.print(f"[bold]capture[/bold] {s}", highlight=False),
+                            verbose=verbose)
+        except LabelsplatError as exc:
+            if work_dir is None and "head frame" in exc.message:
+                exc.hint = (exc.hint + "; " if exc.hint else "") + \
+                    "add --work-dir DIR to keep the reconstruction, so a rerun with --head-frame skips structure from motion"
+            raise
+        info = scene.extra.get("capture", {})
+        sfm = info.get("sfm", {})
+        Console().print(
+            f"wrote {scene.root} ({len(scene.frames)} views; SfM registered {sfm.get('registered')} of "
+            f"{sfm.get('total')} frames, {sfm.get('points')} points; head frame: {info.get('head_frame', {}).get('source')})",
+            highlight=False)
