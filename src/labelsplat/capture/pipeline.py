@@ -206,12 +206,16 @@ def _given_head_frame(value: Any) -> tuple[HeadFrame, float | None]:
 
 def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig(), *,
             head_frame: HeadFrame | dict | str | Path | None = None, work_dir: str | Path | None = None,
+            labels_dir: str | Path | None = None,
             overwrite: bool = False, log: Log = lambda s: None, verbose: bool = False) -> Scene:
     """Build the scene ``out`` from a video or photo folder ``inp`` (see the module doc).
 
     ``head_frame``: center/up/forward in the reconstruction's frame (the model in
     ``work_dir/sparse``), optional ``scale`` (reconstruction units per cm); None = from face
-    landmarks. Returns the written scene (cameras in cm, head frame = identity).
+    landmarks. ``labels_dir``: optional per-frame label PNGs (ids of ``cfg.label_scheme``, 255 =
+    ignore) at the source frames' size: for a video ``frame_<index>.png`` (index of the decoded
+    frame, 5 digits, from 0), for photos ``<photo stem>.png``; resized (nearest) and undistorted
+    like the images. Returns the written scene (cameras in cm, head frame = identity).
     """
     from ..scene.importers import ImportReport, write_scene
     from ..scene.importers.colmap import read_colmap
@@ -256,10 +260,14 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
             v.w2c = m
         if points is not None and len(points[0]):
             points = (norm.apply(points[0]), points[1])
+        labels = None
+        if labels_dir is not None:
+            labels = _collect_labels(Path(labels_dir), doc, views, work)
         masks_dir = None
         if cfg.mask:
             masks_dir = _write_masks(views, work, log)
         scene = write_scene(views, out, report=report, calib_path=work / "sparse" / "images.bin", masks_dir=masks_dir,
+                            labels_dir=labels,
                             head_frame=HeadFrame.identity(), label_scheme=cfg.label_scheme, overwrite=overwrite,
                             points=points)
         by_name = {s["name"].rsplit(".", 1)[0]: s for s in doc["selected"]}
@@ -283,6 +291,41 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _collect_labels(labels_dir: Path, doc: dict, views, work: Path) -> Path:
+    """Copy the labels of the kept frames to ``work/labels/<view name>.png`` at the frames' size."""
+    from PIL import Image
+
+    from ..io import read_label
+    from ..scene.validate import image_size
+
+    if not labels_dir.is_dir():
+        raise LabelsplatError("--labels folder not found", path=labels_dir)
+    d = work / "labels"
+    if d.exists():
+        shutil.rmtree(d)
+    by_name = {s["name"].rsplit(".", 1)[0]: s for s in doc["selected"]}
+    missing = []
+    for v in views:
+        sel = by_name[v.name]
+        stem = Path(sel["source_name"]).stem if sel.get("source_name") else f"frame_{sel['source_index']:05d}"
+        src = labels_dir / f"{stem}.png"
+        if not src.is_file():
+            missing.append(src.name)
+            continue
+        lbl = read_label(src)
+        w, h = image_size(v.image)
+        if lbl.shape != (h, w):
+            if abs(lbl.shape[1] / lbl.shape[0] - w / h) > 0.01:
+                raise LabelsplatError(f"label {lbl.shape[1]}x{lbl.shape[0]} has another aspect ratio than its frame {w}x{h}",
+                                      path=src, hint="give labels at the size of the video frames / photos")
+            lbl = np.asarray(Image.fromarray(lbl).resize((w, h), Image.NEAREST))
+        write_png(d / f"{v.name}.png", lbl)
+    if missing:
+        raise LabelsplatError(f"no label PNG for {len(missing)} of {len(views)} kept frames, e.g. {missing[:4]}",
+                              path=labels_dir, hint="name labels frame_<video frame index, 5 digits>.png, or like the photos")
+    return d
 
 
 def _write_masks(views, work: Path, log: Log) -> Path:

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         work_dir: Optional[Path] = typer.Option(
             None, "--work-dir",
             help="Keep frames, COLMAP database and model here; a rerun with the same input and settings reuses them."),
+        labels: Optional[Path] = typer.Option(
+            None, "--labels",
+            help="Optional per-frame label PNGs: frame_<video frame index, 5 digits>.png, or <photo stem>.png."),
         scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme recorded in the scene."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
         verbose: bool = typer.Option(False, "--verbose", help="Show COLMAP's log."),
@@ -58,7 +61,8 @@ def register(app: typer.Typer) -> None:
         cfg = CaptureConfig(frames=frames, resolution=resolution, mask=mask, label_scheme=scheme,
                             sfm=SfmConfig(matcher=matcher.lower(), seed=seed))
         try:
-            scene = capture(input, out, cfg, head_frame=head_frame, work_dir=work_dir, overwrite=overwrite,
+            scene = capture(input, out, cfg, head_frame=head_frame, work_dir=work_dir, labels_dir=labels,
+                            overwrite=overwrite,
                             log=lambda s: err.print(f"[bold]capture[/bold] {s}", highlight=False),
                             verbose=verbose)
         except LabelsplatError as exc:

@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
+from typing import Callable
 
 import typer
 
 from . import console, device_option, seed_option
+
+
+def _refine_config_options() -> list[tuple[str, type, object]]:
+    """(parameter name, type, typer option) of every RefineConfig setting on the command line;
+    shared by ``refine`` and ``batch`` (the names are RefineConfig's field names)."""
+    return [
+        ("preset", str, typer.Option("tiny", "--preset", help="micro | tiny | fast | paper")),
+        ("novel_views", int, typer.Option(None, "--novel-views", help="Novel views per scene (preset default).")),
+        ("sampler", str, typer.Option("extreme", "--sampler", help="extreme | uniform | input-like")),
+        ("extract", str, typer.Option("argmax", "--extract", help="argmax (of rendered logits) | palette (fit SEG as colours, the paper's variant)")),
+        ("beyond_coverage", bool, typer.Option(False, "--beyond-coverage", help="Allow poses beyond the inputs' coverage (flagged).")),
+        ("semantic_grad", str, typer.Option(None, "--semantic-grad", help="full | none | scaled:<f> (preset default).")),
+        ("steps", int, typer.Option(None, "--steps", help="Fit steps (overrides the preset).")),
+        ("celebamask_layout", bool, typer.Option(
+            False, "--celebamask-layout", help="Also write CelebAMask-HQ per-class masks in OUT/dataset.")),
+        ("device", str, device_option()),
+        ("seed", int, seed_option()),
+    ]
+
+
+def with_refine_options(fn: Callable) -> Callable:
+    """Give a typer command every ``refine`` setting as an option; the command receives them
+    as one ``cfg: RefineConfig`` keyword argument instead (its own parameters come first)."""
+    specs = _refine_config_options()
+    own = [p for p in inspect.signature(fn).parameters.values() if p.name != "cfg"]
+    params = own + [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=ann)
+                    for name, ann, opt in specs]
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs):
+        from ..pipeline import RefineConfig
+
+        values = {name: kwargs.pop(name) for name, _, _ in specs}
+        return fn(**kwargs, cfg=RefineConfig(**values))
+
+    del wrapper.__wrapped__  # typer must see the new signature, not fn's
+    wrapper.__signature__ = inspect.Signature(params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
 
 
 def _print_scores(pooled: dict) -> None:
@@ -43,23 +85,14 @@ def _print_scores(pooled: dict) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("refine")
+    @with_refine_options
     def refine_cmd(
         scenes: list[Path] = typer.Argument(..., metavar="SCENE...", help="Scene directories (transforms.json)."),
         out: Path = typer.Option(..., "--out", help="Output directory (scenes/, dataset/, metrics.json, report.html)."),
-        preset: str = typer.Option("tiny", "--preset", help="micro | tiny | fast | paper"),
-        novel_views: int = typer.Option(None, "--novel-views", help="Novel views per scene (preset default)."),
-        sampler: str = typer.Option("extreme", "--sampler", help="extreme | uniform | input-like"),
-        extract: str = typer.Option("argmax", "--extract", help="argmax (of rendered logits) | palette (fit SEG as colours, the paper's variant)"),
-        beyond_coverage: bool = typer.Option(False, "--beyond-coverage", help="Allow poses beyond the inputs' coverage (flagged)."),
-        semantic_grad: str = typer.Option(None, "--semantic-grad", help="full | none | scaled:<f> (preset default)."),
-        steps: int = typer.Option(None, "--steps", help="Fit steps (overrides the preset)."),
-        celebamask_layout: bool = typer.Option(
-            False, "--celebamask-layout", help="Also write CelebAMask-HQ per-class masks in OUT/dataset."),
-        device: str = device_option(),
-        seed: int = seed_option(),
         resume: bool = typer.Option(False, "--resume", help="Skip finished scenes, continue interrupted fits."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+        cfg=None,
     ) -> None:
         """Fit each scene, render extreme novel views, extract clean labels, export one dataset.
 
@@ -72,11 +105,8 @@ def register(app: typer.Typer) -> None:
 
             labelsplat refine scenes/head_000 scenes/head_001 --out refined --preset tiny
         """
-        from ..pipeline import RefineConfig, refine
+        from ..pipeline import refine
 
-        cfg = RefineConfig(preset=preset, novel_views=novel_views, sampler=sampler, extract=extract,
-                           beyond_coverage=beyond_coverage, seed=seed, device=device,
-                           semantic_grad=semantic_grad, steps=steps, celebamask_layout=celebamask_layout)
         pooled, outcomes = refine(scenes, out, cfg, resume=resume, overwrite=overwrite, progress=not quiet,
                                   log=console.print)
         _print_scores(pooled)

@@ -1,0 +1,113 @@
+"""End to end on a synthetic orbit video: capture (PyAV + pycolmap) -> scene; cameras checked
+against the truth with a Umeyama alignment. One module-scoped run shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pycolmap")
+pytest.importorskip("av")
+
+from _capture_orbit import make_orbit  # noqa: E402
+
+from labelsplat.capture import align_cameras  # noqa: E402
+from labelsplat.io import write_png  # noqa: E402
+from labelsplat.scene import Camera, load_scene  # noqa: E402
+
+N_VIDEO, N_KEEP, RES = 48, 24, 256
+
+
+@pytest.fixture(scope="module")
+def orbit_run(tmp_path_factory):
+    from labelsplat.cli import main
+    from labelsplat.scene.importers import ImportReport
+    from labelsplat.scene.importers.colmap import read_colmap
+    from labelsplat.synth.scene import head_frame as synth_head_frame
+
+    root = tmp_path_factory.mktemp("capture_orbit")
+    orbit = make_orbit(root / "src", frames=N_VIDEO, resolution=RES)
+    labels = root / "labels"
+    for k, lbl in enumerate(orbit.labels):
+        write_png(labels / f"frame_{k:05d}.png", lbl)
+    work = root / "work"
+    base = ["capture", orbit.video, "--frames", N_KEEP, "--resolution", RES, "--work-dir", work]
+    # 1) no head frame, and the landmark parser finds no face (rendered heads; no mediapipe needed)
+    with pytest.MonkeyPatch.context() as mp:
+        import labelsplat.parsers.landmarks as lmk
+
+        mp.setattr(lmk, "detect_face_landmarks", lambda rgb, **kw: None)
+        code_noface = main([str(a) for a in base + ["--out", root / "scene_noface"]])
+    # 2) the true head frame mapped into the reconstruction's frame (align raw SfM cameras to the truth)
+    views, _, _ = read_colmap(work / "sparse", work / "images", None, ImportReport("capture", "test"))
+    raw = [Camera.from_w2c_opencv(v.w2c, v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2], v.width, v.height) for v in views]
+    true_raw = [orbit.cameras[int(v.name.split("_")[1])] for v in views]
+    to_true = align_cameras(raw, true_raw).similarity
+    inv = to_true.inverse()
+    hf = synth_head_frame()
+    hf_json = root / "head_frame.json"
+    hf_json.write_text(json.dumps({
+        "center": inv.apply(hf.center).tolist(), "up": inv.apply_direction(hf.up).tolist(),
+        "forward": inv.apply_direction(hf.forward).tolist(), "scale": inv.scale}))
+    scene_dir = root / "scene"
+    code = main([str(a) for a in base + ["--out", scene_dir, "--head-frame", hf_json, "--labels", labels]])
+    return {"orbit": orbit, "root": root, "work": work, "scene": scene_dir, "code": code,
+            "code_noface": code_noface, "base": base, "hf_json": hf_json, "labels": labels}
+
+
+def test_no_face_is_a_clear_error(orbit_run):
+    assert orbit_run["code_noface"] == 2
+    assert not (orbit_run["root"] / "scene_noface").exists()
+    # the reconstruction was kept for the rerun
+    assert (orbit_run["work"] / "sparse" / "images.bin").is_file()
+
+
+def test_capture_writes_a_scene(orbit_run):
+    assert orbit_run["code"] == 0
+    scene = load_scene(orbit_run["scene"])
+    info = scene.extra["capture"]
+    assert info["sfm"]["registered"] == info["sfm"]["total"] == len(scene.frames) == N_KEEP
+    assert info["frames_seen"] == N_VIDEO and info["video"] is True
+    assert np.allclose(scene.head_frame.center, 0) and np.allclose(scene.head_frame.up, [0, 1, 0])
+    assert scene.ply_file_path and (scene.root / scene.ply_file_path).is_file()
+    idx = [f.extra["source_index"] for f in scene.frames]
+    assert idx == sorted(idx) and len(set(idx)) == N_KEEP and max(idx) < N_VIDEO
+    for f in scene.frames[:3]:
+        assert f.label_path and (scene.root / f.label_path).is_file()
+
+
+def test_recovered_cameras_match_the_truth(orbit_run):
+    """Rotation error < 2 deg and centre error < 2 % of the orbit radius after a similarity
+    alignment; and the scene is already in the synthetic head frame and cm (the given head frame
+    and scale came from the truth), so the alignment is nearly a pure shift by HEAD_CENTER."""
+    from labelsplat.synth.head import HEAD_CENTER
+
+    scene = load_scene(orbit_run["scene"])
+    orbit = orbit_run["orbit"]
+    true = [orbit.cameras[f.extra["source_index"]] for f in scene.frames]
+    al = align_cameras(scene.cameras, true)
+    assert al.rotation_errors_deg.max() < 2.0, al.to_dict()
+    assert al.center_errors.max() < 0.02 * orbit.radius, al.to_dict()
+    sim = al.similarity
+    assert abs(sim.scale - 1.0) < 0.02
+    assert np.degrees(np.arccos(np.clip((np.trace(sim.R) - 1) / 2, -1, 1))) < 2.0
+    assert np.linalg.norm(sim.t - np.asarray(HEAD_CENTER)) < 0.02 * orbit.radius
+    # the focal length is recovered (undistorted pinhole; the truth frames 36 cm at 60 cm)
+    assert abs(scene.cameras[0].fx / (RES * 60.0 / 36.0) - 1.0) < 0.05
+
+
+def test_rerun_reuses_the_reconstruction(orbit_run, cli):
+    r = cli(*orbit_run["base"], "--out", orbit_run["root"] / "scene2", "--head-frame", orbit_run["hf_json"])
+    assert r.exit_code == 0, r.output
+    assert "reusing the reconstruction" in r.output
+    a, b = load_scene(orbit_run["scene"]), load_scene(orbit_run["root"] / "scene2")
+    for fa, fb in zip(a.frames, b.frames):
+        assert np.allclose(fa.camera.c2w, fb.camera.c2w)
+
+
+def test_existing_output_is_refused(orbit_run, cli):
+    r = cli(*orbit_run["base"], "--out", orbit_run["scene"], "--head-frame", orbit_run["hf_json"])
+    assert r.exit_code == 2 and "already exists" in r.output
