@@ -20,7 +20,7 @@ from rich.console import Console
 from ..errors import LabelsplatError
 
 # Command modules in pipeline order; each defines register(app).
-COMMAND_MODULES = ("scene", "labels", "evaluate", "synth", "fit", "refine", "parse", "train", "capture")
+COMMAND_MODULES = ("scene", "labels", "evaluate", "synth", "fit", "refine", "parse", "train", "capture", "batch")
 
 app = typer.Typer(
     name="labelsplat",
