@@ -11,7 +11,9 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,6 +28,79 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # ----------------------------------------------------------------------------- atomic writes
+# Temporary names carry the writing process's id, ``.<name>.<pid>-<random>.tmp`` (files) and
+# ``.<name>.<pid>-<random>.partial`` (directories), so leftovers of a killed run can be told from
+# the temporaries of a process that is still writing (see :func:`clean_leftovers`).
+_LEFTOVER_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.(?:tmp|partial)$")
+_OLD_RE = re.compile(r"^\.(?P<name>.+)\.old-(?P<pid>\d+)$")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _tmp_prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def find_leftovers(root: str | Path, *, name: str | None = None, recursive: bool = True) -> list[Path]:
+    """Temporary files/directories under ``root`` left by a labelsplat process that no longer runs.
+
+    Matches this module's temporary names (``.<name>.<pid>-<random>.tmp`` / ``.partial`` and
+    ``.<name>.old-<pid>``) whose process id is not alive on this machine; ``name`` restricts the
+    search to temporaries of that final name. Temporaries of running processes are never listed.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found: list[Path] = []
+    walker = os.walk(root) if recursive else [(str(root), [e.name for e in os.scandir(root) if e.is_dir()],
+                                                [e.name for e in os.scandir(root) if not e.is_dir()])]
+    for dirpath, dirnames, filenames in walker:
+        for entry in list(dirnames) + list(filenames):
+            m = _LEFTOVER_RE.match(entry) or _OLD_RE.match(entry)
+            if m is None or (name is not None and m.group("name") != name):
+                continue
+            if not _pid_alive(int(m.group("pid"))):
+                found.append(Path(dirpath) / entry)
+                if entry in dirnames:
+                    dirnames.remove(entry)  # do not descend into a leftover directory
+    return sorted(found)
+
+
+def clean_leftovers(root: str | Path, *, name: str | None = None, recursive: bool = True,
+                    log=None) -> list[Path]:
+    """Remove :func:`find_leftovers` under ``root`` and say so (one line on stderr, or ``log``)."""
+    removed = []
+    for p in find_leftovers(root, name=name, recursive=recursive):
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except OSError:
+            continue
+        removed.append(p)
+    if removed:
+        shown = ", ".join(str(p) for p in removed[:3]) + (f" (+{len(removed) - 3} more)" if len(removed) > 3 else "")
+        msg = f"note: removed {len(removed)} temporary file(s) left by an interrupted run: {shown}"
+        if log is not None:
+            log(msg)
+        else:
+            print(msg, file=sys.stderr)
+    return removed
+
+
 def _check_parent(path: Path, *, allow_existing_dir: bool = False) -> None:
     parent = path.parent
     if parent.exists() and not parent.is_dir():
@@ -38,12 +113,33 @@ def _check_parent(path: Path, *, allow_existing_dir: bool = False) -> None:
         raise LabelsplatError("cannot write a file here: a directory of that name exists", path=path)
 
 
+def ensure_dir(path: str | Path) -> Path:
+    """Create directory ``path`` (and parents); :class:`LabelsplatError` naming the blocking path if impossible."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    for anc in [path, *path.parents]:
+        if anc.exists():
+            if not anc.is_dir():
+                raise LabelsplatError(
+                    "cannot create the output directory: this path is a file, not a directory", path=anc,
+                    hint=f"choose another output path than {path}",
+                )
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LabelsplatError(f"cannot create the output directory ({exc.strerror})", path=path,
+                              hint="check the permissions or choose another output path") from exc
+    return path
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     _check_parent(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise LabelsplatError(f"cannot write ({exc.strerror})", path=path, hint="check permissions") from exc
     try:
@@ -51,6 +147,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -109,13 +206,16 @@ def atomic_dir(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a directory in a temporary sibling; rename it to ``final`` only on success.
 
     An existing ``final`` is refused unless ``overwrite``; then it is replaced only after the
-    new one is complete.
+    new one is complete. Temporaries of ``final`` left by a killed run (dead process id) are
+    removed first, with a note on stderr.
     """
     final = Path(final)
     if final.exists() and not overwrite:
         raise LabelsplatError("the output already exists", path=final, hint="pass --overwrite or choose another path")
     _check_parent(final, allow_existing_dir=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    clean_leftovers(final.parent, name=final.name, recursive=False)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final.name), suffix=".partial", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
     except BaseException:
@@ -134,19 +234,22 @@ def atomic_dir(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
 def _open_image(path: Path):
     from PIL import Image, UnidentifiedImageError
 
+    damaged = "the file is damaged or incomplete (an interrupted copy?): copy or export it again"
     if not path.exists():
-        raise LabelsplatError("image file not found", path=path)
+        raise LabelsplatError("image file not found", path=path,
+                              hint="check the path (scene paths are relative to transforms.json)")
     if path.is_dir():
         raise LabelsplatError("expected an image file but found a directory", path=path)
     if path.stat().st_size == 0:
-        raise LabelsplatError("the image file is empty", path=path)
+        raise LabelsplatError("the image file is empty", path=path, hint=damaged)
     try:
         img = Image.open(path)
         img.load()
     except UnidentifiedImageError as exc:
-        raise LabelsplatError("not an image file (format not recognised)", path=path) from exc
+        raise LabelsplatError("not an image file (format not recognised)", path=path,
+                              hint="use PNG (labels, masks) or PNG/JPEG (images); " + damaged) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise LabelsplatError(f"cannot decode the image, it may be truncated ({exc})", path=path) from exc
+        raise LabelsplatError(f"cannot decode the image, it may be truncated ({exc})", path=path, hint=damaged) from exc
     return img
 
 
@@ -182,7 +285,8 @@ def read_label(path: str | Path, num_classes: int | None = None, *, shape: tuple
     elif img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.int64)
         if arr.max(initial=0) > 255 or arr.min(initial=0) < 0:
-            raise LabelsplatError("label ids above 255 in a 16-bit label image", path=path)
+            raise LabelsplatError("label ids above 255 in a 16-bit label image", path=path,
+                                  hint="labels are class ids 0..K-1 (255 = ignore): write them as uint8 PNGs")
         arr = arr.astype(np.uint8)
     else:
         raise LabelsplatError(
@@ -193,7 +297,8 @@ def read_label(path: str | Path, num_classes: int | None = None, *, shape: tuple
     arr = arr.copy()
     if shape is not None and tuple(arr.shape) != tuple(shape):
         raise LabelsplatError(
-            f"label size {arr.shape[1]}x{arr.shape[0]} differs from its image {shape[1]}x{shape[0]}", path=path
+            f"label size {arr.shape[1]}x{arr.shape[0]} differs from its image {shape[1]}x{shape[0]}", path=path,
+            hint="a label map must have its image's size: resize it (nearest-neighbour) or use the matching image",
         )
     if num_classes is not None:
         bad = (arr >= num_classes) & (arr != IGNORE_INDEX)

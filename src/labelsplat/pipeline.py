@@ -30,7 +30,7 @@ import numpy as np
 
 from . import SCHEMA_VERSION, __version__
 from .errors import LabelsplatError
-from .io import atomic_write_json, read_json, write_png
+from .io import atomic_write_json, clean_leftovers, ensure_dir, read_json, write_png
 from .scene import Camera, Scene, load_scene, yaw_pitch
 
 #: Novel views per preset (the fit preset of the same name sets the fit).
@@ -130,6 +130,7 @@ def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise LabelsplatError("the output path is a file, not a directory", path=out)
     if out.exists() and any(out.iterdir()):
         if resume:
+            clean_leftovers(out)  # temporaries of a killed run (never another live process's)
             return
         if not overwrite:
             raise LabelsplatError(
@@ -137,7 +138,7 @@ def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> None:
                 hint="pass --resume to continue it or --overwrite to start over",
             )
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
 
 
 def _stack(rendered: list[dict], key: str) -> np.ndarray:
@@ -315,8 +316,12 @@ def refine_scene(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    allow_outside: bool = False,
 ) -> SceneOutcome:
-    """Fit, sample, render, extract, post-process and export one scene into ``out/scenes/<name>``."""
+    """Fit, sample, render, extract, post-process and export one scene into ``out/scenes/<name>``.
+
+    ``allow_outside``: accept scene file paths that leave the scene directory (see ``load_scene``).
+    """
     import torch
 
     from .device import resolve_device
@@ -329,7 +334,7 @@ def refine_scene(
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    scene = load_scene(scene_dir)
+    scene = load_scene(scene_dir, allow_outside=allow_outside)
     if scene.head_frame is None:
         raise LabelsplatError(
             "the scene has no head_frame: novel viewpoints are defined around it", path=Path(scene.root) / "transforms.json",
@@ -462,11 +467,12 @@ def refine(
     progress: bool = True,
     log: Callable[[str], None] = print,
     title: str = "labelsplat refine",
+    allow_outside: bool = False,
 ) -> tuple[dict, list[SceneOutcome]]:
     """Refine every scene into one output tree (module docstring); returns (pooled metrics, outcomes)."""
     if not scenes:
         raise LabelsplatError("no scenes given")
-    names = [load_scene(s).name for s in scenes]
+    names = [load_scene(s, allow_outside=allow_outside).name for s in scenes]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise LabelsplatError(f"scene names must be unique within one run, repeated: {sorted(dup)}")
@@ -474,7 +480,8 @@ def refine(
     prepare_output(out, resume=resume, overwrite=overwrite)
     atomic_write_json(out / "refine.json", {"scenes": [str(Path(s).resolve()) for s in scenes], "config": cfg.to_dict(),
                                            "version": __version__, "schema_version": SCHEMA_VERSION})
-    outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log) for s in scenes]
+    outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log, allow_outside=allow_outside)
+                for s in scenes]
     pooled = finish_outputs(out, outcomes, cfg, title=title)
     return pooled, outcomes
 

@@ -30,12 +30,12 @@ def scene_dir(imported, tmp_path):
     return dst
 
 
-def _edit(scene_dir, fn):
+def _edit(scene_dir, fn, **load_kw):
     p = scene_dir / "transforms.json"
     data = json.loads(p.read_text())
     fn(data)
     p.write_text(json.dumps(data))
-    return load_scene(scene_dir)
+    return load_scene(scene_dir, **load_kw)
 
 
 def test_valid_scene_and_summary(scene_dir):
@@ -104,7 +104,9 @@ def test_duplicate_files(scene_dir):
 @pytest.mark.parametrize("bad", ["../elsewhere/0.png", "images/../../0.png", "/tmp/0.png"])
 def test_paths_escaping(scene_dir, bad):
     shutil.copy(scene_dir / "images" / "0.png", scene_dir.parent / "0.png")
-    scene = _edit(scene_dir, lambda d: d["frames"][0].__setitem__("file_path", bad))
+    with pytest.raises(LabelsplatError, match="points outside the scene directory"):  # load_scene refuses too
+        _edit(scene_dir, lambda d: d["frames"][0].__setitem__("file_path", bad))
+    scene = load_scene(scene_dir, allow_outside=True)
     with pytest.raises(LabelsplatError, match="points outside the scene directory") as exc:
         validate_scene(scene, check_files=False)
     assert "transforms.json" in str(exc.value)

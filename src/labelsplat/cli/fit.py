@@ -45,20 +45,30 @@ def fit_command(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted fit from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    allow_outside: bool = typer.Option(
+        False, "--allow-outside", help="Accept scene file paths that are absolute or leave the scene folder ('..')."),
 ) -> None:
     from ..device import resolve_device
+    from ..scene import load_scene
     from ..splat.config import make_config
     from ..splat.trainer import fit
 
     if resume and overwrite:
         raise LabelsplatError("--resume and --overwrite exclude each other")
+    scene_obj = load_scene(scene, allow_outside=allow_outside)
     dev = resolve_device(device)
     overrides = {"steps": steps, "seed": seed, "semantic_grad": semantic_grad, "semantic_target": semantic_target}
     if rgb_only:
         overrides["semantics"] = False
     cfg = make_config(preset or "tiny", **overrides)
     if out.exists() and not out.is_dir():
-        raise LabelsplatError("--out exists and is not a directory", path=out)
+        raise LabelsplatError("--out exists and is not a directory", path=out, hint="choose another --out")
+    for anc in out.parents:  # a file on the way: refuse before any work (the fit creates --out later)
+        if anc.exists():
+            if not anc.is_dir():
+                raise LabelsplatError("cannot create the run directory: this path is a file, not a directory",
+                                      path=anc, hint=f"choose another --out than {out}")
+            break
     if out.exists() and any(out.iterdir()) and not resume:
         if not overwrite:
             raise LabelsplatError("the run directory already exists", path=out,
@@ -80,7 +90,7 @@ def fit_command(
             cfg = None  # plain --resume: continue with the run's own configuration
         else:  # explicit options must match the run's (fit() names any difference)
             cfg = make_config(preset or stored.preset, **overrides)
-    result = fit(scene, out, cfg, device=dev, backend=None if backend == "auto" else backend, resume=resume,
+    result = fit(scene_obj, out, cfg, device=dev, backend=None if backend == "auto" else backend, resume=resume,
                  progress=not quiet)
     for note in result.notes:
         err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)

@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         crop_radius: Optional[float] = typer.Option(None, "--crop-radius", help="Scenes: crop half-extent in scene units (default 15 cm in the scene's units)."),
         lr_convention: Optional[str] = typer.Option(None, "--lr-convention", help="What the parser's 'left' means: subject | image (default: the scheme's). Used when converting to the scene's scheme."),
         device: str = device_option(),
+        allow_outside: bool = typer.Option(
+            False, "--allow-outside", help="Scenes: accept file paths that are absolute or leave the scene folder ('..')."),
     ) -> None:
         """Label images with a BiSeNet face parser.
 
@@ -76,7 +78,8 @@ def register(app: typer.Typer) -> None:
 
             if is_scene:
                 summary = parse_scene(parser, scene_dir, batch_size=batch_size, crop=crop, crop_radius=crop_radius,
-                                      lr_convention=lr_convention, progress=step)
+                                      lr_convention=lr_convention, progress=step,
+                                      allow_outside=allow_outside)
             else:
                 summary = parse_folder(parser, input, out, batch_size=batch_size, progress=step)
         if is_scene:

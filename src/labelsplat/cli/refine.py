@@ -92,6 +92,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Skip finished scenes, continue interrupted fits."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+        allow_outside: bool = typer.Option(
+            False, "--allow-outside", help="Accept scene file paths that are absolute or leave the scene folder ('..')."),
         cfg=None,
     ) -> None:
         """Fit each scene, render extreme novel views, extract clean labels, export one dataset.
@@ -108,7 +110,7 @@ def register(app: typer.Typer) -> None:
         from ..pipeline import refine
 
         pooled, outcomes = refine(scenes, out, cfg, resume=resume, overwrite=overwrite, progress=not quiet,
-                                  log=console.print)
+                                  log=console.print, allow_outside=allow_outside)
         _print_scores(pooled)
         n_acc = sum(o.n_accepted for o in outcomes)
         console.print(f"wrote {out}/dataset ({n_acc} views), {out}/metrics.json, {out}/report.html")

@@ -90,7 +90,7 @@ def info_cmd(
 
     from ..scene import load_scene, scene_summary, validate_scene
 
-    scene = load_scene(scene_dir)
+    scene = load_scene(scene_dir, allow_outside=allow_outside)
     warnings = validate_scene(scene, check_label_ids=not quick, allow_outside=allow_outside)
     s = scene_summary(scene, warnings)
     console = Console()

@@ -19,6 +19,7 @@ No weights are downloaded and nothing is moved to a GPU here.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,14 @@ def load_bisenet(
         raise LabelsplatError("weights file not found", path=path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated zip, non-tensor objects
+    except pickle.UnpicklingError as exc:  # weights_only refused a Python object: never fall back
+        raise LabelsplatError(
+            "cannot load the weights: the file holds Python objects besides tensors, which are refused "
+            "(loading them could run code)",
+            path=path,
+            hint="expected a plain PyTorch state dict (e.g. 79999_iter.pth); re-save it as one with a trusted tool",
+        ) from exc
+    except Exception as exc:  # truncated zip, non-tensor objects
         raise LabelsplatError(
             f"cannot load the weights ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
             path=path,

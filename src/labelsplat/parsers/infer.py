@@ -172,7 +172,7 @@ class ParseSummary:
 
 
 def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_size: int = 4,
-                 progress=None) -> ParseSummary:
+                 progress=None, allow_outside: bool = False) -> ParseSummary:
     """Label every image in ``folder``: ``out/<stem>.png`` (uint8 ids, parser's scheme, input
     resolution) and ``out/overlays/<stem>.jpg``. The full image is parsed (no face crop)."""
     from ..io import list_images, read_rgb, write_jpg, write_png
@@ -218,7 +218,7 @@ def parse_scene(parser: Parser, scene_dir: str | Path, *, batch_size: int = 4, c
     from ..schemes import convert_labels, get_scheme, lr_swap_needed
     from .preprocess import DEFAULT_CROP_RADIUS_CM, face_crop_box, scene_units_per_cm
 
-    scene = load_scene(scene_dir)
+    scene = load_scene(scene_dir, allow_outside=allow_outside)
     src, dst = get_scheme(parser.info.label_scheme), get_scheme(scene.label_scheme)
     swap = lr_swap_needed(src, dst, src_lr=lr_convention)
     convert = src.name != dst.name or swap

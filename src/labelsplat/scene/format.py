@@ -9,6 +9,7 @@ Paths are relative to the scene directory.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,12 +119,43 @@ def _number(container: dict, key: str, where: str, path: Path, *, positive: bool
     return float(value)
 
 
-def load_scene(path: str | Path) -> Scene:
-    """Read a scene directory (or its ``transforms.json``), validating structure and values."""
+def path_escapes(relative: str) -> bool:
+    """True when a scene path is absolute or leaves the scene directory (``..``)."""
+    if os.path.isabs(relative) or Path(relative).is_absolute():
+        return True
+    norm = os.path.normpath(relative)
+    return norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../")
+
+
+_SCENE_FIX = ("correct this entry of transforms.json (format: DESIGN.md 'Scene directory', docs/errors.md), "
+              "or re-create the scene with `labelsplat scene import` / `labelsplat synth`")
+
+
+def load_scene(path: str | Path, *, allow_outside: bool = False) -> Scene:
+    """Read a scene directory (or its ``transforms.json``), validating structure and values.
+
+    File paths in ``transforms.json`` (``file_path``, ``label_path``, ``gt_label_path``,
+    ``mask_path``, ``ply_file_path``) must stay inside the scene directory: an absolute path or
+    one leaving it through ``..`` is refused (a scene from elsewhere must not make a command
+    read, or later overwrite, arbitrary files) unless ``allow_outside`` (CLI ``--allow-outside``).
+    The check is lexical; symbolic links inside the scene are followed.
+    Every problem raises :class:`LabelsplatError` naming ``transforms.json`` (with a fix).
+    """
+    try:
+        return _load_scene(path, allow_outside=allow_outside)
+    except LabelsplatError as exc:
+        if exc.hint is None and exc.path is not None and Path(exc.path).name == TRANSFORMS:
+            exc.hint = _SCENE_FIX
+            exc.args = (str(exc),)
+        raise
+
+
+def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
     path = Path(path)
     json_path = path / TRANSFORMS if path.is_dir() else path
     if not path.exists():
-        raise LabelsplatError("scene not found", path=path)
+        raise LabelsplatError("scene not found", path=path,
+                              hint="give a scene directory holding transforms.json (or the transforms.json itself)")
     data = read_json(json_path)
     if not isinstance(data, dict):
         raise LabelsplatError("transforms.json must hold a JSON object", path=json_path)
@@ -188,6 +220,18 @@ def load_scene(path: str | Path) -> Scene:
     ply = data.get("ply_file_path")
     if ply is not None and not isinstance(ply, str):
         raise LabelsplatError("'ply_file_path' must be a string path", path=json_path)
+    if not allow_outside:
+        checked = [(f.name, k, getattr(f, k)) for f in frames for k in ("file_path", "label_path", "gt_label_path", "mask_path")]
+        checked.append(("(scene)", "ply_file_path", ply))
+        for name, key, rel in checked:
+            if rel and path_escapes(rel):
+                raise LabelsplatError(
+                    f"frame '{name}': {key} {rel!r} points outside the scene directory" if name != "(scene)"
+                    else f"{key} {rel!r} points outside the scene directory",
+                    path=json_path,
+                    hint="keep files inside the scene (paths relative to transforms.json, no '..' or absolute paths), "
+                         "or pass --allow-outside if you trust this scene",
+                )
     extra = {k: v for k, v in data.items() if k not in {"frames", "label_scheme", "head_frame", "ply_file_path", "schema_version", *_INTRINSIC_KEYS}}
     return Scene(
         root=json_path.parent,

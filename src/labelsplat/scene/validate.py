@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import LabelsplatError
 from ..io import read_label
-from .format import TRANSFORMS, Scene
+from .format import TRANSFORMS, Scene, path_escapes
 
 _PATH_KEYS = ("file_path", "label_path", "gt_label_path", "mask_path")
 
@@ -45,29 +45,25 @@ def scheme_num_classes(scheme: Any, *, source: str | Path | None = None) -> int:
         raise LabelsplatError(f"unknown label scheme {scheme!r}", path=source) from exc
 
 
-def path_escapes(relative: str) -> bool:
-    """True when a scene path is absolute or leaves the scene directory (``..``)."""
-    if os.path.isabs(relative) or Path(relative).is_absolute():
-        return True
-    norm = os.path.normpath(relative)
-    return norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../")
-
-
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header, without decoding the pixels."""
     from PIL import Image, UnidentifiedImageError
 
+    damaged = "the file is damaged or incomplete (an interrupted copy?): copy or export it again"
     if not path.exists():
-        raise LabelsplatError("file not found", path=path)
+        raise LabelsplatError("file not found", path=path, hint="check the path (scene paths are relative to transforms.json)")
     if path.is_dir():
         raise LabelsplatError("expected an image file but found a directory", path=path)
+    if path.stat().st_size == 0:
+        raise LabelsplatError("the image file is empty", path=path, hint=damaged)
     try:
         with Image.open(path) as img:
             return int(img.size[0]), int(img.size[1])
     except UnidentifiedImageError as exc:
-        raise LabelsplatError("not an image file (format not recognised)", path=path) from exc
+        raise LabelsplatError("not an image file (format not recognised)", path=path,
+                              hint="use PNG (labels, masks) or PNG/JPEG (images); " + damaged) from exc
     except OSError as exc:
-        raise LabelsplatError(f"cannot read the image ({exc})", path=path) from exc
+        raise LabelsplatError(f"cannot read the image ({exc})", path=path, hint=damaged) from exc
 
 
 def validate_scene(
@@ -105,7 +101,8 @@ def validate_scene(
         dup_paths = sorted(p for p, c in used.items() if c > 1)
         if dup_paths:
             raise LabelsplatError(
-                f"duplicate frames: {key} {dup_paths[:3]} is used by more than one frame", path=json_path
+                f"duplicate frames: {key} {dup_paths[:3]} is used by more than one frame", path=json_path,
+                hint="each frame needs its own files: remove the repeated frame or fix its path",
             )
     checked: list[tuple[str, str, str]] = [(f.name, k, getattr(f, k)) for f in scene.frames for k in _PATH_KEYS if getattr(f, k)]
     if scene.ply_file_path:
@@ -171,13 +168,15 @@ def validate_scene(
                     w, h = image_size(p)
                     if (h, w) != shape:
                         raise LabelsplatError(
-                            f"label size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p
+                            f"label size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p,
+                            hint="a label map must have its image's size: resize it (nearest-neighbour)",
                         )
         if f.mask_path:
             p = scene.path(f.mask_path)
             w, h = image_size(p)
             if (h, w) != shape:
-                raise LabelsplatError(f"mask size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p)
+                raise LabelsplatError(f"mask size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p,
+                                      hint="a mask must have its image's size: resize it (nearest-neighbour)")
     if scene.ply_file_path:
         p = scene.path(scene.ply_file_path)
         if not p.is_file():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io as _io
 import json
 import math
+import pickle
 import platform
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,8 @@ import torch
 
 from .. import SCHEMA_VERSION, __version__
 from ..errors import LabelsplatError
-from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_label, read_rgb, write_png
+from ..io import (atomic_write_bytes, atomic_write_json, atomic_write_text, clean_leftovers, ensure_dir, read_label,
+                  read_rgb, write_png)
 from ..scene import Camera, Scene, load_scene
 from .config import FitConfig
 from .init import InitPoints, foreground_mask, hull_points, read_point_cloud, sample_views
@@ -308,14 +310,23 @@ def load_checkpoint(path: str | Path, device="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise LabelsplatError("checkpoint not found", path=path)
+    fix = ("use a checkpoint written by `labelsplat fit` (or resume from an earlier RUN/ckpt/step_*.pt), "
+           "or start the run again with --overwrite")
     try:
         ck = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused a Python object: never fall back
+        raise LabelsplatError("cannot read the checkpoint: it holds Python objects besides tensors, which are "
+                              "refused (loading them could run code)", path=path, hint=fix) from exc
     except Exception as exc:  # corrupt / foreign files raise many types
-        raise LabelsplatError(f"cannot read the checkpoint ({type(exc).__name__}: {exc})", path=path) from exc
+        first = (str(exc).splitlines() or [""])[0].split(". ")[0][:160]
+        raise LabelsplatError(f"cannot read the checkpoint ({type(exc).__name__}: {first}): truncated or not a "
+                              "PyTorch file", path=path, hint=fix) from exc
     if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
-        raise LabelsplatError("not a labelsplat fit checkpoint", path=path)
+        raise LabelsplatError("not a labelsplat fit checkpoint", path=path, hint=fix)
     if ck.get("version") != CKPT_VERSION:
-        raise LabelsplatError(f"checkpoint version {ck.get('version')} is not supported (expected {CKPT_VERSION})", path=path)
+        raise LabelsplatError(f"checkpoint version {ck.get('version')} is not supported (expected {CKPT_VERSION})",
+                              path=path, hint="it was written by another labelsplat version: resume it with that "
+                              "version, or start the run again with --overwrite")
     return ck
 
 
@@ -510,6 +521,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     out_dir = Path(out_dir)
     device = torch.device(device) if not isinstance(device, torch.device) else device
     backend = resolve_backend(backend, device)
+    clean_leftovers(out_dir)  # temporaries of a killed run (never another live process's)
 
     ckpt = None
     if resume:
@@ -593,7 +605,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         "config": cfg.to_dict(), "seed": cfg.seed, "normalization": norm.to_dict(), "backend": backend,
         "device": str(device), "init_source": init_source, "frame_names": views.names, "versions": _versions(),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     log_path = out_dir / "train_log.jsonl"
     if ckpt is not None and log_path.exists():  # drop lines written after the checkpoint
         kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) < start_step]
