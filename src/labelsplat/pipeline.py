@@ -58,6 +58,7 @@ class RefineConfig:
     alpha_threshold: float = 0.5
     val_fraction: float = 0.2
     render_batch: int = 4
+    label_chunk: int = 32  # views rendered + extracted + post-processed together
     # confidence-based 255 marking and view rejection: off by default, measured to cost more
     # correct pixels than wrong ones (docs/quality.md); unseen regions are still marked
     min_confidence: float | None = None
@@ -176,46 +177,92 @@ def label_novel_views(
     *,
     yaws: np.ndarray,
     timings: dict[str, float],
+    keep_logits: bool | None = None,
 ) -> tuple[list[dict], np.ndarray, Any]:
     """Render ``cameras`` from a fitted run, extract and post-process labels (no file I/O).
 
-    Returns (renders, labels (B, H, W) uint8, post-processing report).
+    Works in chunks of ``cfg.label_chunk`` views: each chunk is rendered, its labels extracted
+    on the model's device (the GPU when there is one) and post-processed before the next, so
+    memory stays bounded by the chunk (500 views of 512x512x19 float logits would be 10 GB).
+    Returns (renders, labels (B, H, W) uint8, post-processing report). Each render dict holds
+    numpy ``rgb``, ``alpha``, ``depth``, ``confidence`` and ``raw_labels`` (the argmax before
+    post-processing); ``logits`` / ``seg_rgb`` are kept only when ``keep_logits`` (default: when
+    all of them take less than 1 GB).
     """
+    import torch
+
     from .extract import PostprocessConfig, extract_argmax, extract_palette, postprocess
-    from .splat.render_views import render_cameras
+    from .splat.render_views import render_batches
 
-    t = time.perf_counter()
-    rendered = render_cameras(run, cameras, batch_size=cfg.render_batch, min_views=cfg.min_views_seen)
-    timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t
+    yaws = np.asarray(yaws)
+    if keep_logits is None:
+        k = max(1, run.num_classes)
+        keep_logits = sum(c.width * c.height for c in cameras) * k * 4 < 1 << 30
+    rendered: list[dict] = []
+    labels_all: list[np.ndarray] = []
+    reports = []
+    chunk = max(1, int(cfg.label_chunk))
+    for c0 in range(0, len(cameras), chunk):
+        cams = cameras[c0:c0 + chunk]
+        t = time.perf_counter()
+        batches = list(render_batches(run, cams, batch_size=cfg.render_batch, min_views=cfg.min_views_seen))
+        cat = {key: torch.cat([bt[key] for bt in batches]) for key in batches[0] if key != "start"}
+        timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t
 
-    t = time.perf_counter()
-    alpha = _stack(rendered, "alpha")
-    if cfg.extract == "palette":
-        if "seg_rgb" not in rendered[0]:
-            raise LabelsplatError("--extract palette needs a run fitted with semantic_target=palette",
-                                  hint="refit with --extract palette (refine) or --semantic-target palette (fit)")
-        ext = extract_palette(_stack(rendered, "seg_rgb"), scene.label_scheme, cfg.palette_method, alpha=alpha,
-                              alpha_threshold=cfg.alpha_threshold, seed=cfg.seed)
-    else:
-        if "logits" not in rendered[0]:
-            raise LabelsplatError("the run was fitted in palette mode: use --extract palette")
-        ext = extract_argmax(_stack(rendered, "logits"), alpha, alpha_threshold=cfg.alpha_threshold)
-    timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        alpha = cat["alpha"]
+        if cfg.extract == "palette":
+            if "seg_rgb" not in cat:
+                raise LabelsplatError("--extract palette needs a run fitted with semantic_target=palette",
+                                      hint="refit with --extract palette (refine) or --semantic-target palette (fit)")
+            ext = extract_palette(cat["seg_rgb"], scene.label_scheme, cfg.palette_method, alpha=alpha,
+                                  alpha_threshold=cfg.alpha_threshold, seed=cfg.seed)
+        else:
+            if "logits" not in cat:
+                raise LabelsplatError("the run was fitted in palette mode: use --extract palette")
+            ext = extract_argmax(cat["logits"], alpha, alpha_threshold=cfg.alpha_threshold)
+        low_vis = ((cat["low_view_fraction"] > cfg.low_view_threshold) & (alpha >= cfg.alpha_threshold)).cpu().numpy()
+        host = {key: cat[key].cpu().numpy() for key in ("rgb", "alpha", "depth")}
+        sem_key = "seg_rgb" if "seg_rgb" in cat else "logits"
+        sem = cat[sem_key].cpu().numpy() if keep_logits else None
+        del cat, batches
+        timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - t
 
-    t = time.perf_counter()
-    low_vis = _stack(rendered, "low_view_fraction") > cfg.low_view_threshold
-    low_vis &= alpha >= cfg.alpha_threshold  # background stays background
-    h, w = ext.labels.shape[1:]
-    pp_cfg = PostprocessConfig(min_confidence=cfg.min_confidence, min_view_confidence=cfg.min_view_confidence,
-                               min_area=max(1, round(cfg.min_area_fraction * h * w)))
-    labels, report = postprocess(
-        ext.labels, ext.confidence, config=pp_cfg, scheme=scene.label_scheme, yaw=np.asarray(yaws),
-        low_visibility_mask=low_vis, cameras=cameras, head=scene.head_frame, depth=_stack(rendered, "depth"),
-    )
-    timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - t
-    for r, conf in zip(rendered, ext.confidence):
-        r["confidence"] = conf
-    return rendered, labels, report
+        t = time.perf_counter()
+        h, w = ext.labels.shape[1:]
+        pp_cfg = PostprocessConfig(min_confidence=cfg.min_confidence, min_view_confidence=cfg.min_view_confidence,
+                                   min_area=max(1, round(cfg.min_area_fraction * h * w)))
+        labels, report = postprocess(
+            ext.labels, ext.confidence, config=pp_cfg, scheme=scene.label_scheme, yaw=yaws[c0:c0 + chunk],
+            low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame, depth=host["depth"],
+        )
+        timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - t
+        for b in range(len(cams)):
+            d = {key: host[key][b] for key in host}
+            d["confidence"] = ext.confidence[b]
+            d["raw_labels"] = ext.labels[b]
+            if sem is not None:
+                d[sem_key] = sem[b]
+            rendered.append(d)
+        labels_all.append(labels)
+        reports.append((c0, report))
+    return rendered, np.concatenate(labels_all), _merge_reports(reports)
+
+
+def _merge_reports(reports: list) -> Any:
+    """One PostprocessReport from the reports of consecutive chunks (view indices made global)."""
+    import dataclasses
+
+    if len(reports) == 1:
+        return reports[0][1]
+    views = []
+    for c0, rep in reports:
+        for v in rep.views:
+            views.append(dataclasses.replace(v, index=v.index + c0))
+    first = reports[0][1]
+    missing = sorted({m for _, rep in reports for m in rep.missing_single_instance})
+    return dataclasses.replace(first, views=views, seconds=sum(rep.seconds for _, rep in reports),
+                               missing_single_instance=missing)
 
 
 def _score_synthetic(scene: Scene, cameras: list[Camera], yaws, refined: np.ndarray, accepted: np.ndarray):

@@ -87,7 +87,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedR
 
 
 @torch.no_grad()
-def render_cameras(
+def render_batches(
     run: FittedRun,
     cameras: list[Camera],
     *,
@@ -96,12 +96,14 @@ def render_cameras(
     resolution_scale: float = 1.0,
     min_views: int = 2,
     bg_logit: float | None = None,
-) -> list[dict[str, np.ndarray]]:
-    """Render ``cameras`` (scene frame) and return one dict per camera (see the module docstring).
+):
+    """Render ``cameras`` and yield, per batch of same-size cameras, a dict of tensors on the
+    model's device (no host copies): ``rgb`` (B,H,W,3) clamped, ``logits`` (B,H,W,K) or
+    ``seg_rgb`` (B,H,W,3) (palette runs), ``depth`` (scene units, 0 where alpha ~ 0), ``alpha``,
+    ``views_seen``, ``low_view_fraction`` (B,H,W), and ``start`` (index of the batch's first camera).
 
-    Consecutive cameras of the same size are rendered ``batch_size`` at a time; the backend
-    follows the model's device (``gsplat`` on CUDA, ``cpu`` otherwise) unless given.
-    ``resolution_scale`` renders every camera at that multiple of its size.
+    This is what :func:`render_cameras` converts to numpy; callers that keep work on the GPU
+    (extraction of many views) consume it directly.
     """
     if not isinstance(run, FittedRun):
         raise TypeError(f"render_cameras expects a FittedRun (from load_run), got {type(run).__name__}")
@@ -123,7 +125,6 @@ def render_cameras(
         if resolution_scale != 1.0:
             c = c.scaled(resolution_scale)
         cams_n.append(run.norm.camera_to_norm(c))
-    results: list[dict[str, np.ndarray]] = []
     i = 0
     while i < len(cams_n):
         size = (cams_n[i].width, cams_n[i].height)
@@ -133,37 +134,64 @@ def render_cameras(
         out = render_model(model, cams_n[i:j], backend=backend, bg_logit=bg_logit, extra=extra)
         alpha = out["alpha"]
         safe = alpha.clamp_min(1e-6)
-        views_seen = out["extra"][..., 0] / safe
         low = (out["extra"][..., 1] / safe).clamp(0, 1)
-        low = torch.where(alpha > 1e-3, low, torch.ones_like(low))
-        depth = torch.where(alpha > 1e-3, out["depth"] * run.norm.scale, torch.zeros_like(alpha))
-        K = model.num_classes
-        ex = None
+        batch = {
+            "start": i,
+            "rgb": out["rgb"].clamp(0, 1).float(),
+            "depth": torch.where(alpha > 1e-3, out["depth"] * run.norm.scale, torch.zeros_like(alpha)).float(),
+            "alpha": alpha.float(),
+            "views_seen": (out["extra"][..., 0] / safe).float(),
+            "low_view_fraction": torch.where(alpha > 1e-3, low, torch.ones_like(low)).float(),
+        }
         if "seg_rgb" in out:
+            batch["seg_rgb"] = out["seg_rgb"].clamp(0, 1).float()
+        else:
+            batch["logits"] = out["logits"].float()
+        yield batch
+        i = j
+
+
+@torch.no_grad()
+def render_cameras(
+    run: FittedRun,
+    cameras: list[Camera],
+    *,
+    batch_size: int = 4,
+    backend: str | None = None,
+    resolution_scale: float = 1.0,
+    min_views: int = 2,
+    bg_logit: float | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Render ``cameras`` (scene frame) and return one dict per camera (see the module docstring).
+
+    Consecutive cameras of the same size are rendered ``batch_size`` at a time; the backend
+    follows the model's device (``gsplat`` on CUDA, ``cpu`` otherwise) unless given.
+    ``resolution_scale`` renders every camera at that multiple of its size.
+    """
+    K = run.model.num_classes if isinstance(run, FittedRun) else 0
+    results: list[dict[str, np.ndarray]] = []
+    for batch in render_batches(run, cameras, batch_size=batch_size, backend=backend,
+                                resolution_scale=resolution_scale, min_views=min_views, bg_logit=bg_logit):
+        ex = None
+        if "seg_rgb" in batch:
             from ..extract import extract_palette
 
-            seg = out["seg_rgb"].clamp(0, 1).float()
-            ex = extract_palette(seg, run.label_scheme, "nearest")
-        for b in range(j - i):
-            d = {"rgb": out["rgb"][b].clamp(0, 1).float().cpu().numpy()}
+            ex = extract_palette(batch["seg_rgb"], run.label_scheme, "nearest")
+        for b in range(batch["rgb"].shape[0]):
+            d = {"rgb": batch["rgb"][b].cpu().numpy()}
             if ex is not None:
-                d["seg_rgb"] = seg[b].cpu().numpy()
+                d["seg_rgb"] = batch["seg_rgb"][b].cpu().numpy()
             else:
-                d["logits"] = out["logits"][b].float().cpu().numpy()
-            d.update({
-                "depth": depth[b].float().cpu().numpy(),
-                "alpha": alpha[b].float().cpu().numpy(),
-                "views_seen": views_seen[b].float().cpu().numpy(),
-                "low_view_fraction": low[b].float().cpu().numpy(),
-            })
+                d["logits"] = batch["logits"][b].cpu().numpy()
+            for key in ("depth", "alpha", "views_seen", "low_view_fraction"):
+                d[key] = batch[key][b].cpu().numpy()
             if ex is not None:
                 d["labels"] = ex.labels[b]
                 d["confidence"] = ex.confidence[b]
             elif K > 0:
-                prob = torch.softmax(out["logits"][b], dim=-1)
+                prob = torch.softmax(batch["logits"][b], dim=-1)
                 conf, lab = prob.max(dim=-1)
                 d["labels"] = lab.to(torch.uint8).cpu().numpy()
                 d["confidence"] = conf.float().cpu().numpy()
             results.append(d)
-        i = j
     return results
