@@ -17,7 +17,8 @@ dataset_app = typer.Typer(
 
 
 def _run_training(*, data, mix, out, init, scheme, input_size, crop_size, iters, batch_size, lr, warmup, seed,
-                  device, ckpt_every, log_every, no_augment, resume, overwrite, amp, workers) -> None:
+                  device, ckpt_every, log_every, no_augment, resume, overwrite, amp, workers, accumulate=1,
+                  sync_bn=False) -> None:
     from rich.console import Console
 
     from ..train.data import parse_mix
@@ -29,13 +30,17 @@ def _run_training(*, data, mix, out, init, scheme, input_size, crop_size, iters,
         data=[str(d) for d in data], out=str(out), mix=[(str(d), r) for d, r in mixes], init=None if init is None else str(init),
         scheme=scheme, input_size=input_size, crop_size=crop_size, iters=iters, batch_size=batch_size, lr=lr,
         warmup_iters=warmup, seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every,
-        augment=not no_augment, amp=amp, workers=workers,
+        augment=not no_augment, amp=amp, workers=workers, accumulate=accumulate, sync_bn=sync_bn,
     )
     res = train(cfg, resume=resume, overwrite=overwrite, progress=True)
+    if res.rank != 0:  # under torchrun only rank 0 reports (and writes files)
+        return
     paths = artifact_paths(out)
+    procs = f" x {res.world_size} processes" if res.world_size > 1 else ""
+    acc = f" x {accumulate} accumulated" if accumulate > 1 else ""
     console.print(
         f"{'resumed at step ' + str(res.start_step) + ', ' if res.start_step else ''}trained {res.steps - res.start_step} "
-        f"steps in {res.seconds:.1f} s; loss {res.first_loss if res.first_loss is None else round(res.first_loss, 4)} -> "
+        f"steps (batch {batch_size}{procs}{acc}) in {res.seconds:.1f} s; loss {res.first_loss if res.first_loss is None else round(res.first_loss, 4)} -> "
         f"{res.last_loss if res.last_loss is None else round(res.last_loss, 4)}\n"
         f"weights: {paths['weights']} (plain state dict, face-parsing.PyTorch names)\n"
         f"metadata: {paths['meta']}; resume state: {paths['state']}; log: {paths['log']}"
@@ -58,7 +63,7 @@ def register(app: typer.Typer) -> None:
         input_size: int = typer.Option(512, "--input-size", help="Network input side (images resized to it)."),
         crop_size: Optional[int] = typer.Option(None, "--crop-size", help="Training crop side (default input x 448/512)."),
         iters: int = typer.Option(80000, "--iters", help="Optimiser steps (original recipe: 80000)."),
-        batch_size: int = typer.Option(16, "--batch-size", help="Images per step (>= 2)."),
+        batch_size: int = typer.Option(16, "--batch-size", help="Images per micro-batch, per process (>= 2); global batch = this x processes x --accumulate."),
         lr: float = typer.Option(1e-2, "--lr", help="Peak learning rate (heads get 10x)."),
         warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up steps (default iters/80)."),
         scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme of the model."),
@@ -68,6 +73,8 @@ def register(app: typer.Typer) -> None:
         no_augment: bool = typer.Option(False, "--no-augment", help="Disable scale/crop/jitter/flip augmentation."),
         amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (ignored on CPU)."),
         workers: Optional[int] = typer.Option(None, "--workers", help="Threads preparing batches ahead (default 0 on CPU, 4 on CUDA)."),
+        accumulate: int = typer.Option(1, "--accumulate", help="Micro-batches of --batch-size per step per process (gradients averaged); --accumulate N on one device reproduces N torchrun processes."),
+        sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across torchrun processes (CUDA only)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from CKPT.state.pt."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CKPT."),
         seed: int = seed_option(),
@@ -80,7 +87,7 @@ def register(app: typer.Typer) -> None:
         _run_training(data=data, mix=mix, out=out, init=None, scheme=scheme, input_size=input_size, crop_size=crop_size,
                       iters=iters, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device,
                       ckpt_every=ckpt_every, log_every=log_every, no_augment=no_augment, resume=resume,
-                      overwrite=overwrite, amp=amp, workers=workers)
+                      overwrite=overwrite, amp=amp, workers=workers, accumulate=accumulate, sync_bn=sync_bn)
 
     @app.command("finetune", epilog=(
         "Examples:\n\n"
@@ -94,7 +101,7 @@ def register(app: typer.Typer) -> None:
         input_size: Optional[int] = typer.Option(None, "--input-size", help="Network input side (default: --init's sidecar, else 512)."),
         crop_size: Optional[int] = typer.Option(None, "--crop-size", help="Training crop side (default input x 448/512)."),
         iters: int = typer.Option(4000, "--iters", help="Optimiser steps."),
-        batch_size: int = typer.Option(16, "--batch-size", help="Images per step (>= 2)."),
+        batch_size: int = typer.Option(16, "--batch-size", help="Images per micro-batch, per process (>= 2); global batch = this x processes x --accumulate."),
         lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (heads get 10x); lower than training from scratch."),
         warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up steps (default iters/80)."),
         scheme: Optional[str] = typer.Option(None, "--scheme", help="Label scheme of the model (default: --init's sidecar, else celebamask19-zll)."),
@@ -103,6 +110,8 @@ def register(app: typer.Typer) -> None:
         no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
         amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (ignored on CPU)."),
         workers: Optional[int] = typer.Option(None, "--workers", help="Threads preparing batches ahead (default 0 on CPU, 4 on CUDA)."),
+        accumulate: int = typer.Option(1, "--accumulate", help="Micro-batches of --batch-size per step per process (gradients averaged); --accumulate N on one device reproduces N torchrun processes."),
+        sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across torchrun processes (CUDA only)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from CKPT.state.pt."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CKPT."),
         seed: int = seed_option(),
@@ -119,7 +128,7 @@ def register(app: typer.Typer) -> None:
                       input_size=input_size or int(meta.get("input_size", 512)), crop_size=crop_size,
                       iters=iters, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device,
                       ckpt_every=ckpt_every, log_every=log_every, no_augment=no_augment, resume=resume,
-                      overwrite=overwrite, amp=amp, workers=workers)
+                      overwrite=overwrite, amp=amp, workers=workers, accumulate=accumulate, sync_bn=sync_bn)
 
     @app.command("export-onnx", epilog=(
         "Examples:\n\n  labelsplat export-onnx 79999_iter.pth --out bisenet.onnx\n\n"

@@ -63,6 +63,8 @@ class TrainConfig:
     log_every: int = 20
     ckpt_every: int = 1000
     workers: int | None = None  # batch-preparing threads; default 0 on CPU, 4 on CUDA
+    accumulate: int = 1  # micro-batches (of batch_size) per optimiser step per process, gradients averaged
+    sync_bn: bool = False  # SyncBatchNorm across torchrun processes (CUDA only)
 
     def resolved(self) -> "TrainConfig":
         c = TrainConfig(**asdict(self))
@@ -85,6 +87,8 @@ class TrainConfig:
             raise LabelsplatError(f"--input-size must be a multiple of 32 (>= 32), got {self.input_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise LabelsplatError(f"--lr must be positive, got {self.lr}")
+        if self.accumulate < 1:
+            raise LabelsplatError(f"--accumulate must be >= 1, got {self.accumulate}")
         if self.workers is not None and self.workers < 0:
             raise LabelsplatError(f"--workers must be >= 0, got {self.workers}")
         if self.warmup_iters is not None and not 0 <= self.warmup_iters < self.iters:
@@ -110,6 +114,8 @@ class TrainResult:
     last_loss: float | None
     seconds: float
     losses: list[float]
+    rank: int = 0  # this process's rank under torchrun (0 for a single process)
+    world_size: int = 1
 
 
 def _save_torch(path: Path, obj) -> None:
@@ -148,74 +154,132 @@ def train(
 ) -> TrainResult:
     """Train (``init=None``) or fine-tune (``init`` = weights) a BiSeNet; see the module doc.
 
-    ``on_step(step, loss)`` is called after every optimiser step (``step`` counts completed
-    steps); an exception it raises interrupts training after the resume state is saved.
+    Under ``torchrun`` (``WORLD_SIZE > 1`` in the environment) every process calls this; they
+    train one DistributedDataParallel model, each on its own micro-batches
+    (:mod:`.distributed`), and only rank 0 writes files or shows progress.
+
+    ``on_step(step, loss)`` is called (in every process) after every optimiser step (``step``
+    counts completed steps; ``loss`` is the mean over all micro-batches of the step); an
+    exception it raises interrupts training after the resume state is saved.
     """
+    from .distributed import setup
+
+    cfg = config.resolved()
+    cfg.validate()
+    ctx = setup(cfg.device)
+    ok = False
+    try:
+        res = _train(cfg, ctx, resume=resume, overwrite=overwrite, progress=progress, on_step=on_step)
+        ok = True
+        return res
+    finally:
+        ctx.close(success=ok)
+
+
+def _load_resume_state(cfg: TrainConfig, paths: dict[str, Path], n_micro: int) -> dict:
     import torch
 
-    from ..device import resolve_device
+    if not paths["state"].is_file():
+        raise LabelsplatError("--resume: no resume state next to the output", path=paths["state"],
+                              hint="run without --resume to start training")
+    try:
+        state = torch.load(paths["state"], map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LabelsplatError(f"cannot read the resume state ({type(exc).__name__})", path=paths["state"]) from exc
+    saved = state.get("config", {})
+    for key in ("data", "mix", "scheme", "input_size", "crop_size", "batch_size", "seed", "init"):
+        a, b = saved.get(key), _config_dict(cfg).get(key)
+        if json.dumps(a) != json.dumps(b):
+            raise LabelsplatError(
+                f"--resume: '{key}' differs from the interrupted run ({a!r} vs now {b!r})",
+                path=paths["state"], hint="resume with the same settings, or start again with --overwrite",
+            )
+    saved_ws, saved_acc = int(state.get("world_size", 1)), int(saved.get("accumulate", 1))
+    if saved_ws * saved_acc != n_micro:
+        raise LabelsplatError(
+            f"--resume: the interrupted run took {saved_ws * saved_acc} micro-batches per step "
+            f"({saved_ws} process(es) x --accumulate {saved_acc}), now {n_micro}",
+            path=paths["state"],
+            hint=f"resume with processes x --accumulate = {saved_ws * saved_acc} (e.g. --accumulate "
+                 f"{saved_ws * saved_acc} on one device)",
+        )
+    return state
+
+
+def _train(cfg: TrainConfig, ctx, *, resume: bool, overwrite: bool, progress: bool,
+           on_step: Callable[[int, float], None] | None) -> TrainResult:
+    import contextlib
+
+    import torch
+
     from ..parsers.bisenet import bisenet_from_state_dict, extract_state_dict, load_bisenet
     from ..parsers.registry import create_model, get_model_info
     from ..schemes import get_scheme
     from .data import TrainData
+    from .distributed import frozen_buffers, micro_batch_index
     from .loss import ohem_ce_loss
     from .optim import WarmupPoly, make_optimizer, set_lr
 
-    cfg = config.resolved()
-    cfg.validate()
     paths = artifact_paths(cfg.out)
     scheme = get_scheme(cfg.scheme)
     info = get_model_info("bisenet")
-    device = resolve_device(cfg.device)
+    device = ctx.device
     use_amp = bool(cfg.amp and device.type == "cuda")
+    n_acc = cfg.accumulate
+    n_micro = ctx.world_size * n_acc  # micro-batches per optimiser step, all processes together
+    main = ctx.is_main
 
+    # Setup: every process checks and loads the same files; nothing is written before all agree.
+    error: BaseException | None = None
     state = None
-    if resume:
-        if not paths["state"].is_file():
-            raise LabelsplatError("--resume: no resume state next to the output", path=paths["state"],
-                                  hint="run without --resume to start training")
-        try:
-            state = torch.load(paths["state"], map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise LabelsplatError(f"cannot read the resume state ({type(exc).__name__})", path=paths["state"]) from exc
-        saved = state.get("config", {})
-        for key in ("data", "mix", "scheme", "input_size", "crop_size", "batch_size", "seed", "init"):
-            a, b = saved.get(key), _config_dict(cfg).get(key)
-            if json.dumps(a) != json.dumps(b):
-                raise LabelsplatError(
-                    f"--resume: '{key}' differs from the interrupted run ({a!r} vs now {b!r})",
-                    path=paths["state"], hint="resume with the same settings, or start again with --overwrite",
-                )
-    elif not overwrite:
-        for key in ("weights", "state"):
-            if paths[key].exists():
-                raise LabelsplatError("the output already exists", path=paths[key],
-                                      hint="pass --resume to continue it, --overwrite to start again, or another --out")
-
-    data = TrainData(cfg.data, cfg.mix, scheme=cfg.scheme, input_size=cfg.input_size, crop_size=cfg.crop_size,
-                     mean=info.mean, std=info.std, split=cfg.split)
-    torch.manual_seed(cfg.seed)
-    if state is not None:
-        model = bisenet_from_state_dict(extract_state_dict(state["model"], paths["state"]), n_classes=scheme.num_classes)
-    elif cfg.init is not None:
-        model = load_bisenet(cfg.init, n_classes=scheme.num_classes)
-    else:
-        model = create_model("bisenet", n_classes=scheme.num_classes)
-    model = model.to(device).train()
-    opt = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    try:
+        if cfg.sync_bn and device.type != "cuda":
+            raise LabelsplatError("--sync-bn needs CUDA: SyncBatchNorm does not run on CPU",
+                                  hint="drop --sync-bn; each process then normalises its own micro-batch")
+        if resume:
+            state = _load_resume_state(cfg, paths, n_micro)
+        elif not overwrite:
+            for key in ("weights", "state"):
+                if paths[key].exists():
+                    raise LabelsplatError("the output already exists", path=paths[key],
+                                          hint="pass --resume to continue it, --overwrite to start again, or another --out")
+        data = TrainData(cfg.data, cfg.mix, scheme=cfg.scheme, input_size=cfg.input_size, crop_size=cfg.crop_size,
+                         mean=info.mean, std=info.std, split=cfg.split)
+        torch.manual_seed(cfg.seed)
+        if state is not None:
+            model = bisenet_from_state_dict(extract_state_dict(state["model"], paths["state"]), n_classes=scheme.num_classes)
+        elif cfg.init is not None:
+            model = load_bisenet(cfg.init, n_classes=scheme.num_classes)
+        else:
+            model = create_model("bisenet", n_classes=scheme.num_classes)
+        if cfg.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(device).train()
+        opt = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        start = 0
+        if state is not None:
+            opt.load_state_dict(state["optimizer"])
+            if use_amp and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            start = int(state["step"])
+            torch.set_rng_state(state["rng_torch"])
+            if start > cfg.iters:
+                raise LabelsplatError(f"--resume: the run already has {start} steps, more than --iters {cfg.iters}")
+    except Exception as exc:  # reported to every process before anyone raises
+        error = exc
+    ctx.agree(error)
+    if ctx.enabled:
+        s1, s2 = ctx.all_reduce_sum([start, start * start])
+        if s1 * s1 != s2 * ctx.world_size:  # all equal iff the variance is 0
+            raise LabelsplatError("--resume: the processes loaded different resume states",
+                                  path=paths["state"], hint="put the output on storage every process sees")
     sched = WarmupPoly(cfg.lr, cfg.iters, cfg.warmup_iters, cfg.warmup_start_lr, cfg.power)
-    start = 0
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        if use_amp and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start = int(state["step"])
-        torch.set_rng_state(state["rng_torch"])
-        if start > cfg.iters:
-            raise LabelsplatError(f"--resume: the run already has {start} steps, more than --iters {cfg.iters}")
-        # drop log lines written after the checkpoint
-        if paths["log"].exists():
+    net = ctx.wrap(model)  # DistributedDataParallel under torchrun; `model` stays the plain module
+
+    if main:
+        if state is not None and paths["log"].exists():
+            # drop log lines written after the checkpoint
             keep = []
             for ln in paths["log"].read_text().splitlines():
                 try:
@@ -224,8 +288,8 @@ def train(
                 except (ValueError, AttributeError):
                     pass  # a line cut short by the interruption
             atomic_write_bytes(paths["log"], ("\n".join(keep) + ("\n" if keep else "")).encode())
-    elif paths["log"].exists():
-        paths["log"].unlink()
+        elif state is None and paths["log"].exists():
+            paths["log"].unlink()
 
     n_min = cfg.batch_size * cfg.crop_size * cfg.crop_size // cfg.n_min_divisor
 
@@ -237,6 +301,7 @@ def train(
             "step": int(step),
             "rng_torch": torch.get_rng_state(),
             "config": _config_dict(cfg),
+            "world_size": ctx.world_size,
         })
 
     workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
@@ -246,89 +311,115 @@ def train(
         from concurrent.futures import ThreadPoolExecutor
 
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="labelsplat-data")
+    n_local = cfg.iters * n_acc  # this process's micro-batches over the run
 
-    def get_batch(s: int):
-        # batches depend only on (seed, step), so preparing them ahead in threads changes nothing
+    def load_micro(k: int):
+        # k-th micro-batch of this process; batches depend only on (seed, index), so preparing
+        # them ahead in threads changes nothing
+        m = micro_batch_index(k // n_acc, k % n_acc, rank=ctx.rank, world_size=ctx.world_size, accumulate=n_acc)
+        return data.batch(m, cfg.batch_size, cfg.seed)
+
+    def get_batch(k: int):
         if executor is None:
-            return data.batch(s, cfg.batch_size, cfg.seed)
-        for t in range(s, min(s + workers + 1, cfg.iters)):
+            return load_micro(k)
+        for t in range(k, min(k + workers + 1, n_local)):
             if t not in pending:
-                pending[t] = executor.submit(data.batch, t, cfg.batch_size, cfg.seed)
-        return pending.pop(s).result()
+                pending[t] = executor.submit(load_micro, t)
+        return pending.pop(k).result()
 
     losses: list[float] = []
     t0 = time.perf_counter()
     step = start
     prog = None
-    if progress:
+    if progress and main:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         prog = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                         TimeElapsedColumn(), TimeRemainingColumn())
         task = prog.add_task("train", total=cfg.iters, completed=start, loss="-")
         prog.start()
-    log_fh = open(paths["log"], "a", encoding="utf-8")
+    log_fh = open(paths["log"], "a", encoding="utf-8") if main else None
+    step_buffers = None  # buffers at the start of the step in progress (restored if it is cut short)
     try:
         while step < cfg.iters:
             lr = sched(step)
             set_lr(opt, lr)
-            x, y = get_batch(step)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                outs = model(x)
-            head_losses = [ohem_ce_loss(o.float(), y, thresh=cfg.ohem_thresh, n_min=n_min) for o in outs]
-            loss = head_losses[0] + head_losses[1] + head_losses[2]
-            if not torch.isfinite(loss):
-                raise LabelsplatError(f"the loss became {loss.item()} at step {step}", hint="lower --lr")
+            step_buffers = [(b, b.detach().clone()) for b in model.buffers()]
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            sums = torch.zeros(4, dtype=torch.float64)
+            for a in range(n_acc):
+                x, y = get_batch(step * n_acc + a)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                # gradients are all-reduced on the last micro-batch only; BN running statistics
+                # follow the first micro-batch of the step only (see .distributed)
+                no_sync = net.no_sync() if ctx.enabled and a < n_acc - 1 else contextlib.nullcontext()
+                keep_bn = frozen_buffers(model) if a > 0 else contextlib.nullcontext()
+                with no_sync, keep_bn:
+                    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                        outs = net(x)
+                    head_losses = [ohem_ce_loss(o.float(), y, thresh=cfg.ohem_thresh, n_min=n_min) for o in outs]
+                    loss = head_losses[0] + head_losses[1] + head_losses[2]
+                    scaler.scale(loss if n_acc == 1 else loss / n_acc).backward()
+                sums += torch.stack([loss.detach(), *(h.detach() for h in head_losses)]).double().cpu()
+            tot = ctx.all_reduce_sum(sums.tolist())
+            lv, l_main, l16, l32 = (v / n_micro for v in tot)
+            if not math.isfinite(lv):
+                raise LabelsplatError(f"the loss became {lv} at step {step}", hint="lower --lr")
             scaler.step(opt)
             scaler.update()
             step += 1
-            lv = float(loss.detach())
+            step_buffers = None
             losses.append(lv)
-            if step % cfg.log_every == 0 or step == cfg.iters or step == start + 1:
-                rec = {"step": step, "loss": lv, "loss_main": float(head_losses[0].detach()),
-                       "loss16": float(head_losses[1].detach()), "loss32": float(head_losses[2].detach()),
+            if main and (step % cfg.log_every == 0 or step == cfg.iters or step == start + 1):
+                rec = {"step": step, "loss": lv, "loss_main": l_main, "loss16": l16, "loss32": l32,
                        "lr": lr, "seconds": round(time.perf_counter() - t0, 3)}
                 log_fh.write(json.dumps(rec) + "\n")
                 log_fh.flush()
             if prog is not None:
                 prog.update(task, completed=step, loss=f"{lv:.4f}")
-            if cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0 and step < cfg.iters:
+            if main and cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0 and step < cfg.iters:
                 save_state(step)
             if on_step is not None:
                 on_step(step, lv)
     except BaseException:
-        if step > start:
+        if step_buffers is not None:  # cut short inside a step: undo its BN running-stat update
+            with torch.no_grad():
+                for b, v in step_buffers:
+                    b.copy_(v)
+        if main and step > start:
             save_state(step)
         raise
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-        log_fh.close()
+        if log_fh is not None:
+            log_fh.close()
         if prog is not None:
             prog.stop()
-    save_state(step)
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _save_torch(paths["weights"], weights)
-    meta = {
-        "model": "bisenet",
-        "label_scheme": cfg.scheme,
-        "lr_convention": scheme.lr_convention,
-        "n_classes": scheme.num_classes,
-        "input_size": cfg.input_size,
-        "mean": list(info.mean),
-        "std": list(info.std),
-        "steps": step,
-        "final_loss": losses[-1] if losses else None,
-        "data": data.describe(),
-        "config": _config_dict(cfg),
-        "seed": cfg.seed,
-        "device": str(device),
-        "amp": use_amp,
-        "versions": _versions(),
-    }
-    atomic_write_json(paths["meta"], meta)
+    if main:
+        save_state(step)
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        _save_torch(paths["weights"], weights)
+        meta = {
+            "model": "bisenet",
+            "label_scheme": cfg.scheme,
+            "lr_convention": scheme.lr_convention,
+            "n_classes": scheme.num_classes,
+            "input_size": cfg.input_size,
+            "mean": list(info.mean),
+            "std": list(info.std),
+            "steps": step,
+            "final_loss": losses[-1] if losses else None,
+            "data": data.describe(),
+            "config": _config_dict(cfg),
+            "seed": cfg.seed,
+            "device": str(device),
+            "amp": use_amp,
+            "world_size": ctx.world_size,
+            "accumulate": n_acc,
+            "global_batch": cfg.batch_size * n_micro,
+            "versions": _versions(),
+        }
+        atomic_write_json(paths["meta"], meta)
     return TrainResult(paths["weights"], step, start, losses[0] if losses else None, losses[-1] if losses else None,
-                       time.perf_counter() - t0, losses)
+                       time.perf_counter() - t0, losses, rank=ctx.rank, world_size=ctx.world_size)

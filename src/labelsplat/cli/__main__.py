@@ -1,0 +1,5 @@
+"""``python -m labelsplat.cli`` (what ``torchrun -m labelsplat.cli ...`` runs in each process)."""
+
+from . import main
+
+raise SystemExit(main())
