@@ -53,10 +53,10 @@ def register(app: typer.Typer) -> None:
 
         from ..capture.pipeline import CaptureConfig, capture
         from ..capture.sfm import SfmConfig
-        from ..device import resolve_device
         from ..errors import LabelsplatError
 
-        resolve_device(device)  # SfM runs on the CPU; validates the flag
+        if device.lower() not in ("auto", "cpu", "cuda"):  # SfM runs on the CPU (no torch import needed)
+            raise LabelsplatError(f"unknown --device {device!r}", hint="choose auto, cpu or cuda")
         err = Console(stderr=True)
         cfg = CaptureConfig(frames=frames, resolution=resolution, mask=mask, label_scheme=scheme,
                             sfm=SfmConfig(matcher=matcher.lower(), seed=seed))
