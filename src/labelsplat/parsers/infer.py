@@ -203,7 +203,7 @@ def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_s
 
 def parse_scene(parser: Parser, scene_dir: str | Path, *, batch_size: int = 4, crop: bool = True,
                 crop_radius: float | None = None, lr_convention: str | None = None,
-                progress=None) -> ParseSummary:
+                progress=None, allow_outside: bool = False) -> ParseSummary:
     """Label every frame of a scene: ``labels/<stem>.png`` in the scene's ``label_scheme``, and
     ``label_path`` set in ``transforms.json`` (rewritten atomically at the end).
 
