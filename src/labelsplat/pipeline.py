@@ -71,6 +71,8 @@ class RefineConfig:
     min_head_inside: float = 0.75
     celebamask_layout: bool = False  # also write OUT/dataset/CelebAMask-HQ-mask-anno/
     score_gt: bool = True  # synthetic scenes: score initial/refined against exact labels
+    # any FitConfig field over the preset's, e.g. {"max_resolution": None} to fit at full size
+    fit_overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.preset not in NOVEL_VIEWS:
@@ -108,7 +110,8 @@ def _fit_config(cfg: RefineConfig):
     from .splat.config import make_config
 
     extra = {"semantic_target": "palette"} if cfg.extract == "palette" else {}
-    return make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad, **extra)
+    return make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad,
+                       **{**dict(cfg.fit_overrides), **extra})
 
 
 def _is_synthetic(scene: Scene) -> bool:
