@@ -10,6 +10,7 @@ _EXPORTS = {
     "OhemCELoss": "loss", "ohem_ce_loss": "loss",
     "WarmupPoly": "optim", "make_optimizer": "optim",
     "TrainData": "data", "AugmentConfig": "data", "augment": "data", "parse_mix": "data",
+    "DistEnv": "distributed", "detect_env": "distributed", "micro_batch_index": "distributed",
 }
 __all__ = sorted(_EXPORTS)
 

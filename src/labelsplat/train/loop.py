@@ -18,6 +18,11 @@ Outputs for ``out = model.pth`` (all written atomically):
 Loss: OHEM CE (``thresh`` 0.7, ``n_min`` = batch x crop^2 / 16) on each of the three heads,
 summed, 255 ignored. SGD momentum 0.9, weight decay 5e-4, 10x lr on fusion + heads,
 exponential warm-up then poly(0.9) decay (:mod:`.optim`). AMP (float16 + GradScaler) on CUDA.
+
+Data parallel: under ``torchrun`` every process runs :func:`train` on its own micro-batches
+with a DistributedDataParallel model; ``accumulate`` micro-batches per step per process (one
+process with ``accumulate = N`` reproduces N processes). ``batch_size`` is per micro-batch;
+rank 0 alone writes the files above. Sharding, BN statistics and resume: :mod:`.distributed`.
 """
 
 from __future__ import annotations
