@@ -1,4 +1,5 @@
-"""`labelsplat labels convert` and `labelsplat labels schemes`: thin commands over :mod:`labelsplat.schemes`."""
+"""`labelsplat labels convert`, `labels schemes` and `labels check-lr`: thin commands over
+:mod:`labelsplat.schemes` and :mod:`labelsplat.parsers.lrcheck`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import typer
 
 labels_app = typer.Typer(
     name="labels",
-    help="Label schemes: list them and convert label maps between them.",
+    help="Label schemes: list them, convert label maps between them, check a scene's left/right convention.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -161,6 +162,65 @@ def schemes_cmd(
     console.print(table)
     console.print(f"source: {s.source}")
     console.print(s.description)
+
+
+@labels_app.command(
+    "check-lr",
+    epilog=(
+        "Examples:\n\n"
+        "  labelsplat labels check-lr scenes/head_000\n\n"
+        "  labelsplat labels check-lr scenes/head_000 --labels gt --max-yaw 20 --json lr.json"
+    ),
+)
+def check_lr_cmd(
+    scene: Path = typer.Argument(..., help="Scene directory (transforms.json with a head_frame and label_path entries)."),
+    labels: str = typer.Option("label", "--labels", help="Which labels to check: label (label_path) | gt (gt_label_path)."),
+    max_yaw: float = typer.Option(30.0, "--max-yaw", help="Use views with |yaw| below this (degrees)."),
+    min_pixels: int = typer.Option(5, "--min-pixels", help="A class needs at least this many pixels in a view to vote."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full result (per view, per pair) as JSON."),
+    allow_outside: bool = typer.Option(
+        False, "--allow-outside", help="Accept file paths that are absolute or leave the scene folder ('..')."),
+) -> None:
+    """Measure whether the scene's l_/r_ labels follow the subject's left or the image's left.
+
+    On near-frontal views, each left/right class pair (brows, eyes, ears) votes by comparing
+    the two classes' pixel centroids with the head frame's left axis projected into the image.
+    Prints a table per view and the overall verdict (subject | image | unknown) with the
+    fraction of votes that agree; exits 0 whatever the verdict.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..errors import LabelsplatError
+    from ..parsers.lrcheck import check_lr, check_lr_json
+
+    if min_pixels < 1:
+        raise LabelsplatError(f"--min-pixels must be >= 1, got {min_pixels}")
+    res = check_lr(scene, labels=labels, max_yaw=max_yaw, min_pixels=min_pixels, allow_outside=allow_outside)
+    console = Console()
+    table = Table(title=f"left/right check: {res.scene} ({res.label_scheme}, {res.labels} labels, |yaw| < {res.max_yaw:g})")
+    for col in ("frame", "yaw", "pitch", "brow", "eye", "ear", "view"):
+        table.add_column(col)
+    for v in res.views:
+        cells = {pv.pair: f"{pv.vote or 'abstain'} ({pv.offset_px:+.1f}px)" for pv in v.votes}
+        table.add_row(v.frame, f"{v.yaw:+.1f}", f"{v.pitch:+.1f}", cells.get("brow", "-"), cells.get("eye", "-"),
+                      cells.get("ear", "-"), v.verdict)
+    if res.views:
+        console.print(table)
+    console.print("  (px: offset of the l_ class centroid from the r_ one along the image direction of the "
+                  "subject's left; + means the l_ class is on the subject's left)")
+    if res.n_votes == 0:
+        console.print(f"[yellow]convention: unknown[/yellow] - no vote ({res.n_views_near_frontal} near-frontal views, "
+                      "none with both classes of a left/right pair)")
+    else:
+        console.print(f"convention: [bold]{res.convention}[/bold]  agreement {res.agreement:.0%} "
+                      f"({res.votes['subject']} subject / {res.votes['image']} image votes, "
+                      f"{res.n_views_checked} of {res.n_views_near_frontal} near-frontal views)")
+        if res.convention in ("subject", "image"):
+            note = ("match" if res.convention == res.scheme_lr_convention else "differ from")
+            console.print(f"  the scheme {res.label_scheme} declares '{res.scheme_lr_convention}': the labels {note} it")
+    if json_out is not None:
+        console.print(f"  wrote {check_lr_json(res, json_out)}")
 
 
 def register(app: typer.Typer) -> None:

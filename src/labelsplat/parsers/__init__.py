@@ -1,5 +1,5 @@
-"""Face parsers: BiSeNet (face-parsing.PyTorch compatible), a model registry, preprocessing
-and inference. Heavy modules (torch) are imported on first use of the names below."""
+"""Face parsers: BiSeNet (face-parsing.PyTorch compatible), a MediaPipe landmark parser, a model
+registry, preprocessing, inference and the left/right convention check. Heavy modules (torch) are imported on first use of the names below."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ _EXPORTS = {
     "Parser": "infer", "load_parser": "infer", "read_weights_metadata": "infer", "metadata_path": "infer",
     "parse_folder": "infer", "parse_scene": "infer", "ParseSummary": "infer",
     "export_onnx": "onnx_export",
+    "LandmarkParser": "landmarks", "load_landmark_parser": "landmarks", "labels_from_landmarks": "landmarks",
+    "detect_face_landmarks": "landmarks", "landmark_labels": "landmarks", "selfie_mask": "landmarks",
+    "parse_folder_landmarks": "landmarks",
+    "LRCheck": "lrcheck", "check_lr": "lrcheck", "swap_scene_lr": "lrcheck",
 }
 
 __all__ = sorted(_EXPORTS)

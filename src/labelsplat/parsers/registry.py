@@ -101,3 +101,32 @@ register_model(
     ),
     _bisenet_factory,
 )
+
+
+def _mediapipe_factory(n_classes: int):
+    """The landmark parser (MediaPipe models ship inside the wheel; nothing is trained)."""
+    from ..errors import LabelsplatError
+    from .landmarks import NATIVE_SCHEME, load_landmark_parser
+
+    if n_classes != scheme_num_classes(NATIVE_SCHEME):
+        raise LabelsplatError(f"the mediapipe landmark parser labels {NATIVE_SCHEME} "
+                              f"({scheme_num_classes(NATIVE_SCHEME)} classes), not {n_classes} classes")
+    return load_landmark_parser()
+
+
+register_model(
+    "mediapipe",
+    ModelInfo(
+        input_size=0,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        label_scheme="celebamask19-zll",
+        source="https://github.com/google-ai-edge/mediapipe (mediapipe==0.10.21 wheel: face_detection_short_range, "
+               "face_landmark_with_attention, selfie_segmentation .tflite models inside the package)",
+        license="Apache-2.0",
+        description="Landmark parser: face-mesh polygons (skin, brows, eyes, nose, lips, mouth; subject's left) + "
+                    "selfie segmentation (background); other person pixels 255. Any input size (input_size 0: "
+                    "the image is passed as is, uint8 RGB); needs the [mediapipe] extra in its own environment",
+    ),
+    _mediapipe_factory,
+)
