@@ -172,7 +172,7 @@ class ParseSummary:
 
 
 def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_size: int = 4,
-                 progress=None, allow_outside: bool = False) -> ParseSummary:
+                 progress=None) -> ParseSummary:
     """Label every image in ``folder``: ``out/<stem>.png`` (uint8 ids, parser's scheme, input
     resolution) and ``out/overlays/<stem>.jpg``. The full image is parsed (no face crop)."""
     from ..io import list_images, read_rgb, write_jpg, write_png
