@@ -188,8 +188,15 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     timings: dict[str, float] = {}
     t = time.perf_counter()
     rendered, labels, report = label_novel_views(run, scene, cameras, rcfg, yaws=yaws, timings=timings)
-    raw = extract_argmax(_stack(rendered, "logits"), _stack(rendered, "alpha"),
-                         alpha_threshold=rcfg.alpha_threshold).labels
+    if rcfg.extract == "palette":
+        from labelsplat.extract import extract_palette
+
+        raw = extract_palette(_stack(rendered, "seg_rgb"), scene.label_scheme, rcfg.palette_method,
+                              alpha=_stack(rendered, "alpha"), alpha_threshold=rcfg.alpha_threshold,
+                              seed=rcfg.seed).labels
+    else:
+        raw = extract_argmax(_stack(rendered, "logits"), _stack(rendered, "alpha"),
+                             alpha_threshold=rcfg.alpha_threshold).labels
     raw = raw.cpu().numpy() if hasattr(raw, "cpu") else np.asarray(raw)
     t_label = time.perf_counter() - t
     last = res.summary.get("last_log", {}) if hasattr(res, "summary") else {}
@@ -200,13 +207,19 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     return raw.astype(np.uint8), np.asarray(labels, dtype=np.uint8), info
 
 
-def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dict, refine_overrides: dict) -> dict:
+def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dict, refine_overrides: dict,
+             palette: bool = False) -> dict:
+    """One cell: every identity of ``seed`` fitted on noisy and exact labels; ``palette`` = the paper's
+    variant (semantic_target=palette, labels by the nearest palette colour) instead of logits + argmax."""
     from labelsplat.eval import LabellingScores
     from labelsplat.pipeline import RefineConfig
     from labelsplat.schemes import get_scheme
     from labelsplat.splat.config import make_config
     from labelsplat.synth import load_head, load_synth, render_views
 
+    if palette:
+        refine_overrides = {**refine_overrides, "extract": "palette"}
+        fit_overrides = {**fit_overrides, "semantic_target": "palette"}
     rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=args.novel_views, **refine_overrides)
     fit_cfg = make_config(args.preset, seed=seed, semantic_grad=semantic_grad, **fit_overrides)
     acc = None
@@ -229,7 +242,7 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
         for name, p in preds.items():
             for k in range(len(cams)):
                 acc[name].add(p[k], gt[k], float(yaws[k]))
-    out = {"seed": seed, "semantic_grad": semantic_grad, "fits": infos,
+    out = {"seed": seed, "semantic_grad": semantic_grad, "extract": rcfg.extract, "fits": infos,
            "fit_config": fit_cfg.to_dict(), "refine_config": rcfg.to_dict()}
     out["labellings"] = {k: v.to_dict() for k, v in acc.items() if v.num_views > 0}
     return out
@@ -280,7 +293,8 @@ def summarize(doc: dict) -> dict:
         summary["main"][name] = rec
     for key, c in sorted(cells.items()):
         if key.startswith("variant/") or (key.startswith(f"main/{main_sg}/") and c["seed"] == doc["settings"]["seeds"][0]):
-            summary["variants"][c["semantic_grad"]] = {n: _brief(L) for n, L in c["labellings"].items()}
+            name = "palette" if c.get("extract") == "palette" else c["semantic_grad"]
+            summary["variants"][name] = {n: _brief(L) for n, L in c["labellings"].items()}
     return summary
 
 
@@ -323,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise", default="simulated:medium")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--semantic-grad", default=None, help="main setting (default: the preset's)")
-    ap.add_argument("--variants", nargs="*", default=["full", "none", "scaled:0.1"],
-                    help="semantic_grad settings run on the first seed")
+    ap.add_argument("--variants", nargs="*", default=["full", "none", "scaled:0.1", "palette"],
+                    help="semantic_grad settings run on the first seed; 'palette' = the main setting fitted "
+                         "with semantic_target=palette and extracted by nearest palette colour")
     ap.add_argument("--fit-set", action="append", metavar="KEY=VALUE", help="fit config override (repeatable)")
     ap.add_argument("--refine-set", action="append", metavar="KEY=VALUE", help="RefineConfig override (repeatable)")
     ap.add_argument("--label-max-yaw", type=float, default=None,
@@ -371,12 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only_main:
         plan += [(f"variant/{sg}/seed{args.seeds[0]}", args.seeds[0], sg) for sg in args.variants if sg != main_sg]
     for key, seed, sg in plan:
+        palette = sg == "palette"
+        if palette:
+            sg = main_sg
         if key in doc["cells"]:
             print(f"{key}: done, skipped")
             continue
         print(f"{key}: running", flush=True)
         t = time.perf_counter()
-        cell = run_cell(args, work, seed, sg, fit_overrides, refine_overrides)
+        cell = run_cell(args, work, seed, sg, fit_overrides, refine_overrides, palette=palette)
         cell["wall_s"] = round(time.perf_counter() - t, 1)
         cell["loadavg_after"] = list(os.getloadavg())
         doc["cells"][key] = cell

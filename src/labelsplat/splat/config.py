@@ -42,6 +42,39 @@ def parse_semantic_grad(value: str) -> float:
     raise LabelsplatError(f"invalid semantic_grad {value!r}", hint=f"use {SEMANTIC_GRAD_HELP}, e.g. scaled:0.1")
 
 
+LABEL_VIEW_WEIGHT_HELP = "none | yaw:<deg>:<floor> (deg in [0, 90), floor in [0, 1])"
+
+
+def parse_label_view_weight(value: str) -> tuple[float, float] | None:
+    """``none`` -> None; ``yaw:<deg>:<floor>`` -> (deg, floor) (see :func:`label_view_weight`)."""
+    text = str(value).strip().lower()
+    if text in ("none", ""):
+        return None
+    parts = text.split(":")
+    if len(parts) == 3 and parts[0] == "yaw":
+        try:
+            deg, floor = float(parts[1]), float(parts[2])
+        except ValueError:
+            deg = floor = float("nan")
+        if math.isfinite(deg) and math.isfinite(floor) and 0.0 <= deg < 90.0 and 0.0 <= floor <= 1.0:
+            return deg, floor
+    raise LabelsplatError(f"invalid label_view_weight {value!r}", hint=f"use {LABEL_VIEW_WEIGHT_HELP}, e.g. yaw:45:0.3")
+
+
+def label_view_weight(spec: str, yaw_deg: float) -> float:
+    """Semantic-loss weight of an input view at ``yaw_deg`` (degrees, head frame) for ``spec``:
+    1 up to |yaw| = deg, linear to ``floor`` at |yaw| = 90, ``floor`` beyond; 1 for ``none``."""
+    p = parse_label_view_weight(spec)
+    if p is None:
+        return 1.0
+    deg, floor = p
+    a = abs(float(yaw_deg))
+    if a <= deg:
+        return 1.0
+    t = min(1.0, (a - deg) / (90.0 - deg))
+    return float(1.0 + t * (floor - 1.0))
+
+
 @dataclass
 class FitConfig:
     """Everything that decides a fit's result (recorded in ``run.json`` and every checkpoint)."""
@@ -78,6 +111,10 @@ class FitConfig:
     # recovered by the nearest palette colour). Runs without this field load as "logits".
     semantic_target: str = "logits"
     label_smoothing: float = 0.0
+    # per-view weight of the semantic loss by the view's pose in the scene's head frame (parsers
+    # err more at large |yaw|): "none" | "yaw:<deg>:<floor>" = weight 1 up to |yaw| = deg, then
+    # linear down to <floor> at |yaw| = 90 (and <floor> beyond). Needs the scene's head_frame.
+    label_view_weight: str = "none"
     class_weights: tuple[float, ...] | None = None  # (K,) in the scheme's order; wins over the next
     # weights by class concept (scheme-independent: "l_eye", "mouth", ...); unnamed classes weigh 1
     class_weights_by_concept: tuple[tuple[str, float], ...] | None = None
@@ -140,6 +177,7 @@ class FitConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             bad("label_smoothing must be in [0, 1)")
         parse_semantic_grad(self.semantic_grad)
+        parse_label_view_weight(self.label_view_weight)
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 
@@ -244,4 +282,4 @@ def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
     return dataclasses.replace(PRESETS[preset], **overrides)
 
 
-__all__ = ["FACE_PART_WEIGHTS", "FitConfig", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]
+__all__ = ["FACE_PART_WEIGHTS", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]

@@ -389,6 +389,26 @@ def scheme_classes(scene: Scene) -> tuple[str, int]:
     return sch.name, sch.num_classes
 
 
+def semantic_view_weights(scene: Scene, cfg: FitConfig) -> list[float] | None:
+    """Per-frame semantic-loss weights from ``cfg.label_view_weight`` (None when ``none``).
+
+    The weight depends on each input camera's yaw in the scene's head frame (DESIGN.md); with
+    Adam a Gaussian seen only by low-weight views still learns, the weights only rebalance
+    views that disagree about the same surface."""
+    from .config import label_view_weight, parse_label_view_weight
+
+    if parse_label_view_weight(cfg.label_view_weight) is None:
+        return None
+    if scene.head_frame is None:
+        raise LabelsplatError(f"label_view_weight={cfg.label_view_weight!r} needs the scene's head_frame",
+                              path=Path(scene.root) / "transforms.json",
+                              hint="give the scene a head_frame (`labelsplat scene import --head-frame ...`) or use label_view_weight=none")
+    from ..scene import yaw_pitch
+
+    return [label_view_weight(cfg.label_view_weight, yaw_pitch(fr.camera.center, scene.head_frame)[0])
+            for fr in scene.frames]
+
+
 def concept_class_weights(scheme_name: str, by_concept) -> list[float]:
     """Per-class weights (K,) in the scheme's order from (concept, weight) pairs; others 1."""
     from ..schemes import get_scheme
@@ -636,6 +656,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         class_w = torch.tensor(concept_class_weights(scene.label_scheme, cfg.class_weights_by_concept),
                                dtype=torch.float32, device=device)
     sem_w = cfg.semantic_grad_weight
+    view_w = semantic_view_weights(scene, cfg) if K > 0 else None
     end_step = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
     V = len(cams_n)
 
@@ -687,6 +708,8 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                     else:
                         l_sem = semantic_loss(out["logits"], lab, class_weights=class_w,
                                               label_smoothing=cfg.label_smoothing, confidence=conf)
+                    if view_w is not None:  # the batch's mean view weight scales its semantic loss
+                        l_sem = l_sem * float(np.mean([view_w[i] for i in idx]))
                     loss = loss + cfg.sem_weight * l_sem
             l_alpha = torch.zeros((), device=device)
             if cfg.alpha_weight > 0:
