@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -36,17 +35,16 @@ CELLS = {
 
 
 def run_cell(name: str, cell: dict, root: Path, log=print) -> dict:
-    from _capture_orbit import make_orbit
+    from _capture_orbit import make_orbit, score_refined
 
     from labelsplat.capture import align_cameras
     from labelsplat.cli import main
-    from labelsplat.eval import LabellingScores
-    from labelsplat.io import read_label, write_png
-    from labelsplat.scene import load_scene, yaw_pitch
+    from labelsplat.io import write_png
+    from labelsplat.scene import load_scene
     from labelsplat.scene.importers import ImportReport
     from labelsplat.scene.importers.colmap import read_colmap
     from labelsplat.scene import Camera
-    from labelsplat.synth.scene import head_frame as synth_head_frame, render_views
+    from labelsplat.synth.scene import head_frame as synth_head_frame
 
     timings = {}
     t = time.perf_counter()
@@ -88,28 +86,9 @@ def run_cell(name: str, cell: dict, root: Path, log=print) -> dict:
     if code != 0:
         raise RuntimeError(f"refine failed ({code})")
     metrics = json.loads((out / "scenes" / scene.name / "metrics.json").read_text())
-    views_dir = out / "scenes" / scene.name / "views"
-    manifest = json.loads((views_dir / "manifest.json").read_text())
-    nv = load_scene(views_dir)
-    entries = {e["name"]: e for e in manifest["views"]} if isinstance(manifest.get("views"), list) else {}
-    # novel cameras back to the truth, exact and initial-noise labels there
-    to_true = al.similarity
-    cams_true = [to_true.apply_camera(f.camera) for f in nv.frames]
     t = time.perf_counter()
-    gt_views = render_views(orbit.head_params, cams_true, noise="simulated:medium")
-    timings["gt_render"] = time.perf_counter() - t
-    init_s, ref_s = LabellingScores.for_scheme(scene.label_scheme), LabellingScores.for_scheme(scene.label_scheme)
-    n_acc = 0
-    for f, gv in zip(nv.frames, gt_views):
-        e = entries.get(f.name, {})
-        if not e.get("accepted", e.get("meta", {}).get("accepted", True)):
-            continue
-        n_acc += 1
-        refined = read_label(nv.path(f.label_path))
-        yaw, _ = yaw_pitch(f.camera.center, scene.head_frame)
-        init_s.add(gv.labels, gv.gt_labels, yaw)
-        ref_s.add(refined, gv.gt_labels, yaw)
-    init_d, ref_d = init_s.to_dict(), ref_s.to_dict()
+    sc = score_refined(scene_dir, out, orbit)
+    timings["gt_render_and_score"] = time.perf_counter() - t
     return {
         "cell": name, "settings": cell,
         "sfm": info["sfm"], "frames_seen": info["frames_seen"],
@@ -119,9 +98,8 @@ def run_cell(name: str, cell: dict, root: Path, log=print) -> dict:
                          "center_pct_of_radius_max": float(100 * al.center_errors.max() / orbit.radius),
                          "alignment_scale": al.similarity.scale},
         "focal_px": {"recovered": scene.cameras[0].fx, "true": float(orbit.cameras[0].fx)},
-        "novel_views": len(nv.frames), "accepted": n_acc,
-        "scores_vs_gt": {"initial": init_d["overall"], "refined": ref_d["overall"],
-                         "initial_by_yaw": init_d["by_yaw"], "refined_by_yaw": ref_d["by_yaw"]},
+        "novel_views": sc["novel_views"], "accepted": sc["accepted"],
+        "scores_vs_gt": {k: sc[k] for k in ("initial", "refined", "initial_by_yaw", "refined_by_yaw")},
         "consistency": metrics.get("consistency"),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
