@@ -117,6 +117,13 @@ def _write_views(root: Path, views: list[RenderResult], names: list[str]) -> lis
     return frames
 
 
+def _config_dict(config: SynthConfig) -> dict:
+    d = asdict(config)
+    if d.get("texture") == "smooth":  # the default is not recorded, so default outputs are unchanged
+        d.pop("texture")
+    return d
+
+
 def _synth_doc(params: HeadParams, spec: NoiseSpec, extra: dict, texture: str = "smooth") -> dict:
     doc = {"schema_version": SCHEMA_VERSION, "generator": "labelsplat.synth", "label_scheme": SCHEME,
            "units": "cm", "head": params.to_dict(), "noise": spec.name, **extra}
@@ -145,7 +152,7 @@ def synthesize_scene(out_dir: str | Path, config: SynthConfig, index: int = 0, *
                       extra={"synthetic": True, "units": "cm"})
         save_scene(scene)
         atomic_write_json(tmp / SYNTH_JSON, _synth_doc(params, spec, {
-            "config": asdict(config), "identity_index": int(index), "head_seed": hseed,
+            "config": _config_dict(config), "identity_index": int(index), "head_seed": hseed,
             "rig": config.rig, "poses": [[float(a), float(b)] for a, b in poses]}, texture=config.texture))
     return load_scene(out_dir), warnings
 
