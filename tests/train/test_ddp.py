@@ -1,6 +1,7 @@
-"""Data-parallel fine-tuning: 2 torchrun processes on CPU (gloo) match one process that
-accumulates the same 2 micro-batches per step (``--accumulate 2``): parameters, BN buffers,
-losses; rank 0 alone writes, without ``module.`` prefixes; resume crosses the two layouts."""
+"""Data-parallel fine-tuning: 2 processes on CPU (gloo; launched by torchrun and by
+``--nproc 2``) match one process that accumulates the same 2 micro-batches per step
+(``--accumulate 2``): parameters, BN buffers, losses; rank 0 alone writes, without ``module.``
+prefixes; resume crosses the two layouts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import sys
 
 import pytest
 import torch
+import typer
+from typer.main import get_command
 
+from labelsplat.cli.train import _argv_from_params
 from labelsplat.errors import LabelsplatError
 from labelsplat.parsers.bisenet import BiSeNet, load_bisenet
 from labelsplat.train.distributed import DistEnv, detect_env, micro_batch_index
@@ -20,12 +24,16 @@ from labelsplat.train.loop import TrainConfig, artifact_paths, train
 SETTINGS = dict(input_size=64, batch_size=2, iters=4, lr=1e-2, warmup_iters=1, seed=3)
 
 
-def _torchrun(args: list[str], cwd) -> subprocess.CompletedProcess:
+def _torchrun(args: list[str], cwd, *, via_nproc: bool = False) -> subprocess.CompletedProcess:
+    """2 processes: ``torchrun --standalone`` (a local rendezvous on a free port, so parallel
+    test runs cannot collide), or the CLI's own ``--nproc 2`` (the same launcher, in-process)."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_NUM_THREADS"] = "1"
-    # --standalone: a local rendezvous on a free port, so parallel test runs cannot collide
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "labelsplat.cli", *args]
+    if via_nproc:
+        cmd = [sys.executable, "-m", "labelsplat.cli", *args, "--nproc", "2"]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "labelsplat.cli", *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -44,8 +52,8 @@ def _cfg(ds, init, out, **kw) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def runs(tiny_dataset, tmp_path_factory):
-    """One torchrun job (2 processes x 4 steps, resumed from a single-process checkpoint at
-    step 2) and the single-process references it must match."""
+    """Two 2-process jobs (torchrun resuming a single-process checkpoint at step 2 to step 4;
+    ``--nproc 2`` from --init, 4 steps) and the single-process reference they must match."""
     root = tmp_path_factory.mktemp("ddp")
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -60,9 +68,10 @@ def runs(tiny_dataset, tmp_path_factory):
 
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(tiny_dataset, init, root / "ddp.pth", accumulate=2), on_step=stop)
-    # and a 2-process run from scratch
     proc_a = _torchrun(_cli_args(tiny_dataset, init, root / "ddp.pth") + ["--resume"], cwd=root)
-    proc_b = _torchrun(_cli_args(tiny_dataset, init, root / "scratch.pth"), cwd=root) if proc_a.returncode == 0 else None
+    # and a 2-process run from --init, launched by `labelsplat finetune --nproc 2`
+    proc_b = _torchrun(_cli_args(tiny_dataset, init, root / "scratch.pth"), cwd=root, via_nproc=True) \
+        if proc_a.returncode == 0 else None
     return {"root": root, "init": init, "ref": ref, "resumed": proc_a, "scratch": proc_b}
 
 
@@ -165,3 +174,17 @@ def test_two_gpus_nccl_match_accumulation(tiny_dataset, tmp_path):
     proc = _torchrun(_cli_args(tiny_dataset, init, tmp_path / "sbn.pth", device="cuda", iters=2) + ["--sync-bn"], cwd=tmp_path)
     _check_proc(proc)
     assert not any(k.startswith("module.") for k in torch.load(tmp_path / "sbn.pth", weights_only=True))
+
+
+def test_child_argv_reproduces_the_options():
+    app, seen = typer.Typer(), {}
+
+    @app.command()
+    def cmd(ctx: typer.Context, data: list[str] = typer.Option(..., "--data"), n: int = typer.Option(1, "--n"),
+            amp: bool = typer.Option(True, "--amp/--no-amp"), resume: bool = typer.Option(False, "--resume"),
+            opt: str = typer.Option(None, "--opt"), nproc: int = typer.Option(1, "--nproc")):
+        seen["argv"] = _argv_from_params(ctx)
+
+    get_command(app).main(["--data", "a", "--data", "b c", "--n", "3", "--no-amp", "--resume", "--nproc", "2"],
+                          standalone_mode=False)
+    assert seen["argv"] == ["--data", "a", "--data", "b c", "--n", "3", "--no-amp", "--resume"]

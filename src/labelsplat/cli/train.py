@@ -47,6 +47,57 @@ def _run_training(*, data, mix, out, init, scheme, input_size, crop_size, iters,
     )
 
 
+def _argv_from_params(ctx: typer.Context, skip: tuple[str, ...] = ("nproc",)) -> list[str]:
+    """The command line that reproduces this command's parsed options (for the child processes)."""
+    args: list[str] = []
+    for p in ctx.command.params:
+        if p.name in skip or p.name not in ctx.params or not getattr(p, "opts", None):
+            continue
+        value = ctx.params[p.name]
+        if getattr(p, "is_flag", False):
+            if value:
+                args.append(p.opts[0])
+            elif p.secondary_opts:
+                args.append(p.secondary_opts[0])
+        elif value is None:
+            continue
+        elif p.multiple:
+            for v in value:
+                args += [p.opts[0], str(v)]
+        else:
+            args += [p.opts[0], str(value)]
+    return args
+
+
+def _launch_local(ctx: typer.Context, command: str, nproc: int) -> None:
+    """``--nproc N``: run this command in N local processes through torchrun's own launcher
+    (``torch.distributed.run --standalone``: a local rendezvous on a free port)."""
+    import signal
+
+    from ..errors import LabelsplatError
+    from ..train.distributed import detect_env
+
+    if nproc < 1:
+        raise LabelsplatError(f"--nproc must be >= 1, got {nproc}")
+    if detect_env().world_size > 1:
+        raise LabelsplatError("--nproc inside a torchrun job", hint="use either torchrun or --nproc, not both")
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    argv = ["--standalone", "--nproc_per_node", str(nproc), "-m", "labelsplat.cli", command, *_argv_from_params(ctx)]
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        torchrun.main(argv)
+    except ChildFailedError as exc:
+        codes = sorted({f.exitcode for f in exc.failures.values()})
+        raise LabelsplatError(f"{len(exc.failures)} of {nproc} training processes failed (exit code "
+                              f"{', '.join(map(str, codes))}); their errors are printed above") from None
+    finally:
+        for sig, h in handlers.items():  # the launcher installs its own; put the caller's back
+            if h is not None:
+                signal.signal(sig, h)
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     from . import device_option, seed_option
@@ -58,6 +109,7 @@ def register(app: typer.Typer) -> None:
         "  labelsplat train --data frontal_ds --out baseline.pth --input-size 128 --iters 4000 --batch-size 8\n\n"
         "  labelsplat train --data ds_a --data ds_b --out model.pth --resume\n\n" + common_epilog))
     def train_cmd(
+        ctx: typer.Context,
         data: List[Path] = typer.Option(..., "--data", help="Dataset directory (repeatable); pooled uniformly."),
         out: Path = typer.Option(..., "--out", help="Output weights file, e.g. model.pth."),
         input_size: int = typer.Option(512, "--input-size", help="Network input side (images resized to it)."),
@@ -75,6 +127,7 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = typer.Option(None, "--workers", help="Threads preparing batches ahead (default 0 on CPU, 4 on CUDA)."),
         accumulate: int = typer.Option(1, "--accumulate", help="Micro-batches of --batch-size per step per process (gradients averaged); --accumulate N on one device reproduces N torchrun processes."),
         sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across torchrun processes (CUDA only)."),
+        nproc: int = typer.Option(1, "--nproc", help="Run in N local processes (DDP) without calling torchrun yourself."),
         resume: bool = typer.Option(False, "--resume", help="Continue from CKPT.state.pt."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CKPT."),
         seed: int = seed_option(),
@@ -84,6 +137,8 @@ def register(app: typer.Typer) -> None:
 
         face-parsing.PyTorch recipe (OHEM CE on three heads, SGD, warm-up + poly) on datasets in the dataset layout. No ImageNet weights are available
         offline, so the backbone starts from random initialisation."""
+        if nproc > 1:
+            return _launch_local(ctx, "train", nproc)
         _run_training(data=data, mix=mix, out=out, init=None, scheme=scheme, input_size=input_size, crop_size=crop_size,
                       iters=iters, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device,
                       ckpt_every=ckpt_every, log_every=log_every, no_augment=no_augment, resume=resume,
@@ -92,8 +147,11 @@ def register(app: typer.Typer) -> None:
     @app.command("finetune", epilog=(
         "Examples:\n\n"
         "  labelsplat finetune --init baseline.pth --data refined/dataset --mix frontal_ds:0.5 --out ft.pth\n\n"
-        "  labelsplat finetune --init 79999_iter.pth --data refined/dataset --out ft.pth --iters 2000\n\n" + common_epilog))
+        "  labelsplat finetune --init 79999_iter.pth --data refined/dataset --out ft.pth --iters 2000\n\n"
+        "  torchrun --nproc_per_node 4 -m labelsplat.cli finetune --init w.pth --data ds --out ft.pth  (DDP; --batch-size per process)\n\n"
+        + common_epilog))
     def finetune_cmd(
+        ctx: typer.Context,
         init: Path = typer.Option(..., "--init", help="Starting weights (79999_iter.pth or a `train` output)."),
         data: List[Path] = typer.Option(..., "--data", help="Dataset directory (repeatable), e.g. refined extreme views."),
         out: Path = typer.Option(..., "--out", help="Output weights file."),
@@ -112,6 +170,7 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = typer.Option(None, "--workers", help="Threads preparing batches ahead (default 0 on CPU, 4 on CUDA)."),
         accumulate: int = typer.Option(1, "--accumulate", help="Micro-batches of --batch-size per step per process (gradients averaged); --accumulate N on one device reproduces N torchrun processes."),
         sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across torchrun processes (CUDA only)."),
+        nproc: int = typer.Option(1, "--nproc", help="Run in N local processes (DDP) without calling torchrun yourself."),
         resume: bool = typer.Option(False, "--resume", help="Continue from CKPT.state.pt."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CKPT."),
         seed: int = seed_option(),
@@ -120,6 +179,8 @@ def register(app: typer.Typer) -> None:
         """Fine-tune BiSeNet weights on datasets (e.g. refined extreme views).
 
         Optionally mixed with the original training set at a chosen ratio (--mix DIR:RATIO)."""
+        if nproc > 1:
+            return _launch_local(ctx, "finetune", nproc)
         from ..parsers.infer import read_weights_metadata
 
         meta = read_weights_metadata(init) or {}
