@@ -112,7 +112,8 @@ def main() -> None:
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--novel-views", type=int, default=8)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="CPU mode: worker counts.")
-    ap.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.5, 0.25], help="GPU mode: num_gpus per scene.")
+    ap.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.5, 0.25],
+                    help="GPU mode: num_gpus per scene.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None, help="Scratch directory (default: a temporary one).")
     ap.add_argument("--out", type=Path, default=None)

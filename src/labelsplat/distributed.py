@@ -161,7 +161,8 @@ def error_record(exc: BaseException, attempt: int) -> dict:
     }
 
 
-def refine_scene_task(scene_dir: str, out: str, cfg_dict: dict, resume: bool, threads: int, attempt: int) -> dict:
+def refine_scene_task(scene_dir: str, out: str, cfg_dict: dict, resume: bool, threads: int, allow_outside: bool,
+                      attempt: int) -> dict:
     """Body of one Ray task: refine one scene into ``out/scenes/<scene>`` with ``threads`` threads.
 
     Never raises for the scene's own errors: returns ``{"ok": False, "error": ...}`` so that the
@@ -180,7 +181,8 @@ def refine_scene_task(scene_dir: str, out: str, cfg_dict: dict, resume: bool, th
 
         cfg = RefineConfig(**cfg_dict)
         # a retry (attempt > 1) continues the failed attempt's fit from its last checkpoint
-        outcome = refine_scene(scene_dir, out, cfg, resume=resume or attempt > 1, progress=False, log=lines.append)
+        outcome = refine_scene(scene_dir, out, cfg, resume=resume or attempt > 1, progress=False, log=lines.append,
+                               allow_outside=allow_outside)
         return {"ok": True, "outcome": outcome, "elapsed_s": time.perf_counter() - t0, "node": host,
                 "log": lines[-20:]}
     except Exception as exc:  # noqa: BLE001 - every scene error becomes a failure record
@@ -223,7 +225,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         raise LabelsplatError(
             f"could not {'start a local Ray instance' if address is None else 'connect to Ray at ' + repr(address)}: "
             f"{type(exc).__name__}: {exc}",
-            hint="with --address auto run `ray start --head` (or `ray start --address HEAD:6379`) on this machine first",
+            hint="with --address auto run `ray start --head` (or `ray start --address HEAD:6379`) on this "
+                 "machine first",
         ) from None
     try:
         yield ray
@@ -259,7 +262,7 @@ def drive_tasks(
     *,
     max_retries: int,
     poll_s: float = 0.5,
-    on_event: Callable[[str, TaskResult | None, dict | None], None] | None = None,
+    on_event: Callable[[str, "TaskResult | None", "dict | None"], None] | None = None,
 ) -> dict[str, TaskResult]:
     """Submit every spec, wait with ``ray.wait`` and resubmit failures per :func:`should_retry`.
 
@@ -325,7 +328,7 @@ class BatchResult:
     record_path: Path
 
 
-def _scene_names(scenes: Sequence[str | Path]) -> tuple[dict[str, Path], dict[str, dict]]:
+def _scene_names(scenes: Sequence[str | Path], allow_outside: bool = False) -> tuple[dict[str, Path], dict[str, dict]]:
     """Scene name per directory (as ``load_scene`` names it); scenes that cannot even be read
     become failures straight away (never submitted: a broken transforms.json fails anywhere)."""
     from .scene import load_scene
@@ -335,7 +338,7 @@ def _scene_names(scenes: Sequence[str | Path]) -> tuple[dict[str, Path], dict[st
     for s in scenes:
         path = Path(s)
         try:
-            name = load_scene(path).name
+            name = load_scene(path, allow_outside=allow_outside).name
         except LabelsplatError as exc:
             name = path.resolve().name
             unreadable[name] = {"scene": str(path.resolve()), "errors": [error_record(exc, 0)]}
@@ -359,12 +362,14 @@ def run_batch(
     log: Callable[[str], None] = print,
     title: str = "labelsplat batch",
     console=None,
+    allow_outside: bool = False,
 ) -> BatchResult:
     """Refine ``scenes`` with one Ray task each into ``out`` (module docstring); ``cfg`` is a
     :class:`labelsplat.pipeline.RefineConfig`. Input errors about the whole run (OUT exists,
     relative OUT with an address, duplicate names, impossible GPU request) raise
     :class:`LabelsplatError` before any task is submitted; per-scene failures do not raise:
-    they are in ``result.failures`` and ``OUT/batch.json``.
+    they are in ``result.failures`` and ``OUT/batch.json``. ``allow_outside``: accept scene file
+    paths that leave the scene directory (see ``load_scene``).
     """
     from .pipeline import DONE, RefineConfig, _valid_done, finish_outputs, prepare_output, refine_scene
 
@@ -374,7 +379,7 @@ def run_batch(
     if not scenes:
         raise LabelsplatError("no scenes given")
     out = check_out(out, bcfg.address)
-    names, unreadable = _scene_names(scenes)
+    names, unreadable = _scene_names(scenes, allow_outside)
     t_all = time.perf_counter()
 
     with ray_session(bcfg.address, bcfg.num_cpus) as ray:
@@ -397,8 +402,8 @@ def run_batch(
         remote = ray.remote(refine_scene_task).options(
             num_cpus=bcfg.cpus_per_scene, num_gpus=gpus, max_retries=0, retry_exceptions=False,
             name="labelsplat-refine-scene")
-        specs = [TaskSpec(n, (str(Path(names[n]).resolve()), str(out.resolve()), cfg.to_dict(), resume, bcfg.cpus_per_scene))
-                 for n in todo]
+        specs = [TaskSpec(n, (str(Path(names[n]).resolve()), str(out.resolve()), cfg.to_dict(), resume,
+                              bcfg.cpus_per_scene, allow_outside)) for n in todo]
 
         log(f"{len(todo)} scene(s) to refine on Ray ({cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; "
             f"{bcfg.cpus_per_scene} CPU + {gpus:g} GPU per scene), {len(skipped)} already done, "
@@ -443,7 +448,8 @@ def run_batch(
             scenes_doc[name] = {"status": "failed", **failures[name]}
             continue
         if name in skipped:
-            outcomes.append(refine_scene(path, out, cfg, resume=True, progress=False, log=lambda _m: None))
+            outcomes.append(refine_scene(path, out, cfg, resume=True, progress=False, log=lambda _m: None,
+                                         allow_outside=allow_outside))
             scenes_doc[name] = {"status": "skipped", "scene": str(path)}
             continue
         res = results[name]

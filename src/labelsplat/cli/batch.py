@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Skip finished scenes, continue interrupted fits."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+        allow_outside: bool = typer.Option(
+            False, "--allow-outside",
+            help="Accept scene file paths that are absolute or leave the scene folder ('..')."),
         cfg=None,
     ) -> None:
         """Refine many scenes on a Ray cluster (or a local Ray instance): one task per scene.
@@ -65,7 +68,7 @@ def register(app: typer.Typer) -> None:
         bcfg = BatchConfig(address=address, gpus_per_scene=gpus_per_scene, cpus_per_scene=cpus_per_scene,
                            max_retries=max_retries, num_cpus=num_cpus)
         result = run_batch(scenes, out, cfg, bcfg, resume=resume, overwrite=overwrite, progress=not quiet,
-                           log=console.print, console=console)
+                           log=console.print, console=console, allow_outside=allow_outside)
         if result.pooled is not None:
             _print_scores(result.pooled)
             n_acc = sum(o.n_accepted for o in result.outcomes)
