@@ -3,6 +3,8 @@ check a failed command's output (exit code, one readable message, no traceback).
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -48,4 +50,9 @@ def assert_clean_error(result, *needles: str, code: int = 2, fix: bool = True) -
         assert n in out, f"{n!r} not in the message:\n{out}"
     if fix:
         assert "fix:" in out, f"the message gives no fix:\n{out}"
+    log = os.environ.get("RELIABILITY_MESSAGES")  # docs/errors.md is written from these real messages
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
+                                 "exit": result.exit_code, "output": out}) + "\n")
     return out

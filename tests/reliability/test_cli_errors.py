@@ -589,17 +589,21 @@ def test_leftover_partial_dir_removed(cli, tmp_path):
 
 
 def test_leftover_tmp_file_removed_on_resume(cli, tiny_scene, fitted, tmp_path):
-    """A half-written checkpoint temp file in a run: `fit --resume` removes it (and says so)."""
+    """A half-written checkpoint temp file and a cut log line in a run: `fit --resume` removes them (and says so)."""
     run = tmp_path / "run"
     shutil.copytree(fitted, run)
     (run / "checkpoint.pt").unlink()
     (run / "run.json").unlink()
     stale = run / "ckpt" / f".step_000030.pt.{_dead_pid()}-x1y2z3.tmp"
     stale.write_bytes(b"half a checkpoint")
+    with open(run / "train_log.jsonl", "a") as fh:
+        fh.write('{"step": 25, "loss": 0.')  # a log line cut by the kill
     r = _resume(cli, tiny_scene, run)
     assert r.exit_code == 0, r.output
     assert "left by an interrupted run" in r.output
     assert not stale.exists()
+    steps = [json.loads(x)["step"] for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] >= 25
 
 
 def test_live_temp_files_are_kept(tmp_path):

@@ -127,7 +127,7 @@ def path_escapes(relative: str) -> bool:
     return norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../")
 
 
-_SCENE_FIX = ("correct this entry of transforms.json (format: DESIGN.md 'Scene directory', docs/errors.md), "
+_SCENE_FIX = ("repair transforms.json (format: DESIGN.md 'Scene directory'; known problems: docs/errors.md) "
               "or re-create the scene with `labelsplat scene import` / `labelsplat synth`")
 
 

@@ -628,7 +628,14 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     ensure_dir(out_dir)
     log_path = out_dir / "train_log.jsonl"
     if ckpt is not None and log_path.exists():  # drop lines written after the checkpoint
-        kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) < start_step]
+        def _before_ckpt(ln: str) -> bool:  # a line cut by a kill is not JSON: dropped too
+            try:
+                rec = json.loads(ln)
+            except json.JSONDecodeError:
+                return False
+            return isinstance(rec, dict) and isinstance(rec.get("step", 0), int) and rec.get("step", 0) < start_step
+
+        kept = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip() and _before_ckpt(ln)]
         atomic_write_text(log_path, "".join(ln + "\n" for ln in kept))
     elif ckpt is None:
         atomic_write_text(log_path, "")
