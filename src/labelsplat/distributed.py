@@ -381,6 +381,7 @@ def run_batch(
     out = check_out(out, bcfg.address)
     names, unreadable = _scene_names(scenes, allow_outside)
     t_all = time.perf_counter()
+    prepare_output(out, resume=resume, overwrite=overwrite)  # refuse an existing OUT before starting Ray
 
     with ray_session(bcfg.address, bcfg.num_cpus) as ray:
         cluster = dict(ray.cluster_resources())
@@ -390,7 +391,6 @@ def run_batch(
                 f"--cpus-per-scene {bcfg.cpus_per_scene} but the Ray cluster has {cluster.get('CPU', 0):g} CPUs",
                 hint="lower --cpus-per-scene",
             )
-        prepare_output(out, resume=resume, overwrite=overwrite)
         atomic_write_json(out / "refine.json", {
             "scenes": [str(Path(s).resolve()) for s in scenes], "config": cfg.to_dict(), "version": __version__,
             "schema_version": SCHEMA_VERSION})

@@ -83,6 +83,23 @@ def test_retry_policy():
     assert not should_retry({"type": "LabelsplatError", "input_error": True}, attempts=1, max_retries=2)
 
 
+def test_unreadable_scenes_become_failures_and_names_must_be_unique(scenes, tmp_path):
+    from labelsplat.distributed import _scene_names
+
+    root, _ = scenes
+    bad = tmp_path / "bad_scene"
+    bad.mkdir()
+    (bad / "transforms.json").write_text("{not json")
+    names, unreadable = _scene_names([root / "head_000", bad])
+    assert list(names) == ["head_000"]
+    assert unreadable["bad_scene"]["errors"][0]["attempt"] == 0
+    assert unreadable["bad_scene"]["errors"][0]["input_error"]
+    copy = tmp_path / "again" / "head_000"
+    shutil.copytree(root / "head_000", copy)
+    with pytest.raises(LabelsplatError, match="unique"):
+        _scene_names([root / "head_000", copy])
+
+
 def test_relative_out_with_address_is_refused_by_the_cli(cli, tmp_path):
     r = cli("batch", tmp_path, "--out", "relative/out", "--address", "auto")
     assert r.exit_code == 2
