@@ -192,6 +192,9 @@ def label_novel_views(
     post-processing); ``logits`` / ``seg_rgb`` are kept only when ``keep_logits`` (default: when
     all of them take less than 1 GB).
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
     from .extract import PostprocessConfig, extract_argmax, extract_palette, postprocess
@@ -202,53 +205,62 @@ def label_novel_views(
         k = max(1, run.num_classes)
         keep_logits = sum(c.width * c.height for c in cameras) * k * 4 < 1 << 30
     rendered: list[dict] = []
-    labels_all: list[np.ndarray] = []
-    reports = []
+    jobs = []
     chunk = max(1, int(cfg.label_chunk))
-    for c0 in range(0, len(cameras), chunk):
-        cams = cameras[c0:c0 + chunk]
-        t = time.perf_counter()
-        batches = list(render_batches(run, cams, batch_size=cfg.render_batch, min_views=cfg.min_views_seen))
-        cat = {key: torch.cat([bt[key] for bt in batches]) for key in batches[0] if key != "start"}
-        timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t
+    t_wall = time.perf_counter()
 
-        t = time.perf_counter()
-        alpha = cat["alpha"]
-        if cfg.extract == "palette":
-            if "seg_rgb" not in cat:
-                raise LabelsplatError("--extract palette needs a run fitted with semantic_target=palette",
-                                      hint="refit with --extract palette (refine) or --semantic-target palette (fit)")
-            ext = extract_palette(cat["seg_rgb"], scene.label_scheme, cfg.palette_method, alpha=alpha,
-                                  alpha_threshold=cfg.alpha_threshold, seed=cfg.seed)
-        else:
-            if "logits" not in cat:
-                raise LabelsplatError("the run was fitted in palette mode: use --extract palette")
-            ext = extract_argmax(cat["logits"], alpha, alpha_threshold=cfg.alpha_threshold)
-        low_vis = ((cat["low_view_fraction"] > cfg.low_view_threshold) & (alpha >= cfg.alpha_threshold)).cpu().numpy()
-        host = {key: cat[key].cpu().numpy() for key in ("rgb", "alpha", "depth")}
-        sem_key = "seg_rgb" if "seg_rgb" in cat else "logits"
-        sem = cat[sem_key].cpu().numpy() if keep_logits else None
-        del cat, batches
-        timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - t
-
-        t = time.perf_counter()
-        h, w = ext.labels.shape[1:]
+    def post(c0, labels, confidence, low_vis, cams, depth):
+        t0 = time.perf_counter()
+        h, w = labels.shape[1:]
         pp_cfg = PostprocessConfig(min_confidence=cfg.min_confidence, min_view_confidence=cfg.min_view_confidence,
                                    min_area=max(1, round(cfg.min_area_fraction * h * w)))
-        labels, report = postprocess(
-            ext.labels, ext.confidence, config=pp_cfg, scheme=scene.label_scheme, yaw=yaws[c0:c0 + chunk],
-            low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame, depth=host["depth"],
-        )
-        timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - t
-        for b in range(len(cams)):
-            d = {key: host[key][b] for key in host}
-            d["confidence"] = ext.confidence[b]
-            d["raw_labels"] = ext.labels[b]
-            if sem is not None:
-                d[sem_key] = sem[b]
-            rendered.append(d)
-        labels_all.append(labels)
-        reports.append((c0, report))
+        out = postprocess(labels, confidence, config=pp_cfg, scheme=scene.label_scheme, yaw=yaws[c0:c0 + len(cams)],
+                          low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame, depth=depth)
+        return out, time.perf_counter() - t0
+
+    # post-processing (numpy / scikit-image on the host) of chunk k overlaps rendering chunk k+1
+    with ThreadPoolExecutor(max(1, min(4, (os.cpu_count() or 1) // 2))) as pool:
+        for c0 in range(0, len(cameras), chunk):
+            cams = cameras[c0:c0 + chunk]
+            t = time.perf_counter()
+            batches = list(render_batches(run, cams, batch_size=cfg.render_batch, min_views=cfg.min_views_seen))
+            cat = {key: torch.cat([bt[key] for bt in batches]) for key in batches[0] if key != "start"}
+            timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t
+
+            t = time.perf_counter()
+            alpha = cat["alpha"]
+            if cfg.extract == "palette":
+                if "seg_rgb" not in cat:
+                    raise LabelsplatError("--extract palette needs a run fitted with semantic_target=palette",
+                                          hint="refit with --extract palette (refine) or --semantic-target palette (fit)")
+                ext = extract_palette(cat["seg_rgb"], scene.label_scheme, cfg.palette_method, alpha=alpha,
+                                      alpha_threshold=cfg.alpha_threshold, seed=cfg.seed)
+            else:
+                if "logits" not in cat:
+                    raise LabelsplatError("the run was fitted in palette mode: use --extract palette")
+                ext = extract_argmax(cat["logits"], alpha, alpha_threshold=cfg.alpha_threshold)
+            low_vis = ((cat["low_view_fraction"] > cfg.low_view_threshold) & (alpha >= cfg.alpha_threshold)).cpu().numpy()
+            host = {key: cat[key].cpu().numpy() for key in ("rgb", "alpha", "depth")}
+            sem_key = "seg_rgb" if "seg_rgb" in cat else "logits"
+            sem = cat[sem_key].cpu().numpy() if keep_logits else None
+            del cat, batches
+            timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - t
+
+            jobs.append((c0, pool.submit(post, c0, ext.labels, ext.confidence, low_vis, cams, host["depth"])))
+            for b in range(len(cams)):
+                d = {key: host[key][b] for key in host}
+                d["confidence"] = ext.confidence[b]
+                d["raw_labels"] = ext.labels[b]
+                if sem is not None:
+                    d[sem_key] = sem[b]
+                rendered.append(d)
+        labels_all, reports = [], []
+        for c0, fut in jobs:
+            (labels, report), seconds = fut.result()
+            timings["postprocess"] = timings.get("postprocess", 0.0) + seconds
+            labels_all.append(labels)
+            reports.append((c0, report))
+    timings["label_wall"] = timings.get("label_wall", 0.0) + time.perf_counter() - t_wall
     return rendered, np.concatenate(labels_all), _merge_reports(reports)
 
 

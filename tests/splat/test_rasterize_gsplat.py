@@ -74,9 +74,10 @@ def _fake_ops():
 def _grads(fn, args, seed=1):
     ps = [t.clone().requires_grad_(True) for t in args[:5]]
     render, alpha, info = fn(ps, args[5:])
-    g = torch.Generator(device=render.device).manual_seed(seed)
-    wr = torch.randn(render.shape, generator=g, dtype=render.dtype, device=render.device)
-    wa = torch.randn(alpha.shape, generator=g, dtype=alpha.dtype, device=alpha.device)
+    # the same upstream weights on every device (a CUDA generator draws other numbers)
+    g = torch.Generator().manual_seed(seed)
+    wr = torch.randn(render.shape, generator=g, dtype=render.dtype).to(render.device)
+    wa = torch.randn(alpha.shape, generator=g, dtype=alpha.dtype).to(alpha.device)
     ((render * wr).sum() + (alpha * wa).sum()).backward()
     return render.detach(), alpha.detach(), [p.grad for p in ps], info
 

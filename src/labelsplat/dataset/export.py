@@ -26,9 +26,11 @@ The directory is built in a temporary sibling and renamed on success
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import LabelsplatError
-from ..io import IGNORE_INDEX, atomic_dir, read_json, write_jpg, write_png
+from ..io import IGNORE_INDEX, atomic_dir, read_json, write_png
 from ..scene import Camera, Frame, HeadFrame, Scene, load_scene, save_scene
 
 MANIFEST = "manifest.json"
@@ -116,6 +118,7 @@ class DatasetWriter:
         val_fraction: float = 0.0,
         allow_empty: bool = False,
         overlay_alpha: float = 0.5,
+        workers: int | None = None,
     ):
         from ..schemes import get_scheme
 
@@ -132,6 +135,10 @@ class DatasetWriter:
         self.val_fraction = float(val_fraction)
         self.allow_empty = allow_empty
         self.overlay_alpha = overlay_alpha
+        # image encoding (PNG/JPEG in Pillow releases the GIL) runs on a thread pool
+        self.workers = max(1, min(8, os.cpu_count() or 1) if workers is None else int(workers))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
         self._ctx = None
         self._tmp: Path | None = None
         self._views: list[dict] = []
@@ -149,6 +156,7 @@ class DatasetWriter:
         self._tmp = self._ctx.__enter__()
         for sub in ("images", "labels", "overlays", "confidence"):
             (self._tmp / sub).mkdir()
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dataset-writer")
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -156,6 +164,7 @@ class DatasetWriter:
         try:
             if exc_type is None:
                 try:
+                    self._drain()
                     self._finish()
                 except BaseException as err:
                     ctx.__exit__(type(err), err, err.__traceback__)
@@ -163,10 +172,49 @@ class DatasetWriter:
                 ctx.__exit__(None, None, None)
                 self.path = self.out_dir
                 return False
+            self._drain(cancel=True)
             ctx.__exit__(exc_type, exc, tb)
             return False
         finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._pending = None, []
             self._ctx, self._tmp = None, None
+
+    def _drain(self, cancel: bool = False) -> None:
+        """Wait for the queued image writes; re-raise the first failure (unless cancelling)."""
+        pending, self._pending = self._pending, []
+        first = None
+        for fut in pending:
+            if cancel:
+                fut.cancel()
+            try:
+                fut.result()
+            except BaseException as err:  # noqa: BLE001 - re-raised below
+                first = first or err
+        if first is not None and not cancel:
+            raise first
+
+    def _write_image(self, path: Path, arr: np.ndarray, fmt: str) -> None:
+        """Queue one image write inside the temporary dataset directory. The directory becomes
+        visible only by its final rename, so files are written directly (no per-file fsync);
+        PNGs use zlib level 1 (about 3x faster than Pillow's default, ~10 % larger)."""
+        arr = np.ascontiguousarray(arr)
+
+        def job() -> None:
+            from PIL import Image
+
+            kw = {"compress_level": 1} if fmt == "PNG" else {"quality": 90}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as fh:
+                Image.fromarray(arr).save(fh, format=fmt, **kw)
+
+        if self._pool is None:
+            job()
+        else:
+            self._pending.append(self._pool.submit(job))
+            if len(self._pending) > 64 * self.workers:  # bound the queued images' memory
+                self._drain()
 
     def _require_open(self) -> Path:
         if self._tmp is None or self._ctx is None:
@@ -224,18 +272,18 @@ class DatasetWriter:
         ov = overlay(rgb, lab, self.scheme, alpha=self.overlay_alpha)
         entry: dict[str, Any] = {"name": name}
         if accepted:
-            write_png(tmp / "images" / f"{name}.png", rgb)
-            write_png(tmp / "labels" / f"{name}.png", lab)
-            write_jpg(tmp / "overlays" / f"{name}.jpg", ov)
+            self._write_image(tmp / "images" / f"{name}.png", rgb, "PNG")
+            self._write_image(tmp / "labels" / f"{name}.png", lab, "PNG")
+            self._write_image(tmp / "overlays" / f"{name}.jpg", ov, "JPEG")
             entry.update(image=f"images/{name}.png", label=f"labels/{name}.png", overlay=f"overlays/{name}.jpg")
             if conf is not None:
-                write_png(tmp / "confidence" / f"{name}.png",
-                          np.clip(np.rint(conf * 255.0), 0, 255).astype(np.uint8))
+                self._write_image(tmp / "confidence" / f"{name}.png",
+                                  np.clip(np.rint(conf * 255.0), 0, 255).astype(np.uint8), "PNG")
                 entry["confidence"] = f"confidence/{name}.png"
             if self.celebamask_layout:
                 entry["celebamask_index"] = self._write_celebamask(tmp, name, lab)
         else:
-            write_jpg(tmp / "rejected" / f"{name}.jpg", ov)
+            self._write_image(tmp / "rejected" / f"{name}.jpg", ov, "JPEG")
             entry["rejected_overlay"] = f"rejected/{name}.jpg"
         self._record(entry, camera, meta, accepted, reason, mean_conf)
         return entry
@@ -317,7 +365,10 @@ class DatasetWriter:
             sub, ext = dirs[key]
             dst = tmp / sub / f"{name}{ext}"
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            try:  # a hard link costs nothing and the files are never rewritten in place
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
             entry[key] = f"{sub}/{name}{ext}"
         if accepted:
             for key in ("image", "label"):
