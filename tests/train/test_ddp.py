@@ -162,19 +162,37 @@ def test_sync_bn_refused_on_cpu(tiny_dataset, tmp_path, cli):
 
 @pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
 def test_two_gpus_nccl_match_accumulation(tiny_dataset, tmp_path):
+    """nccl on 2 GPUs vs --accumulate 2 on one, fp32, ONE full-lr step (warm-up 0).
+
+    CUDA is not bitwise reproducible (TF32 convolutions, atomics in the bilinear upsampling's
+    backward), and BatchNorm over 2-sample 1x1 attention features amplifies that noise: measured
+    on one H200, two identical single-GPU runs differed by ~1e-4 (relative norm of the weight
+    update) after one step but by 2-6% after two. So the comparison is of one step's update,
+    with a 100x margin over that noise."""
     torch.manual_seed(0)
     init = tmp_path / "init.pth"
     torch.save(BiSeNet(19).state_dict(), init)
+    one_step = dict(iters=1, warmup_iters=0)
     ref = train(TrainConfig(data=[str(tiny_dataset)], out=str(tmp_path / "ref.pth"), init=str(init), device="cuda",
-                            amp=False, log_every=1, ckpt_every=0, accumulate=2, **SETTINGS))
-    proc = _torchrun(_cli_args(tiny_dataset, init, tmp_path / "ddp.pth", device="cuda") + ["--no-amp"], cwd=tmp_path)
+                            amp=False, log_every=1, ckpt_every=0, accumulate=2, **{**SETTINGS, **one_step}))
+    proc = _torchrun(_cli_args(tiny_dataset, init, tmp_path / "ddp.pth", device="cuda", **one_step) + ["--no-amp"],
+                     cwd=tmp_path)
     _check_proc(proc)
-    got = torch.load(tmp_path / "ddp.pth", weights_only=True)
-    _assert_same_model(got, torch.load(ref.weights, weights_only=True), rtol=1e-3)  # cuDNN sums in any order
+    got, want, w0 = (torch.load(f, weights_only=True) for f in (tmp_path / "ddp.pth", ref.weights, init))
+    assert got.keys() == want.keys() and not any(k.startswith("module.") for k in got)
+    keys = [k for k in got if got[k].is_floating_point() and "running" not in k]
+    d_got = torch.cat([(got[k] - w0[k]).flatten().double() for k in keys])
+    d_want = torch.cat([(want[k] - w0[k]).flatten().double() for k in keys])
+    assert float(d_want.norm()) > 0
+    assert float((d_got - d_want).norm() / d_want.norm()) < 1e-2
+    for k in got:
+        if "running" in k:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-2, atol=1e-3)
+        elif not got[k].is_floating_point():
+            assert torch.equal(got[k], want[k]), k
     proc = _torchrun(_cli_args(tiny_dataset, init, tmp_path / "sbn.pth", device="cuda", iters=2) + ["--sync-bn"], cwd=tmp_path)
     _check_proc(proc)
     assert not any(k.startswith("module.") for k in torch.load(tmp_path / "sbn.pth", weights_only=True))
-
 
 def test_child_argv_reproduces_the_options():
     app, seen = typer.Typer(), {}
