@@ -143,3 +143,19 @@ def test_parse_mediapipe_argument_errors(cli, scene, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "anatomical" in r.output
     r = cli("parse", imgs, "--weights", tmp_path / "w.pth", "--lr-convention", "auto", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "auto" in r.output
+
+
+def test_scheme_with_unknown_convention(cli, scene):
+    """lapa11 leaves its left/right convention unknown: the check measures it and says how to use it."""
+    from labelsplat.schemes import convert_labels
+
+    s = load_scene(scene)
+    for fr in s.frames:
+        p = s.path(fr.label_path)
+        write_png(p, convert_labels(read_label(p, 19), "celebamask19-zll", "lapa11"))
+    s.label_scheme = "lapa11"
+    save_scene(s)
+    r = cli("labels", "check-lr", scene)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "convention: subject" in text and "leaves its convention unknown" in text and "--src-lr subject" in text

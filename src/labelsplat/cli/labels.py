@@ -216,9 +216,12 @@ def check_lr_cmd(
         console.print(f"convention: [bold]{res.convention}[/bold]  agreement {res.agreement:.0%} "
                       f"({res.votes['subject']} subject / {res.votes['image']} image votes, "
                       f"{res.n_views_checked} of {res.n_views_near_frontal} near-frontal views)")
-        if res.convention in ("subject", "image"):
+        if res.convention in ("subject", "image") and res.scheme_lr_convention in ("subject", "image"):
             note = ("match" if res.convention == res.scheme_lr_convention else "differ from")
             console.print(f"  the scheme {res.label_scheme} declares '{res.scheme_lr_convention}': the labels {note} it")
+        elif res.convention in ("subject", "image"):
+            console.print(f"  the scheme {res.label_scheme} leaves its convention unknown: pass "
+                          f"--src-lr {res.convention} to `labels convert` (or --lr-convention {res.convention} to `parse`)")
     if json_out is not None:
         console.print(f"  wrote {check_lr_json(res, json_out)}")
 
