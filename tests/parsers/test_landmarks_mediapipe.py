@@ -77,6 +77,16 @@ def test_landmarks_on_the_astronaut(astronaut, astro_landmarks):
     assert lm[473, 0] > lm[468, 0]  # iris centres: left (473) on the image right
 
 
+def test_pixel_centre_convention(astronaut, astro_landmarks, models):
+    """x = x_norm * W puts the image edges at 0 and W (pixel-centre convention): the mesh is
+    bilaterally symmetric as a point set, so the mean x of a photo and of its mirror image sum to
+    W there (and to W - 1 if pixel centres were at integers)."""
+    W = astronaut.shape[1]
+    mirrored = lmk.detect_face_landmarks(np.ascontiguousarray(astronaut[:, ::-1]), models=models)
+    total = astro_landmarks[:, 0].mean() + mirrored[:, 0].mean()
+    assert abs(total - W) < 0.35, total
+
+
 def test_astronaut_labels_in_plausible_places(astronaut, astro_labels):
     lab = astro_labels
     assert lab.shape == astronaut.shape[:2] and lab.dtype == np.uint8
