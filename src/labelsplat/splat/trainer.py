@@ -468,9 +468,11 @@ def _make_optimizers(model: GaussianModel, cfg: FitConfig) -> dict[str, torch.op
         "means": cfg.means_lr * s, "scales": cfg.scales_lr * s, "quats": cfg.quats_lr * s,
         "opacities": cfg.opacities_lr, "sh0": cfg.sh0_lr * s, "shN": cfg.shN_lr * s, "sem": cfg.sem_lr,
     }
+    # fused Adam on CUDA: one kernel per parameter group instead of a dozen (same update rule)
+    fused = {"fused": True} if model.device.type == "cuda" else {}
     return {
         k: torch.optim.Adam([{"params": model.params[k], "lr": lr * bs, "name": k}], eps=1e-15 / bs,
-                            betas=(1 - cfg.batch_size * (1 - 0.9), 1 - cfg.batch_size * (1 - 0.999)))
+                            betas=(1 - cfg.batch_size * (1 - 0.9), 1 - cfg.batch_size * (1 - 0.999)), **fused)
         for k, lr in lrs.items()
     }
 
@@ -677,6 +679,8 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         bar.start()
     t_loop = time.perf_counter()
     last = {}
+    defer_nan = device.type == "cuda"
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     try:
         for step in range(start_step, end_step):
             scale = cfg.resolution_scale(step)
@@ -722,10 +726,20 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
             if cfg.alpha_weight > 0:
                 l_alpha = alpha_loss(out["alpha"], m)
                 loss = loss + cfg.alpha_weight * l_alpha
-            if not torch.isfinite(loss):
+            # On CUDA the finiteness test is accumulated on the device and read only every
+            # log_every / checkpoint_every steps and at the end (a host sync per step would stall
+            # the GPU queue); checkpoints are written only after a clean read, so the last one on
+            # disk is always finite. On the CPU it is read every step (no cost).
+            if defer_nan:
+                nonfinite = nonfinite | ~torch.isfinite(loss.detach())
+                d1 = step + 1
+                check = d1 % cfg.log_every == 0 or d1 % cfg.checkpoint_every == 0 or d1 >= end_step
+            else:
+                check = True
+            if check and not bool(torch.isfinite(loss) & ~nonfinite if defer_nan else torch.isfinite(loss)):
                 last_ck = latest_checkpoint(out_dir)
                 raise LabelsplatError(
-                    f"the loss became NaN/infinite at step {step} (rgb {float(l_rgb.detach()):.4g}, semantic {float(l_sem.detach()):.4g}, "
+                    f"the loss became NaN/infinite {'by' if defer_nan else 'at'} step {step} (rgb {float(l_rgb.detach()):.4g}, semantic {float(l_sem.detach()):.4g}, "
                     f"alpha {float(l_alpha.detach()):.4g}); the fit stopped",
                     path=out_dir,
                     hint=(f"the last good checkpoint is {last_ck}; " if last_ck else "no checkpoint was written yet; ")
