@@ -70,6 +70,7 @@ def render_model(
     semantic_grad_weight: float = 1.0,
     extra: torch.Tensor | None = None,
     return_contrib: bool = False,
+    cam_tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Render cameras (normalised frame, all the same size) in one rasterisation of [RGB | sem | extra].
 
@@ -78,6 +79,7 @@ def render_model(
     logit model, class 0's palette colour for a palette model (``model.semantic_target``);
     the semantic channels' geometry gradients are scaled by ``semantic_grad_weight``.
     ``extra`` (N,E) optional per-Gaussian channels (background 0, no geometry gradient).
+    ``cam_tensors``: the cameras' (viewmats, Ks, centres) already on the device (else built here).
     Returns rgb (C,H,W,3), then ``logits`` (C,H,W,K) for a logit model (K = 0: empty) or
     ``seg_rgb`` (C,H,W,3) unclamped palette colours for a palette model (no ``logits`` key),
     extra (C,H,W,E), depth (C,H,W) normalised-frame expected depth, alpha (C,H,W), info (the
@@ -89,7 +91,7 @@ def render_model(
         raise ValueError("render_model: all cameras of one call must have the same size")
     dev = model.device
     C = len(cameras)
-    viewmats, Ks, centres = camera_tensors(cameras, dev)
+    viewmats, Ks, centres = camera_tensors(cameras, dev) if cam_tensors is None else cam_tensors
     act = model.activated()
     K = model.sem_channels  # channels of the semantic head (K logits, 3 palette colours, 0)
     palette_mode = model.semantic_target == "palette"
@@ -252,10 +254,13 @@ class _Levels:
         if scale in self.cache:
             return self.cache[scale]
         v = self.views
-        out: dict[str, list] = {"cameras": [], "images": [], "labels": [], "masks": [], "confidences": []}
+        out: dict[str, list] = {"cameras": [], "images": [], "labels": [], "masks": [], "confidences": [],
+                                "cam_t": []}
         for i, cam in enumerate(v.cameras):
             w, h = max(1, round(cam.width * scale)), max(1, round(cam.height * scale))
             out["cameras"].append(self.norm.camera_to_norm(_scaled_camera(cam, w, h)))
+            # (viewmat, K, centre) on the device once, so a step copies nothing from the host
+            out["cam_t"].append(tuple(t[0] for t in camera_tensors([out["cameras"][-1]], self.device)))
             img = _resize((v.images[i] * 255.0 + 0.5).astype(np.uint8), (w, h), nearest=False) if scale != 1.0 \
                 else None
             img_t = torch.from_numpy(v.images[i] if img is None else img.astype(np.float32) / 255.0)
@@ -680,6 +685,13 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     t_loop = time.perf_counter()
     last = {}
     defer_nan = device.type == "cuda"
+    # On CUDA the random backgrounds of every step are drawn up front (their own generator,
+    # indexed by step: resumable) and kept on the device; a per-step host->device copy would
+    # synchronise the GPU queue. The CPU keeps its single generator stream.
+    bg_table = None
+    if device.type == "cuda" and cfg.random_background:
+        g_bg = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 17)
+        bg_table = torch.rand(cfg.steps, batch_size, 3, generator=g_bg).to(device)
     nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     try:
         for step in range(start_step, end_step):
@@ -692,19 +704,24 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                     perm_pos = 0
                 idx.append(int(perm[perm_pos]))
                 perm_pos += 1
-            bg = torch.rand(batch_size, 3, generator=gen).to(device) if cfg.random_background \
-                else torch.zeros(batch_size, 3, device=device)
+            if bg_table is not None:
+                bg = bg_table[step]
+            elif cfg.random_background:
+                bg = torch.rand(batch_size, 3, generator=gen).to(device)
+            else:
+                bg = torch.zeros(batch_size, 3, device=device)
             frac = step / max(1, cfg.steps)
             optimizers["means"].param_groups[0]["lr"] = (
                 cfg.means_lr * cfg.lr_scale * math.sqrt(batch_size) * cfg.means_lr_final_factor ** frac
             )
             active_sh = min(step // max(1, cfg.sh_degree_interval), cfg.sh_degree)
             cams = [lv["cameras"][i] for i in idx]
+            cam_t = tuple(torch.stack([lv["cam_t"][i][j] for i in idx]) for j in range(3))
             img = torch.stack([lv["images"][i] for i in idx])
             m = torch.stack([lv["masks"][i] for i in idx])
             target = img * m[..., None] + bg[:, None, None, :] * (1 - m[..., None])
             out = render_model(model, cams, backend=backend, active_sh=active_sh, bg_rgb=bg, bg_logit=cfg.bg_logit,
-                               semantic_grad_weight=sem_w)
+                               semantic_grad_weight=sem_w, cam_tensors=cam_t)
             strategy.step_pre_backward(model.params, optimizers, sstate, step, out["info"])
             l_rgb = rgb_loss(out["rgb"], target, cfg.ssim_lambda)
             loss = l_rgb
