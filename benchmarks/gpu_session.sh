@@ -48,7 +48,7 @@ for stage in $stages; do
     ratio)
       log "joint vs RGB-only fit (fit_speed.py)"
       timeout 200 python3 benchmarks/fit_speed.py --device cuda --preset fast --views 48 --resolution 512 \
-        --modes scaled:0.1,rgb,full,none --out "$OUT/fit_speed_cuda.json" --work /tmp/fit_speed_cuda \
+        --modes ${RATIO_MODES:-scaled:0.1,rgb,full,none} --out "$OUT/fit_speed_cuda.json" --work /tmp/fit_speed_cuda \
         2>&1 | tail -30 | tee "$OUT/ratio.log" ;;
     speed)
       if [ -f benchmarks/refine_speed.py ]; then
