@@ -111,6 +111,10 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--novel-views", type=int, default=8)
+    ap.add_argument("--sampler", default="extreme")
+    ap.add_argument("--within-coverage", action="store_true",
+                    help="Keep novel views within the inputs' coverage (default: allow beyond, so that the "
+                         "sampler never fails on small synthetic rigs)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="CPU mode: worker counts.")
     ap.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.5, 0.25],
                     help="GPU mode: num_gpus per scene.")
@@ -133,7 +137,8 @@ def main() -> None:
     t_synth = time.perf_counter() - t
     scenes = sorted(p for p in (work / "scenes").iterdir() if (p / "transforms.json").is_file())
     device = "cuda" if args.gpu else "cpu"
-    cfg = RefineConfig(preset=args.preset, novel_views=args.novel_views, seed=args.seed, device=device)
+    cfg = RefineConfig(preset=args.preset, novel_views=args.novel_views, seed=args.seed, device=device,
+                       sampler=args.sampler, beyond_coverage=not args.within_coverage)
 
     results = []
     if args.gpu:
@@ -176,7 +181,8 @@ def main() -> None:
         "benchmark": "batch_scaling", "mode": "gpu" if args.gpu else "cpu",
         "machine": _machine(),
         "settings": {"scenes": args.scenes, "views": args.views, "resolution": args.resolution, "preset": args.preset,
-                     "novel_views": args.novel_views, "seed": args.seed, "device": device,
+                     "novel_views": args.novel_views, "sampler": args.sampler,
+                     "beyond_coverage": not args.within_coverage, "seed": args.seed, "device": device,
                      "noise": "simulated:medium", "rig": "facescape"},
         "synth_s": round(t_synth, 2), **extra,
         "results": results,
