@@ -131,3 +131,39 @@ def test_refine_on_the_capture_beats_the_initial_labels(orbit_run, cli):
     sc = score_refined(orbit_run["scene"], out, orbit_run["orbit"])
     assert sc["accepted"] >= 4
     assert sc["refined"]["miou"] > sc["initial"]["miou"], sc
+
+
+def test_head_frame_from_landmarks(orbit_run, cli, monkeypatch):
+    """The landmark path without MediaPipe: a stand-in detector returns the true eye centres,
+    nose tip and chin of the synthetic template projected by the true camera of each frame
+    (recognised by its pixels). The scene must come out in the synthetic head frame and cm."""
+    import labelsplat.parsers.landmarks as lmk
+    from labelsplat.capture import TEMPLATE_CM
+    from labelsplat.capture.headframe import MEDIAPIPE_IDS
+    from labelsplat.capture.pipeline import _undistorted
+    from labelsplat.io import read_rgb
+    from labelsplat.scene.importers import ImportReport
+    from labelsplat.scene.importers.colmap import read_colmap
+    from labelsplat.synth.head import HEAD_CENTER
+
+    work, orbit = orbit_run["work"], orbit_run["orbit"]
+    views, _, _ = read_colmap(work / "sparse", work / "images", None, ImportReport("capture", "test"))
+    pts = TEMPLATE_CM + np.asarray(HEAD_CENTER)
+    table = {}
+    for k, v in enumerate(views):
+        cam = orbit.cameras[int(v.name.split("_")[1])]
+        lm = np.zeros((478, 3))
+        uv, _ = cam.project(pts)
+        lm[list(MEDIAPIPE_IDS), :2] = uv
+        table[_undistorted(v, read_rgb(v.image)).tobytes()] = None if k % 4 == 3 else lm  # some frames: no face
+    monkeypatch.setattr(lmk, "detect_face_landmarks", lambda rgb, **kw: table[np.ascontiguousarray(rgb).tobytes()])
+    out = orbit_run["root"] / "scene_landmarks"
+    r = cli(*orbit_run["base"], "--out", out)
+    assert r.exit_code == 0, r.output
+    scene = load_scene(out)
+    info = scene.extra["capture"]["head_frame"]
+    assert info["source"] == "landmarks" and info["faces_found"] == N_KEEP - N_KEEP // 4
+    al = align_cameras(scene.cameras, [orbit.cameras[f.extra["source_index"]] for f in scene.frames])
+    assert abs(al.similarity.scale - 1.0) < 0.03
+    assert np.degrees(np.arccos(np.clip((np.trace(al.similarity.R) - 1) / 2, -1, 1))) < 2.0
+    assert np.linalg.norm(al.similarity.t - np.asarray(HEAD_CENTER)) < 1.0  # cm
