@@ -71,17 +71,21 @@ def time_fwd_bwd(args, backend: str, repeats: int, warmup: int = 1) -> dict:
     means, quats, scales, opac, colors, viewmats, Ks, w, h = args
     gen = torch.Generator().manual_seed(1)
     C = viewmats.shape[0]
-    wr = torch.randn(C, h, w, colors.shape[1] + 1, generator=gen, dtype=means.dtype)
-    wa = torch.randn(C, h, w, 1, generator=gen, dtype=means.dtype)
+    wr = torch.randn(C, h, w, colors.shape[1] + 1, generator=gen, dtype=means.dtype).to(means.device)
+    wa = torch.randn(C, h, w, 1, generator=gen, dtype=means.dtype).to(means.device)
+    sync = torch.cuda.synchronize if means.device.type == "cuda" else (lambda: None)  # GPU: time the work
     times, fwd, cpu = [], [], []
     for i in range(warmup + repeats):
         ps = [t.clone().requires_grad_(True) for t in (means, quats, scales, opac, colors)]
+        sync()
         c0 = time.process_time()
         t0 = time.perf_counter()
         r, a, _ = rasterize(*ps, viewmats, Ks, w, h, backend=backend)
+        sync()
         t1 = time.perf_counter()
         loss = (r * wr).sum() + (a * wa).sum()
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         c2 = time.process_time()
         if i >= warmup:
