@@ -86,6 +86,7 @@ class LoopConfig:
     # 4. refine
     refine_preset: str = "tiny"
     novel_views: int = 48
+    refine_steps: int | None = None  # None: the preset's fit steps
     # 6. fine-tuning
     ft_iters: int = 300
     ft_lr: float = 2.5e-3
@@ -103,7 +104,7 @@ CONFIGS: dict[str, LoopConfig] = {
     # tests: seconds
     "micro": LoopConfig(
         name="micro", train_identities=2, train_views=2, train_resolution=48, input_size=32, batch_size=2,
-        base_iters=2, mv_identities=1, mv_views=6, mv_resolution=64, refine_preset="micro", novel_views=3,
+        base_iters=2, mv_identities=1, mv_views=6, mv_resolution=48, refine_preset="micro", novel_views=3, refine_steps=20,
         ft_iters=2, ft_warmup=0, eval_identities=1, eval_views=4, eval_resolution=48, parse_batch=4, ckpt_every=1,
     ),
     # a first end-to-end check of the real pipeline (minutes)
@@ -319,7 +320,7 @@ def stage_refine(root: Path, cfg: LoopConfig, seed: int, device: str, scenes: li
     t0 = time.perf_counter()
     out = root / "refine"
     rc = RefineConfig(preset=cfg.refine_preset, novel_views=cfg.novel_views, sampler="extreme", seed=seed,
-                      device=device)
+                      device=device, steps=cfg.refine_steps)
     resume = (out / "refine.json").is_file()
     pooled, outcomes = refine(scenes, out, rc, resume=resume, overwrite=not resume, progress=False,
                               log=lambda m: log("  refine: " + m), title="paper_loop refine")
@@ -626,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         if k not in LoopConfig.__dataclass_fields__ or k == "name":
             ap.error(f"unknown config field {k!r}")
         cur = getattr(cfg, k)
-        cfg = replace(cfg, **{k: type(cur)(v)})
+        conv = type(cur) if cur is not None else (lambda x: None if x.lower() == "none" else int(x))
+        cfg = replace(cfg, **{k: conv(v)})
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     work = (args.work or REPO / "runs" / "paper_loop" / cfg.name).resolve()
     results = (args.results or REPO / "benchmarks" / "results" / f"paper_loop_{cfg.name}.json").resolve()

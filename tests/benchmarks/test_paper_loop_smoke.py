@@ -1,0 +1,123 @@
+"""Smoke test of benchmarks/paper_loop.py: the whole loop at micro sizes writes the results JSON
+with the expected keys, and a rerun skips every finished stage."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ["frontal", "baseline", "multiview", "refine", "aux", "ft_refined", "ft_noisy", "evalset",
+          "eval_baseline", "eval_ft_refined", "eval_ft_noisy"]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("paper_loop", ROOT / "benchmarks" / "paper_loop.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["paper_loop"] = mod  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def pl():
+    return _load()
+
+
+@pytest.fixture(scope="module")
+def micro_run(pl, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("paper_loop")
+    work, results = tmp / "work", tmp / "paper_loop_micro.json"
+    args = ["--config", "micro", "--seeds", "0", "--work", str(work), "--results", str(results), "--device", "cpu"]
+    assert pl.main(args) == 0
+    return pl, work, results, args
+
+
+def test_micro_loop_writes_results(micro_run):
+    pl, work, results, _ = micro_run
+    doc = json.loads(results.read_text())
+    assert doc["schema_version"] == 1
+    for key in ("config", "machine", "git_commit", "status", "summary", "seeds", "device"):
+        assert key in doc
+    assert doc["config"]["name"] == "micro"
+    assert doc["machine"]["versions"]["torch"]
+    assert doc["status"]["0"] == {s: True for s in STAGES}
+    seed = doc["seeds"]["0"]
+    assert seed["baseline"]["steps"] == pl.CONFIGS["micro"].base_iters
+    assert seed["ft_refined"]["config"]["init"].endswith("baseline.pth")
+    assert seed["ft_refined"]["config"]["mix"] == seed["ft_noisy"]["config"]["mix"]
+    assert seed["ft_refined"]["config"]["iters"] == seed["ft_noisy"]["config"]["iters"]
+    for m in pl.MODELS:
+        s = seed[f"eval_{m}"]["scores"]
+        assert set(s["by_yaw"]) == {"0-30", "30-60", "60-90", "90-180"}
+        conf = np.asarray(s["confusion"])
+        assert conf.shape == (19, 20) and conf.sum() == s["num_pixels"] > 0
+        assert "nose" in s["per_class"] and "boundary_excluded" in s
+    assert seed["multiview"]["initial_vs_gt"]["num_views"] == pl.CONFIGS["micro"].mv_views
+    models = doc["summary"]["models"]
+    for m in pl.MODELS:
+        for k in ("f1_extreme", "f1_frontal", "f1_overall"):
+            assert models[m][k]["n"] == 1 and 0.0 <= models[m][k]["mean"] <= 1.0
+    assert set(doc["summary"]["targets"]) >= {"extreme_gain_ge_0.10", "extreme_above_noisy_beyond_spread",
+                                              "frontal_within_spread_and_ge_minus_0.005"}
+
+
+def test_aux_datasets_share_images(micro_run):
+    _, work, _, _ = micro_run
+    ref = json.loads((work / "seed_0" / "refined_dataset" / "manifest.json").read_text())
+    noisy = json.loads((work / "seed_0" / "noisy_dataset" / "manifest.json").read_text())
+    assert [v["name"] for v in ref["views"]] == [v["name"] for v in noisy["views"]]
+    a = (work / "seed_0" / "refined_dataset" / ref["views"][0]["image"]).read_bytes()
+    b = (work / "seed_0" / "noisy_dataset" / noisy["views"][0]["image"]).read_bytes()
+    assert a == b
+
+
+def test_rerun_skips_finished_stages(micro_run):
+    pl, work, results, args = micro_run
+    markers = {p.name: p.stat().st_mtime_ns for p in (work / "seed_0").glob("*.done.json")}
+    assert len(markers) == len(STAGES)
+    assert pl.main(args) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (work / "seed_0").glob("*.done.json")} == markers
+
+
+def test_other_config_in_same_work_dir_is_refused(micro_run):
+    pl, work, results, args = micro_run
+    assert pl.main(args + ["--set", "novel_views=5"]) == 2
+
+
+def test_f1_and_summary_on_hand_built_counts(pl):
+    k = 19
+    perfect = np.zeros((k, k + 1), dtype=np.int64)
+    perfect[0, 0], perfect[1, 1], perfect[10, 10] = 100, 50, 10
+    wrong = np.zeros((k, k + 1), dtype=np.int64)
+    wrong[0, 0], wrong[1, 0], wrong[10, 1] = 100, 50, 10  # skin and nose all wrong
+    zero = np.zeros((k, k + 1), dtype=np.int64)
+
+    def scores(front, extreme):
+        return {"scores": {"confusion_by_yaw": {"0-30": front.tolist(), "30-60": zero.tolist(),
+                                                "60-90": extreme.tolist(), "90-180": extreme.tolist()},
+                           "overall": {"mean_f1": 0.5},
+                           "by_yaw": {b: None for b in ("0-30", "30-60", "60-90", "90-180")}}}
+
+    assert pl.f1_of(scores(perfect, wrong)["scores"], ("0-30",)) == pytest.approx(1.0)
+    assert pl.f1_of(scores(perfect, wrong)["scores"], pl.EXTREME_BINS) == pytest.approx(0.0)
+    assert pl.f1_of(scores(perfect, wrong)["scores"], ("30-60",)) is None
+    recs = {s: {"eval_baseline": scores(perfect, wrong), "eval_ft_refined": scores(perfect, perfect),
+                "eval_ft_noisy": scores(perfect, wrong)} for s in (0, 1)}
+    summ = pl.summarize(recs)
+    assert summ["seeds_finished"] == [0, 1]
+    assert summ["differences"]["extreme_refined_minus_baseline"]["mean"] == pytest.approx(1.0)
+    assert summ["targets"]["extreme_gain_ge_0.10"] and summ["targets"]["extreme_above_noisy_beyond_spread"]
+    assert summ["targets"]["frontal_within_spread_and_ge_minus_0.005"]
+    recs[1].pop("eval_ft_noisy")  # an unfinished seed is left out of the summary
+    assert pl.summarize(recs)["seeds_finished"] == [0]
+
+
+def test_split_seeds_disjoint(pl):
+    seeds = {pl.split_seed(s, sp) for s in range(3) for sp in pl.SPLITS}
+    assert len(seeds) == 9
