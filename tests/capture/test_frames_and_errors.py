@@ -115,3 +115,38 @@ def test_config_validation():
         from labelsplat.capture import SfmConfig
 
         SfmConfig(matcher="vocab")
+
+
+def test_select_photos_bins_and_resizes(tmp_path):
+    from scipy.ndimage import gaussian_filter
+
+    from labelsplat.capture.frames import select_photos
+
+    photos = tmp_path / "photos"
+    for k in range(6):
+        img = _texture(k, 128)
+        if k in (0, 3, 5):  # blurred: the other photo of its bin wins
+            img = gaussian_filter(img.astype(float), sigma=(2, 2, 0)).round().astype(np.uint8)
+        write_png(photos / f"p{k}.png", img)
+    sel = select_photos(photos, 3, 64)
+    assert sel.source_name == ["p1.png", "p2.png", "p4.png"] and sel.source_index == [1, 2, 4]
+    assert sel.total == 6 and all(im.shape == (64, 64, 3) for im in sel.images)
+
+
+def test_video_frames_are_decoded_and_selected(tmp_path):
+    import sys
+    from pathlib import Path
+
+    from scipy.ndimage import gaussian_filter
+
+    from labelsplat.capture.frames import select_video_frames
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _capture_orbit import encode_video
+
+    frames = [_texture(k, 64) for k in range(8)]
+    frames[0] = gaussian_filter(frames[0].astype(float), sigma=(3, 3, 0)).round().astype(np.uint8)
+    video = encode_video(tmp_path / "v.mp4", frames)
+    sel = select_video_frames(video, 4, 32)
+    assert sel.total == 8 and sel.source_index[0] == 1 and len(sel.source_index) == 4
+    assert sel.images[0].shape == (32, 32, 3)
