@@ -18,7 +18,8 @@ every labelling of that identity is scored on exactly the same views. Scores poo
 counts over the identities of a seed; the summary gives mean and spread (min..max) over seeds.
 
 Resumable: the results JSON holds finished cells, which are skipped on the next run with the same
-configuration (a different configuration is refused unless ``--overwrite``). Example (the tiny/demo
+configuration (a different configuration is refused unless ``--overwrite``), and, under ``partial``,
+the finished fits of an unfinished cell (per identity and labelling), which are not redone. Example (the tiny/demo
 configuration)::
 
     python benchmarks/refine_quality.py --preset tiny --views 16 --resolution 128 --novel-views 24 \
@@ -188,7 +189,9 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     timings: dict[str, float] = {}
     t = time.perf_counter()
     rendered, labels, report = label_novel_views(run, scene, cameras, rcfg, yaws=yaws, timings=timings)
-    if rcfg.extract == "palette":
+    if "raw_labels" in rendered[0]:  # label_novel_views keeps the argmax before post-processing
+        raw = _stack(rendered, "raw_labels")
+    elif rcfg.extract == "palette":
         from labelsplat.extract import extract_palette
 
         raw = extract_palette(_stack(rendered, "seg_rgb"), scene.label_scheme, rcfg.palette_method,
@@ -208,9 +211,11 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
 
 
 def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dict, refine_overrides: dict,
-             palette: bool = False) -> dict:
+             palette: bool = False, partial: dict | None = None, save=None) -> dict:
     """One cell: every identity of ``seed`` fitted on noisy and exact labels; ``palette`` = the paper's
-    variant (semantic_target=palette, labels by the nearest palette colour) instead of logits + argmax."""
+    variant (semantic_target=palette, labels by the nearest palette colour) instead of logits + argmax.
+    ``partial`` ({identity: {fit name: {"info", "scores"}}}) holds fits finished by an earlier, killed
+    run (they are not redone); ``save()`` is called after every fit (the caller writes it to the JSON)."""
     from labelsplat.eval import LabellingScores
     from labelsplat.pipeline import RefineConfig
     from labelsplat.schemes import get_scheme
@@ -222,26 +227,43 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
         fit_overrides = {**fit_overrides, "semantic_target": "palette"}
     rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=args.novel_views, **refine_overrides)
     fit_cfg = make_config(args.preset, seed=seed, semantic_grad=semantic_grad, **fit_overrides)
-    acc = None
-    infos = []
+    partial = {} if partial is None else partial
     for noisy_dir, exact_dir in synth_inputs(work, args, seed):
+        ident = noisy_dir.name
+        done = partial.setdefault(ident, {})  # finished fits of this identity: {name: {"info", "scores"}}
+        runs = [("refined", noisy_dir)] + ([] if args.no_ceiling else [("ceiling", exact_dir)])
+        if all(name in done for name, _ in runs) and "initial" in done:
+            continue
         scene, cams, yaws = novel_cameras(noisy_dir, args.novel_views, seed, rcfg.sampler, rcfg.min_head_inside)
         scheme = get_scheme(scene.label_scheme)
-        if acc is None:
-            acc = {k: LabellingScores.for_scheme(scheme) for k in LABELLINGS}
         gt_views = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
         gt = np.stack([g.gt_labels for g in gt_views])
-        preds = {"initial": np.stack([g.labels for g in gt_views])}
-        runs = [("refined", noisy_dir)] + ([] if args.no_ceiling else [("ceiling", exact_dir)])
-        for name, sdir in runs:
-            raw, pp, info = fit_and_label(sdir, work / f"run_tmp_{os.getpid()}", fit_cfg, rcfg, cams, yaws)
-            preds[name], preds[name + "_raw"] = pp, raw
-            infos.append({"identity": noisy_dir.name, "labelling": name, **info})
-            print(f"  seed {seed} {noisy_dir.name} {name}: fit {info['fit_s']:.0f}s "
-                  f"train acc {info['train_label_acc_last']}", flush=True)
-        for name, p in preds.items():
+
+        def scores(pred) -> dict:
+            acc = LabellingScores.for_scheme(scheme)
             for k in range(len(cams)):
-                acc[name].add(p[k], gt[k], float(yaws[k]))
+                acc.add(pred[k], gt[k], float(yaws[k]))
+            return acc.to_dict()
+
+        if "initial" not in done:
+            done["initial"] = {"scores": {"initial": scores(np.stack([g.labels for g in gt_views]))}}
+        for name, sdir in runs:
+            if name in done:
+                continue
+            raw, pp, info = fit_and_label(sdir, work / f"run_tmp_{os.getpid()}", fit_cfg, rcfg, cams, yaws)
+            done[name] = {"info": {"identity": ident, "labelling": name, **info},
+                          "scores": {name: scores(pp), name + "_raw": scores(raw)}}
+            print(f"  seed {seed} {ident} {name}: fit {info['fit_s']:.0f}s "
+                  f"train acc {info['train_label_acc_last']}", flush=True)
+            if save is not None:
+                save()  # a killed run resumes after the last finished fit
+    infos = [done[name]["info"] for done in partial.values() for name in ("refined", "ceiling") if name in done]
+    pooled: dict = {}
+    for done in partial.values():
+        for entry in done.values():
+            for name, d in entry["scores"].items():
+                pooled.setdefault(name, []).append(LabellingScores.from_dict(d))
+    acc = {k: LabellingScores.pool(pooled[k]) for k in LABELLINGS if k in pooled}
     out = {"seed": seed, "semantic_grad": semantic_grad, "extract": rcfg.extract, "fits": infos,
            "fit_config": fit_cfg.to_dict(), "refine_config": rcfg.to_dict()}
     out["labellings"] = {k: v.to_dict() for k, v in acc.items() if v.num_views > 0}
@@ -394,7 +416,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{key}: running", flush=True)
         t = time.perf_counter()
-        cell = run_cell(args, work, seed, sg, fit_overrides, refine_overrides, palette=palette)
+        partial = doc.setdefault("partial", {}).setdefault(key, {})
+
+        def save() -> None:
+            write_results(args.out, doc)
+
+        cell = run_cell(args, work, seed, sg, fit_overrides, refine_overrides, palette=palette, partial=partial,
+                        save=save)
+        doc["partial"].pop(key, None)
         cell["wall_s"] = round(time.perf_counter() - t, 1)
         cell["loadavg_after"] = list(os.getloadavg())
         doc["cells"][key] = cell
