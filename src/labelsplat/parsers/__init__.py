@@ -1,5 +1,6 @@
 """Face parsers: BiSeNet (face-parsing.PyTorch compatible), a MediaPipe landmark parser, a model
-registry, preprocessing, inference and the left/right convention check. Heavy modules (torch) are imported on first use of the names below."""
+registry, preprocessing, inference and the left/right convention check. Heavy modules (torch,
+mediapipe) are imported on first use of the names below."""
 
 from __future__ import annotations
 
