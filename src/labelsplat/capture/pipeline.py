@@ -124,6 +124,7 @@ def prepare(inp: str | Path, work_dir: str | Path, cfg: CaptureConfig, log: Log 
         "key": key, "video": video, "frames_seen": sel.total,
         "selected": [{"name": n, "source_index": i, "source_name": s, "sharpness": round(float(q), 3)}
                      for n, i, s, q in zip(names, sel.source_index, sel.source_name, sel.sharpness)],
+        "registered_names": res.registered_names,
         "sfm": {"registered": res.registered, "total": res.total, "points": res.num_points, "models": res.num_models,
                 "timings_s": {k: round(v, 3) for k, v in res.timings.items()}},
         "timings_s": {"frames": round(t_frames, 3)},
@@ -236,6 +237,9 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
         _check_registered(doc, cfg, work)
         report = ImportReport(format="capture", source=str(Path(inp).resolve()))
         views, _, points = read_colmap(work / "sparse", work / "images", None, report)
+        registered = set(doc.get("registered_names") or [])
+        if registered:  # only posed images (a model may also list images it could not register)
+            views = [v for v in views if v.image.name in registered]
         cams = [Camera.from_w2c_opencv(v.w2c, v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2], v.width, v.height)
                 for v in views]
         if head_frame is not None:

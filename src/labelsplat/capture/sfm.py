@@ -52,6 +52,7 @@ class SfmResult:
     num_points: int
     num_models: int
     timings: dict
+    registered_names: list[str] = None  # type: ignore[assignment]
 
 
 def _import_pycolmap():
@@ -124,4 +125,5 @@ def run_sfm(image_dir: str | Path, image_names: Sequence[str], work_dir: str | P
     model_dir.mkdir()
     best.write_binary(str(model_dir))
     shutil.rmtree(out_all, ignore_errors=True)
-    return SfmResult(model_dir, int(best.num_reg_images()), total, int(best.num_points3D()), len(models), timings)
+    names = sorted(img.name for img in best.images.values() if img.has_pose)
+    return SfmResult(model_dir, int(best.num_reg_images()), total, int(best.num_points3D()), len(models), timings, names)
