@@ -322,12 +322,13 @@ def _encode_image(arr: np.ndarray, fmt: str, **kwargs) -> bytes:
     return buf.getvalue()
 
 
-def write_png(path: str | Path, arr: np.ndarray) -> Path:
-    """Atomically write a uint8 array (H, W) or (H, W, 3|4) as PNG."""
+def write_png(path: str | Path, arr: np.ndarray, *, compress_level: int = 6) -> Path:
+    """Atomically write a uint8 array (H, W) or (H, W, 3|4) as PNG (zlib ``compress_level`` 0-9:
+    1 encodes about 3x faster than Pillow's default 6 for ~10 % larger files)."""
     arr = np.asarray(arr)
     if arr.dtype != np.uint8:
         raise ValueError(f"write_png expects uint8, got {arr.dtype}")
-    return atomic_write_bytes(path, _encode_image(arr, "PNG"))
+    return atomic_write_bytes(path, _encode_image(arr, "PNG", compress_level=compress_level))
 
 
 def write_jpg(path: str | Path, arr: np.ndarray, quality: int = 90) -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 from . import SCHEMA_VERSION, __version__
 from .errors import LabelsplatError
 from .io import atomic_write_json, clean_leftovers, ensure_dir, read_json, write_png
-from .scene import Camera, Scene, load_scene, yaw_pitch
+from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 
 #: Novel views per preset (the fit preset of the same name sets the fit).
 NOVEL_VIEWS = {"micro": 6, "tiny": 24, "fast": 100, "paper": 500}
@@ -458,6 +458,9 @@ def refine_scene(
 
 
 # ----------------------------------------------------------------------------- many scenes
+REPORT_VIEWS_PER_BIN = 6
+
+
 def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *, title: str) -> dict:
     """Merge the scenes' views into OUT/dataset, pool metrics into OUT/metrics.json, write the report."""
     from .dataset.export import merge_datasets
@@ -478,7 +481,14 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     manifest = read_json(out / "dataset" / "manifest.json")
     by_name = {o.name: o for o in outcomes}
     views = []
+    shown: dict[str, int] = {}
     for v in manifest["views"]:
+        # the report shows the first REPORT_VIEWS_PER_BIN views of each |yaw| bin: only those
+        # get colourised GT / initial copies (500 views would otherwise cost 1000 PNG writes)
+        b = yaw_bin(float(v.get("yaw") or 0.0))
+        if shown.get(b, 0) >= REPORT_VIEWS_PER_BIN:
+            continue
+        shown[b] = shown.get(b, 0) + 1
         o = by_name.get(v.get("source_scene"))
         images: dict[str, Path] = {}
         if v.get("image"):
@@ -504,6 +514,7 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
         if p.is_file():
             logs[o.name] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
     write_report(out / "report.html", title=title, metrics=pooled, views=views, train_logs=logs,
+                 max_views_per_bin=REPORT_VIEWS_PER_BIN,
                  notes=[f"labelsplat {__version__}; preset {cfg.preset}; seed {cfg.seed}; "
                         f"{sum(o.n_accepted for o in outcomes)} views accepted, "
                         f"{sum(o.n_rejected for o in outcomes)} rejected"])

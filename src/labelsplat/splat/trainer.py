@@ -38,7 +38,8 @@ import torch
 from .. import SCHEMA_VERSION, __version__
 from ..errors import LabelsplatError
 from ..io import (atomic_write_bytes, atomic_write_json, atomic_write_text, clean_leftovers, ensure_dir, read_label,
-                  read_rgb, write_png)
+                  read_rgb)
+from ..io import write_png as _write_png
 from ..scene import Camera, Scene, load_scene
 from .config import FitConfig
 from .init import InitPoints, foreground_mask, hull_points, read_point_cloud, sample_views
@@ -827,36 +828,51 @@ def write_run_outputs(out_dir: Path, model: GaussianModel, norm: Normalization, 
     Palette runs also write ``renders/seg_rgb/`` (the rendered palette image) and take labels and
     confidence from ``extract_palette(..., method="nearest")``.
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from .ply import save_ply
 
     save_ply(out_dir / "point_cloud.ply", model, norm)
+    # PNG encoding (Pillow releases the GIL) runs on threads while the next view renders
+    pool = ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1)))
+    pending = []
+
+    def queue_png(path, arr):
+        pending.append(pool.submit(_write_png, path, arr, compress_level=1))
+
     rdir = out_dir / "renders"
     psnrs, accs = [], []
     K = model.num_classes
-    for i, (cam, name) in enumerate(zip(level["cameras"], names)):
-        out = render_model(model, [cam], backend=backend, bg_logit=cfg.bg_logit)
-        m = level["masks"][i]
-        target = level["images"][i] * m[..., None]
-        psnrs.append(psnr(out["rgb"][0].clamp(0, 1), target))
-        rgb = (out["rgb"][0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-        write_png(rdir / "rgb" / f"{name}.png", rgb)
-        if K > 0 and "seg_rgb" in out:
-            from ..extract import extract_palette
+    try:
+        for i, (cam, name) in enumerate(zip(level["cameras"], names)):
+            out = render_model(model, [cam], backend=backend, bg_logit=cfg.bg_logit)
+            m = level["masks"][i]
+            target = level["images"][i] * m[..., None]
+            psnrs.append(psnr(out["rgb"][0].clamp(0, 1), target))
+            rgb = (out["rgb"][0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+            queue_png(rdir / "rgb" / f"{name}.png", rgb)
+            if K > 0 and "seg_rgb" in out:
+                from ..extract import extract_palette
 
-            seg = out["seg_rgb"][0].clamp(0, 1)
-            write_png(rdir / "seg_rgb" / f"{name}.png", (seg * 255 + 0.5).to(torch.uint8).cpu().numpy())
-            ex = extract_palette(seg[None], scheme_name, "nearest")
-            write_png(rdir / "labels" / f"{name}.png", ex.labels[0])
-            write_png(rdir / "confidence" / f"{name}.png", (ex.confidence[0] * 255 + 0.5).astype(np.uint8))
-            valid = level["labels"][i].cpu().numpy() != 255
-            accs.append(float((ex.labels[0] == level["labels"][i].cpu().numpy())[valid].mean()) if valid.any()
-                        else float("nan"))
-        elif K > 0:
-            prob = torch.softmax(out["logits"][0], dim=-1)
-            conf, lab = prob.max(dim=-1)
-            write_png(rdir / "labels" / f"{name}.png", lab.to(torch.uint8).cpu().numpy())
-            write_png(rdir / "confidence" / f"{name}.png", (conf * 255 + 0.5).to(torch.uint8).cpu().numpy())
-            accs.append(label_accuracy(out["logits"], level["labels"][i][None]))
+                seg = out["seg_rgb"][0].clamp(0, 1)
+                queue_png(rdir / "seg_rgb" / f"{name}.png", (seg * 255 + 0.5).to(torch.uint8).cpu().numpy())
+                ex = extract_palette(seg[None], scheme_name, "nearest")
+                queue_png(rdir / "labels" / f"{name}.png", ex.labels[0])
+                queue_png(rdir / "confidence" / f"{name}.png", (ex.confidence[0] * 255 + 0.5).astype(np.uint8))
+                valid = level["labels"][i].cpu().numpy() != 255
+                accs.append(float((ex.labels[0] == level["labels"][i].cpu().numpy())[valid].mean()) if valid.any()
+                            else float("nan"))
+            elif K > 0:
+                prob = torch.softmax(out["logits"][0], dim=-1)
+                conf, lab = prob.max(dim=-1)
+                queue_png(rdir / "labels" / f"{name}.png", lab.to(torch.uint8).cpu().numpy())
+                queue_png(rdir / "confidence" / f"{name}.png", (conf * 255 + 0.5).to(torch.uint8).cpu().numpy())
+                accs.append(label_accuracy(out["logits"], level["labels"][i][None]))
+    finally:
+        pool.shutdown(wait=True)
+    for fut in pending:
+        fut.result()  # re-raise a failed write
     res = {"train_view_psnr_fg": float(np.mean(psnrs))}
     if accs:
         res["train_view_label_acc_vs_input"] = float(np.nanmean(accs))
