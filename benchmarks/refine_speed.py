@@ -431,6 +431,77 @@ def time_demo(work: Path, device: str) -> dict:
     }
 
 
+# ============================================================================ tables
+def _f(x, nd=2, unit=""):
+    return "n/a" if x is None else f"{x:.{nd}f}{unit}"
+
+
+def markdown_tables(doc: dict) -> str:
+    """Markdown tables of one results JSON (for docs/performance.md)."""
+    m, st = doc.get("machine", {}), doc.get("settings", {})
+    gpu = (m.get("gpu") or {}).get("name")
+    lines = [f"Machine: {m.get('cpu_model')} x{m.get('cpu_count')} cores" + (f", GPU {gpu}" if gpu else "")
+             + f"; torch {m.get('torch')}, gsplat {m.get('gsplat')}; load average at start {doc.get('loadavg_start')}, "
+             f"end {doc.get('loadavg_end')}. Settings: preset {st.get('preset')}, {st.get('views')} views at "
+             f"{st.get('resolution')}^2, {st.get('novel_views')} novel views, {st.get('num_classes')} classes, "
+             f"seed {st.get('seed')}.", ""]
+    r = doc.get("refine")
+    if r:
+        lines += ["| refine stage | wall s |", "| --- | ---: |"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in r["stages_s"].items() if k != "total"]
+        lines += [f"| **total (incl. synth)** | **{r['wall_s_including_synth']:.1f}** |", ""]
+        mem = r["memory"]
+        lines += [f"Refine: process CPU time {_f(r.get('cpu_s_all_threads'), 1)} s (all threads); "
+                  f"{r['n_gaussians']} Gaussians; fit {r['fit_steps']} steps in {r['fit_loop_s']:.1f} s "
+                  f"({r['fit_steps_per_s']:.2f} steps/s); PSNR (training views, foreground) "
+                  f"{_f(r['train_view_psnr_fg'])} dB; mIoU vs GT at the novel views: initial "
+                  f"{_f(r['miou_initial_vs_gt'], 3)} -> refined {_f(r['miou_refined_vs_gt'], 3)} "
+                  f"({r['accepted_views']}/{r['novel_views']} views accepted); peak RSS {mem['peak_rss_mib']:.0f} MiB"
+                  + (f", CUDA peak allocated {mem['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in mem
+                     else "") + ".", ""]
+    fm = doc.get("fit_modes")
+    if fm:
+        lines += ["| fit (same scene, same steps) | steps | fit loop s | steps/s | Gaussians | ratio vs RGB-only (wall) "
+                  "| ratio (CPU time, whole fit call) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for mode, c in fm["cells"].items():
+            lines.append(f"| {'RGB-only (K=0)' if mode == 'rgb' else 'joint ' + mode} | {c['steps']} | "
+                         f"{c['fit_loop_s']:.1f} | {c['steps_per_s']:.2f} | {c['n_gaussians']} | "
+                         f"{fm['ratio_joint_vs_rgb_only'].get(mode, 1.0):.3f} | "
+                         f"{fm.get('ratio_cpu_time_whole_fit_call', {}).get(mode, 1.0):.3f} |")
+        lines.append("")
+    sp = doc.get("step_profile")
+    if sp:
+        c0 = next(iter(sp["cells"].values()))
+        lines += [f"Fit step of a fixed model ({c0['n_gaussians']} Gaussians, {c0['resolution']}^2, median of "
+                  f"{c0['steps_timed']} steps):", "",
+                  "| cell | step ms (wall) | step ms (CPU) | raster fwd | raster bwd | loss fwd+bwd | optimiser | "
+                  "densify stats | ratio vs RGB-only (wall / CPU) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for mode, c in sp["cells"].items():
+            p = c.get("phases_cpu_s", c["phases_s"])
+            rw = sp["ratio_joint_vs_rgb_only"].get(mode)
+            rc = sp.get("ratio_cpu_time", {}).get(mode, float("nan"))
+            lines.append(
+                f"| {'RGB-only (K=0)' if mode == 'rgb' else 'K=19 ' + mode} | {c['step_s'] * 1e3:.0f} | "
+                f"{c.get('step_cpu_s', float('nan')) * 1e3:.0f} | {p['raster_fwd'] * 1e3:.0f} | {p['raster_bwd'] * 1e3:.0f} | "
+                f"{(p['loss_fwd'] + p['loss_bwd']) * 1e3:.0f} | {p['optimizer'] * 1e3:.1f} | "
+                f"{p['densify_stats'] * 1e3:.1f} | {'-' if rw is None else f'{rw:.2f} / {rc:.2f}'} |")
+        lines += ["", "(phase columns: ms of process CPU time)", ""]
+    b = doc.get("backend")
+    if b:
+        fast = "gsplat" if "gsplat" in b else "cpu"
+        lines += [f"Rasteriser fwd+bwd at {b['resolution']}^2, {b['n_gaussians']} Gaussians, {b['channels']} channels: "
+                  f"{fast} {b[fast]['fwd_bwd_s'] * 1e3:.0f} ms wall ({b[fast]['cpu_time_fwd_bwd_s'] * 1e3:.0f} ms CPU), "
+                  f"naive {b['naive']['fwd_bwd_s']:.1f} s wall ({b['naive']['cpu_time_fwd_bwd_s']:.1f} s CPU): "
+                  f"{b['speedup_vs_naive']:.0f}x wall, {b.get('speedup_vs_naive_cpu_time', float('nan')):.0f}x CPU time.", ""]
+    d = doc.get("demo")
+    if d:
+        lines += [f"`labelsplat demo` (fresh process, warm numba cache): {d['wall_s']:.1f} s wall, "
+                  f"{_f(d.get('cpu_s_all_threads'), 1)} s CPU; mIoU initial {_f(d['miou_initial_vs_gt'], 3)} -> refined "
+                  f"{_f(d['miou_refined_vs_gt'], 3)}; load {d['loadavg_before']} -> {d['loadavg_after']}.", ""]
+    return "\n".join(lines)
+
+
 # ============================================================================ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -452,7 +523,11 @@ def main(argv=None) -> int:
                     help="smoke check: micro preset, 8 views at 64 px, 6 novel views, few steps everywhere")
     ap.add_argument("--work", type=Path, default=Path("/tmp/labelsplat_refine_speed"))
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--table", type=Path, default=None, help="print markdown tables of a results JSON and exit")
     a = ap.parse_args(argv)
+    if a.table is not None:
+        print(markdown_tables(json.loads(a.table.read_text())))
+        return 0
     if a.quick:
         a.preset, a.views, a.resolution, a.novel_views = "micro", 8, 64, 6
         a.steps, a.ratio_steps, a.profile_steps = 30, 20, 3
