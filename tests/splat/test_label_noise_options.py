@@ -1,4 +1,4 @@
-"""FitConfig.label_view_weight: per-view semantic-loss weights by the input view's yaw."""
+"""Fit options against label noise: label_view_weight (per-view weights by yaw) and the GCE semantic loss."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 from fit_scene import cached_scene, make_scene
 from labelsplat.errors import LabelsplatError
 from labelsplat.scene import load_scene, yaw_pitch
-from labelsplat.splat.config import label_view_weight, make_config, parse_label_view_weight
+from labelsplat.splat.config import label_view_weight, make_config, parse_label_view_weight, parse_semantic_loss
+from labelsplat.splat.losses import semantic_loss
 from labelsplat.splat.trainer import fit, semantic_view_weights
 
 
@@ -60,3 +61,33 @@ def test_weights_change_the_fit_only_when_not_all_one(scene_dir, tmp_path):
     assert all(torch.equal(sd_base[k], sd_ones[k]) for k in sd_base)  # weight 1 everywhere = no weighting
     assert sd_base.keys() == sd_low.keys()
     assert any(sd_base[k].shape != sd_low[k].shape or not torch.equal(sd_base[k], sd_low[k]) for k in sd_base)
+
+
+def test_generalized_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 6, 7, requires_grad=True)
+    target = torch.randint(0, 7, (2, 5, 6))
+    target[0, 0, 0] = 255  # ignored
+    p_t = torch.softmax(logits, -1).gather(-1, target.clamp_max(6)[..., None])[..., 0]
+    valid = target != 255
+    q = 0.7
+    expect = ((1 - p_t ** q) / q)[valid].mean()
+    got = semantic_loss(logits, target, gce_q=q)
+    assert torch.allclose(got, expect, atol=1e-6)
+    # q -> 0 tends to the cross-entropy; q = 1 is the mean of 1 - p_t
+    ld = logits.detach().double()
+    assert torch.allclose(semantic_loss(ld, target, gce_q=1e-7), semantic_loss(ld, target), atol=1e-5)
+    assert torch.allclose(semantic_loss(logits, target, gce_q=1.0), (1 - p_t)[valid].mean(), atol=1e-6)
+    # robustness: the gradient on a confidently-wrong pixel is p_t^q times the cross-entropy's
+    g_ce = torch.autograd.grad(semantic_loss(logits[:1, :1, :1], target[:1, 1:2, :1]), logits)[0]
+    g_gce = torch.autograd.grad(semantic_loss(logits[:1, :1, :1], target[:1, 1:2, :1], gce_q=q), logits)[0]
+    pt = torch.softmax(logits[0, 0, 0], -1)[target[0, 1, 0]].detach()
+    assert torch.allclose(g_gce, g_ce * pt ** q, atol=1e-6)
+    with pytest.raises(ValueError):
+        semantic_loss(logits, target, gce_q=q, label_smoothing=0.1)
+    assert parse_semantic_loss("ce") == 0.0 and parse_semantic_loss("gce:0.7") == 0.7
+    for bad in ("gce:0", "gce:1.5", "gce", "focal:2"):
+        with pytest.raises(LabelsplatError, match="semantic_loss"):
+            make_config("micro", semantic_loss=bad)
+    with pytest.raises(LabelsplatError, match="semantic_loss gce"):
+        make_config("micro", semantic_loss="gce:0.7", semantic_target="palette")

@@ -61,6 +61,21 @@ def parse_label_view_weight(value: str) -> tuple[float, float] | None:
     raise LabelsplatError(f"invalid label_view_weight {value!r}", hint=f"use {LABEL_VIEW_WEIGHT_HELP}, e.g. yaw:45:0.3")
 
 
+def parse_semantic_loss(value: str) -> float:
+    """``ce`` -> 0.0; ``gce:<q>`` -> q in (0, 1] (generalized cross-entropy exponent)."""
+    text = str(value).strip().lower()
+    if text == "ce":
+        return 0.0
+    if text.startswith("gce:"):
+        try:
+            q = float(text.split(":", 1)[1])
+        except ValueError:
+            q = float("nan")
+        if math.isfinite(q) and 0.0 < q <= 1.0:
+            return q
+    raise LabelsplatError(f"invalid semantic_loss {value!r}", hint="use ce or gce:<q> with q in (0, 1], e.g. gce:0.7")
+
+
 def label_view_weight(spec: str, yaw_deg: float) -> float:
     """Semantic-loss weight of an input view at ``yaw_deg`` (degrees, head frame) for ``spec``:
     1 up to |yaw| = deg, linear to ``floor`` at |yaw| = 90, ``floor`` beyond; 1 for ``none``."""
@@ -115,6 +130,9 @@ class FitConfig:
     # err more at large |yaw|): "none" | "yaw:<deg>:<floor>" = weight 1 up to |yaw| = deg, then
     # linear down to <floor> at |yaw| = 90 (and <floor> beyond). Needs the scene's head_frame.
     label_view_weight: str = "none"
+    # "ce" (cross-entropy) | "gce:<q>" (generalized cross-entropy, q in (0, 1], robust to label
+    # noise; logits target only, no label smoothing)
+    semantic_loss: str = "ce"
     class_weights: tuple[float, ...] | None = None  # (K,) in the scheme's order; wins over the next
     # weights by class concept (scheme-independent: "l_eye", "mouth", ...); unnamed classes weigh 1
     class_weights_by_concept: tuple[tuple[str, float], ...] | None = None
@@ -178,6 +196,9 @@ class FitConfig:
             bad("label_smoothing must be in [0, 1)")
         parse_semantic_grad(self.semantic_grad)
         parse_label_view_weight(self.label_view_weight)
+        q = parse_semantic_loss(self.semantic_loss)
+        if q and (self.label_smoothing > 0 or self.semantic_target != "logits"):
+            bad("semantic_loss gce needs semantic_target=logits and label_smoothing=0")
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 
@@ -282,4 +303,5 @@ def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
     return dataclasses.replace(PRESETS[preset], **overrides)
 
 
-__all__ = ["FACE_PART_WEIGHTS", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]
+__all__ = ["FACE_PART_WEIGHTS", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight",
+           "parse_semantic_loss", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]

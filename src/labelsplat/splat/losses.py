@@ -103,8 +103,13 @@ def semantic_loss(
     label_smoothing: float = 0.0,
     confidence: torch.Tensor | None = None,
     ignore_index: int = IGNORE_INDEX,
+    gce_q: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy of softmax(``logits`` (C, H, W, K)) against ``target``.
+
+    ``gce_q`` in (0, 1] switches to the generalized cross-entropy (1 - p_t^q) / q (Zhang &
+    Sabuncu 2018), robust to label noise: its gradient is p_t^q x the cross-entropy's, so pixels
+    the model finds implausible pull less; hard targets only, without label smoothing.
 
     ``target`` is (C, H, W) integer ids (``ignore_index`` skipped) or (C, H, W, K) soft
     probabilities (rows summing to 0 are skipped). ``confidence`` (C, H, W) in [0, 1]
@@ -114,6 +119,8 @@ def semantic_loss(
     _check("logits", logits, 4)
     K = logits.shape[-1]
     logp = F.log_softmax(logits, dim=-1)  # (C,H,W,K)
+    if gce_q and (target.dim() == 4 or label_smoothing > 0):
+        raise ValueError("generalized cross-entropy (gce_q > 0) takes hard targets without label smoothing")
     if target.dim() == 4:  # soft labels
         if target.shape != logits.shape:
             raise ValueError(f"soft target shape {tuple(target.shape)} differs from logits {tuple(logits.shape)}")
@@ -133,6 +140,8 @@ def semantic_loss(
             raise ValueError(f"target shape {tuple(target.shape)} differs from logits {tuple(logits.shape[:3])}")
         valid, t_safe = _hard_targets(target, K, ignore_index)
         nll = -logp.gather(-1, t_safe[..., None])[..., 0]
+        if gce_q:
+            nll = (1.0 - torch.exp(-gce_q * nll)) / gce_q
         if label_smoothing > 0:
             nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
         per = nll

@@ -672,6 +672,9 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                                dtype=torch.float32, device=device)
     sem_w = cfg.semantic_grad_weight
     view_w = semantic_view_weights(scene, cfg) if K > 0 else None
+    from .config import parse_semantic_loss
+
+    gce_q = parse_semantic_loss(cfg.semantic_loss)
     end_step = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
     V = len(cams_n)
 
@@ -736,7 +739,8 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                         l_sem = palette_loss(out["seg_rgb"], lab, palette_t, class_weights=class_w, confidence=conf)
                     else:
                         l_sem = semantic_loss(out["logits"], lab, class_weights=class_w,
-                                              label_smoothing=cfg.label_smoothing, confidence=conf)
+                                              label_smoothing=cfg.label_smoothing, confidence=conf,
+                                              gce_q=gce_q)
                     if view_w is not None:  # the batch's mean view weight scales its semantic loss
                         l_sem = l_sem * float(np.mean([view_w[i] for i in idx]))
                     loss = loss + cfg.sem_weight * l_sem
