@@ -228,6 +228,15 @@ def test_outside_paths_refused_by_fit_allowed_on_request(cli, scene, tmp_path):
     assert cli("scene", "info", scene, "--allow-outside").exit_code == 0
 
 
+def test_outside_paths_refused_by_refine(cli, scene, tmp_path):
+    """An absolute mask_path: `refine` refuses the scene before creating its output."""
+    _edit(scene, _set_frame(1, "mask_path", str(scene / "masks" / "view_001.png")))
+    out = tmp_path / "refined"
+    r = cli("refine", scene, "--out", out, "--preset", "micro", "--device", "cpu", "--quiet")
+    assert_clean_error(r, "transforms.json", "points outside the scene directory", "--allow-outside")
+    assert not out.exists()
+
+
 # ----------------------------------------------------------------------------- importers
 def _facescape(tiny_scene: Path, dst: Path) -> Path:
     """A FaceScape-style params.json + {i}.png built from the tiny scene's cameras (OpenCV K: cx - 0.5)."""
