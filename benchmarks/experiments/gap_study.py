@@ -140,7 +140,7 @@ def extract_pp(npz, scene, cams, yaws, rcfg, logit_adjust: float, class_w: np.nd
 
     logits = torch.from_numpy(npz["logits"].astype(np.float32))
     if logit_adjust and class_w is not None:
-        logits = logits - logit_adjust * torch.log(torch.from_numpy(class_w.astype(np.float32)))[None, :, None, None]
+        logits = logits - logit_adjust * torch.log(torch.from_numpy(class_w.astype(np.float32)))[None, None, None, :]  # logits are (B, H, W, K)
     alpha = torch.from_numpy(npz["alpha"].astype(np.float32))
     ext = extract_argmax(logits, alpha, alpha_threshold=rcfg.alpha_threshold)
     lab = ext.labels.cpu().numpy() if hasattr(ext.labels, "cpu") else np.asarray(ext.labels)
