@@ -150,3 +150,16 @@ def test_video_frames_are_decoded_and_selected(tmp_path):
     sel = select_video_frames(video, 4, 32)
     assert sel.total == 8 and sel.source_index[0] == 1 and len(sel.source_index) == 4
     assert sel.images[0].shape == (32, 32, 3)
+
+
+def test_display_rotation():
+    from labelsplat.capture.frames import apply_display_rotation
+
+    img = np.zeros((2, 3, 3), np.uint8)
+    img[0, 0] = 255  # top-left marker
+    assert apply_display_rotation(img, 0) is img
+    cw = apply_display_rotation(img, -90)  # portrait phone video: turn clockwise
+    assert cw.shape == (3, 2, 3) and cw[0, 1, 0] == 255
+    ccw = apply_display_rotation(img, 90)
+    assert ccw.shape == (3, 2, 3) and ccw[2, 0, 0] == 255
+    assert apply_display_rotation(img, 180)[1, 2, 0] == 255

@@ -74,9 +74,17 @@ def is_video(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
 
 
+def apply_display_rotation(rgb: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate a frame for display by its container's display-matrix angle (degrees
+    counterclockwise, a multiple of 90, as PyAV's ``VideoFrame.rotation``; phones store portrait
+    video as landscape frames + -90)."""
+    k = int(round(float(degrees or 0) / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+
+
 def iter_video(path: str | Path) -> Iterator[np.ndarray]:
-    """Decoded frames of a video as uint8 RGB (H, W, 3), in order (PyAV). Display rotation
-    metadata is not applied: portrait phone videos may come out sideways (SfM does not care)."""
+    """Decoded frames of a video as uint8 RGB (H, W, 3), in order (PyAV), turned upright by the
+    display rotation when the file has one (portrait phone videos)."""
     path = Path(path)
     try:
         import av
@@ -97,7 +105,7 @@ def iter_video(path: str | Path) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield apply_display_rotation(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0))
         except LabelsplatError:
             raise
         except Exception as exc:
