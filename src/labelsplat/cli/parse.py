@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"  no face found in {parser.no_face} of {parser.n_images} frames (person pixels 255, no face classes)")
                 if parser.no_face == parser.n_images:
                     console.print("[yellow]warning:[/yellow] MediaPipe found no face in any frame; the labels hold no face "
-                                  "classes. For renders, profiles or small faces use --weights (BiSeNet).")
+                                  "classes. For profiles or small faces use --weights (BiSeNet).")
             if lr_convention == "auto":
                 _auto_lr(console, scene_dir, parser_name is not None, allow_outside=allow_outside)
         else:

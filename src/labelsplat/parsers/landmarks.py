@@ -402,7 +402,7 @@ def parse_folder_landmarks(parser: LandmarkParser, folder: str | Path, out: str 
         raise LabelsplatError(
             f"MediaPipe found no face in {len(no_face)} of {len(files)} images (e.g. {', '.join(no_face[:3])})",
             path=folder,
-            hint="the landmark parser needs visible, roughly frontal faces; for renders, profiles or small "
+            hint="the landmark parser needs visible faces, not in profile; for profiles or small "
                  "faces use BiSeNet: labelsplat parse INPUT --weights 79999_iter.pth --out DIR",
         )
     outputs = []
