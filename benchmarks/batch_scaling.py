@@ -94,11 +94,17 @@ def run_config(scenes: list[Path], work: Path, cfg, *, num_cpus: int, num_gpus: 
     per_scene = {o.name: {k: round(v, 2) for k, v in o.timings.items() if k in ("fit", "total")}
                  for o in res.outcomes}
     tasks = [d["elapsed_s"] for d in res.record["scenes"].values()]
+    cpu = [d.get("cpu_s", 0.0) for d in res.record["scenes"].values()]
+    slots = num_cpus // max(1, cpus_per_scene)
     return {
         "num_cpus": num_cpus, "num_gpus": num_gpus, "gpus_per_scene": gpus_per_scene, "cpus_per_scene": cpus_per_scene,
         "ray_init_s": round(t_init, 2), "batch_wall_s": round(wall, 2),
         "scenes_per_min": round(len(scenes) / wall * 60.0, 3),
-        "task_s_mean": round(sum(tasks) / len(tasks), 2), "per_scene_timings_s": per_scene,
+        "task_s_mean": round(sum(tasks) / len(tasks), 2),
+        "task_cpu_s_mean": round(sum(cpu) / len(cpu), 2),
+        # CPU time the tasks got / (wall x concurrent task slots): 1.0 = every worker had a whole core
+        "cpu_share_per_slot": round(sum(cpu) / (wall * min(slots, len(scenes))), 3),
+        "per_scene_timings_s": per_scene,
         "loadavg_before": load_before, "loadavg_after": _load(),
     }
 
@@ -188,7 +194,9 @@ def main() -> None:
         "results": results,
         "note": "batch_wall_s times run_batch on a started local Ray instance (worker start-up included); "
                 "loadavg is the machine's 1/5/15-min load average: other processes on a shared machine "
-                "lower the measured scaling",
+                "lower the measured scaling. task_cpu_s_mean = CPU seconds of the worker process per scene "
+                "(constant across worker counts = the work itself scales); cpu_share_per_slot = CPU time "
+                "the tasks got / (wall time x concurrent workers)",
     }
     atomic_write_json(out_json, doc)
     print(json.dumps({r.get("workers", r.get("scenes_per_card")): (r["scenes_per_min"], r.get("efficiency_vs_linear",

@@ -169,7 +169,7 @@ def refine_scene_task(scene_dir: str, out: str, cfg_dict: dict, resume: bool, th
     driver sees every failure the same way (Ray-level failures such as a dead worker arrive
     as exceptions from ``ray.get`` instead). On success returns the SceneOutcome.
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lines: list[str] = []
     host = socket.gethostname()
     try:
@@ -183,11 +183,11 @@ def refine_scene_task(scene_dir: str, out: str, cfg_dict: dict, resume: bool, th
         # a retry (attempt > 1) continues the failed attempt's fit from its last checkpoint
         outcome = refine_scene(scene_dir, out, cfg, resume=resume or attempt > 1, progress=False, log=lines.append,
                                allow_outside=allow_outside)
-        return {"ok": True, "outcome": outcome, "elapsed_s": time.perf_counter() - t0, "node": host,
-                "log": lines[-20:]}
+        return {"ok": True, "outcome": outcome, "elapsed_s": time.perf_counter() - t0,
+                "cpu_s": time.process_time() - c0, "node": host, "log": lines[-20:]}
     except Exception as exc:  # noqa: BLE001 - every scene error becomes a failure record
         return {"ok": False, "error": error_record(exc, attempt), "elapsed_s": time.perf_counter() - t0,
-                "node": host, "log": lines[-20:]}
+                "cpu_s": time.process_time() - c0, "node": host, "log": lines[-20:]}
 
 
 # ----------------------------------------------------------------------------- ray session
@@ -252,6 +252,7 @@ class TaskResult:
     value: Any = None  # the remote function's result of the successful attempt
     errors: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0  # wall time of all attempts (as the tasks measured it)
+    cpu_s: float = 0.0  # CPU time of the worker process over all attempts (all its threads)
     node: str | None = None
 
 
@@ -293,6 +294,7 @@ def drive_tasks(
             except Exception as exc:  # noqa: BLE001 - Ray-level failure (worker died, ...)
                 value = {"ok": False, "error": error_record(exc, attempts[spec.key]) | {"input_error": False}}
             res.elapsed_s += float(value.get("elapsed_s", 0.0) or 0.0)
+            res.cpu_s += float(value.get("cpu_s", 0.0) or 0.0)
             res.node = value.get("node", res.node)
             if value.get("ok"):
                 res.ok, res.value = True, value
@@ -453,7 +455,8 @@ def run_batch(
             scenes_doc[name] = {"status": "skipped", "scene": str(path)}
             continue
         res = results[name]
-        entry = {"scene": str(path), "attempts": res.attempts, "node": res.node, "elapsed_s": round(res.elapsed_s, 3)}
+        entry = {"scene": str(path), "attempts": res.attempts, "node": res.node, "elapsed_s": round(res.elapsed_s, 3),
+                 "cpu_s": round(res.cpu_s, 3)}
         if res.ok:
             outcomes.append(res.value["outcome"])
             scenes_doc[name] = {"status": "done", **entry, "errors": res.errors}

@@ -189,7 +189,7 @@ def test_batch_good_scenes_merge_broken_one_reported_resume_skips(cli, ray_local
     fail = rec["scenes"]["head_002"]
     assert fail["status"] == "failed" and fail["attempts"] == 1
     assert fail["errors"][0]["type"] == "LabelsplatError" and "truncated" in fail["errors"][0]["message"]
-    assert rec["scenes"]["head_000"]["status"] == "done"
+    assert rec["scenes"]["head_000"]["status"] == "done" and rec["scenes"]["head_000"]["cpu_s"] > 0
 
     # an existing OUT is refused without --resume
     r = cli("batch", *_args(root, out))
