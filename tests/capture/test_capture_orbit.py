@@ -167,3 +167,35 @@ def test_head_frame_from_landmarks(orbit_run, cli, monkeypatch):
     assert abs(al.similarity.scale - 1.0) < 0.03
     assert np.degrees(np.arccos(np.clip((np.trace(al.similarity.R) - 1) / 2, -1, 1))) < 2.0
     assert np.linalg.norm(al.similarity.t - np.asarray(HEAD_CENTER)) < 1.0  # cm
+
+
+def test_parse_with_bisenet_weights_on_the_capture(orbit_run, cli, tmp_path):
+    """`parse SCENE --weights W` fills the captured scene's labels (a random BiSeNet state dict:
+    the path is checked, not the quality); the scene's cm units place the 15 cm face crop."""
+    import shutil
+
+    import torch
+
+    from labelsplat.io import read_label
+    from labelsplat.parsers.bisenet import BiSeNet
+
+    torch.manual_seed(0)
+    weights = tmp_path / "79999_iter.pth"
+    torch.save(BiSeNet(19).eval().state_dict(), weights)
+    scene_dir = tmp_path / "scene"
+    shutil.copytree(orbit_run["scene"], scene_dir)
+    shutil.rmtree(scene_dir / "labels")
+    from labelsplat.scene import save_scene
+
+    small = load_scene(scene_dir)
+    small.frames = small.frames[::6]  # 4 frames keep the test fast
+    for f in small.frames:
+        f.label_path = None
+    save_scene(small)
+    r = cli("parse", scene_dir, "--weights", weights, "--input-size", 128, "--batch-size", 4)
+    assert r.exit_code == 0, r.output
+    scene = load_scene(scene_dir)
+    assert len(scene.frames) == 4
+    for f in scene.frames:
+        lbl = read_label(scene.path(f.label_path), 19, shape=(RES, RES))
+        assert lbl.shape == (RES, RES)
