@@ -199,3 +199,26 @@ def test_parse_with_bisenet_weights_on_the_capture(orbit_run, cli, tmp_path):
     for f in scene.frames:
         lbl = read_label(scene.path(f.label_path), 19, shape=(RES, RES))
         assert lbl.shape == (RES, RES)
+
+
+def test_masks_and_point_crop(orbit_run, cli, monkeypatch):
+    """--mask stores one selfie-segmentation mask per frame (a stand-in segmenter: a disc) as
+    mask_path, undistorted like the frame; sparse points are cropped around the head."""
+    import labelsplat.parsers.landmarks as lmk
+    from labelsplat.io import read_label
+
+    def disc(rgb, *a, **kw):
+        h, w = rgb.shape[:2]
+        yy, xx = np.mgrid[:h, :w]
+        return (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (0.3 * w) ** 2
+
+    monkeypatch.setattr(lmk, "selfie_mask", disc)
+    out = orbit_run["root"] / "scene_masks"
+    r = cli(*orbit_run["base"], "--out", out, "--head-frame", orbit_run["hf_json"], "--mask")
+    assert r.exit_code == 0, r.output
+    scene = load_scene(out)
+    for f in scene.frames[:4]:
+        m = read_label(scene.path(f.mask_path))
+        assert set(np.unique(m)) <= {0, 255} and m[RES // 2, RES // 2] == 255 and m[0, 0] == 0
+    notes = " ".join(scene.extra["import"]["notes"])
+    assert "sparse points within 30 cm" in notes

@@ -50,13 +50,17 @@ class CaptureConfig:
     ``resolution``: long side in px (downscale only); ``min_registered``: the smallest fraction
     of frames structure from motion must register; ``mask``: compute selfie-segmentation masks
     (MediaPipe); ``min_face_fraction``: with landmark head frames, the smallest fraction of
-    registered frames with a detected face."""
+    registered frames with a detected face; ``points_radius_cm``: sparse points farther from the
+    head centre (the room behind the subject) are left out of ``points3D.ply``, which is written
+    only when at least ``min_points`` remain (else the fit starts from its visual hull)."""
 
     frames: int = 60
     resolution: int = 512
     mask: bool = False
     min_registered: float = 0.5
     min_face_fraction: float = 0.3
+    points_radius_cm: float = 30.0
+    min_points: int = 100
     label_scheme: str = "celebamask19-zll"
     sfm: SfmConfig = field(default_factory=SfmConfig)
 
@@ -263,7 +267,15 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
             m[:3, 3] = norm.scale * t - Rn @ norm.t
             v.w2c = m
         if points is not None and len(points[0]):
-            points = (norm.apply(points[0]), points[1])
+            xyz = norm.apply(points[0])
+            near = np.linalg.norm(xyz, axis=1) <= float(cfg.points_radius_cm)
+            report.notes.append(f"{int(near.sum())} of {len(xyz)} sparse points within {cfg.points_radius_cm:g} cm "
+                                f"of the head centre kept")
+            points = (xyz[near], points[1][near])
+            if len(points[0]) < int(cfg.min_points):
+                report.notes.append(f"fewer than {cfg.min_points} points near the head: no point cloud written "
+                                    f"(the fit starts from its visual hull)")
+                points = None
         labels = None
         if labels_dir is not None:
             labels = _collect_labels(Path(labels_dir), doc, views, work)
