@@ -451,7 +451,8 @@ def markdown_tables(doc: dict) -> str:
         lines += [f"| {k} | {v:.2f} |" for k, v in r["stages_s"].items() if k != "total"]
         lines += [f"| **total (incl. synth)** | **{r['wall_s_including_synth']:.1f}** |", ""]
         mem = r["memory"]
-        lines += [f"Refine: process CPU time {_f(r.get('cpu_s_all_threads'), 1)} s (all threads); "
+        cpu = r.get("cpu_s_all_threads")
+        lines += [f"Refine: {'' if cpu is None else f'process CPU time {cpu:.1f} s (all threads); '}"
                   f"{r['n_gaussians']} Gaussians; fit {r['fit_steps']} steps in {r['fit_loop_s']:.1f} s "
                   f"({r['fit_steps_per_s']:.2f} steps/s); PSNR (training views, foreground) "
                   f"{_f(r['train_view_psnr_fg'])} dB; mIoU vs GT at the novel views: initial "

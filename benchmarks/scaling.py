@@ -90,10 +90,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cell", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--plot", type=Path, default=None, help="plot an existing results JSON into docs/images/")
+    ap.add_argument("--table", type=Path, default=None, help="print a markdown table of a results JSON")
     a = ap.parse_args(argv)
     if a.cell is not None:  # child process: one cell, JSON on the last stdout line
         spec = json.loads(a.cell)
         print(json.dumps(run_cell(spec["cell"], spec["device"], spec["steps"], spec["semantic_grad"])))
+        return 0
+    if a.table is not None:
+        print(markdown_table(json.loads(a.table.read_text())))
         return 0
     if a.plot is not None:
         plot(json.loads(a.plot.read_text()), ROOT / "docs" / "images", tag=a.plot.stem.replace("scaling_", ""))
@@ -132,6 +136,25 @@ def main(argv=None) -> int:
     atomic_write_json(out, doc)
     print(f"wrote {out}")
     return 0
+
+
+# ============================================================================ tables
+def markdown_table(doc: dict) -> str:
+    """One row per cell, sweeps in order: step time (wall, CPU), phases, memory, densification event."""
+    mem_key = "cuda_max_allocated_mib" if doc["settings"]["device"] == "cuda" else "peak_rss_minus_before_mib"
+    rows = ["| sweep | V | R | K | N | step ms wall | step ms CPU | raster fwd+bwd ms CPU | loss ms CPU | "
+            "optimiser ms CPU | densify event ms | memory MiB | load |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for var in doc["settings"]["sweeps"]:
+        for v, c in sweep_series(doc, var):
+            p = c["phases_cpu_s"]
+            rows.append(
+                f"| {var} | {c['views']} | {c['resolution']} | {c['K']} | {c['n_gaussians']} | {c['step_s'] * 1e3:.0f} | "
+                f"{c['step_cpu_s'] * 1e3:.0f} | {(p['raster_fwd'] + p['raster_bwd']) * 1e3:.0f} | "
+                f"{(p['loss_fwd'] + p['loss_bwd']) * 1e3:.0f} | {p['optimizer'] * 1e3:.1f} | "
+                f"{c.get('densify_event_s', float('nan')) * 1e3:.0f} | {c['memory'].get(mem_key, float('nan')):.0f} | "
+                f"{c['loadavg_before'][0]} |")
+    return "\n".join(rows)
 
 
 # ============================================================================ plots
@@ -188,7 +211,7 @@ def plot(doc: dict, out_dir: Path, tag: str = "cpu") -> list[Path]:
     rows = [(f"R{v}", c) for v, c in sweep_series(doc, "resolution")] + \
            [(f"K{v}", c) for v, c in sweep_series(doc, "K")] + \
            [(f"N{v // 1000}k", c) for v, c in sweep_series(doc, "n_gaussians")]
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig, ax = plt.subplots(figsize=(11, 4.4))
     totals = [sum(c["phases_cpu_s"].get(ph, 0.0) for ph in PHASES) for _, c in rows]
     bottom = [0.0] * len(rows)
     for ph in PHASES:
@@ -201,7 +224,7 @@ def plot(doc: dict, out_dir: Path, tag: str = "cpu") -> list[Path]:
     ax.set_ylabel("% of the step's CPU time")
     ax.set_title("fit step by phase (process CPU time, median; total above each bar); "
                  "one variable changed from V=8 R=128 K=19 N=10k", fontsize=9)
-    ax.legend(fontsize=7, ncol=7, loc="lower center")
+    ax.legend(fontsize=7, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     p2 = out_dir / f"perf_profile_{tag}.png"
     fig.savefig(p2, dpi=90)
