@@ -497,8 +497,9 @@ def markdown_tables(doc: dict) -> str:
                   f"{b['speedup_vs_naive']:.0f}x wall, {b.get('speedup_vs_naive_cpu_time', float('nan')):.0f}x CPU time.", ""]
     d = doc.get("demo")
     if d:
-        lines += [f"`labelsplat demo` (fresh process, warm numba cache): {d['wall_s']:.1f} s wall, "
-                  f"{_f(d.get('cpu_s_all_threads'), 1)} s CPU; mIoU initial {_f(d['miou_initial_vs_gt'], 3)} -> refined "
+        cpu = d.get("cpu_s_all_threads")
+        lines += [f"`labelsplat demo` (fresh process, warm numba cache): {d['wall_s']:.1f} s wall"
+                  f"{'' if cpu is None else f', {cpu:.1f} s CPU'}; mIoU initial {_f(d['miou_initial_vs_gt'], 3)} -> refined "
                   f"{_f(d['miou_refined_vs_gt'], 3)}; load {d['loadavg_before']} -> {d['loadavg_after']}.", ""]
     return "\n".join(lines)
 
