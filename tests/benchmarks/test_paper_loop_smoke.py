@@ -115,7 +115,18 @@ def test_f1_and_summary_on_hand_built_counts(pl):
     assert summ["targets"]["extreme_gain_ge_0.10"] and summ["targets"]["extreme_above_noisy_beyond_spread"]
     assert summ["targets"]["frontal_within_spread_and_ge_minus_0.005"]
     recs[1].pop("eval_ft_noisy")  # an unfinished seed is left out of the summary
-    assert pl.summarize(recs)["seeds_finished"] == [0]
+    one = pl.summarize(recs)
+    assert one["seeds_finished"] == [0]
+    assert one["targets"]["extreme_gain_ge_0.10"]  # a mean needs one seed, a spread needs two
+    assert one["targets"]["extreme_above_noisy_beyond_spread"] is None
+    assert one["targets"]["frontal_within_spread_and_ge_minus_0.005"] is None
+
+
+def test_compact_json_round_trips(pl):
+    doc = {"a": [[1, 2, 3], [4, 5, 6]], "b": {"c": [0.5, -1e-3], "d": ["x", "y"]}, "e": []}
+    text = pl.compact_json(doc)
+    assert json.loads(text) == doc
+    assert "[1, 2, 3]" in text
 
 
 def test_split_seeds_disjoint(pl):
