@@ -107,7 +107,7 @@ CONFIGS: dict[str, LoopConfig] = {
     "micro": LoopConfig(
         name="micro", train_identities=2, train_views=2, train_resolution=48, input_size=32, batch_size=2,
         base_iters=2, mv_identities=1, mv_views=6, mv_resolution=48, refine_preset="micro", novel_views=3, refine_steps=12,
-        ft_iters=2, ft_warmup=0, eval_identities=1, eval_views=4, eval_resolution=48, parse_batch=4, ckpt_every=1,
+        ft_iters=2, ft_warmup=0, eval_identities=1, eval_views=4, eval_resolution=48, parse_batch=4, ckpt_every=0,
     ),
     # a first end-to-end check of the real pipeline (minutes)
     "small": LoopConfig(
