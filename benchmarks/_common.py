@@ -55,12 +55,29 @@ def machine_info(device: str = "cpu") -> dict:
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "device": device,
         "gpu": None,
+        "git": git_revision(),
     }
     if device == "cuda" and torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         info["gpu"] = {"name": p.name, "memory_gib": round(p.total_memory / 2**30, 1),
                        "cuda": torch.version.cuda, "capability": f"{p.major}.{p.minor}"}
     return info
+
+
+def git_revision() -> dict:
+    """HEAD of the checkout this file is in, and whether src/ has uncommitted changes (None outside git)."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"head": None, "src_dirty": None}
+    return {"head": head or None, "src_dirty": bool(dirty) if head else None}
 
 
 def loadavg() -> list[float]:

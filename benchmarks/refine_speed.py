@@ -123,12 +123,13 @@ def synth_scene(work: Path, views: int, resolution: int, noise: str, seed: int) 
 
 # ============================================================================ full refine
 def time_refine(scene_dir: Path, out: Path, *, preset: str, novel_views: int | None, device: str, seed: int,
-                steps: int | None = None) -> dict:
+                steps: int | None = None, fit_overrides: dict | None = None) -> dict:
     """One full ``refine`` of ``scene_dir``: stage times, memory, Gaussians, quality."""
     from labelsplat.io import read_json
     from labelsplat.pipeline import RefineConfig, refine
 
-    cfg = RefineConfig(preset=preset, novel_views=novel_views, seed=seed, device=device, steps=steps)
+    cfg = RefineConfig(preset=preset, novel_views=novel_views, seed=seed, device=device, steps=steps,
+                       fit_overrides=dict(fit_overrides or {}))
     reset_peak(device)
     load0 = loadavg()
     c0 = time.process_time()
@@ -165,7 +166,7 @@ def time_refine(scene_dir: Path, out: Path, *, preset: str, novel_views: int | N
 
 # ============================================================================ fit per mode
 def time_fit_modes(scene_dir: Path, work: Path, *, preset: str, steps: int, modes: list[str], device: str,
-                   seed: int) -> dict:
+                   seed: int, fit_overrides: dict | None = None) -> dict:
     """Fit ``scene_dir`` with ``steps`` steps per cell: ``rgb`` (K = 0) and each joint ``semantic_grad`` mode.
 
     Every cell runs the same trainer code (``fit``) on the same scene and seed; the ratio
@@ -177,7 +178,7 @@ def time_fit_modes(scene_dir: Path, work: Path, *, preset: str, steps: int, mode
     cells = {}
     for mode in ["rgb", *[m for m in modes if m != "rgb"]]:
         over = {"semantics": False} if mode == "rgb" else {"semantic_grad": mode}
-        cfg = make_config(preset, steps=steps, seed=seed, **over)
+        cfg = make_config(preset, **{**dict(fit_overrides or {}), "steps": steps, "seed": seed, **over})
         run_dir = work / f"fit_{mode.replace(':', '_')}"
         shutil.rmtree(run_dir, ignore_errors=True)
         reset_peak(device)
@@ -504,6 +505,20 @@ def markdown_tables(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_sets(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings -> dict; values parsed as JSON where they are (numbers, true, null), else text."""
+    out = {}
+    for kv in items:
+        if "=" not in kv:
+            raise BenchmarkError(f"--fit-set expects KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
 # ============================================================================ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -517,6 +532,8 @@ def main(argv=None) -> int:
                     help="fit steps per fit_modes cell (default: the preset's / 5, at most 2000)")
     ap.add_argument("--modes", default=",".join(DEFAULT_MODES), help="semantic_grad modes compared with rgb")
     ap.add_argument("--profile-steps", type=int, default=7, help="timed steps per step_profile cell")
+    ap.add_argument("--fit-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="fit option override for the refine and fit_modes (e.g. max_resolution=512); repeatable")
     ap.add_argument("--noise", default="simulated:medium")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--demo", action="store_true", help="also time `labelsplat demo` in a fresh process")
@@ -534,6 +551,11 @@ def main(argv=None) -> int:
         a.preset, a.views, a.resolution, a.novel_views = "micro", 8, 64, 6
         a.steps, a.ratio_steps, a.profile_steps = 30, 20, 3
     skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    try:
+        fit_over = parse_sets(a.fit_set)
+    except BenchmarkError as exc:
+        print(f"refine_speed: {exc}", file=sys.stderr)
+        return 2
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
     out = a.out or ROOT / "benchmarks" / "results" / f"refine_speed_{a.device}_{'quick' if a.quick else a.preset}.json"
 
@@ -548,7 +570,7 @@ def main(argv=None) -> int:
             "device": a.device, "preset": a.preset, "views": a.views, "resolution": a.resolution,
             "novel_views": a.novel_views or NOVEL_VIEWS[a.preset], "fit_steps": preset_steps,
             "ratio_steps": ratio_steps, "modes": modes, "profile_steps": a.profile_steps, "noise": a.noise,
-            "seed": a.seed, "rig": "facescape", "quick": a.quick, "skip": sorted(skip),
+            "seed": a.seed, "rig": "facescape", "quick": a.quick, "skip": sorted(skip), "fit_overrides": fit_over,
             "num_classes": 19, "label_scheme": "celebamask19-zll",
         },
         "notes": "one process, one machine; wall times on a shared machine are upper bounds",
@@ -573,7 +595,7 @@ def main(argv=None) -> int:
 
         if "refine" not in skip:
             r = time_refine(scene_dir, a.work / "refine", preset=a.preset, novel_views=a.novel_views, device=a.device,
-                            seed=a.seed, steps=a.steps)
+                            seed=a.seed, steps=a.steps, fit_overrides=fit_over)
             r["stages_s"] = {"synth": doc["synth_s"], **r["stages_s"]}
             r["wall_s_including_synth"] = round(r["wall_s"] + synth_s, 2)
             doc["refine"] = r
@@ -581,12 +603,13 @@ def main(argv=None) -> int:
             save()
         if "fit_modes" not in skip:
             doc["fit_modes"] = time_fit_modes(scene_dir, a.work, preset=a.preset, steps=ratio_steps, modes=modes,
-                                              device=a.device, seed=a.seed)
+                                              device=a.device, seed=a.seed, fit_overrides=fit_over)
             print("fit_modes", json.dumps(doc["fit_modes"]["ratio_joint_vs_rgb_only"]), flush=True)
             save()
         if "step_profile" not in skip:
             n = (doc.get("refine") or {}).get("n_gaussians") or 5000
-            res = a.resolution if PRESETS[a.preset].max_resolution is None else min(a.resolution, PRESETS[a.preset].max_resolution)
+            max_res = fit_over.get("max_resolution", PRESETS[a.preset].max_resolution)
+            res = a.resolution if max_res is None else min(a.resolution, int(max_res))
             doc["step_profile"] = profile_modes(n_gaussians=int(n), resolution=res, K=19, device=a.device, modes=modes,
                                                 steps=a.profile_steps, seed=a.seed)
             print("step_profile", json.dumps(doc["step_profile"]["ratio_joint_vs_rgb_only"]), flush=True)

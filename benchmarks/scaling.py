@@ -143,7 +143,7 @@ def markdown_table(doc: dict) -> str:
     """One row per cell, sweeps in order: step time (wall, CPU), phases, memory, densification event."""
     mem_key = "cuda_max_allocated_mib" if doc["settings"]["device"] == "cuda" else "peak_rss_minus_before_mib"
     rows = ["| sweep | V | R | K | N | step ms wall | step ms CPU | raster fwd+bwd ms CPU | loss ms CPU | "
-            "optimiser ms CPU | densify event ms | memory MiB | load |",
+            "optimiser ms CPU | densify event ms wall | memory MiB | load |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for var in doc["settings"]["sweeps"]:
         for v, c in sweep_series(doc, var):
