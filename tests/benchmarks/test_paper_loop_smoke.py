@@ -33,7 +33,8 @@ def pl():
 def micro_run(pl, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("paper_loop")
     work, results = tmp / "work", tmp / "paper_loop_micro.json"
-    args = ["--config", "micro", "--seeds", "0", "--work", str(work), "--results", str(results), "--device", "cpu"]
+    args = ["--config", "micro", "--seeds", "0", "--work", str(work), "--results", str(results), "--device", "cpu",
+            "--threads", "1"]
     assert pl.main(args) == 0
     return pl, work, results, args
 
@@ -46,6 +47,7 @@ def test_micro_loop_writes_results(micro_run):
         assert key in doc
     assert doc["config"]["name"] == "micro"
     assert doc["machine"]["versions"]["torch"]
+    assert doc["machine"]["torch_threads"] == 1
     assert doc["status"]["0"] == {s: True for s in STAGES}
     seed = doc["seeds"]["0"]
     assert seed["baseline"]["steps"] == pl.CONFIGS["micro"].base_iters
