@@ -138,6 +138,8 @@ def extract_pp(npz, scene, cams, yaws, rcfg, logit_adjust: float, class_w: np.nd
 
     from labelsplat.extract import PostprocessConfig, extract_argmax, postprocess
 
+    if "low_view_fraction" not in npz or "logits" not in npz:
+        raise SystemExit("--rescore needs kept logits and low_view_fraction (renders of the pipeline at commit 49ba83c)")
     logits = torch.from_numpy(npz["logits"].astype(np.float32))
     if logit_adjust and class_w is not None:
         logits = logits - logit_adjust * torch.log(torch.from_numpy(class_w.astype(np.float32)))[None, None, None, :]  # logits are (B, H, W, K)
@@ -218,8 +220,10 @@ def main(argv=None) -> int:
         t_fit = time.perf_counter() - t
         run = load_run(run_dir, "cpu")
         rendered, pp, report = label_novel_views(run, load_scene(sdir), cams, rcfg, yaws=yaws, timings={})
+        # (the renders of label_novel_views at commit 49ba83c, where the study ran, carry
+        # low_view_fraction; later versions fold it into the post-processing, so --rescore then refuses)
         keep = {k: np.stack([r[k].cpu().numpy() if hasattr(r[k], "cpu") else np.asarray(r[k]) for r in rendered])
-                for k in ("logits", "alpha", "depth", "low_view_fraction")}
+                for k in ("logits", "alpha", "depth", "low_view_fraction") if k in rendered[0]}
         (args.work / "renders").mkdir(exist_ok=True)
         np.savez(args.work / "renders" / f"{args.tag}.npz", **{k: v.astype(np.float16) for k, v in keep.items()})
         if fit_cfg.class_weights is not None:
