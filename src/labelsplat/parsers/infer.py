@@ -171,14 +171,11 @@ class ParseSummary:
     replaced_labels: int = 0
 
 
-def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_size: int = 4,
-                 progress=None) -> ParseSummary:
-    """Label every image in ``folder``: ``out/<stem>.png`` (uint8 ids, parser's scheme, input
-    resolution) and ``out/overlays/<stem>.jpg``. The full image is parsed (no face crop)."""
-    from ..io import list_images, read_rgb, write_jpg, write_png
-    from ..schemes import overlay
+def folder_images(folder: Path, out: Path) -> list[Path]:
+    """The images of an input folder to label into ``out``: refuses two images with the same
+    stem (outputs are ``<stem>.png``) and ``out`` equal to ``folder``."""
+    from ..io import list_images
 
-    folder, out = Path(folder), Path(out)
     files = list_images(folder)
     stems: dict[str, Path] = {}
     for f in files:
@@ -188,6 +185,18 @@ def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_s
         stems[f.stem] = f
     if out.resolve() == folder.resolve():
         raise LabelsplatError("--out must differ from the input folder (labels would overwrite images)", path=out)
+    return files
+
+
+def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_size: int = 4,
+                 progress=None) -> ParseSummary:
+    """Label every image in ``folder``: ``out/<stem>.png`` (uint8 ids, parser's scheme, input
+    resolution) and ``out/overlays/<stem>.jpg``. The full image is parsed (no face crop)."""
+    from ..io import read_rgb, write_jpg, write_png
+    from ..schemes import overlay
+
+    folder, out = Path(folder), Path(out)
+    files = folder_images(folder, out)
     outputs = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]

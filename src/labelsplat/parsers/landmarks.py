@@ -379,19 +379,12 @@ def parse_folder_landmarks(parser: LandmarkParser, folder: str | Path, out: str 
     MediaPipe). Otherwise images without a face get labels that are 255 on person pixels and
     background elsewhere, and their names are returned in ``no_face``.
     """
-    from ..io import list_images, read_rgb, write_jpg, write_png
+    from ..io import read_rgb, write_jpg, write_png
     from ..schemes import overlay
+    from .infer import folder_images
 
     folder, out = Path(folder), Path(out)
-    files = list_images(folder)
-    stems: dict[str, Path] = {}
-    for f in files:
-        if f.stem in stems:
-            raise LabelsplatError(f"two images share the name {f.stem!r} ({stems[f.stem].name}, {f.name})",
-                                  path=folder, hint="rename one: outputs are named <stem>.png")
-        stems[f.stem] = f
-    if out.resolve() == folder.resolve():
-        raise LabelsplatError("--out must differ from the input folder (labels would overwrite images)", path=out)
+    files = folder_images(folder, out)
     landmarks = []
     for f in files:
         landmarks.append(parser.detect(read_rgb(f)))
