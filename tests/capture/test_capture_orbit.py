@@ -33,7 +33,8 @@ def orbit_run(tmp_path_factory):
     for k, lbl in enumerate(orbit.labels):
         write_png(labels / f"frame_{k:05d}.png", lbl)
     work = root / "work"
-    base = ["capture", orbit.video, "--frames", N_KEEP, "--resolution", RES, "--work-dir", work]
+    # one SfM thread: COLMAP's multi-threaded mapping differs run to run (e.g. 1242 vs 1245 points)
+    base = ["capture", orbit.video, "--frames", N_KEEP, "--resolution", RES, "--work-dir", work, "--threads", 1]
     # 1) no head frame, and the landmark parser finds no face (rendered heads; no mediapipe needed)
     with pytest.MonkeyPatch.context() as mp:
         import labelsplat.parsers.landmarks as lmk
@@ -121,7 +122,7 @@ def test_refine_on_the_capture_beats_the_initial_labels(orbit_run, cli):
     from _capture_orbit import score_refined
 
     out = orbit_run["root"] / "refined"
-    r = cli("refine", orbit_run["scene"], "--out", out, "--preset", "tiny", "--novel-views", 6, "--quiet")
+    r = cli("refine", orbit_run["scene"], "--out", out, "--preset", "tiny", "--novel-views", 12, "--quiet")
     assert r.exit_code == 0, r.output
     metrics = json.loads((out / "scenes" / "scene" / "metrics.json").read_text())
     assert metrics["labellings"] == {}  # a capture has no ground truth
@@ -130,6 +131,7 @@ def test_refine_on_the_capture_beats_the_initial_labels(orbit_run, cli):
     assert "consistency" in (out / "report.html").read_text().lower()
     sc = score_refined(orbit_run["scene"], out, orbit_run["orbit"])
     assert sc["accepted"] >= 4
+    print(f"capture refine: initial {sc['initial']['miou']:.4f} refined {sc['refined']['miou']:.4f}")
     assert sc["refined"]["miou"] > sc["initial"]["miou"], sc
 
 

@@ -34,6 +34,10 @@ def register(app: typer.Typer) -> None:
         scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme recorded in the scene."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
         verbose: bool = typer.Option(False, "--verbose", help="Show COLMAP's log."),
+        threads: int = typer.Option(
+            -1, "--threads",
+            help="CPU threads of feature extraction, matching and mapping (-1 = all cores); 1 makes the "
+                 "reconstruction repeatable run to run (COLMAP's multi-threaded mapping is not)."),
         seed: int = seed_option(0),
         device: str = device_option(),
     ) -> None:
@@ -59,7 +63,7 @@ def register(app: typer.Typer) -> None:
             raise LabelsplatError(f"unknown --device {device!r}", hint="choose auto, cpu or cuda")
         err = Console(stderr=True)
         cfg = CaptureConfig(frames=frames, resolution=resolution, mask=mask, label_scheme=scheme,
-                            sfm=SfmConfig(matcher=matcher.lower(), seed=seed))
+                            sfm=SfmConfig(matcher=matcher.lower(), seed=seed, num_threads=threads))
         try:
             scene = capture(input, out, cfg, head_frame=head_frame, work_dir=work_dir, labels_dir=labels,
                             overwrite=overwrite,
