@@ -39,3 +39,17 @@ def cli(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch intra-op thread (restored afterwards). Tiny BiSeNet steps gain
+    nothing from intra-op threads, and on a shared, busy CPU two spinning OpenMP threads make each
+    of the ~500 small ops per step wait for a descheduled partner (measured: 5-7 s per step with 2
+    threads vs ~0.4 s with 1 under load). Used by the parser, train and parse/train CLI tests."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

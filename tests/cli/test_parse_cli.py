@@ -16,15 +16,7 @@ from labelsplat.scene import Frame, HeadFrame, Scene, load_scene, look_at, save_
 
 W, H = 96, 64
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny inputs gain nothing from intra-op threads; on a busy shared CPU two spinning
-    OpenMP threads slow every small op down (see tests/train/conftest.py)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""One torch thread for the parser tests (see tests/train/conftest.py for why)."""
+"""One torch thread for the parser tests (the shared ``one_torch_thread`` fixture: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,5 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)

@@ -64,13 +64,6 @@ def tiny_dataset_b(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny (32 px) steps gain nothing from intra-op threads, and on a shared, busy CPU two
-    spinning OpenMP threads make each of the ~500 small ops per step wait for a descheduled
-    partner (measured here: 5-7 s per step with 2 threads vs ~0.4 s with 1 under load)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
+    """Every train test runs with one torch thread (the shared fixture in tests/conftest.py)."""
     yield
-    torch.set_num_threads(n)
