@@ -284,11 +284,7 @@ def run_train(out: Path, *, data: list[str], mix: list[tuple[str, float]], init:
 
 
 def stage_multiview(root: Path, cfg: LoopConfig, seed: int, device: str, log) -> dict:
-    from labelsplat.eval import LabellingScores
-    from labelsplat.io import read_label, write_png
     from labelsplat.parsers.infer import load_parser
-    from labelsplat.scene import load_scene, yaw_pitch
-    from labelsplat.schemes import get_scheme
     from labelsplat.synth import SynthConfig, synthesize
 
     t0 = time.perf_counter()
@@ -297,23 +293,10 @@ def stage_multiview(root: Path, cfg: LoopConfig, seed: int, device: str, log) ->
     synthesize(mv, SynthConfig(identities=cfg.mv_identities, views=cfg.mv_views, rig="facescape",
                                resolution=cfg.mv_resolution, noise="none", seed=sseed), overwrite=True)
     parser = load_parser(root / "baseline.pth", device=device)
-    scores = None
-    scenes = []
-    for d in sorted(p for p in mv.iterdir() if (p / "transforms.json").is_file()):
-        # what `labelsplat parse SCENE --weights baseline.pth` does (face crop around the projected
-        # head centre, labels/<stem>.png = label_path), done here with the same functions
-        sc = load_scene(d)
-        scheme = get_scheme(sc.label_scheme)
-        if parser.info.label_scheme != scheme.name:
-            raise RuntimeError(f"parser scheme {parser.info.label_scheme} != scene scheme {scheme.name}")
-        scores = scores or LabellingScores.for_scheme(scheme)
-        preds = predict_scene(parser, sc, cfg.parse_batch)
-        for fr, pred in zip(sc.frames, preds):
-            write_png(sc.path(fr.label_path), pred)
-            yaw, _ = yaw_pitch(fr.camera.center, sc.head_frame)
-            gt = read_label(sc.path(fr.gt_label_path), scheme.num_classes, shape=pred.shape)
-            scores.add(pred, gt, yaw)
-        scenes.append(str(d))
+    scenes = [str(p) for p in sorted(mv.iterdir()) if (p / "transforms.json").is_file()]
+    # what `labelsplat parse SCENE --weights baseline.pth` does (face crop around the projected
+    # head centre, labels/<stem>.png = label_path), done here with the same functions
+    scores, _ = parse_and_score(parser, scenes, cfg, write_labels=True)
     return {"scenes": scenes, "synth_seed": sseed, "initial_vs_gt": scores.to_dict(),
             "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -429,19 +412,16 @@ def stage_evalset(root: Path, cfg: LoopConfig, seed: int, log) -> dict:
     return {"scenes": [str(s.root) for s, _ in res], "synth_seed": sseed, "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def evaluate_model(weights: Path, scenes: list[str], cfg: LoopConfig, device: str) -> dict:
-    """Parse every eval view as ``labelsplat parse`` does (face crop around the projected head
-    centre) and score against the exact labels over the whole image."""
+def parse_and_score(parser, scenes: list[str], cfg: LoopConfig, *, write_labels: bool):
+    """Parse every frame of ``scenes`` (:func:`predict_scene`) and score against the exact labels
+    over the whole image; ``write_labels`` also writes the predictions as the frames' ``label_path``.
+    Returns (LabellingScores, number of views)."""
     from labelsplat.eval import LabellingScores
-    from labelsplat.io import read_label
-    from labelsplat.parsers.infer import load_parser
+    from labelsplat.io import read_label, write_png
     from labelsplat.scene import load_scene, yaw_pitch
     from labelsplat.schemes import get_scheme
 
-    t0 = time.perf_counter()
-    parser = load_parser(weights, device=device)
-    scores = None
-    n = 0
+    scores, n = None, 0
     for d in scenes:
         sc = load_scene(d)
         scheme = get_scheme(sc.label_scheme)
@@ -449,10 +429,23 @@ def evaluate_model(weights: Path, scenes: list[str], cfg: LoopConfig, device: st
             raise RuntimeError(f"parser scheme {parser.info.label_scheme} != scene scheme {scheme.name}")
         scores = scores or LabellingScores.for_scheme(scheme)
         preds = predict_scene(parser, sc, cfg.parse_batch)
-        for f, p in zip(sc.frames, preds):
-            gt = read_label(sc.path(f.gt_label_path), scheme.num_classes, shape=p.shape)
-            scores.add(p, gt, yaw_pitch(f.camera.center, sc.head_frame)[0])
+        for fr, pred in zip(sc.frames, preds):
+            if write_labels:
+                write_png(sc.path(fr.label_path), pred)
+            gt = read_label(sc.path(fr.gt_label_path), scheme.num_classes, shape=pred.shape)
+            scores.add(pred, gt, yaw_pitch(fr.camera.center, sc.head_frame)[0])
             n += 1
+    return scores, n
+
+
+def evaluate_model(weights: Path, scenes: list[str], cfg: LoopConfig, device: str) -> dict:
+    """Parse every eval view as ``labelsplat parse`` does (face crop around the projected head
+    centre) and score against the exact labels over the whole image."""
+    from labelsplat.parsers.infer import load_parser
+
+    t0 = time.perf_counter()
+    parser = load_parser(weights, device=device)
+    scores, n = parse_and_score(parser, scenes, cfg, write_labels=False)
     return {"weights": str(weights), "n_views": n, "scores": scores.to_dict(),
             "seconds": round(time.perf_counter() - t0, 2)}
 
