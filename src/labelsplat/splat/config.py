@@ -133,6 +133,10 @@ class FitConfig:
     # "ce" (cross-entropy) | "gce:<q>" (generalized cross-entropy, q in (0, 1], robust to label
     # noise; logits target only, no label smoothing)
     semantic_loss: str = "ce"
+    # after the loop: "none" keeps the fitted logits; "vote[:<prior>]" replaces each Gaussian's
+    # logits by bg_logit * its multiview label vote (splat/lift.py), which averages the views'
+    # own errors instead of fitting them. Runs without this field load as "none".
+    semantic_lift: str = "none"
     class_weights: tuple[float, ...] | None = None  # (K,) in the scheme's order; wins over the next
     # weights by class concept (scheme-independent: "l_eye", "mouth", ...); unnamed classes weigh 1
     class_weights_by_concept: tuple[tuple[str, float], ...] | None = None
@@ -197,6 +201,10 @@ class FitConfig:
         parse_semantic_grad(self.semantic_grad)
         parse_label_view_weight(self.label_view_weight)
         q = parse_semantic_loss(self.semantic_loss)
+        from .lift import parse_semantic_lift
+
+        if parse_semantic_lift(self.semantic_lift) is not None and self.semantic_target != "logits":
+            bad("semantic_lift vote needs semantic_target=logits")
         if q and (self.label_smoothing > 0 or self.semantic_target != "logits"):
             bad("semantic_loss gce needs semantic_target=logits and label_smoothing=0")
         if self.semantic_target not in SEMANTIC_TARGETS:

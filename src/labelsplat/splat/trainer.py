@@ -810,11 +810,29 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
 
     # ---------------------------------------------------------------- final outputs
     full = levels.get(1.0)
+    from .lift import lifted_logits, parse_semantic_lift, vote_semantics
+
+    lift_prior = parse_semantic_lift(cfg.semantic_lift) if K > 0 and not palette_mode else None
+    lift_summary = None
+    if lift_prior is not None:
+        t_lift = time.perf_counter()
+        votes = vote_semantics(model, full["cameras"], full["labels"], K, backend=backend,
+                               confidences=full["confidences"] or None, view_weights=view_w,
+                               cam_tensors=full["cam_t"])
+        with torch.no_grad():
+            model.params["sem"].copy_(lifted_logits(votes, model.params["sem"], prior=lift_prior,
+                                                    scale=cfg.bg_logit))
+        total = votes.sum(dim=-1)
+        lift_summary = {"mode": cfg.semantic_lift, "time_s": round(time.perf_counter() - t_lift, 3),
+                        "gaussians_without_votes": int((total <= 0).sum()),
+                        "median_vote_weight": round(float(total.median()), 4)}
     model.n_views_seen = count_views_seen(model, full["cameras"], backend=backend, threshold=cfg.seen_threshold)
     summary: dict[str, Any] = {
         "steps": cfg.steps, "n_gaussians": model.num_gaussians, "fit_time_s": round(elapsed, 3),
         "total_time_s": round(time.perf_counter() - t_start, 3), "last_log": last,
     }
+    if lift_summary is not None:
+        summary["semantic_lift"] = lift_summary
     if write_outputs:
         summary.update(write_run_outputs(out_dir, model, norm, full, views.names, backend, cfg, scheme_name))
     save_ckpt(out_dir / "checkpoint.pt", cfg.steps, elapsed)

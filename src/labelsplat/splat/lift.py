@@ -1,0 +1,136 @@
+"""Semantic lifting by multiview voting: per-Gaussian class distributions from the input labels.
+
+A fitted model's logits follow each training view's own label errors: gradient descent can explain
+a per-view error by letting different Gaussians dominate different views. Voting removes that
+freedom. With the geometry fixed, every labelled pixel ``p`` of every training view votes for its
+label with the blend weight ``w_gp = alpha_g(p) * T_g(p)`` of each Gaussian ``g`` it composites::
+
+    votes[g, k] = sum_views sum_p  view_weight * confidence_p * w_gp * [label_p == k]
+
+(ignore-labelled pixels do not vote). Because rendering is linear in the per-Gaussian features, the
+votes are exactly the gradient of ``sum_p <render_p(F), onehot(label_p)>`` with respect to the
+features ``F`` at ``F = 0``: one forward + backward pass of the rasteriser per view, on any backend.
+
+The lifted distribution mixes the votes with a prior (the fitted logits' softmax) of strength
+``prior`` (in blend-weight units, ~pixels), and the model's semantic head is set to
+``scale * p`` so that rendering composites the class *probabilities* (a soft multiview vote, and
+the background logit ``bg_logit * one_hot(0)`` behind them keeps its meaning when ``scale`` equals
+it).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..errors import LabelsplatError
+from ..io import IGNORE_INDEX
+
+#: ``FitConfig.semantic_lift`` values: ``none`` or ``vote[:<prior>]``.
+SEMANTIC_LIFT_HELP = (
+    "after the fit, replace each Gaussian's logits by its multiview label vote: "
+    "'none' (keep the fitted logits) or 'vote[:PRIOR]' (PRIOR = weight of the fitted logits' softmax, "
+    "in blend-weight units; default 1)"
+)
+
+
+def parse_semantic_lift(value: str) -> float | None:
+    """``none`` -> None, ``vote`` -> 1.0, ``vote:<prior>`` -> prior (>= 0)."""
+    s = str(value).strip().lower()
+    if s == "none":
+        return None
+    if s == "vote":
+        return 1.0
+    if s.startswith("vote:"):
+        try:
+            prior = float(s.split(":", 1)[1])
+        except ValueError:
+            prior = -1.0
+        if prior >= 0.0:
+            return prior
+    raise LabelsplatError(f"invalid semantic_lift {value!r}", hint="use 'none', 'vote' or 'vote:<prior >= 0>'")
+
+
+def _detached(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach() for k, v in model.activated().items()}
+
+
+def vote_semantics(
+    model,
+    cameras: Sequence,
+    labels: Sequence[torch.Tensor],
+    num_classes: int,
+    *,
+    backend: str = "cpu",
+    confidences: Sequence[torch.Tensor] | None = None,
+    view_weights: Sequence[float] | None = None,
+    cam_tensors: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
+) -> torch.Tensor:
+    """(N, K) float32 label votes of the model's Gaussians from labelled views.
+
+    ``cameras``: in the model's (normalised) frame; ``labels[i]`` (H_i, W_i) integer ids at camera
+    ``i``'s size (``IGNORE_INDEX`` and ids outside [0, K) do not vote); ``confidences[i]`` optional
+    (H_i, W_i) per-pixel weights; ``view_weights`` optional per-view weights; ``cam_tensors`` the
+    cameras' (viewmat, K, centre) on the model's device (else built here).
+    """
+    from .rasterize import rasterize
+    from .trainer import camera_tensors
+
+    if len(labels) != len(cameras):
+        raise ValueError(f"vote_semantics: {len(cameras)} cameras but {len(labels)} label maps")
+    if confidences is not None and len(confidences) != len(cameras):
+        raise ValueError(f"vote_semantics: {len(cameras)} cameras but {len(confidences)} confidence maps")
+    if view_weights is not None and len(view_weights) != len(cameras):
+        raise ValueError(f"vote_semantics: {len(cameras)} cameras but {len(view_weights)} view weights")
+    K = int(num_classes)
+    if K < 1:
+        raise ValueError("vote_semantics: num_classes must be >= 1")
+    dev = model.device
+    act = _detached(model)
+    N = model.num_gaussians
+    votes = torch.zeros(N, K, dtype=torch.float32, device=dev)
+    for i, cam in enumerate(cameras):
+        lab = labels[i].to(dev).long()
+        if tuple(lab.shape) != (cam.height, cam.width):
+            raise ValueError(f"vote_semantics: label map {i} is {tuple(lab.shape)}, camera is {(cam.height, cam.width)}")
+        valid = (lab != IGNORE_INDEX) & (lab >= 0) & (lab < K)
+        w = valid.to(torch.float32)
+        if confidences is not None and confidences[i] is not None:
+            w = w * confidences[i].to(dev, torch.float32)
+        if view_weights is not None:
+            w = w * float(view_weights[i])
+        if not bool(w.any()):
+            continue
+        target = torch.zeros(1, cam.height, cam.width, K, dtype=torch.float32, device=dev)
+        target[0].scatter_(-1, torch.where(valid, lab, torch.zeros_like(lab))[..., None], w[..., None])
+        vm, Ks, _ = (camera_tensors([cam], dev) if cam_tensors is None
+                     else tuple(t[None] for t in cam_tensors[i]))
+        feats = torch.zeros(1, N, K, dtype=torch.float32, device=dev, requires_grad=True)
+        render, _, _ = rasterize(act["means"], act["quats"], act["scales"], act["opacities"], feats, vm, Ks,
+                                 cam.width, cam.height, render_depth=False, backend=backend)
+        (grad,) = torch.autograd.grad((render[..., :K] * target).sum(), feats)
+        votes += grad[0]
+    return votes
+
+
+def lifted_logits(votes: torch.Tensor, prior_logits: torch.Tensor | None, *, prior: float = 1.0,
+                  scale: float = 10.0) -> torch.Tensor:
+    """(N, K) semantic features ``scale * p`` with ``p = (votes + prior * softmax(prior_logits)) / (sum + prior)``.
+
+    Gaussians with neither votes nor prior get the uniform distribution.
+    """
+    if votes.dim() != 2:
+        raise ValueError(f"lifted_logits: votes must be (N, K), got {tuple(votes.shape)}")
+    if prior_logits is not None and prior_logits.shape != votes.shape:
+        raise ValueError(f"lifted_logits: prior {tuple(prior_logits.shape)} differs from votes {tuple(votes.shape)}")
+    v = votes.clamp_min(0.0)
+    if prior_logits is not None and prior > 0:
+        v = v + float(prior) * torch.softmax(prior_logits.float(), dim=-1)
+    total = v.sum(dim=-1, keepdim=True)
+    uniform = torch.full_like(v, 1.0 / v.shape[-1])
+    p = torch.where(total > 0, v / total.clamp_min(1e-12), uniform)
+    return float(scale) * p
+
+
+__all__ = ["SEMANTIC_LIFT_HELP", "lifted_logits", "parse_semantic_lift", "vote_semantics"]
