@@ -94,6 +94,10 @@ class LoopConfig:
     ft_lr: float = 2.5e-3
     ft_warmup: int = 10
     frontal_mix: float = 0.5  # share of fine-tuning samples drawn from the frontal set
+    # 5. aux images: "black" = refine's splat renders as they are (black background);
+    # "synth" = re-rendered with alpha and composited onto backgrounds drawn like the synthetic
+    # inputs' (labelsplat.synth.render.background_image), seeded; both arms get the same images
+    aux_background: str = "black"
     # 7. evaluation scenes (orbit rig)
     eval_identities: int = 4
     eval_views: int = 24
@@ -107,7 +111,8 @@ CONFIGS: dict[str, LoopConfig] = {
     "micro": LoopConfig(
         name="micro", train_identities=2, train_views=2, train_resolution=48, input_size=32, batch_size=2,
         base_iters=2, mv_identities=1, mv_views=6, mv_resolution=48, refine_preset="micro", novel_views=3, refine_steps=12,
-        ft_iters=2, ft_warmup=0, eval_identities=1, eval_views=4, eval_resolution=48, parse_batch=4, ckpt_every=0,
+        ft_iters=2, ft_warmup=0, aux_background="synth", eval_identities=1, eval_views=4, eval_resolution=48,
+        parse_batch=4, ckpt_every=0,
     ),
     # a first end-to-end check of the real pipeline (minutes)
     "small": LoopConfig(
@@ -121,6 +126,15 @@ CONFIGS: dict[str, LoopConfig] = {
         base_iters=500, base_lr=1e-2, mv_identities=4, mv_views=16, mv_resolution=128, refine_preset="tiny",
         novel_views=40, ft_iters=200, ft_lr=2.5e-3, ft_warmup=10, frontal_mix=0.5, eval_identities=4,
         eval_views=24, eval_resolution=128, ckpt_every=50,
+    ),
+    # cpu after the first measurement (docs/paper_loop.md): 6x the baseline steps (the 500-step
+    # parser never learnt eyes/nose/lips), 2x the frontal identities (data cost ~1 min), the
+    # refined views composited onto input-like backgrounds (render-domain gap), 300 fine-tune steps
+    "cpu2": LoopConfig(
+        name="cpu2", train_identities=120, train_views=8, train_resolution=128, input_size=128, batch_size=6,
+        base_iters=3000, base_lr=1e-2, mv_identities=4, mv_views=16, mv_resolution=128, refine_preset="tiny",
+        novel_views=40, ft_iters=300, ft_lr=2.5e-3, ft_warmup=10, frontal_mix=0.5, aux_background="synth",
+        eval_identities=4, eval_views=24, eval_resolution=128, ckpt_every=100,
     ),
     # one GPU, 512x512 input (face-parsing.PyTorch's size); run with --device cuda
     "gpu": LoopConfig(
@@ -379,6 +393,19 @@ def stage_aux(root: Path, cfg: LoopConfig, seed: int, device: str, log) -> dict:
             cam = Camera(cam.fx, cam.fy, cam.cx - box.x0, cam.cy - box.y0, box.width, box.height, cam.c2w)
         yaw = v.yaw if v.yaw is not None else (yaw_pitch(cam.center, head)[0] if head is not None else None)
         items.append((v, rgb, lab, gt, cam, box, yaw))
+    comp = None
+    if cfg.aux_background == "synth":
+        # replace every image by the splat render composited onto an input-like background
+        # (same for both arms: the noisy arm's labels are the parser's labels of THESE images)
+        rgbs, comp = composite_views(root / "refine" / "scenes", [(v, cams[v.name].camera) for v, *_ in items],
+                                     bg_seed=split_seed(seed, "multiview") + 0xB6, device=device,
+                                     reference=[read_rgb(v.image) for v, *_ in items])
+        for k, it in enumerate(items):
+            box = it[5]
+            img = rgbs[k] if box is None else np.ascontiguousarray(rgbs[k][box.y0:box.y1, box.x0:box.x1])
+            items[k] = (it[0], img, *it[2:])
+    elif cfg.aux_background != "black":
+        raise ValueError(f"aux_background must be 'black' or 'synth', got {cfg.aux_background!r}")
     noisy = parser.predict([it[1] for it in items], batch_size=cfg.parse_batch)
     for d in ("refined_dataset", "noisy_dataset"):
         if (root / d).exists():
@@ -396,9 +423,49 @@ def stage_aux(root: Path, cfg: LoopConfig, seed: int, device: str, log) -> dict:
                 sc_ref.add(lab, gt, yaw)
                 sc_noisy.add(nl, gt, yaw)
     return {"n_views": len(items), "n_cropped": sum(it[5] is not None for it in items), "n_with_gt": n_gt,
+            "aux_background": cfg.aux_background, "composite": comp,
             "refined_labels_vs_gt": sc_ref.to_dict() if n_gt else None,
             "noisy_labels_vs_gt": sc_noisy.to_dict() if n_gt else None,
             "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def composite_views(scenes_dir: Path, views: list, *, bg_seed: int, device: str,
+                    reference: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], dict]:
+    """Re-render refine's novel views from each source scene's fitted run (``scenes_dir/<scene>/run``)
+    at their cameras (full image, scene frame) and composite them onto backgrounds drawn like the
+    synthetic inputs' (:func:`labelsplat.synth.render.background_image`, seeded by ``bg_seed`` and
+    the view's index): ``rgb + (1 - alpha) * background`` (the render is premultiplied over black).
+
+    ``views``: list of (dataset view, Camera). Returns the uint8 (H, W, 3) images in order and a
+    record: how many views, and the mean / max absolute difference (0-255) between the re-render
+    over black and ``reference`` (refine's saved images), which checks that the same model and
+    cameras were used."""
+    from labelsplat.splat.render_views import load_run, render_cameras
+    from labelsplat.synth.render import background_image
+
+    by_scene: dict[str, list[int]] = {}
+    for k, (v, _) in enumerate(views):
+        by_scene.setdefault(str(v.source_scene), []).append(k)
+    out: list[np.ndarray | None] = [None] * len(views)
+    diffs, alpha_mean = [], []
+    for name, idx in sorted(by_scene.items()):
+        run = load_run(scenes_dir / name / "run", device=device)
+        rends = render_cameras(run, [views[k][1] for k in idx], batch_size=4)
+        for k, r in zip(idx, rends):
+            rgb, a = r["rgb"].astype(np.float64), r["alpha"].astype(np.float64)[..., None]
+            h, w = a.shape[:2]
+            bg = background_image(bg_seed, k, w, h)
+            out[k] = np.clip(np.round((rgb + (1.0 - a) * bg) * 255.0), 0, 255).astype(np.uint8)
+            alpha_mean.append(float(a.mean()))
+            if reference is not None:
+                black = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.int16)
+                diffs.append(np.abs(black - reference[k].astype(np.int16)))
+        del run
+    rec = {"n_views": len(views), "bg_seed": int(bg_seed), "mean_alpha": float(np.mean(alpha_mean)) if alpha_mean else None}
+    if diffs:
+        rec["rerender_vs_saved_abs_diff"] = {"mean": float(np.mean([d.mean() for d in diffs])),
+                                             "max": int(max(int(d.max()) for d in diffs))}
+    return [o for o in out], rec
 
 
 def stage_evalset(root: Path, cfg: LoopConfig, seed: int, log) -> dict:

@@ -79,6 +79,27 @@ def test_aux_datasets_share_images(micro_run):
     assert a == b
 
 
+def test_aux_images_composited_on_input_like_backgrounds(micro_run):
+    """micro uses aux_background="synth": the re-render matches refine's saved images (same model and
+    cameras) and the fine-tuning images' background is no longer black."""
+    from labelsplat.io import read_label, read_rgb
+
+    _, work, _, _ = micro_run
+    aux = json.loads((work / "seed_0" / "aux.done.json").read_text())
+    assert aux["aux_background"] == "synth"
+    comp = aux["composite"]
+    assert comp["n_views"] == aux["n_views"] > 0
+    assert comp["rerender_vs_saved_abs_diff"]["max"] <= 1
+    assert 0.0 < comp["mean_alpha"] < 1.0
+    ref = json.loads((work / "seed_0" / "refined_dataset" / "manifest.json").read_text())
+    for v in ref["views"]:
+        img = read_rgb(work / "seed_0" / "refined_dataset" / v["image"])
+        labels = read_label(work / "seed_0" / "refined_dataset" / v["label"], 19, shape=img.shape[:2])
+        bg = labels == 0
+        if bg.sum() > 20:
+            assert img[bg].mean() > 20  # black background was 0
+
+
 def test_rerun_skips_finished_stages(micro_run):
     pl, work, results, args = micro_run
     markers = {p.name: p.stat().st_mtime_ns for p in (work / "seed_0").glob("*.done.json")}
