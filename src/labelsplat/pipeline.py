@@ -188,8 +188,9 @@ def label_novel_views(
     on the model's device (the GPU when there is one) and post-processed before the next, so
     memory stays bounded by the chunk (500 views of 512x512x19 float logits would be 10 GB).
     Returns (renders, labels (B, H, W) uint8, post-processing report). Each render dict holds
-    numpy ``rgb``, ``alpha``, ``depth``, ``confidence`` and ``raw_labels`` (the argmax before
-    post-processing); ``logits`` / ``seg_rgb`` are kept only when ``keep_logits`` (default: when
+    numpy ``rgb``, ``alpha``, ``depth``, ``confidence``, ``raw_labels`` (the argmax before
+    post-processing) and ``low_visibility`` (pixels dominated by rarely seen Gaussians);
+    ``logits`` / ``seg_rgb`` are kept only when ``keep_logits`` (default: when
     all of them take less than 1 GB).
     """
     import os
@@ -251,6 +252,7 @@ def label_novel_views(
                 d = {key: host[key][b] for key in host}
                 d["confidence"] = ext.confidence[b]
                 d["raw_labels"] = ext.labels[b]
+                d["low_visibility"] = low_vis[b]
                 if sem is not None:
                     d[sem_key] = sem[b]
                 rendered.append(d)

@@ -115,16 +115,23 @@ def vote_semantics(
 
 
 def lifted_logits(votes: torch.Tensor, prior_logits: torch.Tensor | None, *, prior: float = 1.0,
-                  scale: float = 10.0) -> torch.Tensor:
+                  scale: float = 10.0, class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """(N, K) semantic features ``scale * p`` with ``p = (votes + prior * softmax(prior_logits)) / (sum + prior)``.
 
-    Gaussians with neither votes nor prior get the uniform distribution.
+    ``class_weights`` (K,) multiply the votes first: the per-Gaussian optimum of the fit's
+    class-weighted cross-entropy for a fixed label mixture ``n_k`` is ``p_k ~ w_k n_k``, so the vote
+    keeps the small parts the weights protect. Gaussians with neither votes nor prior get the
+    uniform distribution.
     """
     if votes.dim() != 2:
         raise ValueError(f"lifted_logits: votes must be (N, K), got {tuple(votes.shape)}")
     if prior_logits is not None and prior_logits.shape != votes.shape:
         raise ValueError(f"lifted_logits: prior {tuple(prior_logits.shape)} differs from votes {tuple(votes.shape)}")
     v = votes.clamp_min(0.0)
+    if class_weights is not None:
+        if class_weights.shape != (votes.shape[1],):
+            raise ValueError(f"lifted_logits: class_weights must be ({votes.shape[1]},), got {tuple(class_weights.shape)}")
+        v = v * class_weights.to(v)
     if prior_logits is not None and prior > 0:
         v = v + float(prior) * torch.softmax(prior_logits.float(), dim=-1)
     total = v.sum(dim=-1, keepdim=True)

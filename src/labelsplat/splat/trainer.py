@@ -821,7 +821,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                                cam_tensors=full["cam_t"])
         with torch.no_grad():
             model.params["sem"].copy_(lifted_logits(votes, model.params["sem"], prior=lift_prior,
-                                                    scale=cfg.bg_logit))
+                                                    scale=cfg.bg_logit, class_weights=class_w))
         total = votes.sum(dim=-1)
         lift_summary = {"mode": cfg.semantic_lift, "time_s": round(time.perf_counter() - t_lift, 3),
                         "gaussians_without_votes": int((total <= 0).sum()),

@@ -1,0 +1,210 @@
+"""Semantic lifting variants on one fit (issue 6 quality study, companion of gap_study.py).
+
+Fits the gap study's identity (fast preset, 32 facescape views at 256 px, ``simulated:medium``) once
+with the fitted logits kept (``semantic_lift=none``), keeps the run, computes the multiview label
+votes of its Gaussians once, and scores at the same 100 extreme novel views the fitted logits and
+each lifting variant (``--variants``, e.g. ``prob:w1:p1`` = probability vote, class weights to the
+power 1, prior 1; ``log:w1:p1:e0.01`` = log-probabilities with floor 0.01;
+``mix:w1:p1:a0.5`` = fitted logits + a * lifted features).
+
+    python benchmarks/experiments/lift_study.py --labels noisy --tag lift_noisy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+import gap_study as gs  # noqa: E402
+import refine_quality as rq  # noqa: E402
+
+OUT_JSON = HERE.parent / "results" / "refine_quality_lift.json"
+
+
+def lift_features(variant: str, votes, fitted, class_w, bg_logit: float):
+    import torch
+
+    from labelsplat.splat.lift import lifted_logits
+
+    parts = variant.split(":")
+    kind = parts[0]
+    opts = {p[0]: float(p[1:]) for p in parts[1:]}
+    w = None if class_w is None else class_w ** opts.get("w", 1.0)
+    prior = opts.get("p", 1.0)
+    p = lifted_logits(votes, fitted, prior=prior, scale=1.0, class_weights=w)
+    if kind == "prob":
+        return bg_logit * p
+    if kind == "log":
+        return torch.log(p.clamp_min(opts.get("e", 0.01)))
+    if kind == "mix":
+        return fitted + opts.get("a", 0.5) * bg_logit * p
+    raise SystemExit(f"unknown variant {variant!r}")
+
+
+def pp_ablation(rendered, raw, scene, cams, yaws, rcfg) -> dict:
+    """The pipeline's post-processing of ``raw`` with one step switched off at a time."""
+    from labelsplat.extract import PostprocessConfig, postprocess
+
+    h, w = raw.shape[1:]
+    base = dict(min_confidence=rcfg.min_confidence, min_view_confidence=rcfg.min_view_confidence,
+                min_area=max(1, round(rcfg.min_area_fraction * h * w)))
+    conf = np.stack([r["confidence"] for r in rendered])
+    depth = np.stack([r["depth"] for r in rendered])
+    low_vis = np.stack([r["low_visibility"] for r in rendered])
+    out = {}
+    for name, kw, lv in (("pp_all", {}, low_vis), ("pp_no_lowvis", {}, None),
+                         ("pp_no_lr", {"lr_consistency": False}, low_vis),
+                         ("pp_no_small", {"remove_small": False}, low_vis),
+                         ("pp_no_holes", {"fill_holes": False}, low_vis),
+                         ("pp_no_largest", {"keep_largest": False}, low_vis),
+                         ("pp_only_lowvis", {"lr_consistency": False, "remove_small": False, "fill_holes": False,
+                                             "keep_largest": False}, low_vis)):
+        lab, _ = postprocess(raw.copy(), conf, config=PostprocessConfig(**base, **kw), scheme=scene.label_scheme,
+                             yaw=np.asarray(yaws), low_visibility_mask=lv, cameras=cams, head=scene.head_frame,
+                             depth=depth)
+        out[name] = np.asarray(lab, dtype=np.uint8)
+    return out
+
+
+def clean_scene(run, votes, sc, sdir: Path, out: Path, tau: float, K: int) -> Path:
+    """A copy of scene ``sdir`` whose input labels are ignore (255) where the Gaussians' vote
+    (unweighted, rendered at that view) gives the pixel's label a probability below ``tau``."""
+    import shutil
+
+    import torch
+
+    from labelsplat.io import read_label, write_png
+    from labelsplat.scene import load_scene
+    from labelsplat.splat.lift import lifted_logits
+    from labelsplat.splat.rasterize import rasterize
+    from labelsplat.splat.trainer import camera_tensors
+
+    if (out / "DONE").is_file():
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(sdir, out)
+    scene = load_scene(out)
+    p = lifted_logits(votes, None, scale=1.0)
+    act = {k: v.detach() for k, v in run.model.activated().items()}
+    stats = []
+    for fr in scene.frames:
+        cam = run.norm.camera_to_norm(fr.camera)
+        vm, Ks, _ = camera_tensors([cam], "cpu")
+        with torch.no_grad():
+            r, a, _ = rasterize(act["means"], act["quats"], act["scales"], act["opacities"], p[None], vm, Ks,
+                                cam.width, cam.height, render_depth=False)
+        prob = (r[0, ..., :K] / a[0].clamp_min(1e-6)).numpy()
+        lab = read_label(scene.path(fr.label_path))
+        fg = a[0, ..., 0].numpy() > 0.5
+        valid = (lab != 255) & (lab < K)
+        pl = np.take_along_axis(prob, np.where(valid, lab, 0)[..., None].astype(np.int64), -1)[..., 0]
+        drop = valid & fg & (pl < tau)
+        stats.append(float(drop.sum()) / max(1, int((valid & fg).sum())))
+        write_png(scene.path(fr.label_path), np.where(drop, 255, lab).astype(np.uint8))
+    print(f"cleaned: mean {np.mean(stats):.3f} of foreground label pixels set to ignore (max {np.max(stats):.3f})",
+          flush=True)
+    (out / "DONE").write_text("ok\n")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--labels", choices=("noisy", "exact", "patch3d", "noise2d"), default="noisy")
+    ap.add_argument("--tag", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--fit-set", action="append", metavar="KEY=VALUE")
+    ap.add_argument("--variants", nargs="*", default=["prob:w1:p1", "prob:w0:p1", "log:w1:p1:e0.01", "mix:w1:p1:a0.5"])
+    ap.add_argument("--pp-ablation", action="store_true",
+                    help="also re-post-process the fitted logits' labels with each post-processing step off")
+    ap.add_argument("--clean", type=float, default=None,
+                    help="also refit on input labels cleaned by the vote (ignore where its probability < TAU)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/gap_study_work"))
+    ap.add_argument("--out", type=Path, default=OUT_JSON)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from labelsplat.pipeline import RefineConfig, label_novel_views
+    from labelsplat.scene import load_scene
+    from labelsplat.schemes import get_scheme
+    from labelsplat.splat.config import make_config
+    from labelsplat.splat.lift import vote_semantics
+    from labelsplat.splat.render_views import load_run
+    from labelsplat.splat.trainer import _Levels, concept_class_weights, fit, load_views
+
+    torch.set_num_threads(1)
+    ba = gs.bench_args(args.seed)
+    (noisy_dir, exact_dir), = rq.synth_inputs(args.work, ba, args.seed)
+    rcfg = RefineConfig(preset=args.preset, seed=args.seed, device="cpu", novel_views=100)
+    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, args.seed, rcfg.sampler, rcfg.min_head_inside)
+    scheme = get_scheme(scene.label_scheme)
+    gt_cache = args.work / f"gt_s{args.seed}.npz"
+    if not gt_cache.is_file():
+        from labelsplat.synth import load_head, load_synth, render_views
+
+        gv = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
+        np.savez_compressed(gt_cache, gt=np.stack([v.gt_labels for v in gv]), initial=np.stack([v.labels for v in gv]))
+    z = np.load(gt_cache)
+    gt, initial = z["gt"], z["initial"]
+    sdir = gs.variant_scene(noisy_dir, exact_dir, args.labels)
+    fit_cfg = make_config(args.preset, seed=args.seed, **rq._parse_sets(args.fit_set))
+    run_dir = args.work / f"keep_{args.tag}"
+    if not (run_dir / "checkpoint.pt").is_file():
+        t = time.perf_counter()
+        fit(load_scene(sdir), run_dir, fit_cfg, device="cpu", write_outputs=False)
+        print(f"fit {time.perf_counter() - t:.0f} s", flush=True)
+    run = load_run(run_dir, "cpu")
+    sc = load_scene(sdir)
+    K = run.num_classes
+    views = load_views(sc, run.config, K)
+    full = _Levels(views, run.norm, "cpu").get(1.0)
+    t = time.perf_counter()
+    votes = vote_semantics(run.model, full["cameras"], full["labels"], K, backend="cpu")
+    print(f"votes {time.perf_counter() - t:.1f} s", flush=True)
+    cw = run.config.class_weights_by_concept
+    class_w = torch.tensor(concept_class_weights(sc.label_scheme, cw), dtype=torch.float32) if cw else None
+    fitted = run.model.params["sem"].detach().clone()
+    doc = json.loads(args.out.read_text()) if args.out.is_file() else {"benchmark": "refine_quality_lift", "records": {}}
+    variants = ["fitted"] + args.variants
+    if args.clean is not None:
+        cdir = clean_scene(run, votes, sc, sdir, args.work / f"clean_{args.tag}_{args.clean}" / sdir.name,
+                           args.clean, K)
+        crun_dir = args.work / f"keep_{args.tag}_clean{args.clean}"
+        if not (crun_dir / "checkpoint.pt").is_file():
+            fit(load_scene(cdir), crun_dir, fit_cfg, device="cpu", write_outputs=False)
+        run = load_run(crun_dir, "cpu")
+        fitted = run.model.params["sem"].detach().clone()
+        variants = [f"clean{args.clean}"]
+    for variant in variants:
+        with torch.no_grad():
+            run.model.params["sem"].copy_(fitted if variant == "fitted" or variant.startswith("clean") else
+                                          lift_features(variant, votes, fitted, class_w, run.config.bg_logit))
+        rendered, pp, _ = label_novel_views(run, sc, cams, rcfg, yaws=yaws, timings={}, keep_logits=False)
+        raw = np.stack([r["raw_labels"] for r in rendered]).astype(np.uint8)
+        preds = {"initial": initial, "refined": np.asarray(pp, dtype=np.uint8), "refined_raw": raw}
+        if variant == "fitted" and args.pp_ablation:
+            preds.update(pp_ablation(rendered, raw, sc, cams, yaws, rcfg))
+        s = gs.score(preds, gt, yaws, scheme)
+        doc["records"][f"{args.tag}/{variant}"] = {"labels": args.labels, "seed": args.seed, "variant": variant,
+                                                    "fit_set": args.fit_set, "scores": s,
+                                                    "loadavg": list(os.getloadavg())}
+        rq.write_results(args.out, doc)
+        print(f"{args.tag}/{variant}: " + "  ".join(
+            f"{n} {s[n]['miou']:.3f} (60-90 {s[n]['by_yaw']['60-90']:.3f}, be-F1 {s[n]['be_mean_f1']:.3f})" for n in s),
+            flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
