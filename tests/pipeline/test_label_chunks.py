@@ -22,7 +22,10 @@ def test_chunked_labelling_equals_single_chunk(refined, synth_scene):
     assert np.array_equal(l1, l2)
     assert [v.index for v in p2.views] == list(range(len(cams)))
     assert np.array_equal(p1.accepted, p2.accepted)
-    for a, b in zip(r1, r2):
+    for i, (a, b) in enumerate(zip(r1, r2)):
         assert np.array_equal(a["raw_labels"], b["raw_labels"])
+        assert np.array_equal(a["low_visibility"], b["low_visibility"])
+        assert a["low_visibility"].dtype == bool and a["low_visibility"].shape == a["alpha"].shape
+        assert (l1[i][a["low_visibility"]] == 255).all()  # post-processing marks them unknown
         np.testing.assert_allclose(a["confidence"], b["confidence"], atol=1e-6)
         assert "logits" not in a and b["logits"].shape[:2] == b["alpha"].shape

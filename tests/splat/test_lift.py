@@ -63,8 +63,13 @@ def test_lifted_logits_math():
     assert torch.allclose(no_prior[0], torch.tensor([1.5, 0.5, 0.0]))
     assert torch.allclose(no_prior[2], torch.full((3,), 2 / 3))  # neither: uniform
     assert torch.allclose(got.sum(-1), torch.full((3,), 10.0))
+    # class weights multiply the votes (the class-weighted cross-entropy's per-Gaussian optimum)
+    weighted = lifted_logits(votes, None, scale=1.0, class_weights=torch.tensor([1.0, 6.0, 1.0]))
+    assert torch.allclose(weighted[0], torch.tensor([3.0, 6.0, 0.0]) / 9.0)
     with pytest.raises(ValueError):
         lifted_logits(votes[0], None)
+    with pytest.raises(ValueError, match="class_weights"):
+        lifted_logits(votes, None, class_weights=torch.ones(4))
 
 
 def test_votes_total_is_the_blend_weight_sum_and_backends_agree():
