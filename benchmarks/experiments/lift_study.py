@@ -196,6 +196,8 @@ def main(argv=None) -> int:
         if variant == "fitted" and args.pp_ablation:
             preds.update(pp_ablation(rendered, raw, sc, cams, yaws, rcfg))
         s = gs.score(preds, gt, yaws, scheme)
+        # re-read before writing: other runs of this script may have added records meanwhile
+        doc = json.loads(args.out.read_text()) if args.out.is_file() else doc
         doc["records"][f"{args.tag}/{variant}"] = {"labels": args.labels, "seed": args.seed, "variant": variant,
                                                     "fit_set": args.fit_set, "scores": s,
                                                     "loadavg": list(os.getloadavg())}
