@@ -582,6 +582,12 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         raise LabelsplatError(f"the scheme's palette has {len(palette_np)} colours for {K} classes")
     palette_t = torch.as_tensor(palette_np, device=device) if palette_mode else None
     views = load_views(scene, cfg, K)
+    if cfg.label_colour_weight is not None and K > 0:
+        from .colour_weights import colour_label_weights
+
+        cw = colour_label_weights([(im * 255.0 + 0.5).astype(np.uint8) for im in views.images], views.labels, K,
+                                  masks=views.masks, floor=cfg.label_colour_weight)
+        views.confidences = cw if views.confidences is None else [a * b for a, b in zip(views.confidences, cw)]
     norm = (Normalization.from_dict(ckpt["meta"]["normalization"]) if ckpt is not None
             else estimate_normalization(views.cameras, views.masks, scene.head_frame))
     notes = check_cameras(scene, views.cameras, views.masks, norm)
