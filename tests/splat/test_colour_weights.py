@@ -34,12 +34,17 @@ def _two_colour_views(n=3, size=32, wrong_frac=0.1, seed=0):
 
 def test_implausible_labels_get_the_floor():
     imgs, labs, wrong = _two_colour_views()
-    W = colour_label_weights(imgs, labs, 3, floor=0.1, min_pixels=10)
+    W = colour_label_weights(imgs, labs, 3, floor=0.1, full_at=1.0, min_pixels=10)
     w = np.concatenate([x.ravel() for x in W])
     bad = np.concatenate([x.ravel() for x in wrong])
     assert w.dtype == np.float32 and W[0].shape == labs[0].shape
     assert w[bad].max() < 0.3 and np.median(w[bad]) == pytest.approx(0.1, abs=0.05)
     assert w[~bad].min() > 0.9  # red labelled 1 and blue labelled 2 are plausible
+    # full_at: labels at least that plausible relative to the best class keep weight 1
+    W_half = colour_label_weights(imgs, labs, 3, floor=0.0, full_at=0.5, min_pixels=10)
+    W_one = colour_label_weights(imgs, labs, 3, floor=0.0, full_at=1.0, min_pixels=10)
+    for a, b in zip(W_half, W_one):
+        np.testing.assert_allclose(a, np.minimum(1.0, 2.0 * b), rtol=1e-5, atol=1e-6)
     # floor 1 switches the weighting off; ignore labels and pixels outside the mask weigh 1
     assert all(np.all(x == 1.0) for x in colour_label_weights(imgs, labs, 3, floor=1.0, min_pixels=10))
     labs_ign = [np.where(wr, 255, lab).astype(np.uint8) for lab, wr in zip(labs, wrong)]
@@ -57,6 +62,8 @@ def test_bad_inputs():
         colour_label_weights([imgs[0][:8]], labs, 3)
     with pytest.raises(ValueError, match="bins"):
         colour_label_weights(imgs, labs, 3, bins=1)
+    with pytest.raises(ValueError, match="full_at"):
+        colour_label_weights(imgs, labs, 3, full_at=0.0)
     with pytest.raises(LabelsplatError, match="label_colour_weight"):
         make_config("micro", label_colour_weight=1.5)
 

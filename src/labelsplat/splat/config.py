@@ -138,8 +138,10 @@ class FitConfig:
     # own errors instead of fitting them. Runs without this field load as "none".
     semantic_lift: str = "none"
     # colour plausibility of the input labels (splat/colour_weights.py): None = off, else the floor
-    # of the per-pixel weight P(colour | label) / max_k P(colour | k) from the scene's own images
+    # of the per-pixel weight P(colour | label) / max_k P(colour | k) / label_colour_full_at (capped
+    # at 1) from the scene's own images
     label_colour_weight: float | None = None
+    label_colour_full_at: float = 0.5
     class_weights: tuple[float, ...] | None = None  # (K,) in the scheme's order; wins over the next
     # weights by class concept (scheme-independent: "l_eye", "mouth", ...); unnamed classes weigh 1
     class_weights_by_concept: tuple[tuple[str, float], ...] | None = None
@@ -206,6 +208,8 @@ class FitConfig:
         q = parse_semantic_loss(self.semantic_loss)
         if self.label_colour_weight is not None and not 0.0 <= self.label_colour_weight <= 1.0:
             bad(f"label_colour_weight must be in [0, 1] (the weight floor) or None, got {self.label_colour_weight}")
+        if not 0.0 < self.label_colour_full_at <= 1.0:
+            bad(f"label_colour_full_at must be in (0, 1], got {self.label_colour_full_at}")
         from .lift import parse_semantic_lift
 
         if parse_semantic_lift(self.semantic_lift) is not None and self.semantic_target != "logits":

@@ -586,7 +586,8 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         from .colour_weights import colour_label_weights
 
         cw = colour_label_weights([(im * 255.0 + 0.5).astype(np.uint8) for im in views.images], views.labels, K,
-                                  masks=views.masks, floor=cfg.label_colour_weight)
+                                  masks=views.masks, floor=cfg.label_colour_weight,
+                                  full_at=cfg.label_colour_full_at)
         views.confidences = cw if views.confidences is None else [a * b for a, b in zip(views.confidences, cw)]
     norm = (Normalization.from_dict(ckpt["meta"]["normalization"]) if ckpt is not None
             else estimate_normalization(views.cameras, views.masks, scene.head_frame))
