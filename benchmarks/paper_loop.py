@@ -140,7 +140,8 @@ CONFIGS: dict[str, LoopConfig] = {
     "gpu": LoopConfig(
         name="gpu", train_identities=300, train_views=8, train_resolution=512, input_size=512, batch_size=16,
         base_iters=20000, base_lr=1e-2, mv_identities=8, mv_views=32, mv_resolution=512, refine_preset="fast",
-        novel_views=200, ft_iters=4000, ft_lr=2.5e-3, ft_warmup=100, frontal_mix=0.5, eval_identities=8,
+        novel_views=200, ft_iters=4000, ft_lr=2.5e-3, ft_warmup=100, frontal_mix=0.5, aux_background="synth",
+        eval_identities=8,
         eval_views=36, eval_resolution=512, parse_batch=16, ckpt_every=1000,
     ),
 }
