@@ -349,6 +349,31 @@ def write_results(path: Path, doc: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+def merge_results(out: Path, others: list[Path]) -> int:
+    """Add the finished cells of ``others`` (same settings apart from seeds/variants) to ``out``."""
+    doc = json.loads(out.read_text())
+
+    def core(d: dict) -> dict:
+        return {k: v for k, v in d["settings"].items() if k not in ("seeds", "variants")}
+
+    for path in others:
+        other = json.loads(path.read_text())
+        if core(other) != core(doc):
+            print(f"error: {path} holds another configuration than {out}", file=sys.stderr)
+            return 2
+        added = [k for k in other["cells"] if k not in doc["cells"]]
+        for k in added:
+            doc["cells"][k] = other["cells"][k]
+        doc["settings"]["seeds"] = sorted(set(doc["settings"]["seeds"]) | set(other["settings"]["seeds"]))
+        doc["settings"]["variants"] = list(dict.fromkeys(doc["settings"]["variants"] + other["settings"]["variants"]))
+        doc["runs"] = doc.get("runs", []) + [{**r, "merged_from": path.name} for r in other.get("runs", [])]
+        print(f"{path}: merged {len(added)} cell(s): {', '.join(added) or '-'}")
+    doc["summary"] = summarize(doc)
+    write_results(out, doc)
+    print_table(doc)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="fast")
@@ -371,7 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--workdir", type=Path, default=None, help="synthetic scenes + temporary fits (default: OUT's stem + _work in /tmp)")
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="merge the finished cells of these results files (same configuration, e.g. seeds run in "
+                         "parallel processes) into --out, then exit")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge_results(args.out, args.merge)
 
     from labelsplat.splat.config import make_config
 
