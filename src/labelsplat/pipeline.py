@@ -71,7 +71,8 @@ class RefineConfig:
     min_head_inside: float = 0.75
     celebamask_layout: bool = False  # also write OUT/dataset/CelebAMask-HQ-mask-anno/
     score_gt: bool = True  # synthetic scenes: score initial/refined against exact labels
-    # any FitConfig field over the preset's, e.g. {"max_resolution": None} to fit at full size
+    # any FitConfig field over the preset's (None values included), e.g. {"max_resolution": None} to
+    # fit at full size or {"label_colour_weight": None} to switch the colour weights off
     fit_overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,9 +110,13 @@ class SceneOutcome:
 def _fit_config(cfg: RefineConfig):
     from .splat.config import make_config
 
+    from .splat.config import apply_fit_overrides
+
     extra = {"semantic_target": "palette"} if cfg.extract == "palette" else {}
-    return make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad,
-                       **{**dict(cfg.fit_overrides), **extra})
+    overrides = {**dict(cfg.fit_overrides), **extra}
+    base = make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad, **overrides)
+    # explicit None values (e.g. {"label_colour_weight": None} = off) are settings too
+    return apply_fit_overrides(base, {k: v for k, v in overrides.items() if v is None})
 
 
 def _is_synthetic(scene: Scene) -> bool:

@@ -57,6 +57,38 @@ def test_fit_cli_bad_options(cli, scene_dir, tmp_path):
     assert r.exit_code == 2 and "nothing to resume" in _text(r)
 
 
+def test_fit_set_overrides_any_fit_setting(cli, scene_dir, tmp_path):
+    run = tmp_path / "run"
+    r = cli("fit", scene_dir, "--out", run, "--preset", "micro", "--steps", "4", "--device", "cpu", "--quiet",
+            "--fit-set", "label_colour_weight=0.2", "--fit-set", "class_weights_by_concept=l_eye:10,mouth:5",
+            "--fit-set", "random_background=false")
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((run / "run.json").read_text())["config"]
+    assert cfg["label_colour_weight"] == 0.2 and cfg["random_background"] is False
+    assert cfg["class_weights_by_concept"] == [["l_eye", 10.0], ["mouth", 5.0]]
+    # a preset's setting switched off with none (the tiny preset weighs labels by colour)
+    r = cli("fit", scene_dir, "--out", tmp_path / "run2", "--preset", "tiny", "--steps", "2", "--device", "cpu",
+            "--quiet", "--fit-set", "label_colour_weight=none")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "run2" / "run.json").read_text())["config"]["label_colour_weight"] is None
+    for bad, msg in (("colour=1", "unknown fit setting"), ("steps=many", "cannot read"), ("steps", "KEY=VALUE"),
+                     ("steps=none", "cannot be none"), ("label_colour_weight=3", "label_colour_weight")):
+        r = cli("fit", scene_dir, "--out", tmp_path / "bad", "--fit-set", bad)
+        assert r.exit_code == 2 and msg in _text(r) and "Traceback" not in r.output, (bad, r.output)
+        assert not (tmp_path / "bad").exists()
+    r = cli("refine", scene_dir, "--out", tmp_path / "ref", "--fit-set", "colour=1")
+    assert r.exit_code == 2 and "unknown fit setting" in _text(r) and not (tmp_path / "ref").exists()
+
+
+def test_refine_fit_overrides_apply_none_values():
+    from labelsplat.pipeline import RefineConfig, _fit_config
+
+    assert _fit_config(RefineConfig(preset="tiny")).label_colour_weight == 0.1
+    off = _fit_config(RefineConfig(preset="tiny", fit_overrides={"label_colour_weight": None, "sem_lr": 0.01}))
+    assert off.label_colour_weight is None and off.sem_lr == 0.01
+    assert _fit_config(RefineConfig(preset="fast", fit_overrides={"max_resolution": None})).max_resolution is None
+
+
 def test_fit_help_has_an_example(cli):
     r = cli("fit", "--help")
     assert r.exit_code == 0 and "labelsplat fit" in _text(r) and "--semantic-grad" in _text(r)

@@ -40,6 +40,10 @@ def fit_command(
              "as a palette colour image with L1, labels = nearest palette colour).",
     ),
     steps: int = typer.Option(None, "--steps", help="Training steps (overrides the preset)."),
+    fit_set: list[str] = typer.Option(
+        None, "--fit-set", metavar="KEY=VALUE",
+        help="Any fit setting over the preset's (repeatable), e.g. --fit-set label_colour_weight=none "
+             "or --fit-set class_weights_by_concept=l_eye:10,mouth:5 (FitConfig's fields)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0; recorded in every output)."),
     rgb_only: bool = typer.Option(False, "--rgb-only", help="Fit colour only (K = 0); labels not needed."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted fit from its last checkpoint."),
@@ -50,7 +54,7 @@ def fit_command(
 ) -> None:
     from ..device import resolve_device
     from ..scene import load_scene
-    from ..splat.config import make_config
+    from ..splat.config import apply_fit_overrides, make_config, parse_fit_overrides
     from ..splat.trainer import fit
 
     if resume and overwrite:
@@ -60,7 +64,8 @@ def fit_command(
     overrides = {"steps": steps, "seed": seed, "semantic_grad": semantic_grad, "semantic_target": semantic_target}
     if rgb_only:
         overrides["semantics"] = False
-    cfg = make_config(preset or "tiny", **overrides)
+    extra = parse_fit_overrides(fit_set)
+    cfg = apply_fit_overrides(make_config(preset or "tiny", **overrides), extra)
     if out.exists() and not out.is_dir():
         raise LabelsplatError("--out exists and is not a directory", path=out, hint="choose another --out")
     for anc in out.parents:  # a file on the way: refuse before any work (the fit creates --out later)
@@ -86,10 +91,11 @@ def fit_command(
             raise LabelsplatError("nothing to resume: no checkpoint in the run directory", path=out,
                                   hint="run without --resume to start a new fit")
         stored = FitConfig.from_dict(load_checkpoint(ck)["meta"]["config"])
-        if preset is None and not any(v is not None for v in (steps, seed, semantic_grad, semantic_target)) and not rgb_only:
+        if (preset is None and not any(v is not None for v in (steps, seed, semantic_grad, semantic_target))
+                and not rgb_only and not extra):
             cfg = None  # plain --resume: continue with the run's own configuration
         else:  # explicit options must match the run's (fit() names any difference)
-            cfg = make_config(preset or stored.preset, **overrides)
+            cfg = apply_fit_overrides(make_config(preset or stored.preset, **overrides), extra)
     result = fit(scene_obj, out, cfg, device=dev, backend=None if backend == "auto" else backend, resume=resume,
                  progress=not quiet)
     for note in result.notes:

@@ -23,6 +23,10 @@ def _refine_config_options() -> list[tuple[str, type, object]]:
         ("beyond_coverage", bool, typer.Option(False, "--beyond-coverage", help="Allow poses beyond the inputs' coverage (flagged).")),
         ("semantic_grad", str, typer.Option(None, "--semantic-grad", help="full | none | scaled:<f> (preset default).")),
         ("steps", int, typer.Option(None, "--steps", help="Fit steps (overrides the preset).")),
+        ("fit_overrides", list[str], typer.Option(
+            None, "--fit-set", metavar="KEY=VALUE",
+            help="Any fit setting over the preset's (repeatable), e.g. --fit-set label_colour_weight=none "
+                 "or --fit-set class_weights_by_concept=l_eye:10,mouth:5 (FitConfig's fields).")),
         ("celebamask_layout", bool, typer.Option(
             False, "--celebamask-layout", help="Also write CelebAMask-HQ per-class masks in OUT/dataset.")),
         ("device", str, device_option()),
@@ -42,7 +46,10 @@ def with_refine_options(fn: Callable) -> Callable:
     def wrapper(**kwargs):
         from ..pipeline import RefineConfig
 
+        from ..splat.config import parse_fit_overrides
+
         values = {name: kwargs.pop(name) for name, _, _ in specs}
+        values["fit_overrides"] = parse_fit_overrides(values["fit_overrides"])
         return fn(**kwargs, cfg=RefineConfig(**values))
 
     del wrapper.__wrapped__  # typer must see the new signature, not fn's
