@@ -158,13 +158,18 @@ def extract_pp(npz, scene, cams, yaws, rcfg, logit_adjust: float, class_w: np.nd
     return lab.astype(np.uint8), np.asarray(pp, dtype=np.uint8)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_fit_args(ap: argparse.ArgumentParser) -> None:
+    """The options shared with lift_study.py: which labels, tag, seed, preset, fit overrides."""
     ap.add_argument("--labels", choices=("noisy", "exact", "patch3d", "noise2d"), default="noisy")
     ap.add_argument("--tag", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--fit-set", action="append", metavar="KEY=VALUE")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_fit_args(ap)
     ap.add_argument("--refine-set", action="append", metavar="KEY=VALUE")
     ap.add_argument("--rescore", default=None, help="re-extract from the kept renders of this tag (no fit)")
     ap.add_argument("--logit-adjust", type=float, default=0.0,

@@ -119,11 +119,7 @@ def clean_scene(run, votes, sc, sdir: Path, out: Path, tau: float, K: int) -> Pa
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--labels", choices=("noisy", "exact", "patch3d", "noise2d"), default="noisy")
-    ap.add_argument("--tag", required=True)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--preset", default="fast")
-    ap.add_argument("--fit-set", action="append", metavar="KEY=VALUE")
+    gs.add_fit_args(ap)
     ap.add_argument("--variants", nargs="*", default=["prob:w1:p1", "prob:w0:p1", "log:w1:p1:e0.01", "mix:w1:p1:a0.5"])
     ap.add_argument("--pp-ablation", action="store_true",
                     help="also re-post-process the fitted logits' labels with each post-processing step off")
