@@ -519,7 +519,10 @@ def evaluate_model(weights: Path, scenes: list[str], cfg: LoopConfig, device: st
 
 
 # ----------------------------------------------------------------------------- one seed
-def run_seed(work: Path, cfg: LoopConfig, seed: int, device: str, log, on_stage: Callable[[], None]) -> dict:
+def run_seed(work: Path, cfg: LoopConfig, seed: int, device: str, log, on_stage: Callable[[], None],
+             arms: tuple[str, ...] = ("refined", "noisy")) -> dict:
+    """All stages of one seed; ``arms`` limits the fine-tunes (and their evaluations) to a subset
+    (a seed with an arm left out has no summary entry, its other records are kept)."""
     root = work / f"seed_{seed}"
     root.mkdir(parents=True, exist_ok=True)
     rec: dict[str, Any] = {}
@@ -548,13 +551,13 @@ def run_seed(work: Path, cfg: LoopConfig, seed: int, device: str, log, on_stage:
     mv = stage("multiview", lambda: stage_multiview(root, cfg, seed, device, log))
     stage("refine", lambda: stage_refine(root, cfg, seed, device, mv["scenes"], log))
     stage("aux", lambda: stage_aux(root, cfg, seed, device, log))
-    for arm in ("refined", "noisy"):
+    for arm in arms:
         stage(f"ft_{arm}", lambda arm=arm: run_train(
             root / f"ft_{arm}.pth", data=[str(root / f"{arm}_dataset")], mix=[(fr["dataset"], cfg.frontal_mix)],
             init=str(root / "baseline.pth"), iters=cfg.ft_iters, lr=cfg.ft_lr, warmup=cfg.ft_warmup, cfg=cfg,
             seed=seed, device=device, log=log))
     ev = stage("evalset", lambda: stage_evalset(root, cfg, seed, log))
-    for m in MODELS:
+    for m in ("baseline", *[f"ft_{a}" for a in arms]):
         stage(f"eval_{m}", lambda m=m: evaluate_model(root / f"{m}.pth", ev["scenes"], cfg, device))
     return rec
 
@@ -699,7 +702,13 @@ def main(argv: list[str] | None = None) -> int:
                          "waiting for descheduled peers)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a LoopConfig field (recorded; use another --work/--results)")
+    ap.add_argument("--arms", default="refined,noisy",
+                    help="fine-tuning arms to run (comma-separated subset of refined,noisy; default both). "
+                         "A seed without both arms is left out of the summary")
     args = ap.parse_args(argv)
+    arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+    if not arms or any(a not in ("refined", "noisy") for a in arms) or len(set(arms)) != len(arms):
+        ap.error(f"--arms must be a subset of refined,noisy, got {args.arms!r}")
     cfg = CONFIGS[args.config]
     for kv in args.set:
         k, _, v = kv.partition("=")
@@ -746,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in seeds:
             t = time.perf_counter()
             run_seed(work, cfg, s, args.device, log,
-                     lambda: write_results(results, cfg, seeds, work, args.device, started))
+                     lambda: write_results(results, cfg, seeds, work, args.device, started), arms=arms)
             log(f"seed {s} finished in {time.perf_counter() - t:.0f} s this invocation")
         doc = write_results(results, cfg, seeds, work, args.device, started)
     finally:

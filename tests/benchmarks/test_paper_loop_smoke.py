@@ -155,3 +155,10 @@ def test_compact_json_round_trips(pl):
 def test_split_seeds_disjoint(pl):
     seeds = {pl.split_seed(s, sp) for s in range(3) for sp in pl.SPLITS}
     assert len(seeds) == 9
+
+
+def test_bad_arms_refused(pl, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        pl.main(["--config", "micro", "--seeds", "0", "--work", str(tmp_path / "w"), "--arms", "refined,bogus"])
+    assert e.value.code == 2
+    assert not (tmp_path / "w").exists()
