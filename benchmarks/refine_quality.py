@@ -219,14 +219,15 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
     from labelsplat.eval import LabellingScores
     from labelsplat.pipeline import RefineConfig
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.config import make_config
+    from labelsplat.splat.config import apply_fit_overrides, make_config
     from labelsplat.synth import load_head, load_synth, render_views
 
     if palette:
         refine_overrides = {**refine_overrides, "extract": "palette"}
         fit_overrides = {**fit_overrides, "semantic_target": "palette"}
     rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=args.novel_views, **refine_overrides)
-    fit_cfg = make_config(args.preset, seed=seed, semantic_grad=semantic_grad, **fit_overrides)
+    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=seed, semantic_grad=semantic_grad, **fit_overrides),
+                                  {k: v for k, v in fit_overrides.items() if v is None})  # "none" = off
     partial = {} if partial is None else partial
     for noisy_dir, exact_dir in synth_inputs(work, args, seed):
         ident = noisy_dir.name

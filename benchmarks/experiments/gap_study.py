@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     from labelsplat.pipeline import RefineConfig, label_novel_views
     from labelsplat.scene import load_scene
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.config import make_config
+    from labelsplat.splat.config import apply_fit_overrides, make_config
     from labelsplat.synth import load_head, load_synth, render_views
 
     t0 = time.time()
@@ -216,7 +216,9 @@ def main(argv=None) -> int:
         from labelsplat.splat.trainer import concept_class_weights, fit
 
         sdir = variant_scene(noisy_dir, exact_dir, args.labels)
-        fit_cfg = make_config(args.preset, seed=args.seed, **rq._parse_sets(args.fit_set))
+        sets = rq._parse_sets(args.fit_set)
+        fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed, **sets),
+                                      {k: v for k, v in sets.items() if v is None})
         run_dir = args.work / f"run_{args.tag}_{os.getpid()}"
         if run_dir.exists():
             shutil.rmtree(run_dir)

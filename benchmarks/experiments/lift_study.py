@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     from labelsplat.pipeline import RefineConfig, label_novel_views
     from labelsplat.scene import load_scene
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.config import make_config
+    from labelsplat.splat.config import apply_fit_overrides, make_config
     from labelsplat.splat.lift import vote_semantics
     from labelsplat.splat.render_views import load_run
     from labelsplat.splat.trainer import _Levels, concept_class_weights, fit, load_views
@@ -154,7 +154,9 @@ def main(argv=None) -> int:
     z = np.load(gt_cache)
     gt, initial = z["gt"], z["initial"]
     sdir = gs.variant_scene(noisy_dir, exact_dir, args.labels)
-    fit_cfg = make_config(args.preset, seed=args.seed, **rq._parse_sets(args.fit_set))
+    sets = rq._parse_sets(args.fit_set)
+    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed, **sets),
+                                  {k: v for k, v in sets.items() if v is None})
     run_dir = args.work / f"keep_{args.tag}"
     if not (run_dir / "checkpoint.pt").is_file():
         t = time.perf_counter()
