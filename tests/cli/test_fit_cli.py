@@ -66,8 +66,8 @@ def test_fit_set_overrides_any_fit_setting(cli, scene_dir, tmp_path):
     cfg = json.loads((run / "run.json").read_text())["config"]
     assert cfg["label_colour_weight"] == 0.2 and cfg["random_background"] is False
     assert cfg["class_weights_by_concept"] == [["l_eye", 10.0], ["mouth", 5.0]]
-    # a preset's setting switched off with none (the tiny preset weighs labels by colour)
-    r = cli("fit", scene_dir, "--out", tmp_path / "run2", "--preset", "tiny", "--steps", "2", "--device", "cpu",
+    # a preset's setting switched off with none (the fast preset weighs labels by colour)
+    r = cli("fit", scene_dir, "--out", tmp_path / "run2", "--preset", "fast", "--steps", "2", "--device", "cpu",
             "--quiet", "--fit-set", "label_colour_weight=none")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "run2" / "run.json").read_text())["config"]["label_colour_weight"] is None
@@ -83,8 +83,8 @@ def test_fit_set_overrides_any_fit_setting(cli, scene_dir, tmp_path):
 def test_refine_fit_overrides_apply_none_values():
     from labelsplat.pipeline import RefineConfig, _fit_config
 
-    assert _fit_config(RefineConfig(preset="tiny")).label_colour_weight == 0.1
-    off = _fit_config(RefineConfig(preset="tiny", fit_overrides={"label_colour_weight": None, "sem_lr": 0.01}))
+    assert _fit_config(RefineConfig(preset="fast")).label_colour_weight == 0.1
+    off = _fit_config(RefineConfig(preset="fast", fit_overrides={"label_colour_weight": None, "sem_lr": 0.01}))
     assert off.label_colour_weight is None and off.sem_lr == 0.01
     assert _fit_config(RefineConfig(preset="fast", fit_overrides={"max_resolution": None})).max_resolution is None
 

@@ -152,3 +152,11 @@ def test_class_weights_by_concept_follow_the_scheme():
     assert lapa[la.concept_index("mouth")] == 10.0 and lapa[la.concept_index("background")] == 1.0
     cfg = make_config("tiny")
     assert cfg.class_weights_by_concept == FACE_PART_WEIGHTS and cfg.semantic_grad == "scaled:0.1"
+    assert cfg.label_colour_weight is None
+    from labelsplat.splat.config import FACE_PART_WEIGHTS_FINE
+
+    fast = make_config("fast")
+    assert fast.class_weights_by_concept == FACE_PART_WEIGHTS_FINE and fast.label_colour_weight == 0.1
+    fine = concept_class_weights("celebamask19-zll", FACE_PART_WEIGHTS_FINE)
+    assert fine[z.index("nose")] == 1.0 and zll[z.index("nose")] == 3.0
+    assert [w for i, w in enumerate(fine) if i != z.index("nose")] == [w for i, w in enumerate(zll) if i != z.index("nose")]

@@ -268,14 +268,17 @@ class FitConfig:
 
 
 #: Class-balanced semantic loss measured best by benchmarks/refine_quality.py (docs/quality.md,
-#: "CW3", then the nose back to 1): small parts that parsers erode weigh more so the fit keeps
-#: them; the nose, which parsers over-extend rather than erode, weighs 1 (with weight 3 the refined
-#: nose grew to 1.65x its true area); by concept, so any scheme can use it.
+#: "CW3"): small parts weigh more so the fit keeps them; by concept, so any scheme can use it.
+#: The ``tiny`` preset's weights (128 px inputs).
 FACE_PART_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("l_brow", 5.0), ("r_brow", 5.0), ("l_eye", 10.0), ("r_eye", 10.0), ("eye_g", 5.0),
-    ("l_ear", 5.0), ("r_ear", 5.0), ("ear_r", 5.0), ("mouth", 10.0),
+    ("l_ear", 5.0), ("r_ear", 5.0), ("ear_r", 5.0), ("nose", 3.0), ("mouth", 10.0),
     ("u_lip", 5.0), ("l_lip", 5.0), ("neck_l", 5.0), ("cloth", 1.5),
 )
+#: The ``fast`` preset's weights (256 px inputs): CW3 with the nose at 1. At 256 px the simulated
+#: parser over-extends the nose by several pixels in every view, and with weight 3 the refined nose
+#: grew to 1.65x its true area; at 128 px the same change cost 0.04 mIoU (docs/quality.md).
+FACE_PART_WEIGHTS_FINE: tuple[tuple[str, float], ...] = tuple((c, w) for c, w in FACE_PART_WEIGHTS if c != "nose")
 
 PRESETS: dict[str, FitConfig] = {
     # unit tests: a few seconds on a 64x64 scene
@@ -290,7 +293,7 @@ PRESETS: dict[str, FitConfig] = {
         preset="tiny", steps=300, max_resolution=128, coarse_to_fine=((0.0, 0.5), (0.4, 1.0)), sh_degree=1,
         sh_degree_interval=100, lr_scale=4.0, sem_lr=5e-2, hull_resolution=40, init_max_points=4000,
         refine_start_frac=0.15, refine_stop_frac=0.6, refine_every=50, checkpoint_every=100, init_opacity=0.3,
-        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS, label_colour_weight=0.1,
+        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS,
     ),
     # 32 views at 256^2, whole refine <= 10 min on 2 cores
     "fast": FitConfig(
@@ -298,7 +301,8 @@ PRESETS: dict[str, FitConfig] = {
         sh_degree=2, sh_degree_interval=250, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
         init_max_points=8000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
         checkpoint_every=250, init_opacity=0.2,
-        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS, label_colour_weight=0.1,
+        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS_FINE,
+        label_colour_weight=0.1,
     ),
     # the paper's schedule (GPU): 30k steps at native resolution, gsplat defaults
     "paper": FitConfig(
@@ -392,5 +396,5 @@ def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
     return dataclasses.replace(PRESETS[preset], **overrides)
 
 
-__all__ = ["apply_fit_overrides", "parse_fit_overrides", "FACE_PART_WEIGHTS", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight",
+__all__ = ["apply_fit_overrides", "parse_fit_overrides", "FACE_PART_WEIGHTS", "FACE_PART_WEIGHTS_FINE", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight",
            "parse_semantic_loss", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]
