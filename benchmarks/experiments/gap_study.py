@@ -42,8 +42,8 @@ OUT_JSON = HERE.parent / "results" / "refine_quality_gap.json"
 BINS = ("0-30", "30-60", "60-90", "90-180")
 
 
-def bench_args(seed: int):
-    return argparse.Namespace(views=32, resolution=256, noise="simulated:medium", identities=1,
+def bench_args(seed: int, identities: int = 1):
+    return argparse.Namespace(views=32, resolution=256, noise="simulated:medium", identities=identities,
                               label_max_yaw=None, seed=seed)
 
 

@@ -121,6 +121,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     gs.add_fit_args(ap)
     ap.add_argument("--variants", nargs="*", default=["prob:w1:p1", "prob:w0:p1", "log:w1:p1:e0.01", "mix:w1:p1:a0.5"])
+    ap.add_argument("--identity", type=int, default=0,
+                    help="which head of the benchmark's seed (0 = the gap study's; 1 = the benchmark's head_001)")
     ap.add_argument("--pp-ablation", action="store_true",
                     help="also re-post-process the fitted logits' labels with each post-processing step off")
     ap.add_argument("--clean", type=float, default=None,
@@ -140,12 +142,12 @@ def main(argv=None) -> int:
     from labelsplat.splat.trainer import _Levels, concept_class_weights, fit, load_views
 
     torch.set_num_threads(1)
-    ba = gs.bench_args(args.seed)
-    (noisy_dir, exact_dir), = rq.synth_inputs(args.work, ba, args.seed)
+    ba = gs.bench_args(args.seed, args.identity + 1 if args.identity else 1)
+    noisy_dir, exact_dir = rq.synth_inputs(args.work, ba, args.seed)[args.identity]
     rcfg = RefineConfig(preset=args.preset, seed=args.seed, device="cpu", novel_views=100)
     scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, args.seed, rcfg.sampler, rcfg.min_head_inside)
     scheme = get_scheme(scene.label_scheme)
-    gt_cache = args.work / f"gt_s{args.seed}.npz"
+    gt_cache = args.work / (f"gt_s{args.seed}.npz" if not args.identity else f"gt_s{args.seed}_i{args.identity}.npz")
     if not gt_cache.is_file():
         from labelsplat.synth import load_head, load_synth, render_views
 
