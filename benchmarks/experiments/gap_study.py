@@ -87,21 +87,30 @@ def split_noise_labels(scene_dir: Path, kind: str) -> list[np.ndarray]:
     return out
 
 
+def copy_scene(src: Path, out: Path):
+    """A fresh copy of scene ``src`` at ``out`` (loaded), or None when ``out`` is already finished
+    (an ``out/DONE`` marker, written by the caller after relabelling the copy)."""
+    from labelsplat.scene import load_scene
+
+    if (out / "DONE").is_file():
+        return None
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(src, out)
+    return load_scene(out)
+
+
 def variant_scene(noisy_dir: Path, exact_dir: Path, kind: str) -> Path:
     if kind == "noisy":
         return noisy_dir
     if kind == "exact":
         return exact_dir
     from labelsplat.io import write_png
-    from labelsplat.scene import load_scene
 
     out = noisy_dir.parent.parent / kind / noisy_dir.name
-    if (out / "DONE").is_file():
+    scene = copy_scene(noisy_dir, out)
+    if scene is None:
         return out
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(noisy_dir, out)
-    scene = load_scene(out)
     for fr, lab in zip(scene.frames, split_noise_labels(noisy_dir, kind)):
         write_png(scene.path(fr.label_path), lab)
     (out / "DONE").write_text("ok\n")

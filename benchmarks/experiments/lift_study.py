@@ -78,22 +78,16 @@ def pp_ablation(rendered, raw, scene, cams, yaws, rcfg) -> dict:
 def clean_scene(run, votes, sc, sdir: Path, out: Path, tau: float, K: int) -> Path:
     """A copy of scene ``sdir`` whose input labels are ignore (255) where the Gaussians' vote
     (unweighted, rendered at that view) gives the pixel's label a probability below ``tau``."""
-    import shutil
-
     import torch
 
     from labelsplat.io import read_label, write_png
-    from labelsplat.scene import load_scene
     from labelsplat.splat.lift import lifted_logits
     from labelsplat.splat.rasterize import rasterize
     from labelsplat.splat.trainer import camera_tensors
 
-    if (out / "DONE").is_file():
+    scene = gs.copy_scene(sdir, out)
+    if scene is None:
         return out
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(sdir, out)
-    scene = load_scene(out)
     p = lifted_logits(votes, None, scale=1.0)
     act = {k: v.detach() for k, v in run.model.activated().items()}
     stats = []
