@@ -226,8 +226,8 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
         refine_overrides = {**refine_overrides, "extract": "palette"}
         fit_overrides = {**fit_overrides, "semantic_target": "palette"}
     rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=args.novel_views, **refine_overrides)
-    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=seed, semantic_grad=semantic_grad, **fit_overrides),
-                                  {k: v for k, v in fit_overrides.items() if v is None})  # "none" = off
+    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=seed, semantic_grad=semantic_grad),
+                                  fit_overrides)  # "none" values apply too (= off)
     partial = {} if partial is None else partial
     for noisy_dir, exact_dir in synth_inputs(work, args, seed):
         ident = noisy_dir.name

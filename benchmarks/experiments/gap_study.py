@@ -225,9 +225,7 @@ def main(argv=None) -> int:
         from labelsplat.splat.trainer import concept_class_weights, fit
 
         sdir = variant_scene(noisy_dir, exact_dir, args.labels)
-        sets = rq._parse_sets(args.fit_set)
-        fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed, **sets),
-                                      {k: v for k, v in sets.items() if v is None})
+        fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq._parse_sets(args.fit_set))
         run_dir = args.work / f"run_{args.tag}_{os.getpid()}"
         if run_dir.exists():
             shutil.rmtree(run_dir)

@@ -150,9 +150,7 @@ def main(argv=None) -> int:
     z = np.load(gt_cache)
     gt, initial = z["gt"], z["initial"]
     sdir = gs.variant_scene(noisy_dir, exact_dir, args.labels)
-    sets = rq._parse_sets(args.fit_set)
-    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed, **sets),
-                                  {k: v for k, v in sets.items() if v is None})
+    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq._parse_sets(args.fit_set))
     run_dir = args.work / f"keep_{args.tag}"
     if not (run_dir / "checkpoint.pt").is_file():
         t = time.perf_counter()

@@ -113,10 +113,9 @@ def _fit_config(cfg: RefineConfig):
     from .splat.config import apply_fit_overrides
 
     extra = {"semantic_target": "palette"} if cfg.extract == "palette" else {}
-    overrides = {**dict(cfg.fit_overrides), **extra}
-    base = make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad, **overrides)
-    # explicit None values (e.g. {"label_colour_weight": None} = off) are settings too
-    return apply_fit_overrides(base, {k: v for k, v in overrides.items() if v is None})
+    # every override applies, explicit None values too (e.g. {"label_colour_weight": None} = off)
+    return apply_fit_overrides(make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad),
+                               {**dict(cfg.fit_overrides), **extra})
 
 
 def _is_synthetic(scene: Scene) -> bool:

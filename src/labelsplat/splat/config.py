@@ -374,9 +374,7 @@ def parse_fit_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def apply_fit_overrides(cfg: FitConfig, overrides: dict[str, Any]) -> FitConfig:
-    """``cfg`` with every override applied, ``None`` values included (validated)."""
-    if not overrides:
-        return cfg
+    """A validated copy of ``cfg`` with every override applied, ``None`` values included."""
     names = {f.name for f in dataclasses.fields(FitConfig)}
     unknown = set(overrides) - names
     if unknown:
@@ -388,12 +386,7 @@ def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
     """The named preset with ``overrides`` (``None`` values are ignored) applied."""
     if preset not in PRESETS:
         raise LabelsplatError(f"unknown preset {preset!r}", hint=f"choose one of {', '.join(PRESETS)}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    names = {f.name for f in dataclasses.fields(FitConfig)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise LabelsplatError(f"unknown fit options {sorted(unknown)}")
-    return dataclasses.replace(PRESETS[preset], **overrides)
+    return apply_fit_overrides(PRESETS[preset], {k: v for k, v in overrides.items() if v is not None})
 
 
 __all__ = ["apply_fit_overrides", "parse_fit_overrides", "FACE_PART_WEIGHTS", "FACE_PART_WEIGHTS_FINE", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight",

@@ -16,6 +16,10 @@ The lifted distribution mixes the votes with a prior (the fitted logits' softmax
 ``scale * p`` so that rendering composites the class *probabilities* (a soft multiview vote, and
 the background logit ``bg_logit * one_hot(0)`` behind them keeps its meaning when ``scale`` equals
 it).
+
+Measured on the synthetic benchmark (docs/quality.md): the class-weighted vote gives the same labels
+as the fitted logits on noisy input labels and worse ones on exact labels (one distribution per
+Gaussian blurs part boundaries), so ``FitConfig.semantic_lift`` is off in every preset.
 """
 
 from __future__ import annotations
@@ -26,14 +30,6 @@ import torch
 
 from ..errors import LabelsplatError
 from ..io import IGNORE_INDEX
-
-#: ``FitConfig.semantic_lift`` values: ``none`` or ``vote[:<prior>]``.
-SEMANTIC_LIFT_HELP = (
-    "after the fit, replace each Gaussian's logits by its multiview label vote: "
-    "'none' (keep the fitted logits) or 'vote[:PRIOR]' (PRIOR = weight of the fitted logits' softmax, "
-    "in blend-weight units; default 1)"
-)
-
 
 def parse_semantic_lift(value: str) -> float | None:
     """``none`` -> None, ``vote`` -> 1.0, ``vote:<prior>`` -> prior (>= 0)."""
@@ -50,10 +46,6 @@ def parse_semantic_lift(value: str) -> float | None:
         if prior >= 0.0:
             return prior
     raise LabelsplatError(f"invalid semantic_lift {value!r}", hint="use 'none', 'vote' or 'vote:<prior >= 0>'")
-
-
-def _detached(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach() for k, v in model.activated().items()}
 
 
 def vote_semantics(
@@ -87,7 +79,7 @@ def vote_semantics(
     if K < 1:
         raise ValueError("vote_semantics: num_classes must be >= 1")
     dev = model.device
-    act = _detached(model)
+    act = {k: v.detach() for k, v in model.activated().items()}
     N = model.num_gaussians
     votes = torch.zeros(N, K, dtype=torch.float32, device=dev)
     for i, cam in enumerate(cameras):
@@ -140,4 +132,4 @@ def lifted_logits(votes: torch.Tensor, prior_logits: torch.Tensor | None, *, pri
     return float(scale) * p
 
 
-__all__ = ["SEMANTIC_LIFT_HELP", "lifted_logits", "parse_semantic_lift", "vote_semantics"]
+__all__ = ["lifted_logits", "parse_semantic_lift", "vote_semantics"]
