@@ -61,10 +61,11 @@ def test_fit_set_overrides_any_fit_setting(cli, scene_dir, tmp_path):
     run = tmp_path / "run"
     r = cli("fit", scene_dir, "--out", run, "--preset", "micro", "--steps", "4", "--device", "cpu", "--quiet",
             "--fit-set", "label_colour_weight=0.2", "--fit-set", "class_weights_by_concept=l_eye:10,mouth:5",
-            "--fit-set", "random_background=false")
+            "--fit-set", "random_background=false", "--fit-set", "semantic_grad=none", "--fit-set", "semantic_lift=none")
     assert r.exit_code == 0, r.output
     cfg = json.loads((run / "run.json").read_text())["config"]
     assert cfg["label_colour_weight"] == 0.2 and cfg["random_background"] is False
+    assert cfg["semantic_grad"] == "none" and cfg["semantic_lift"] == "none"  # 'none' is a word of these settings
     assert cfg["class_weights_by_concept"] == [["l_eye", 10.0], ["mouth", 5.0]]
     # a preset's setting switched off with none (the fast preset weighs labels by colour)
     r = cli("fit", scene_dir, "--out", tmp_path / "run2", "--preset", "fast", "--steps", "2", "--device", "cpu",

@@ -321,11 +321,13 @@ def _parse_field_value(name: str, text: str, hint) -> Any:
     t = text.strip()
     args = typing.get_args(hint)
     optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
     if t.lower() in ("none", "null", "off"):
         if optional:
             return None
+        if base is str:  # a word of the setting's own grammar, e.g. semantic_grad=none
+            return t
         raise LabelsplatError(f"--fit-set {name}: this setting cannot be none")
-    base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
     origin = typing.get_origin(base)
     try:
         if base is bool:
