@@ -133,6 +133,15 @@ def test_losses():
     ref0 = torch.nn.functional.cross_entropy(logits[:1].permute(0, 3, 1, 2), t[:1], ignore_index=255)
     assert semantic_loss(logits, t, confidence=conf).item() == pytest.approx(ref0.item(), rel=1e-5)
     assert semantic_loss(logits, torch.full((2, 4, 4), 255)).item() == 0.0
+    # no weighted pixel: an exact 0 with zero gradients, even if an ignored pixel's loss is not finite
+    wild = logits.clone()
+    wild[0, 0, 0, 0] = -float("inf")
+    wild.requires_grad_(True)
+    t_ign = torch.zeros(2, 4, 4, dtype=torch.long)
+    t_ign[0, 0, 0] = 255
+    z = semantic_loss(wild, t_ign, confidence=torch.zeros(2, 4, 4))
+    z.backward()
+    assert z.item() == 0.0 and torch.isfinite(wild.grad).all() and float(wild.grad.abs().max()) == 0.0
     assert alpha_loss(torch.ones(1, 2, 2), torch.zeros(1, 2, 2)).item() == 1.0
     assert label_accuracy(torch.nn.functional.one_hot(t.clamp(max=5), 6).float(), t) == 1.0
     with pytest.raises(ValueError):

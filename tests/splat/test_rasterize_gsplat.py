@@ -91,15 +91,18 @@ def _close(a, b, rtol, name):
     assert float((a - b).abs().max()) <= rtol * scale, name
 
 
+@pytest.mark.parametrize("host", [False, True], ids=["weights-read-from-tensor", "weights-given-on-host"])
 @pytest.mark.parametrize("mode", list(WEIGHTS))
-def test_gsplat_backend_orchestration_matches_naive_with_reference_ops(mode):
+def test_gsplat_backend_orchestration_matches_naive_with_reference_ops(mode, host):
     from labelsplat.splat._gsplat_backend import rasterize_gsplat
 
     args, bg = _scene()
     w = None if WEIGHTS[mode] is None else torch.tensor(WEIGHTS[mode], dtype=torch.float64)
     ops = _fake_ops()
+    hw = tuple(WEIGHTS[mode]) if host and w is not None else None
     rg, ag, gg, ig = _grads(lambda p, rest: rasterize_gsplat(
-        *p, *rest, backgrounds=bg, geom_grad_weights=w, return_contrib=True, ops=ops), args)
+        *p, *rest, backgrounds=bg, geom_grad_weights=w, return_contrib=True, ops=ops,
+        geom_grad_host=hw), args)
     rn, an, gn, iname = _grads(lambda p, rest: rasterize(
         *p, *rest, backgrounds=bg, geom_grad_weights=w, return_contrib=True, backend="naive"), args)
     _close(rg, rn, 1e-9, "render")
@@ -125,7 +128,10 @@ def test_gsplat_and_cpu_backends_agree_on_cuda(mode, D):
     outs = {}
     for backend, dev in (("cpu", "cpu"), ("gsplat", "cuda")):
         a = [t.to(dev) if torch.is_tensor(t) else t for t in args]
-        kw = dict(backgrounds=bg.to(dev), geom_grad_weights=None if w is None else w.to(dev),
+        # CUDA: the weights as a host sequence (the training loop's sync-free path); the CPU
+        # backend gets the tensor
+        wd = None if w is None else (w.tolist() if backend == "gsplat" else w)
+        kw = dict(backgrounds=bg.to(dev), geom_grad_weights=wd,
                   return_contrib=True, backend=backend)
         r, al, g, info = _grads(lambda p, rest: rasterize(*p, *rest, **kw), a)
         outs[backend] = (r.cpu(), al.cpu(), [x.cpu() for x in g], info["contrib"].cpu(),
@@ -137,3 +143,17 @@ def test_gsplat_and_cpu_backends_agree_on_cuda(mode, D):
     for name, a, b in zip(("means", "quats", "scales", "opacities", "colors"), gg, gc):
         _close(a, b, 2e-2, f"grad {name}")
     _close(cg, cc, 1e-3, "contrib")
+
+
+def test_grad_weights_on_the_host_are_analysed_without_the_device():
+    from labelsplat.splat.rasterize import _grad_weights
+
+    assert _grad_weights(None, torch.float32, torch.device("cpu")) == (None, None)
+    assert _grad_weights([1, 1.0, 1], torch.float32, torch.device("cpu")) == (None, None)
+    t, host = _grad_weights([1, 0.5, 0], torch.float32, torch.device("cpu"))
+    assert host == (1.0, 0.5, 0.0) and t.tolist() == [1.0, 0.5, 0.0]
+    t2, _ = _grad_weights(torch.tensor([1, 0.5, 0]), torch.float32, torch.device("cpu"))
+    assert t2 is t  # one cached device copy per layout
+    with pytest.raises(ValueError, match="geom_grad_weights must be"):
+        args, bg = _scene()
+        rasterize(*args[:5], *args[5:], geom_grad_weights=[1.0, 0.5], backend="naive")

@@ -60,6 +60,20 @@ class _GradScale(torch.autograd.Function):
         return g * scale, None
 
 
+_INDEX_CACHE: dict[tuple, Tensor] = {}
+
+
+def _index(ids: list[int], device) -> Tensor:
+    """A cached long tensor of channel indices on ``device`` (built once per channel layout)."""
+    key = (tuple(ids), str(device))
+    t = _INDEX_CACHE.get(key)
+    if t is None:
+        if len(_INDEX_CACHE) >= 64:
+            _INDEX_CACHE.clear()
+        t = _INDEX_CACHE[key] = torch.tensor(ids, dtype=torch.long, device=device)
+    return t
+
+
 def _chunked(ops, means2d, conics, feats, opac, width, height, tile_size, isect_offsets,
              flatten_ids, backgrounds):
     """rasterize_to_pixels over channel chunks of CHANNEL_CHUNK (as gsplat.rasterization)."""
@@ -99,8 +113,13 @@ def rasterize_gsplat(
     tile_size: int = 16,
     return_contrib: bool = False,
     ops: SimpleNamespace | None = None,
+    geom_grad_host: tuple[float, ...] | None = None,
 ) -> tuple[Tensor, Tensor, dict]:
-    """gsplat backend (inputs validated by :func:`~labelsplat.splat.rasterize.rasterize`)."""
+    """gsplat backend (inputs validated by :func:`~labelsplat.splat.rasterize.rasterize`).
+
+    ``geom_grad_host``: the weights' values on the host (given by ``rasterize`` when the caller
+    passed them as a sequence or CPU tensor), so that the channel layout costs no GPU sync.
+    """
     ops = gsplat_ops() if ops is None else ops
     C, N = viewmats.shape[0], means.shape[0]
     radii, means2d, depths, conics, _ = ops.fully_fused_projection(
@@ -123,23 +142,22 @@ def rasterize_gsplat(
     )
 
     w = geom_grad_weights
-    zero_ch = torch.zeros(D, dtype=torch.bool, device=means.device) if w is None else (w == 0)
-    live_idx = torch.nonzero(~zero_ch).reshape(-1)
-    det_idx = torch.nonzero(zero_ch).reshape(-1)
-    live_colors = colors_c[..., live_idx] if len(det_idx) else colors_c
+    # which channels are live / detached / scaled is decided on the host: from geom_grad_host
+    # when the caller has it (no sync), else from one read of the device weights
+    host = None if w is None else (tuple(geom_grad_host) if geom_grad_host is not None else tuple(w.tolist()))
+    det = [] if host is None else [i for i, x in enumerate(host) if x == 0]
+    live = [i for i in range(D) if host is None or host[i] != 0]
+    live_idx = _index(live, means.device) if det else None
+    live_colors = colors_c[..., live_idx] if det else colors_c
     live_bg = None
     if backgrounds is not None:
-        live_bg = backgrounds[..., live_idx] if len(det_idx) else backgrounds
-    if w is not None and len(live_idx):
-        w_live = w[live_idx]
-        if bool((w_live != 1).any()):
-            live_colors = _GradScale.apply(live_colors, 1.0 / w_live)
-            if live_bg is not None and live_bg.requires_grad:
-                live_bg = _GradScale.apply(live_bg, 1.0 / w_live)
-        else:
-            w_live = None
-    else:
-        w_live = None
+        live_bg = backgrounds[..., live_idx] if det else backgrounds
+    w_live = None
+    if host is not None and live and any(host[i] != 1 for i in live):
+        w_live = w[live_idx] if det else w
+        live_colors = _GradScale.apply(live_colors, 1.0 / w_live)
+        if live_bg is not None and live_bg.requires_grad:
+            live_bg = _GradScale.apply(live_bg, 1.0 / w_live)
 
     n_live = live_colors.shape[-1]
     feats = [live_colors]
@@ -157,14 +175,15 @@ def rasterize_gsplat(
     if w_live is not None:
         live_part = _GradScale.apply(live_part, w_live)
 
-    if len(det_idx):
+    if det:
+        det_idx = _index(det, means.device)
         det_bg = None if backgrounds is None else backgrounds[..., det_idx]
         render_det, _ = raster(means2d.detach(), conics.detach(), colors_c[..., det_idx],
                                op_c.detach(), det_bg)
-        index = torch.empty(D, dtype=torch.long, device=means.device)
-        index[live_idx] = torch.arange(len(live_idx), device=means.device)
-        index[det_idx] = len(live_idx) + torch.arange(len(det_idx), device=means.device)
-        render = torch.cat([live_part, render_det], dim=-1)[..., index]
+        order = [0] * D
+        for j, i in enumerate(live + det):
+            order[i] = j
+        render = torch.cat([live_part, render_det], dim=-1)[..., _index(order, means.device)]
     else:
         render = live_part
     if render_depth:

@@ -89,10 +89,12 @@ def _weighted_mean(per: torch.Tensor, w: torch.Tensor, confidence: torch.Tensor 
         if confidence.shape != per.shape:
             raise ValueError(f"confidence shape {tuple(confidence.shape)} differs from {tuple(per.shape)}")
         w = w * confidence
+    # no data-dependent branch (a host sync per step on a GPU): with no weight the numerator
+    # is an exact 0 (masked, so a non-finite loss at an ignored pixel cannot leak) that still
+    # belongs to the graph of ``like`` through ``per``
     denom = w.sum()
-    if denom <= 0:
-        return like.sum() * 0.0
-    return (per * w).sum() / denom
+    num = torch.where(w > 0, per * w, torch.zeros_like(per)).sum()
+    return num / torch.where(denom > 0, denom, torch.ones_like(denom))
 
 
 def semantic_loss(

@@ -31,11 +31,13 @@ Conventions (all backends):
   gradients of the geometry (means, quats, scales, opacities). 1 everywhere (or None) = exact
   gradients (``semantic_grad=full``); 0 on the logit channels = stop-gradient of semantics
   into geometry (``none``); f = ``scaled:f``. Colour gradients are always exact; the depth
-  channel and alpha always carry full geometry gradients.
+  channel and alpha always carry full geometry gradients. A sequence of floats or a CPU
+  tensor is preferred in loops: it is analysed on the host (no GPU sync per call).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -80,10 +82,11 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         raise ValueError(
             f"rasterize: backgrounds must be (C,D)=({C},{D}), got {tuple(backgrounds.shape)}"
         )
-    if geom_grad_weights is not None and tuple(geom_grad_weights.shape) != (D,):
-        raise ValueError(
-            f"rasterize: geom_grad_weights must be (D,)=({D},), got {tuple(geom_grad_weights.shape)}"
-        )
+    if geom_grad_weights is not None:
+        shape = (tuple(geom_grad_weights.shape) if isinstance(geom_grad_weights, Tensor)
+                 else (len(geom_grad_weights),))
+        if shape != (D,):
+            raise ValueError(f"rasterize: geom_grad_weights must be (D,)=({D},), got {shape}")
     if int(width) <= 0 or int(height) <= 0:
         raise ValueError(f"rasterize: width and height must be positive, got {width}x{height}")
     dtype = means.dtype
@@ -105,6 +108,33 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         )
 
 
+_WEIGHTS_ON_DEVICE: dict[tuple, Tensor] = {}
+
+
+def _grad_weights(w, dtype, device) -> tuple[Tensor | None, tuple[float, ...] | None]:
+    """``geom_grad_weights`` -> (tensor on the device or None when all are 1, host copy or None).
+
+    A sequence of floats or a CPU tensor is analysed on the host and its device copy cached (a
+    training loop passes the same weights every step: no host<->device traffic, no sync). A
+    tensor already on an accelerator is tested there, which costs one host sync per call.
+    """
+    if w is None:
+        return None, None
+    if isinstance(w, Tensor) and w.device.type != "cpu":
+        w = w.detach().to(dtype=dtype, device=device)
+        return (None, None) if bool((w == 1).all()) else (w, None)
+    host = tuple(float(x) for x in (w.detach().tolist() if isinstance(w, Tensor) else w))
+    if all(x == 1.0 for x in host):
+        return None, None
+    key = (host, dtype, str(device))
+    t = _WEIGHTS_ON_DEVICE.get(key)
+    if t is None:
+        if len(_WEIGHTS_ON_DEVICE) >= 64:
+            _WEIGHTS_ON_DEVICE.clear()
+        t = _WEIGHTS_ON_DEVICE[key] = torch.tensor(host, dtype=dtype, device=device)
+    return t, host
+
+
 def rasterize(
     means: Tensor,
     quats: Tensor,
@@ -122,7 +152,7 @@ def rasterize(
     eps2d: float = 0.3,
     radius_clip: float = 0.0,
     render_depth: bool = True,
-    geom_grad_weights: Tensor | None = None,
+    geom_grad_weights: Tensor | Sequence[float] | None = None,
     backend: Backend = "cpu",
     tile_size: int = 16,
     return_contrib: bool = False,
@@ -136,10 +166,7 @@ def rasterize(
                   backgrounds, geom_grad_weights, backend)
     if backgrounds is not None:
         backgrounds = backgrounds.to(dtype=means.dtype, device=means.device)
-    if geom_grad_weights is not None:
-        geom_grad_weights = geom_grad_weights.detach().to(dtype=means.dtype, device=means.device)
-        if bool((geom_grad_weights == 1).all()):
-            geom_grad_weights = None
+    geom_grad_weights, geom_grad_host = _grad_weights(geom_grad_weights, means.dtype, means.device)
     kwargs = dict(
         backgrounds=backgrounds, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
         radius_clip=radius_clip, render_depth=render_depth, geom_grad_weights=geom_grad_weights,
@@ -153,7 +180,7 @@ def rasterize(
     if backend == "gsplat":
         from ._gsplat_backend import rasterize_gsplat
 
-        return rasterize_gsplat(*args, tile_size=tile_size, **kwargs)
+        return rasterize_gsplat(*args, tile_size=tile_size, geom_grad_host=geom_grad_host, **kwargs)
     from ._cpu_kernels import rasterize_cpu
 
     return rasterize_cpu(*args, tile_size=tile_size, **kwargs)

@@ -115,9 +115,8 @@ def render_model(
         bg[:, 3:6] = model.palette[0].to(dev)
     elif K > 0:
         bg[:, 3] = float(bg_logit)
-    ggw = torch.ones(3 + K + E, device=dev)
-    ggw[3 : 3 + K] = float(semantic_grad_weight)
-    ggw[3 + K :] = 0.0
+    # on the host: the rasteriser decides the channel layout without a GPU sync
+    ggw = (1.0,) * 3 + (float(semantic_grad_weight),) * K + (0.0,) * E
     render, alpha, info = rasterize(
         act["means"], act["quats"], act["scales"], act["opacities"], colors, viewmats, Ks,
         cameras[0].width, cameras[0].height, backgrounds=bg, render_depth=True,
