@@ -50,8 +50,34 @@ def lift_features(variant: str, votes, fitted, class_w, bg_logit: float):
     raise SystemExit(f"unknown variant {variant!r}")
 
 
-def pp_ablation(rendered, raw, scene, cams, yaws, rcfg) -> dict:
-    """The pipeline's post-processing of ``raw`` with one step switched off at a time."""
+# --pp-ablation steps: one step off at a time (pp_*) and the hole-filling / keep-largest study
+# (pp2_*: old = every enclosed hole filled; alpha = alpha-aware fill with rule:threshold; KL = keep-largest)
+PP_STEPS = (("pp_all", {}, True), ("pp_no_lowvis", {}, False),
+            ("pp_no_lr", {"lr_consistency": False}, True),
+            ("pp_no_small", {"remove_small": False}, True),
+            ("pp_no_holes", {"fill_holes": False}, True),
+            ("pp_no_largest", {"keep_largest": False}, True),
+            ("pp_only_lowvis", {"lr_consistency": False, "remove_small": False, "fill_holes": False,
+                                "keep_largest": False}, True))
+_OLD = {"hole_min_alpha": None}
+_ON = {"keep_largest": True, "largest_keep_ratio": None}
+PP_HOLES = (("pp2_oldfill_KL", {**_OLD, **_ON}, True),
+            ("pp2_alpha_mean0.5_KL", {"hole_alpha_rule": "mean", "hole_min_alpha": 0.5, **_ON}, True),
+            ("pp2_alpha_mean0.3_KL", {"hole_alpha_rule": "mean", "hole_min_alpha": 0.3, **_ON}, True),
+            ("pp2_alpha_mean0.7_KL", {"hole_alpha_rule": "mean", "hole_min_alpha": 0.7, **_ON}, True),
+            ("pp2_alpha_majority0.5_KL", {"hole_alpha_rule": "majority", "hole_min_alpha": 0.5, **_ON}, True),
+            ("pp2_nofill_KL", {"fill_holes": False, **_ON}, True),
+            ("pp2_oldfill_noKL", {**_OLD, "keep_largest": False}, True),
+            ("pp2_alpha_mean0.5_noKL", {"hole_alpha_rule": "mean", "hole_min_alpha": 0.5, "keep_largest": False}, True),
+            ("pp2_nofill_noKL", {"fill_holes": False, "keep_largest": False}, True),
+            ("pp2_alpha_mean0.5_KLr0.25", {"hole_alpha_rule": "mean", "hole_min_alpha": 0.5, "keep_largest": True,
+                                           "largest_keep_ratio": 0.25}, True))
+
+
+def pp_ablation(rendered, raw, scene, cams, yaws, rcfg, steps=PP_STEPS) -> dict:
+    """The pipeline's post-processing of ``raw`` with the settings of ``steps`` ((name, PostprocessConfig
+    overrides, whether the low-visibility mask is used); the rendered alpha is always passed, so
+    hole filling is alpha-aware unless ``hole_min_alpha`` is None)."""
     from labelsplat.extract import PostprocessConfig, postprocess
 
     h, w = raw.shape[1:]
@@ -59,19 +85,18 @@ def pp_ablation(rendered, raw, scene, cams, yaws, rcfg) -> dict:
                 min_area=max(1, round(rcfg.min_area_fraction * h * w)))
     conf = np.stack([r["confidence"] for r in rendered])
     depth = np.stack([r["depth"] for r in rendered])
+    alpha = np.stack([r["alpha"] for r in rendered])
     low_vis = np.stack([r["low_visibility"] for r in rendered])
     out = {}
-    for name, kw, lv in (("pp_all", {}, low_vis), ("pp_no_lowvis", {}, None),
-                         ("pp_no_lr", {"lr_consistency": False}, low_vis),
-                         ("pp_no_small", {"remove_small": False}, low_vis),
-                         ("pp_no_holes", {"fill_holes": False}, low_vis),
-                         ("pp_no_largest", {"keep_largest": False}, low_vis),
-                         ("pp_only_lowvis", {"lr_consistency": False, "remove_small": False, "fill_holes": False,
-                                             "keep_largest": False}, low_vis)):
-        lab, _ = postprocess(raw.copy(), conf, config=PostprocessConfig(**base, **kw), scheme=scene.label_scheme,
-                             yaw=np.asarray(yaws), low_visibility_mask=lv, cameras=cams, head=scene.head_frame,
-                             depth=depth)
+    for name, kw, use_lv in steps:
+        lab, rep = postprocess(raw.copy(), conf, config=PostprocessConfig(**{**base, **kw}), scheme=scene.label_scheme,
+                               yaw=np.asarray(yaws), low_visibility_mask=low_vis if use_lv else None, cameras=cams,
+                               head=scene.head_frame, depth=depth, alpha=alpha)
         out[name] = np.asarray(lab, dtype=np.uint8)
+        holes = sum(v.changed["holes"] for v in rep.views)
+        extra = sum(v.changed["extra_components"] for v in rep.views)
+        print(f"  {name}: fill_holes {rep.steps['fill_holes']!r}, {holes} hole px filled, "
+              f"{extra} keep-largest px removed", flush=True)
     return out
 
 
@@ -119,6 +144,11 @@ def main(argv=None) -> int:
                     help="which head of the benchmark's seed (0 = the gap study's; 1 = the benchmark's head_001)")
     ap.add_argument("--pp-ablation", action="store_true",
                     help="also re-post-process the fitted logits' labels with each post-processing step off")
+    ap.add_argument("--pp-holes", action="store_true",
+                    help="also re-post-process the fitted logits' labels with the hole-filling / keep-largest "
+                         "settings of PP_HOLES (old fill, alpha-aware fill, no fill, keep-largest on/off)")
+    ap.add_argument("--run-tag", default=None,
+                    help="reuse the kept fit of this tag (keep_RUN_TAG) instead of keep_TAG; records go under TAG")
     ap.add_argument("--clean", type=float, default=None,
                     help="also refit on input labels cleaned by the vote (ignore where its probability < TAU)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gap_study_work"))
@@ -151,7 +181,7 @@ def main(argv=None) -> int:
     gt, initial = z["gt"], z["initial"]
     sdir = gs.variant_scene(noisy_dir, exact_dir, args.labels)
     fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq._parse_sets(args.fit_set))
-    run_dir = args.work / f"keep_{args.tag}"
+    run_dir = args.work / f"keep_{args.run_tag or args.tag}"
     if not (run_dir / "checkpoint.pt").is_file():
         t = time.perf_counter()
         fit(load_scene(sdir), run_dir, fit_cfg, device="cpu", write_outputs=False)
@@ -161,9 +191,11 @@ def main(argv=None) -> int:
     K = run.num_classes
     views = load_views(sc, run.config, K)
     full = _Levels(views, run.norm, "cpu").get(1.0)
-    t = time.perf_counter()
-    votes = vote_semantics(run.model, full["cameras"], full["labels"], K, backend="cpu")
-    print(f"votes {time.perf_counter() - t:.1f} s", flush=True)
+    votes = None
+    if args.variants or args.clean is not None:  # the votes are only needed by the lifting variants
+        t = time.perf_counter()
+        votes = vote_semantics(run.model, full["cameras"], full["labels"], K, backend="cpu")
+        print(f"votes {time.perf_counter() - t:.1f} s", flush=True)
     cw = run.config.class_weights_by_concept
     class_w = torch.tensor(concept_class_weights(sc.label_scheme, cw), dtype=torch.float32) if cw else None
     fitted = run.model.params["sem"].detach().clone()
@@ -187,6 +219,8 @@ def main(argv=None) -> int:
         preds = {"initial": initial, "refined": np.asarray(pp, dtype=np.uint8), "refined_raw": raw}
         if variant == "fitted" and args.pp_ablation:
             preds.update(pp_ablation(rendered, raw, sc, cams, yaws, rcfg))
+        if variant == "fitted" and args.pp_holes:
+            preds.update(pp_ablation(rendered, raw, sc, cams, yaws, rcfg, PP_HOLES))
         s = gs.score(preds, gt, yaws, scheme)
         # re-read before writing: other runs of this script may have added records meanwhile
         doc = json.loads(args.out.read_text()) if args.out.is_file() else doc

@@ -214,13 +214,13 @@ def label_novel_views(
     chunk = max(1, int(cfg.label_chunk))
     t_wall = time.perf_counter()
 
-    def post(c0, labels, confidence, low_vis, cams, depth):
+    def post(c0, labels, confidence, low_vis, cams, depth, alpha):
         t0 = time.perf_counter()
         h, w = labels.shape[1:]
         pp_cfg = PostprocessConfig(min_confidence=cfg.min_confidence, min_view_confidence=cfg.min_view_confidence,
                                    min_area=max(1, round(cfg.min_area_fraction * h * w)))
         out = postprocess(labels, confidence, config=pp_cfg, scheme=scene.label_scheme, yaw=yaws[c0:c0 + len(cams)],
-                          low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame, depth=depth)
+                          low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame, depth=depth, alpha=alpha)
         return out, time.perf_counter() - t0
 
     # post-processing (numpy / scikit-image on the host) of chunk k overlaps rendering chunk k+1
@@ -251,7 +251,8 @@ def label_novel_views(
             del cat, batches
             timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - t
 
-            jobs.append((c0, pool.submit(post, c0, ext.labels, ext.confidence, low_vis, cams, host["depth"])))
+            jobs.append((c0, pool.submit(post, c0, ext.labels, ext.confidence, low_vis, cams, host["depth"],
+                                         host["alpha"])))
             for b in range(len(cams)):
                 d = {key: host[key][b] for key in host}
                 d["confidence"] = ext.confidence[b]

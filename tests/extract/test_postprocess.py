@@ -228,3 +228,69 @@ def test_reassign_fills_from_the_surrounding_labels():
     lab2 = lab.copy()
     lab2[0, 5:15, 4:16] = NOSE
     assert np.array_equal(reassign_nearest(lab2, mask), lab)
+
+
+def _two_holes():
+    """A face with two enclosed 9-px background holes: (10:13, 10:13) and (18:21, 18:21)."""
+    lab = face()
+    lab[0, 10:13, 10:13] = BG
+    lab[0, 18:21, 18:21] = BG
+    alpha = np.zeros(lab.shape, np.float32)
+    alpha[0, 4:28, 4:28] = 1.0       # the head is opaque ...
+    alpha[0, 18:21, 18:21] = 0.1     # ... except over the second hole (background seen through)
+    return lab, alpha
+
+
+def test_alpha_aware_holes_fill_only_where_the_model_renders_a_surface():
+    lab, alpha = _two_holes()
+    out, rep = postprocess(lab, conf_like(lab), config=cfg(fill_holes=True), scheme=S, alpha=alpha)
+    assert (out[0, 10:13, 10:13] == SKIN).all()          # opaque hole: filled
+    assert (out[0, 18:21, 18:21] == BG).all()            # transparent hole: real background, stays
+    assert rep.views[0].changed["holes"] == 9
+    assert rep.steps["fill_holes"].startswith("applied (alpha-aware")
+    # (B, H, W, 1) alpha is accepted; the mean rule: 0.1 * 9 px < 0.5, but 4 of 9 px at 1.0 -> mean 0.5
+    alpha2 = alpha.copy()
+    alpha2[0, 18, 18:21] = 1.0
+    alpha2[0, 19, 18] = 1.0
+    out2, _ = postprocess(lab, conf_like(lab), config=cfg(fill_holes=True, hole_min_alpha=0.5),
+                          scheme=S, alpha=alpha2[..., None])
+    assert (out2[0, 18:21, 18:21] == SKIN).all()         # mean (4 + 0.5) / 9 = 0.5 >= 0.5
+    out3, _ = postprocess(lab, conf_like(lab), config=cfg(fill_holes=True, hole_alpha_rule="majority"),
+                          scheme=S, alpha=alpha2)
+    assert (out3[0, 18:21, 18:21] == BG).all()           # 4 of 9 px opaque: no majority
+
+
+def test_holes_without_alpha_keep_the_old_behaviour():
+    lab, alpha = _two_holes()
+    old, rep = postprocess(lab, conf_like(lab), config=cfg(fill_holes=True), scheme=S)
+    assert (old[0, 4:28, 4:28] == SKIN).all() and rep.views[0].changed["holes"] == 18
+    assert "not alpha-aware" in rep.steps["fill_holes"]
+    off, rep2 = postprocess(lab, conf_like(lab), config=cfg(fill_holes=True, hole_min_alpha=None), scheme=S,
+                            alpha=alpha)
+    assert np.array_equal(off, old) and "alpha-aware" not in rep2.steps["fill_holes"]
+
+
+def test_keep_largest_ratio_keeps_comparable_components():
+    lab = face()
+    lab[0, 6:12, 6:12] = NOSE        # 36 px
+    lab[0, 20:25, 20:25] = NOSE      # 25 px >= 0.5 * 36: kept with ratio 0.5
+    lab[0, 6:8, 20:22] = NOSE        # 4 px: removed
+    out, rep = postprocess(lab, conf_like(lab), config=cfg(keep_largest=True, largest_keep_ratio=0.5), scheme=S)
+    assert (out[0, 20:25, 20:25] == NOSE).all() and (out[0, 6:8, 20:22] == SKIN).all()
+    assert rep.views[0].changed["extra_components"] == 4
+
+
+def test_bad_alpha_is_a_clear_error():
+    lab, alpha = _two_holes()
+    with pytest.raises(LabelsplatError, match="alpha shape"):
+        postprocess(lab, conf_like(lab), scheme=S, alpha=alpha[:, :5])
+    with pytest.raises(LabelsplatError, match=r"\[0, 1\]"):
+        postprocess(lab, conf_like(lab), scheme=S, alpha=alpha * 3)
+    nan = alpha.copy()
+    nan[0, 0, 0] = np.nan
+    with pytest.raises(LabelsplatError, match="NaN"):
+        postprocess(lab, conf_like(lab), scheme=S, alpha=nan)
+    with pytest.raises(LabelsplatError, match="hole_alpha_rule"):
+        PostprocessConfig(hole_alpha_rule="median")
+    with pytest.raises(LabelsplatError, match="hole_min_alpha"):
+        PostprocessConfig(hole_min_alpha=2.0)

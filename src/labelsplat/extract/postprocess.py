@@ -19,9 +19,18 @@ in :class:`PostprocessConfig`, in this order:
    any class smaller than ``min_area`` pixels are removed.
 3. **holes** (``fill_holes``): background components that do not touch the image border
    (enclosed by the head) and are at most ``max_hole_fraction`` of the image are removed.
+   Alpha-aware when ``alpha`` (the rendered opacity, (B, H, W) in [0, 1]) is given and
+   ``hole_min_alpha`` is set: a hole is filled only where the model renders a surface over it
+   (``hole_alpha_rule`` ``"mean"``: the hole's mean alpha >= ``hole_min_alpha``;
+   ``"majority"``: at least half of its pixels have alpha >= ``hole_min_alpha``). A hole the
+   model is transparent over is real background seen through the head's outline (between the
+   ear and the head, under the chin, between hair and collar) and stays. Without ``alpha`` every
+   enclosed hole is filled (the old behaviour; the report's step string says which).
 4. **largest component** (``keep_largest``): for the single-instance classes named in
    ``single_instance`` (resolved by name/concept in the scheme; names the scheme lacks are
-   listed in the report), every component but the largest in each view is removed.
+   listed in the report), every component but the largest in each view is removed; with
+   ``largest_keep_ratio`` r set, components of at least r x the largest one's area are kept too
+   (a part split in two by an occluder is not cut in half).
 
    Removed pixels of steps 2-4 are reassigned at once to the label of the nearest kept pixel of
    the same view, filled inward layer by layer from the region's border
@@ -65,8 +74,11 @@ class PostprocessConfig:
     min_area: int = 20
     fill_holes: bool = True
     max_hole_fraction: float | None = 0.02
+    hole_min_alpha: float | None = 0.5
+    hole_alpha_rule: str = "mean"
     keep_largest: bool = True
     single_instance: tuple[str, ...] = DEFAULT_SINGLE_INSTANCE
+    largest_keep_ratio: float | None = None
     connectivity: int = 2
     min_confidence: float | None = 0.5
     min_view_confidence: float | None = 0.6
@@ -77,7 +89,10 @@ class PostprocessConfig:
             raise LabelsplatError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got {self.connectivity}")
         if self.min_area < 0 or self.lr_min_pixels < 0:
             raise LabelsplatError("min_area and lr_min_pixels must be >= 0")
-        for name in ("lr_min_fraction", "min_confidence", "min_view_confidence", "max_hole_fraction"):
+        if self.hole_alpha_rule not in ("mean", "majority"):
+            raise LabelsplatError(f"hole_alpha_rule must be 'mean' or 'majority', got {self.hole_alpha_rule!r}")
+        for name in ("lr_min_fraction", "min_confidence", "min_view_confidence", "max_hole_fraction",
+                     "hole_min_alpha", "largest_keep_ratio"):
             v = getattr(self, name)
             if v is not None and not 0.0 <= v <= 1.0:
                 raise LabelsplatError(f"{name} must be in [0, 1] (or None), got {v}")
@@ -276,8 +291,25 @@ def _lr_profile(labels: np.ndarray, yaw: np.ndarray, pairs, cfg: PostprocessConf
     return out
 
 
+def _opaque_components(comps: Components, alpha: np.ndarray, cand: np.ndarray, cfg: PostprocessConfig) -> np.ndarray:
+    """(n,) bool: whether the model renders a surface over each candidate component (rule of
+    ``cfg.hole_alpha_rule`` with threshold ``cfg.hole_min_alpha``); False for non-candidates.
+    Only the candidates' pixels are visited."""
+    n = comps.label.size
+    ids = comps.ids.ravel()
+    pix = np.flatnonzero(cand[ids])
+    cid = ids[pix]
+    a = alpha.reshape(-1)[pix]
+    area = np.maximum(comps.area, 1)
+    if cfg.hole_alpha_rule == "mean":
+        ok = np.bincount(cid, weights=a, minlength=n) / area >= cfg.hole_min_alpha
+    else:
+        ok = 2 * np.bincount(cid[a >= cfg.hole_min_alpha], minlength=n) >= comps.area
+    return ok & cand
+
+
 # ----------------------------------------------------------------------------- main
-def _check_inputs(labels, confidence, scheme, yaw, low_visibility_mask, cameras, depth):
+def _check_inputs(labels, confidence, scheme, yaw, low_visibility_mask, cameras, depth, alpha=None):
     lab = np.asarray(labels)
     if lab.ndim == 2:
         raise LabelsplatError(f"labels must be a batch (B, H, W); got one view {lab.shape}: add a batch axis")
@@ -316,7 +348,19 @@ def _check_inputs(labels, confidence, scheme, yaw, low_visibility_mask, cameras,
             raise LabelsplatError(f"depth shape {dep.shape} differs from labels {lab.shape}")
         if cameras is None or len(cameras) != b:
             raise LabelsplatError("depth-based left/right checks need one camera per view (cameras=...)")
-    return lab, conf, yaw_arr, lv, dep
+    alp = None
+    if alpha is not None:
+        alp = np.asarray(alpha, dtype=np.float32)
+        if alp.shape == lab.shape + (1,):
+            alp = alp[..., 0]
+        if alp.shape != lab.shape:
+            raise LabelsplatError(f"alpha shape {alp.shape} differs from labels {lab.shape} "
+                                  "(expected the rendered opacity, (B, H, W) or (B, H, W, 1))")
+        if not np.isfinite(alp).all():
+            raise LabelsplatError("alpha contains NaN or infinite values")
+        if alp.size and (alp.min() < -1e-3 or alp.max() > 1 + 1e-3):
+            raise LabelsplatError(f"alpha must be an opacity in [0, 1], got values in [{alp.min():g}, {alp.max():g}]")
+    return lab, conf, yaw_arr, lv, dep, alp
 
 
 def postprocess(
@@ -330,20 +374,24 @@ def postprocess(
     cameras=None,
     head=None,
     depth=None,
+    alpha=None,
 ) -> tuple[np.ndarray, PostprocessReport]:
     """Clean a batch of label maps (module docstring). Returns (labels uint8 (B, H, W), report).
 
     ``yaw`` (B,) degrees; ``cameras`` list of B :class:`~labelsplat.scene.Camera`, ``head`` a
     :class:`~labelsplat.scene.HeadFrame` and ``depth`` (B, H, W) camera-space z enable the
-    geometric left/right test; ``low_visibility_mask`` (B, H, W) bool marks pixels to ignore.
-    The inputs are not modified.
+    geometric left/right test; ``low_visibility_mask`` (B, H, W) bool marks pixels to ignore;
+    ``alpha`` (B, H, W) (or (B, H, W, 1)) rendered opacity in [0, 1] makes hole filling
+    alpha-aware (only holes the model renders a surface over are filled). The inputs are not
+    modified.
     """
     from ..schemes import get_scheme
 
     t0 = time.perf_counter()
     cfg = config or PostprocessConfig()
     s = get_scheme(scheme)
-    lab, conf, yaw_arr, lv, dep = _check_inputs(labels, confidence, s, yaw, low_visibility_mask, cameras, depth)
+    lab, conf, yaw_arr, lv, dep, alp = _check_inputs(labels, confidence, s, yaw, low_visibility_mask, cameras, depth,
+                                                     alpha)
     b, h, w = lab.shape
     bg = s.index("background") if "background" in s.concepts else 0
     pairs = _lr_pairs(s)
@@ -365,7 +413,16 @@ def postprocess(
     else:
         steps["lr_consistency"] = "skipped: needs depth + cameras + head, or yaw"
     steps["remove_small"] = f"applied (min_area {cfg.min_area})" if cfg.remove_small and cfg.min_area > 0 else "off"
-    steps["fill_holes"] = "applied" if cfg.fill_holes else "off"
+    alpha_holes = cfg.fill_holes and alp is not None and cfg.hole_min_alpha is not None
+    if not cfg.fill_holes:
+        steps["fill_holes"] = "off"
+    elif alpha_holes:
+        rule = ("mean alpha" if cfg.hole_alpha_rule == "mean" else "majority of pixels with alpha")
+        steps["fill_holes"] = f"applied (alpha-aware: holes with {rule} >= {cfg.hole_min_alpha:g})"
+    elif cfg.hole_min_alpha is not None:
+        steps["fill_holes"] = "applied (no alpha given: every enclosed hole, not alpha-aware)"
+    else:
+        steps["fill_holes"] = "applied (hole_min_alpha None: every enclosed hole)"
     single_ids, missing = [], []
     for name in cfg.single_instance:
         if name in s.classes or name in s.concepts:
@@ -417,6 +474,8 @@ def postprocess(
                 if max_hole is not None:
                     hole &= comps.area <= max_hole
                 hole &= ~small
+                if alpha_holes and hole.any():
+                    hole &= _opaque_components(comps, alp[sl], hole, cfg)
             if steps["keep_largest"] != "off":
                 cand = np.flatnonzero(is_single[comps.label] & real)
                 if cand.size:
@@ -424,7 +483,12 @@ def postprocess(
                     order = np.lexsort((-comps.area[cand], key))
                     first = np.ones(order.size, dtype=bool)
                     first[1:] = key[order][1:] != key[order][:-1]
-                    extra[cand[order[~first]]] = True
+                    drop = ~first
+                    if cfg.largest_keep_ratio is not None:
+                        a_sorted = comps.area[cand[order]]
+                        largest = a_sorted[np.maximum.accumulate(np.where(first, np.arange(order.size), 0))]
+                        drop &= a_sorted < cfg.largest_keep_ratio * largest
+                    extra[cand[order[drop]]] = True
                     extra &= ~small
             removed = small | hole | extra
             if removed.any():
