@@ -205,7 +205,8 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     last = res.summary.get("last_log", {}) if hasattr(res, "summary") else {}
     info = {"fit_s": round(t_fit, 2), "label_s": round(t_label, 2), "n_gaussians": int(run.model.num_gaussians),
             "train_label_acc_last": last.get("label_acc"), "train_psnr_last": last.get("psnr"),
-            "accepted_views": int(np.asarray(report.accepted).sum())}
+            "accepted_views": int(np.asarray(report.accepted).sum()),
+            "postprocess_config": report.config, "postprocess_steps": report.steps}
     shutil.rmtree(run_dir, ignore_errors=True)
     return raw.astype(np.uint8), np.asarray(labels, dtype=np.uint8), info
 
