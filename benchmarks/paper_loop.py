@@ -705,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arms", default="refined,noisy",
                     help="fine-tuning arms to run (comma-separated subset of refined,noisy; default both). "
                          "A seed without both arms is left out of the summary")
+    ap.add_argument("--summarize", action="store_true",
+                    help="run nothing: rebuild the results JSON from the finished stages in --work (e.g. after "
+                         "seeds ran in parallel processes, each with its own --results)")
     args = ap.parse_args(argv)
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
     if not arms or any(a not in ("refined", "noisy") for a in arms) or len(set(arms)) != len(arms):
@@ -752,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"paper_loop config={cfg.name} seeds={seeds} work={work} results={results} "
         f"torch threads={torch.get_num_threads()}")
     try:
-        for s in seeds:
+        for s in ([] if args.summarize else seeds):
             t = time.perf_counter()
             run_seed(work, cfg, s, args.device, log,
                      lambda: write_results(results, cfg, seeds, work, args.device, started), arms=arms)

@@ -369,10 +369,14 @@ def export_novel_views(
         t = time.perf_counter()
         scores, gt_views = _score_synthetic(scene, cams, yaws, labels, accepted)
         labellings.update(scores)
-        if gt_dir is not None:
-            for k, gv in enumerate(gt_views):
-                write_png(gt_dir / "labels" / f"{names[k]}.png", gv.gt_labels)
-                write_png(gt_dir / "initial" / f"{names[k]}.png", gv.labels)
+        if gt_dir is not None:  # PNG encoding and fsync release the GIL: written on threads
+            import os
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+                list(pool.map(lambda a: write_png(*a, compress_level=1), [
+                    (gt_dir / sub / f"{names[k]}.png", arr) for k, gv in enumerate(gt_views)
+                    for sub, arr in (("labels", gv.gt_labels), ("initial", gv.labels))]))
         timings["score_gt"] = time.perf_counter() - t
     return labellings, accepted
 

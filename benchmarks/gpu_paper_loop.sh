@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The paper loop (benchmarks/paper_loop.py, issue 7) on one lent CUDA machine, three seeds at once.
+#
+#   OUT=/path bash benchmarks/gpu_paper_loop.sh [deadline_s]
+#
+# Configuration `cpu2` (128 px inputs) with the fine-tune schedule given by $A_SET (default
+# 2000 steps, as the CPU seed-0 run); each seed runs in its own process (its own 4 torch
+# threads, the GPU shared). When a seed of A is finished and time is left, variant B
+# ($B_SET, default 4000 fine-tune steps) reuses that seed's baseline, refined/noisy datasets and
+# eval set and runs only the fine-tunes and evaluations. A watchdog stops everything at
+# deadline_s (default 480) with SIGTERM (trainings save their resume state); what finished is in
+# the results JSON under $OUT (work directories stay in $WORK on the machine, so a second call
+# on the same warm machine resumes them).
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu_out}
+mkdir -p "$OUT"
+DEADLINE=${1:-480}
+WORK=${WORK:-/tmp/paper_loop_gpu}
+A_SET=${A_SET:-"ft_iters=2000"}
+B_SET=${B_SET:-"ft_iters=4000"}
+SEEDS=${SEEDS:-"0 1 2"}
+CONFIG=${CONFIG:-cpu2}
+DEVICE=${DEVICE:-cuda}
+export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba_cache}
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16}
+if compgen -G ".whl/*.whl" >/dev/null && [ ! -d /tmp/site/gsplat ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+fi
+export PYTHONPATH=/tmp/site:$PWD/src
+log() { echo "[$(date +%T)] $*" | tee -a "$OUT/paper_loop_session.log"; }
+sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
+
+one_seed() {
+  local s=$1
+  python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$A_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
+    --work "$WORK/A" --results "$OUT/paper_loop_gpu_A_s$s.json" > "$OUT/paper_loop_A_s$s.log" 2>&1 || return 1
+  local a="$WORK/A/seed_$s" b="$WORK/B/seed_$s"
+  mkdir -p "$b"
+  cp -a "$a"/{frontal,baseline,multiview,refine,aux,evalset,eval_baseline}.done.json "$a"/baseline.pth \
+    "$a"/baseline.pth.json "$a"/refined_dataset "$a"/noisy_dataset "$b"/ 2>/dev/null || true
+  python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$B_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
+    --work "$WORK/B" --results "$OUT/paper_loop_gpu_B_s$s.json" > "$OUT/paper_loop_B_s$s.log" 2>&1
+}
+
+log "paper loop ($CONFIG, $DEVICE) on $(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")'), seeds $SEEDS, A: $A_SET, B: $B_SET, deadline ${DEADLINE}s"
+pids=()
+for s in $SEEDS; do one_seed "$s" & pids+=($!); done
+( sleep "$DEADLINE"; log "deadline: stopping"; pkill -TERM -f benchmarks/paper_loop.py ) &
+watchdog=$!
+wait "${pids[@]}"
+kill "$watchdog" 2>/dev/null
+# the pooled summaries over whatever seeds finished (finished stages are skipped)
+seeds_csv=$(echo $SEEDS | tr ' ' ',')
+for v in A B; do
+  set_v=$([ $v = A ] && echo "$A_SET" || echo "$B_SET")
+  [ -d "$WORK/$v" ] && timeout 60 python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$set_v") --seeds "$seeds_csv" \
+    --device "$DEVICE" --work "$WORK/$v" --results "$OUT/paper_loop_gpu_$v.json" --summarize \
+    > "$OUT/paper_loop_${v}_summary.log" 2>&1 < /dev/null &
+done
+wait
+tail -n 3 "$OUT"/paper_loop_*_s*.log | tee -a "$OUT/paper_loop_session.log"
+log "done"
