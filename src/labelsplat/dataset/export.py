@@ -195,11 +195,13 @@ class DatasetWriter:
         if first is not None and not cancel:
             raise first
 
-    def _write_image(self, path: Path, arr: np.ndarray, fmt: str) -> None:
+    def _write_image(self, path: Path, arr, fmt: str) -> None:
         """Queue one image write inside the temporary dataset directory. The directory becomes
         visible only by its final rename, so files are written directly (no per-file fsync);
-        PNGs use zlib level 1 (about 3x faster than Pillow's default, ~10 % larger)."""
-        arr = np.ascontiguousarray(arr)
+        PNGs use zlib level 1 (about 3x faster than Pillow's default, ~10 % larger). ``arr``
+        is an array or a function returning one (computed on the writer's thread, e.g. an
+        overlay blend)."""
+        make = arr if callable(arr) else (lambda a=np.ascontiguousarray(arr): a)
 
         def job() -> None:
             from PIL import Image
@@ -207,7 +209,7 @@ class DatasetWriter:
             kw = {"compress_level": 1} if fmt == "PNG" else {"quality": 90}
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb") as fh:
-                Image.fromarray(arr).save(fh, format=fmt, **kw)
+                Image.fromarray(np.ascontiguousarray(make())).save(fh, format=fmt, **kw)
 
         if self._pool is None:
             job()
@@ -257,7 +259,9 @@ class DatasetWriter:
                                   f"{rgb.shape[1]}x{rgb.shape[0]}")
         conf = None
         if confidence is not None:
-            conf = np.asarray(confidence, dtype=np.float64)
+            conf = np.asarray(confidence)
+            if not np.issubdtype(conf.dtype, np.floating):
+                conf = conf.astype(np.float64)
             if conf.shape != lab.shape:
                 raise LabelsplatError(f"view {name!r}: confidence shape {conf.shape} differs from labels {lab.shape}")
             if not np.isfinite(conf).all() or conf.min(initial=0.0) < -1e-6 or conf.max(initial=0.0) > 1 + 1e-6:
@@ -269,16 +273,20 @@ class DatasetWriter:
             bg = self.scheme.index("background") if "background" in self.scheme.concepts else 0
             fg = (lab != bg) & (lab != IGNORE_INDEX)
             mean_conf = float(conf[fg].mean()) if fg.any() else None
-        ov = overlay(rgb, lab, self.scheme, alpha=self.overlay_alpha)
+        # the overlay blend and the confidence quantisation run on the writer's threads (copies
+        # taken here: the caller may reuse its buffers)
+        rgb_c, lab_c = np.array(rgb, copy=True), np.array(lab, copy=True)
+        ov = lambda: overlay(rgb_c, lab_c, self.scheme, alpha=self.overlay_alpha)  # noqa: E731
         entry: dict[str, Any] = {"name": name}
         if accepted:
-            self._write_image(tmp / "images" / f"{name}.png", rgb, "PNG")
-            self._write_image(tmp / "labels" / f"{name}.png", lab, "PNG")
+            self._write_image(tmp / "images" / f"{name}.png", rgb_c, "PNG")
+            self._write_image(tmp / "labels" / f"{name}.png", lab_c, "PNG")
             self._write_image(tmp / "overlays" / f"{name}.jpg", ov, "JPEG")
             entry.update(image=f"images/{name}.png", label=f"labels/{name}.png", overlay=f"overlays/{name}.jpg")
             if conf is not None:
+                conf_c = np.array(conf, copy=True)
                 self._write_image(tmp / "confidence" / f"{name}.png",
-                                  np.clip(np.rint(conf * 255.0), 0, 255).astype(np.uint8), "PNG")
+                                  lambda: np.clip(np.rint(conf_c * 255.0), 0, 255).astype(np.uint8), "PNG")
                 entry["confidence"] = f"confidence/{name}.png"
             if self.celebamask_layout:
                 entry["celebamask_index"] = self._write_celebamask(tmp, name, lab)

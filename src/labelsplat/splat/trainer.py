@@ -543,6 +543,16 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     from .config import PRESETS
 
     t_start = time.perf_counter()
+    # wall seconds of the fit's phases (run.json summary "phases_s"): where the time outside the
+    # step loop goes
+    phases: dict[str, float] = {}
+    t_mark = [t_start]
+
+    def mark(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = round(phases.get(name, 0.0) + now - t_mark[0], 4)
+        t_mark[0] = now
+
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
     out_dir = Path(out_dir)
@@ -588,6 +598,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                                   masks=views.masks, floor=cfg.label_colour_weight,
                                   full_at=cfg.label_colour_full_at)
         views.confidences = cw if views.confidences is None else [a * b for a, b in zip(views.confidences, cw)]
+    mark("load_views")
     norm = (Normalization.from_dict(ckpt["meta"]["normalization"]) if ckpt is not None
             else estimate_normalization(views.cameras, views.masks, scene.head_frame))
     notes = check_cameras(scene, views.cameras, views.masks, norm)
@@ -609,6 +620,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         if K > 0 and model.semantic_target != cfg.semantic_target:
             raise LabelsplatError(f"checkpoint's semantic head is {model.semantic_target!r}, the configuration "
                                   f"says {cfg.semantic_target!r}", path=out_dir)
+    mark("init_model")
     optimizers = _make_optimizers(model, cfg)
     strategy = _strategy(cfg)
     strategy.check_sanity(model.params, optimizers)
@@ -692,6 +704,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                        TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
         task = bar.add_task("fit", total=cfg.steps, completed=start_step, stats="")
         bar.start()
+    mark("setup")
     t_loop = time.perf_counter()
     last = {}
     defer_nan = device.type == "cuda"
@@ -810,6 +823,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         if bar is not None:
             bar.stop()
     elapsed = elapsed_before + time.perf_counter() - t_loop
+    mark("loop")
     if stop_after is not None and end_step < cfg.steps:
         save_ckpt(out_dir / "ckpt" / f"step_{end_step:06d}.pt", end_step, elapsed)
         return FitResult(out_dir, model, norm, cfg, {"step": end_step, "stopped_early": True}, notes)
@@ -832,7 +846,9 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         lift_summary = {"mode": cfg.semantic_lift, "time_s": round(time.perf_counter() - t_lift, 3),
                         "gaussians_without_votes": int((total <= 0).sum()),
                         "median_vote_weight": round(float(total.median()), 4)}
+    mark("semantic_lift")
     model.n_views_seen = count_views_seen(model, full["cameras"], backend=backend, threshold=cfg.seen_threshold)
+    mark("views_seen")
     summary: dict[str, Any] = {
         "steps": cfg.steps, "n_gaussians": model.num_gaussians, "fit_time_s": round(elapsed, 3),
         "total_time_s": round(time.perf_counter() - t_start, 3), "last_log": last,
@@ -841,7 +857,10 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         summary["semantic_lift"] = lift_summary
     if write_outputs:
         summary.update(write_run_outputs(out_dir, model, norm, full, views.names, backend, cfg, scheme_name))
+    mark("outputs")
     save_ckpt(out_dir / "checkpoint.pt", cfg.steps, elapsed)
+    mark("checkpoint")
+    summary["phases_s"] = phases
     if write_outputs:
         atomic_write_json(out_dir / "run.json", {**meta_base, "summary": summary, "notes": notes,
                                                   "resumed_from_step": start_step if ckpt is not None else None})
