@@ -148,7 +148,7 @@ def main(argv=None) -> int:
         "refine_wall_excluding_gt_scoring_s": round(refine_s, 2),
         "stage_s": timings,
         "fit_steps": summ.get("steps"), "n_gaussians": summ.get("n_gaussians"),
-        "fit_loop_s": summ.get("fit_time_s"),
+        "fit_loop_s": summ.get("fit_time_s"), "fit_phases_s": summ.get("phases_s"),
         "steps_per_s": (round(summ["steps"] / summ["fit_time_s"], 2) if summ.get("fit_time_s") else None),
         "train_psnr_last": (summ.get("last_log") or {}).get("psnr"),
         "train_label_acc_last": (summ.get("last_log") or {}).get("label_acc"),
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     }
     doc["cells"][label] = cell
     atomic_write_json(args.out, doc)
-    print(json.dumps({label: {k: cell[k] for k in ("refine_wall_excluding_gt_scoring_s", "stage_s", "steps_per_s",
+    print(json.dumps({label: {k: cell[k] for k in ("refine_wall_excluding_gt_scoring_s", "stage_s", "fit_phases_s", "steps_per_s",
                                                   "n_gaussians", "peak_gpu_memory_gb", "miou_initial",
                                                   "miou_refined")}}, indent=1))
     return 0

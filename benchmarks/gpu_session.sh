@@ -39,6 +39,7 @@ for stage in $stages; do
       log "CUDA tests"
       timeout 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs \
         tests/splat/test_rasterize_gsplat.py tests/splat/test_rasterize.py tests/splat/test_sh.py \
+        tests/splat/test_fit.py tests/splat/test_model_joint.py tests/synth/test_synth_render.py \
         tests/extract/test_extract_labels.py 2>&1 | tail -25 | tee "$OUT/pytest_cuda.log" ;;
     refine)
       log "refine at the GPU configuration (48 views 512^2, 500 extreme views)"
