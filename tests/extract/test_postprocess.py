@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from labelsplat.errors import LabelsplatError
-from labelsplat.extract import PostprocessConfig, connected_components, head_x_from_depth, postprocess
+from labelsplat.extract import (DEFAULT_SINGLE_INSTANCE, PostprocessConfig, connected_components, head_x_from_depth,
+                                postprocess)
 from labelsplat.scene import HeadFrame
 from labelsplat.schemes import get_scheme
 from labelsplat.views import camera_from_pose
@@ -81,7 +82,8 @@ def test_keep_largest_component_of_single_instance_classes_only():
     lab[0, 20:25, 20:25] = NOSE      # 25 px: second nose -> skin
     lab[0, 6:10, 20:26] = HAIR       # hair (not single-instance): both kept
     lab[0, 20:24, 6:11] = HAIR
-    out, rep = postprocess(lab, conf_like(lab), config=cfg(keep_largest=True), scheme=S)
+    out, rep = postprocess(lab, conf_like(lab), config=cfg(keep_largest=True, single_instance=DEFAULT_SINGLE_INSTANCE),
+                           scheme=S)
     exp = lab.copy()
     exp[0, 20:25, 20:25] = SKIN
     assert np.array_equal(out, exp)
@@ -275,7 +277,8 @@ def test_keep_largest_ratio_keeps_comparable_components():
     lab[0, 6:12, 6:12] = NOSE        # 36 px
     lab[0, 20:25, 20:25] = NOSE      # 25 px >= 0.5 * 36: kept with ratio 0.5
     lab[0, 6:8, 20:22] = NOSE        # 4 px: removed
-    out, rep = postprocess(lab, conf_like(lab), config=cfg(keep_largest=True, largest_keep_ratio=0.5), scheme=S)
+    out, rep = postprocess(lab, conf_like(lab), config=cfg(keep_largest=True, largest_keep_ratio=0.5,
+                                                           single_instance=("nose",)), scheme=S)
     assert (out[0, 20:25, 20:25] == NOSE).all() and (out[0, 6:8, 20:22] == SKIN).all()
     assert rep.views[0].changed["extra_components"] == 4
 
@@ -294,3 +297,16 @@ def test_bad_alpha_is_a_clear_error():
         PostprocessConfig(hole_alpha_rule="median")
     with pytest.raises(LabelsplatError, match="hole_min_alpha"):
         PostprocessConfig(hole_min_alpha=2.0)
+
+
+def test_default_keep_largest_is_the_neck_only():
+    NECK = S.index("neck")
+    lab = face()
+    lab[0, 6:12, 6:12] = NOSE        # two noses: both kept by default (a nose is split at extreme views)
+    lab[0, 20:25, 20:25] = NOSE
+    lab[0, 28:32, 4:28] = NECK       # 96 px: the neck
+    lab[0, 14:18, 14:18] = NECK      # 16 px neck blob inside the face -> removed (skin)
+    c = PostprocessConfig(**{**OFF, "keep_largest": PostprocessConfig().keep_largest})
+    out, rep = postprocess(lab, conf_like(lab), config=c, scheme=S)
+    assert (out[0, 20:25, 20:25] == NOSE).all() and (out[0, 14:18, 14:18] == SKIN).all()
+    assert rep.views[0].changed["extra_components"] == 16
