@@ -278,3 +278,31 @@ def test_semantic_grad_none_keeps_the_rgb_only_geometry(scene_dir, tmp_path):
     for k in ("means", "scales", "quats", "opacities", "sh0"):
         assert torch.equal(rgb[k], none[k]), k
     assert rgb["means"].shape != full["means"].shape or not torch.equal(rgb["means"], full["means"])
+
+
+def test_load_views_on_threads_keeps_frame_order_and_reports_the_first_bad_frame(tmp_path):
+    from fit_scene import make_scene
+
+    from labelsplat.scene import load_scene
+    from labelsplat.splat.config import PRESETS
+    from labelsplat.splat.trainer import load_views
+
+    root = make_scene(tmp_path / "s", n_views=6, res=32)
+    views = load_views(load_scene(root), PRESETS["micro"], 19)
+    assert views.names == [f"view_{i:02d}" for i in range(6)]
+    assert views.label_files == [str(root / "labels" / f"view_{i:02d}.png") for i in range(6)]
+    # two broken frames: the error names the first one in frame order
+    (root / "images" / "view_02.png").write_bytes(b"not a png")
+    (root / "images" / "view_04.png").unlink()
+    with pytest.raises(LabelsplatError) as e:
+        load_views(load_scene(root), PRESETS["micro"], 19)
+    assert "view_02.png" in str(e.value)
+
+
+def test_background_import_is_skipped_for_loaded_modules():
+    from labelsplat.splat.trainer import _import_in_background
+
+    assert _import_in_background("json") is None
+    th = _import_in_background("labelsplat_no_such_module_xyz")  # a failing import stays silent
+    th.join(5)
+    assert not th.is_alive()

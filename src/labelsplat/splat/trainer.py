@@ -173,9 +173,12 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
     A frame's optional ``label_confidence_path`` (greyscale PNG, 255 = full weight) weights
     its pixels in the semantic loss (a parser's confidence; frames without one weigh 1).
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     json_path = Path(scene.root) / "transforms.json"
-    names, cams, imgs, labs, masks, lfiles, confs = [], [], [], [], [], [], []
-    for idx, fr in enumerate(scene.frames):
+
+    def one(idx: int, fr):
         if fr.file_path is None:
             raise LabelsplatError(f"frame {idx} ({fr.name}) has no file_path (RGB image)", path=json_path)
         fs = fr.extra.get("label_scheme")
@@ -192,7 +195,7 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
                 f"image is {rgb.shape[1]}x{rgb.shape[0]} but frame {fr.name} says w={cam.width}, h={cam.height}",
                 path=ipath,
             )
-        lab = None
+        lab, label_file = None, None
         if num_classes > 0:
             if fr.label_path is None:
                 raise LabelsplatError(
@@ -200,7 +203,7 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
                     path=json_path, hint="run `labelsplat parse` on the scene first, or fit RGB only (--rgb-only)",
                 )
             lab = read_label(scene.path(fr.label_path), num_classes, shape=(cam.height, cam.width))
-            lfiles.append(str(scene.path(fr.label_path)))
+            label_file = str(scene.path(fr.label_path))
         conf = None
         if num_classes > 0 and fr.extra.get("label_confidence_path"):
             cpath = scene.path(fr.extra["label_confidence_path"])
@@ -231,12 +234,22 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
         if mask is not None:
             mask = _resize(mask.astype(np.uint8) * 255, (w, h), nearest=False) > 127
         fg = foreground_mask(lab, mask, dilate_px=int(round(cfg.mask_dilate * max(w, h))))
-        names.append(fr.name)
-        cams.append(_scaled_camera(cam, w, h))
-        imgs.append(rgb.astype(np.float32) / 255.0)
-        labs.append(lab)
-        masks.append(fg)
-        confs.append(None if conf is None else _resize(conf, (w, h), nearest=False).astype(np.float32) / 255.0)
+        return (fr.name, _scaled_camera(cam, w, h), rgb.astype(np.float32) / 255.0, lab, fg,
+                None if conf is None else _resize(conf, (w, h), nearest=False).astype(np.float32) / 255.0,
+                label_file)
+
+    # frames are decoded and resized on threads (PNG decoding and resizing release the GIL);
+    # results and the first error come in frame order
+    workers = max(1, min(8, os.cpu_count() or 1, len(scene.frames)))
+    with ThreadPoolExecutor(workers) as pool:
+        rows = list(pool.map(one, range(len(scene.frames)), scene.frames))
+    names = [r[0] for r in rows]
+    cams = [r[1] for r in rows]
+    imgs = [r[2] for r in rows]
+    labs = [r[3] for r in rows]
+    masks = [r[4] for r in rows]
+    confs = [r[5] for r in rows]
+    lfiles = [r[6] for r in rows if r[6] is not None]
     any_conf = any(c is not None for c in confs)
     if any_conf:
         confs = [np.ones(m.shape, np.float32) if c is None else c for c, m in zip(confs, masks)]
@@ -244,37 +257,57 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
 
 
 class _Levels:
-    """Per-resolution-scale torch copies of the views (built lazily, cached)."""
+    """Per-resolution-scale torch copies of the views (built on first use or by :meth:`build`, cached)."""
 
     def __init__(self, views: ViewData, norm: Normalization, device):
         self.views, self.norm, self.device = views, norm, device
         self.cache: dict[float, dict[str, list]] = {}
 
+    def _view(self, i: int, scale: float) -> dict:
+        v = self.views
+        cam = v.cameras[i]
+        w, h = max(1, round(cam.width * scale)), max(1, round(cam.height * scale))
+        cam_n = self.norm.camera_to_norm(_scaled_camera(cam, w, h))
+        # (viewmat, K, centre) on the device once, so a step copies nothing from the host
+        rec: dict = {"cameras": cam_n, "cam_t": tuple(t[0] for t in camera_tensors([cam_n], self.device))}
+        img = _resize((v.images[i] * 255.0 + 0.5).astype(np.uint8), (w, h), nearest=False) if scale != 1.0 \
+            else None
+        img_t = torch.from_numpy(v.images[i] if img is None else img.astype(np.float32) / 255.0)
+        rec["images"] = img_t.to(self.device)
+        m = _resize(v.masks[i].astype(np.uint8) * 255, (w, h), nearest=False).astype(np.float32) / 255.0
+        rec["masks"] = torch.from_numpy(m).to(self.device)
+        if v.confidences is not None:
+            c = _resize((v.confidences[i] * 255.0 + 0.5).astype(np.uint8), (w, h), nearest=False)
+            rec["confidences"] = torch.from_numpy(c.astype(np.float32) / 255.0).to(self.device)
+        if v.labels is not None:
+            lab = _resize(v.labels[i], (w, h), nearest=True)
+            rec["labels"] = torch.from_numpy(lab.astype(np.int64)).to(self.device)
+        return rec
+
+    def build(self, scales) -> None:
+        """Build the levels of ``scales`` now, the views of each on threads (PIL resizes release
+        the GIL), so that the step loop never waits for a resolution switch."""
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo = [sc for sc in dict.fromkeys(scales) if sc not in self.cache]
+        if not todo:
+            return
+        n = len(self.views.cameras)
+        with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+            for sc in todo:
+                self._store(sc, list(pool.map(lambda i, sc=sc: self._view(i, sc), range(n))))
+
+    def _store(self, scale: float, recs: list[dict]) -> dict[str, list]:
+        out: dict[str, list] = {k: [r[k] for r in recs if k in r]
+                                for k in ("cameras", "images", "labels", "masks", "confidences", "cam_t")}
+        self.cache[scale] = out
+        return out
+
     def get(self, scale: float) -> dict[str, list]:
         if scale in self.cache:
             return self.cache[scale]
-        v = self.views
-        out: dict[str, list] = {"cameras": [], "images": [], "labels": [], "masks": [], "confidences": [],
-                                "cam_t": []}
-        for i, cam in enumerate(v.cameras):
-            w, h = max(1, round(cam.width * scale)), max(1, round(cam.height * scale))
-            out["cameras"].append(self.norm.camera_to_norm(_scaled_camera(cam, w, h)))
-            # (viewmat, K, centre) on the device once, so a step copies nothing from the host
-            out["cam_t"].append(tuple(t[0] for t in camera_tensors([out["cameras"][-1]], self.device)))
-            img = _resize((v.images[i] * 255.0 + 0.5).astype(np.uint8), (w, h), nearest=False) if scale != 1.0 \
-                else None
-            img_t = torch.from_numpy(v.images[i] if img is None else img.astype(np.float32) / 255.0)
-            out["images"].append(img_t.to(self.device))
-            m = _resize(v.masks[i].astype(np.uint8) * 255, (w, h), nearest=False).astype(np.float32) / 255.0
-            out["masks"].append(torch.from_numpy(m).to(self.device))
-            if v.confidences is not None:
-                c = _resize((v.confidences[i] * 255.0 + 0.5).astype(np.uint8), (w, h), nearest=False)
-                out["confidences"].append(torch.from_numpy(c.astype(np.float32) / 255.0).to(self.device))
-            if v.labels is not None:
-                lab = _resize(v.labels[i], (w, h), nearest=True)
-                out["labels"].append(torch.from_numpy(lab.astype(np.int64)).to(self.device))
-        self.cache[scale] = out
-        return out
+        return self._store(scale, [self._view(i, scale) for i in range(len(self.views.cameras))])
 
 
 # ============================================================================ checks
@@ -539,6 +572,32 @@ def fit(
         torch.set_num_threads(prev_threads)
 
 
+def _import_in_background(module: str):
+    """Start importing ``module`` on a daemon thread (None if it is already imported).
+
+    torch.optim's first optimizer imports ``torch._dynamo`` (1.6 s on the 2-core dev box, more
+    where triton is installed): the fit starts that import while its views load (PNG decoding,
+    numpy; no module the import touches), and joins the thread before creating the optimizers.
+    A failed import is left to the main thread to raise.
+    """
+    import importlib
+    import sys
+    import threading
+
+    if module in sys.modules:
+        return None
+
+    def run() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the main thread's own import reports it
+            pass
+
+    th = threading.Thread(target=run, name=f"import {module}", daemon=True)
+    th.start()
+    return th
+
+
 def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_outputs, stop_after) -> FitResult:
     from .config import PRESETS
 
@@ -553,6 +612,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         phases[name] = round(phases.get(name, 0.0) + now - t_mark[0], 4)
         t_mark[0] = now
 
+    warm = _import_in_background("torch._dynamo")
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
     out_dir = Path(out_dir)
@@ -621,6 +681,8 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
             raise LabelsplatError(f"checkpoint's semantic head is {model.semantic_target!r}, the configuration "
                                   f"says {cfg.semantic_target!r}", path=out_dir)
     mark("init_model")
+    if warm is not None:
+        warm.join()
     optimizers = _make_optimizers(model, cfg)
     strategy = _strategy(cfg)
     strategy.check_sanity(model.params, optimizers)
@@ -680,6 +742,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         })
 
     levels = _Levels(views, norm, device)
+    levels.build([sc for _, sc in cfg.coarse_to_fine] + [1.0])  # all resolutions of the schedule, up front
     class_w = None
     if cfg.class_weights is not None and K > 0:
         if len(cfg.class_weights) != K:
