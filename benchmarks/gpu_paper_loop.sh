@@ -8,9 +8,12 @@
 # threads, the GPU shared). When a seed of A is finished and time is left, variant B
 # ($B_SET, default 4000 fine-tune steps) reuses that seed's baseline, refined/noisy datasets and
 # eval set and runs only the fine-tunes and evaluations. A watchdog stops everything at
-# deadline_s (default 480) with SIGTERM (trainings save their resume state); what finished is in
-# the results JSON under $OUT (work directories stay in $WORK on the machine, so a second call
-# on the same warm machine resumes them).
+# deadline_s (default 480) with SIGTERM (trainings save their resume state). The device returns
+# only a few files from $OUT, so per-seed logs and results stay in $WORK/out and $OUT receives
+# the pooled results JSON of A and B, the session log and one tarball of everything small
+# (every stage record, results, logs, training curves) -- `paper_loop.py --summarize` rebuilds
+# the results from the stage records anywhere. Work directories stay in $WORK on the machine,
+# so a second call on the same warm machine resumes them.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
@@ -27,19 +30,21 @@ if compgen -G ".whl/*.whl" >/dev/null && [ ! -d /tmp/site/gsplat ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 fi
 export PYTHONPATH=/tmp/site:$PWD/src
+RES="$WORK/out"
+mkdir -p "$RES"
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/paper_loop_session.log"; }
 sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
 
 one_seed() {
   local s=$1
   python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$A_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
-    --work "$WORK/A" --results "$OUT/paper_loop_gpu_A_s$s.json" > "$OUT/paper_loop_A_s$s.log" 2>&1 || return 1
+    --work "$WORK/A" --results "$RES/paper_loop_gpu_A_s$s.json" > "$RES/paper_loop_A_s$s.log" 2>&1 || return 1
   local a="$WORK/A/seed_$s" b="$WORK/B/seed_$s"
   mkdir -p "$b"
   cp -a "$a"/{frontal,baseline,multiview,refine,aux,evalset,eval_baseline}.done.json "$a"/baseline.pth \
     "$a"/baseline.pth.json "$a"/refined_dataset "$a"/noisy_dataset "$b"/ 2>/dev/null || true
   python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$B_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
-    --work "$WORK/B" --results "$OUT/paper_loop_gpu_B_s$s.json" > "$OUT/paper_loop_B_s$s.log" 2>&1
+    --work "$WORK/B" --results "$RES/paper_loop_gpu_B_s$s.json" > "$RES/paper_loop_B_s$s.log" 2>&1
 }
 
 log "paper loop ($CONFIG, $DEVICE) on $(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")'), seeds $SEEDS, A: $A_SET, B: $B_SET, deadline ${DEADLINE}s"
@@ -55,8 +60,10 @@ for v in A B; do
   set_v=$([ $v = A ] && echo "$A_SET" || echo "$B_SET")
   [ -d "$WORK/$v" ] && timeout 60 python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$set_v") --seeds "$seeds_csv" \
     --device "$DEVICE" --work "$WORK/$v" --results "$OUT/paper_loop_gpu_$v.json" --summarize \
-    > "$OUT/paper_loop_${v}_summary.log" 2>&1 < /dev/null &
+    > "$RES/paper_loop_${v}_summary.log" 2>&1 < /dev/null &
 done
 wait
-tail -n 3 "$OUT"/paper_loop_*_s*.log | tee -a "$OUT/paper_loop_session.log"
+tail -n 3 "$RES"/paper_loop_*_s*.log | tee -a "$OUT/paper_loop_session.log"
+(cd / && tar czf "$OUT/paper_loop_small_files.tgz" --exclude='*.pth' --exclude='*.pt' --exclude='*.png' \
+   --exclude='*.jpg' --exclude='*.ply' "${WORK#/}" 2>/dev/null)
 log "done"
