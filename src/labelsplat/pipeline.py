@@ -224,7 +224,8 @@ def label_novel_views(
         return out, time.perf_counter() - t0
 
     # post-processing (numpy / scikit-image on the host) of chunk k overlaps rendering chunk k+1
-    with ThreadPoolExecutor(max(1, min(4, (os.cpu_count() or 1) // 2))) as pool:
+    # (half the cores, at most 8: the other half serves rendering, extraction copies and the GIL)
+    with ThreadPoolExecutor(max(1, min(8, (os.cpu_count() or 1) // 2))) as pool:
         for c0 in range(0, len(cameras), chunk):
             cams = cameras[c0:c0 + chunk]
             t = time.perf_counter()
