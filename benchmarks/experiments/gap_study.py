@@ -163,7 +163,7 @@ def extract_pp(npz, scene, cams, yaws, rcfg, logit_adjust: float, class_w: np.nd
                                min_area=max(1, round(rcfg.min_area_fraction * h * w)))
     pp, _ = postprocess(lab.astype(np.uint8), conf, config=pp_cfg, scheme=scene.label_scheme, yaw=np.asarray(yaws),
                         low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame,
-                        depth=npz["depth"].astype(np.float32))
+                        depth=npz["depth"].astype(np.float32), alpha=np.clip(a, 0.0, 1.0))
     return lab.astype(np.uint8), np.asarray(pp, dtype=np.uint8)
 
 
