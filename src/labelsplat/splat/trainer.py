@@ -572,6 +572,28 @@ def fit(
         torch.set_num_threads(prev_threads)
 
 
+#: backends on which ``semantic_grad=scaled:f`` is realised as a semantic-loss weight
+SCALE_BY_LOSS_BACKENDS: frozenset[str] = frozenset({"gsplat"})
+
+
+def semantic_grad_plan(weight: float, backend: str, num_classes: int) -> tuple[float, float]:
+    """(geometry-gradient weight given to the renderer, factor on the semantic loss).
+
+    ``semantic_grad=scaled:f`` asks that the semantic channels contribute f times their
+    gradient to the geometry while the semantic parameters learn from their exact gradient.
+    With Adam (every parameter group here), an update is invariant to a constant scale of its
+    gradient (up to the 1e-15 epsilon), so weighting the semantic loss by f gives the same
+    updates: geometry receives f x the semantic gradient, the semantic parameters f x theirs,
+    which Adam's normalisation removes. On the gsplat backend this replaces the two
+    gradient-scaling autograd nodes per step (the rasteriser then runs as for ``full``); the
+    CPU backend scales inside its kernels at no cost and keeps the literal form. ``none``
+    (f = 0) cannot be a loss weight and stays with the renderer everywhere.
+    """
+    if num_classes > 0 and backend in SCALE_BY_LOSS_BACKENDS and weight > 0 and weight != 1:
+        return 1.0, float(weight)
+    return float(weight), 1.0
+
+
 def _import_in_background(module: str):
     """Start importing ``module`` on a daemon thread (None if it is already imported).
 
@@ -751,7 +773,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     elif cfg.class_weights_by_concept is not None and K > 0:
         class_w = torch.tensor(concept_class_weights(scene.label_scheme, cfg.class_weights_by_concept),
                                dtype=torch.float32, device=device)
-    sem_w = cfg.semantic_grad_weight
+    render_sem_w, sem_loss_factor = semantic_grad_plan(cfg.semantic_grad_weight, backend, K)
     view_w = semantic_view_weights(scene, cfg) if K > 0 else None
     from .config import parse_semantic_loss
 
@@ -807,7 +829,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
             m = torch.stack([lv["masks"][i] for i in idx])
             target = img * m[..., None] + bg[:, None, None, :] * (1 - m[..., None])
             out = render_model(model, cams, backend=backend, active_sh=active_sh, bg_rgb=bg, bg_logit=cfg.bg_logit,
-                               semantic_grad_weight=sem_w, cam_tensors=cam_t)
+                               semantic_grad_weight=render_sem_w, cam_tensors=cam_t)
             strategy.step_pre_backward(model.params, optimizers, sstate, step, out["info"])
             l_rgb = rgb_loss(out["rgb"], target, cfg.ssim_lambda)
             loss = l_rgb
@@ -825,7 +847,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                                               gce_q=gce_q)
                     if view_w is not None:  # the batch's mean view weight scales its semantic loss
                         l_sem = l_sem * float(np.mean([view_w[i] for i in idx]))
-                    loss = loss + cfg.sem_weight * l_sem
+                    loss = loss + (cfg.sem_weight * sem_loss_factor) * l_sem
             l_alpha = torch.zeros((), device=device)
             if cfg.alpha_weight > 0:
                 l_alpha = alpha_loss(out["alpha"], m)
