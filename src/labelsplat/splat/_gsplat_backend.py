@@ -60,18 +60,11 @@ class _GradScale(torch.autograd.Function):
         return g * scale, None
 
 
-_INDEX_CACHE: dict[tuple, Tensor] = {}
-
-
 def _index(ids: list[int], device) -> Tensor:
     """A cached long tensor of channel indices on ``device`` (built once per channel layout)."""
-    key = (tuple(ids), str(device))
-    t = _INDEX_CACHE.get(key)
-    if t is None:
-        if len(_INDEX_CACHE) >= 64:
-            _INDEX_CACHE.clear()
-        t = _INDEX_CACHE[key] = torch.tensor(ids, dtype=torch.long, device=device)
-    return t
+    from .rasterize import device_constant
+
+    return device_constant(tuple(ids), torch.long, device)
 
 
 def _chunked(ops, means2d, conics, feats, opac, width, height, tile_size, isect_offsets,

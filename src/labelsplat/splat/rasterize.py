@@ -108,7 +108,19 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         )
 
 
-_WEIGHTS_ON_DEVICE: dict[tuple, Tensor] = {}
+_DEVICE_CONSTANTS: dict[tuple, Tensor] = {}
+
+
+def device_constant(values: tuple, dtype: torch.dtype, device) -> Tensor:
+    """A small constant tensor of ``values`` on ``device``, built once per (values, dtype, device)
+    (a bounded cache): loops that pass the same weights or indices every step copy nothing."""
+    key = (tuple(values), dtype, str(device))
+    t = _DEVICE_CONSTANTS.get(key)
+    if t is None:
+        if len(_DEVICE_CONSTANTS) >= 64:
+            _DEVICE_CONSTANTS.clear()
+        t = _DEVICE_CONSTANTS[key] = torch.tensor(key[0], dtype=dtype, device=device)
+    return t
 
 
 def _grad_weights(w, dtype, device) -> tuple[Tensor | None, tuple[float, ...] | None]:
@@ -126,13 +138,7 @@ def _grad_weights(w, dtype, device) -> tuple[Tensor | None, tuple[float, ...] | 
     host = tuple(float(x) for x in (w.detach().tolist() if isinstance(w, Tensor) else w))
     if all(x == 1.0 for x in host):
         return None, None
-    key = (host, dtype, str(device))
-    t = _WEIGHTS_ON_DEVICE.get(key)
-    if t is None:
-        if len(_WEIGHTS_ON_DEVICE) >= 64:
-            _WEIGHTS_ON_DEVICE.clear()
-        t = _WEIGHTS_ON_DEVICE[key] = torch.tensor(host, dtype=dtype, device=device)
-    return t, host
+    return device_constant(host, dtype, device), host
 
 
 def rasterize(
