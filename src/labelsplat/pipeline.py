@@ -108,9 +108,7 @@ class SceneOutcome:
 
 # ----------------------------------------------------------------------------- helpers
 def _fit_config(cfg: RefineConfig):
-    from .splat.config import make_config
-
-    from .splat.config import apply_fit_overrides
+    from .splat.config import apply_fit_overrides, make_config
 
     extra = {"semantic_target": "palette"} if cfg.extract == "palette" else {}
     # every override applies, explicit None values too (e.g. {"label_colour_weight": None} = off)

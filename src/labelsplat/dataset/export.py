@@ -201,7 +201,7 @@ class DatasetWriter:
         PNGs use zlib level 1 (about 3x faster than Pillow's default, ~10 % larger). ``arr``
         is an array or a function returning one (computed on the writer's thread, e.g. an
         overlay blend)."""
-        make = arr if callable(arr) else (lambda a=np.ascontiguousarray(arr): a)
+        make = arr if callable(arr) else (lambda a=arr: a)
 
         def job() -> None:
             from PIL import Image

@@ -289,7 +289,6 @@ def _lr_geometric(labels, comps: Components, xs: np.ndarray, pairs, cfg: Postpro
 
 
 def _lr_profile(labels: np.ndarray, yaw: np.ndarray, pairs, cfg: PostprocessConfig) -> np.ndarray:
-    b = labels.shape[0]
     out = labels.copy()
     for i in np.flatnonzero(np.abs(yaw) >= cfg.profile_yaw):
         present = np.bincount(labels[i].ravel(), minlength=256) > 0
@@ -353,26 +352,28 @@ def _check_inputs(labels, confidence, scheme, yaw, low_visibility_mask, cameras,
             raise LabelsplatError(f"low_visibility_mask shape {lv.shape} differs from labels {lab.shape}")
     dep = None
     if depth is not None:
-        dep = np.asarray(depth, dtype=np.float64)
-        if dep.shape == lab.shape + (1,):
-            dep = dep[..., 0]
-        if dep.shape != lab.shape:
-            raise LabelsplatError(f"depth shape {dep.shape} differs from labels {lab.shape}")
+        dep = _per_pixel(depth, np.float64, lab.shape, "depth")
         if cameras is None or len(cameras) != b:
             raise LabelsplatError("depth-based left/right checks need one camera per view (cameras=...)")
     alp = None
     if alpha is not None:
-        alp = np.asarray(alpha, dtype=np.float32)
-        if alp.shape == lab.shape + (1,):
-            alp = alp[..., 0]
-        if alp.shape != lab.shape:
-            raise LabelsplatError(f"alpha shape {alp.shape} differs from labels {lab.shape} "
-                                  "(expected the rendered opacity, (B, H, W) or (B, H, W, 1))")
+        alp = _per_pixel(alpha, np.float32, lab.shape, "alpha",
+                         " (expected the rendered opacity, (B, H, W) or (B, H, W, 1))")
         if not np.isfinite(alp).all():
             raise LabelsplatError("alpha contains NaN or infinite values")
         if alp.size and (alp.min() < -1e-3 or alp.max() > 1 + 1e-3):
             raise LabelsplatError(f"alpha must be an opacity in [0, 1], got values in [{alp.min():g}, {alp.max():g}]")
     return lab, conf, yaw_arr, lv, dep, alp
+
+
+def _per_pixel(arr, dtype, shape: tuple, name: str, expected: str = "") -> np.ndarray:
+    """A per-pixel map (B, H, W) or (B, H, W, 1) as ``dtype`` (B, H, W); error naming it otherwise."""
+    out = np.asarray(arr, dtype=dtype)
+    if out.shape == shape + (1,):
+        out = out[..., 0]
+    if out.shape != shape:
+        raise LabelsplatError(f"{name} shape {out.shape} differs from labels {shape}{expected}")
+    return out
 
 
 def postprocess(
