@@ -210,6 +210,38 @@ class Stage:
         return self.read()
 
 
+# Fields read only by the fine-tunes: runs that differ only in these share every other stage.
+FT_ONLY_FIELDS = ("ft_iters", "ft_lr", "ft_warmup", "frontal_mix", "ckpt_every")
+# Stages (and the files the later stages read by path) that ``--reuse`` takes from another work dir.
+REUSABLE_STAGES = ("frontal", "baseline", "multiview", "refine", "aux", "evalset", "eval_baseline")
+REUSABLE_FILES = ("baseline.pth", "refined_dataset", "noisy_dataset")
+
+
+def reuse_mismatch(cfg: "LoopConfig", other: dict) -> list[str]:
+    """Fields (other than the fine-tune-only ones) where ``other`` (a work dir's config.json)
+    differs from ``cfg``: empty when its stages before the fine-tunes can be reused."""
+    mine = asdict(cfg)
+    return sorted(k for k in mine if k not in FT_ONLY_FIELDS and k != "name"
+                  and other.get(k, LoopConfig.__dataclass_fields__[k].default) != mine[k])
+
+
+def adopt_stages(src: Path, root: Path) -> list[str]:
+    """Take the finished shared stages of ``src`` (one seed's directory of another work dir) into
+    ``root``: their records are copied (they name ``src``'s files by absolute path) and the files
+    the fine-tunes read by path are symlinked. Returns the stage names adopted."""
+
+    got = []
+    for name in REUSABLE_STAGES:
+        m = src / f"{name}.done.json"
+        if m.is_file() and not Stage(root, name).done:
+            shutil.copyfile(m, root / f"{name}.done.json")
+            got.append(name)
+    for f in REUSABLE_FILES:
+        if (src / f).exists() and not (root / f).exists():
+            (root / f).symlink_to((src / f).resolve(), target_is_directory=(src / f).is_dir())
+    return got
+
+
 # ----------------------------------------------------------------------------- data
 def write_synth_scene(out: Path, head_seed: int, cameras: list, *, identity: int, split: str) -> None:
     """One synthetic identity at ``cameras`` as a canonical scene (exact labels in both
@@ -520,11 +552,16 @@ def evaluate_model(weights: Path, scenes: list[str], cfg: LoopConfig, device: st
 
 # ----------------------------------------------------------------------------- one seed
 def run_seed(work: Path, cfg: LoopConfig, seed: int, device: str, log, on_stage: Callable[[], None],
-             arms: tuple[str, ...] = ("refined", "noisy")) -> dict:
+             arms: tuple[str, ...] = ("refined", "noisy"), reuse: Path | None = None) -> dict:
     """All stages of one seed; ``arms`` limits the fine-tunes (and their evaluations) to a subset
-    (a seed with an arm left out has no summary entry, its other records are kept)."""
+    (a seed with an arm left out has no summary entry, its other records are kept). ``reuse``:
+    another work dir whose finished stages before the fine-tunes are adopted (``adopt_stages``)."""
     root = work / f"seed_{seed}"
     root.mkdir(parents=True, exist_ok=True)
+    if reuse is not None and (reuse / f"seed_{seed}").is_dir():
+        got = adopt_stages(reuse / f"seed_{seed}", root)
+        if got:
+            log(f"seed {seed}: reused {', '.join(got)} from {reuse}")
     rec: dict[str, Any] = {}
 
     def stage(name: str, fn: Callable[[], dict]) -> dict:
@@ -703,14 +740,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a LoopConfig field (recorded; use another --work/--results)")
     ap.add_argument("--arms", default="refined,noisy",
-                    help="fine-tuning arms to run (comma-separated subset of refined,noisy; default both). "
-                         "A seed without both arms is left out of the summary")
+                    help="fine-tuning arms to run (comma-separated subset of refined,noisy; default both; "
+                         "'none' runs every stage but the fine-tunes, e.g. to prepare seeds whose fine-tunes run "
+                         "later in another --work with --reuse). A seed without both arms is left out of the summary")
+    ap.add_argument("--reuse", default=None, metavar="WORK",
+                    help="another work dir run with the same configuration except the fine-tune fields "
+                         f"({', '.join(FT_ONLY_FIELDS)}): its finished stages before the fine-tunes are "
+                         "adopted (records copied, baseline and datasets symlinked) instead of rerun")
     ap.add_argument("--summarize", action="store_true",
                     help="run nothing: rebuild the results JSON from the finished stages in --work (e.g. after "
                          "seeds ran in parallel processes, each with its own --results)")
     args = ap.parse_args(argv)
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
-    if not arms or any(a not in ("refined", "noisy") for a in arms) or len(set(arms)) != len(arms):
+    if arms == ("none",):
+        arms = ()
+    elif not arms or any(a not in ("refined", "noisy") for a in arms) or len(set(arms)) != len(arms):
         ap.error(f"--arms must be a subset of refined,noisy, got {args.arms!r}")
     cfg = CONFIGS[args.config]
     for kv in args.set:
@@ -724,6 +768,17 @@ def main(argv: list[str] | None = None) -> int:
     work = (args.work or REPO / "runs" / "paper_loop" / cfg.name).resolve()
     results = (args.results or REPO / "benchmarks" / "results" / f"paper_loop_{cfg.name}.json").resolve()
     work.mkdir(parents=True, exist_ok=True)
+    reuse = None
+    if args.reuse is not None:
+        reuse = Path(args.reuse).resolve()
+        rc = reuse / "config.json"
+        if not rc.is_file():
+            ap.error(f"--reuse {reuse}: no config.json there (not a paper_loop work dir)")
+        bad = reuse_mismatch(cfg, json.loads(rc.read_text()))
+        if bad:
+            ap.error(f"--reuse {rc}: configuration differs beyond the fine-tune fields in {', '.join(bad)}")
+        if reuse == work:
+            ap.error("--reuse names the work dir itself")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def log(msg: str) -> None:
@@ -758,7 +813,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in ([] if args.summarize else seeds):
             t = time.perf_counter()
             run_seed(work, cfg, s, args.device, log,
-                     lambda: write_results(results, cfg, seeds, work, args.device, started), arms=arms)
+                     lambda: write_results(results, cfg, seeds, work, args.device, started), arms=arms,
+                     reuse=reuse)
             log(f"seed {s} finished in {time.perf_counter() - t:.0f} s this invocation")
         doc = write_results(results, cfg, seeds, work, args.device, started)
     finally:

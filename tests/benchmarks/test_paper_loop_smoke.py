@@ -113,6 +113,46 @@ def test_other_config_in_same_work_dir_is_refused(micro_run):
     assert pl.main(args + ["--set", "novel_views=5"]) == 2
 
 
+def test_reuse_runs_only_the_fine_tunes(micro_run, tmp_path):
+    """--reuse adopts the shared stages of a run that differs only in fine-tune fields: only the
+    fine-tunes and their evaluations run; the baseline's numbers are the source run's."""
+    pl, work, results, _ = micro_run
+    w2, r2 = tmp_path / "w2", tmp_path / "r2.json"
+    base = ["--config", "micro", "--seeds", "0", "--work", str(w2), "--results", str(r2), "--device", "cpu",
+            "--threads", "1", "--set", "ft_lr=0.02", "--arms", "refined"]
+    assert pl.main(base + ["--reuse", str(work)]) == 0
+    root = w2 / "seed_0"
+    assert (root / "baseline.pth").is_symlink() and (root / "refined_dataset").is_symlink()
+    assert not (root / "frontal_dataset").exists()  # adopted records name the source's files
+    done = sorted(p.name[: -len(".done.json")] for p in root.glob("*.done.json"))
+    assert done == sorted([*pl.REUSABLE_STAGES, "ft_refined", "eval_ft_refined"])
+    src = json.loads((work / "seed_0" / "eval_baseline.done.json").read_text())
+    assert json.loads((root / "eval_baseline.done.json").read_text()) == src
+    ft = json.loads((root / "ft_refined.done.json").read_text())
+    assert ft["config"]["lr"] == 0.02 and ft["config"]["init"] == str(root / "baseline.pth")
+
+
+def test_reuse_refused_when_shared_stages_differ(micro_run, tmp_path):
+    pl, work, _, _ = micro_run
+    args = ["--config", "micro", "--seeds", "0", "--work", str(tmp_path / "w"), "--results", str(tmp_path / "r.json"),
+            "--device", "cpu", "--set", "novel_views=5", "--reuse", str(work)]
+    with pytest.raises(SystemExit) as e:
+        pl.main(args)
+    assert e.value.code == 2
+    assert pl.reuse_mismatch(pl.CONFIGS["micro"], {**pl.asdict(pl.CONFIGS["micro"]), "ft_iters": 1}) == []
+    assert pl.reuse_mismatch(pl.CONFIGS["micro"], {**pl.asdict(pl.CONFIGS["micro"]), "base_iters": 1}) == ["base_iters"]
+
+
+def test_arms_none_stops_before_the_fine_tunes(pl, micro_run, tmp_path):
+    _, work, _, _ = micro_run
+    w = tmp_path / "w"
+    args = ["--config", "micro", "--seeds", "0", "--work", str(w), "--results", str(tmp_path / "r.json"),
+            "--device", "cpu", "--threads", "1", "--arms", "none", "--reuse", str(work)]
+    assert pl.main(args) == 0
+    done = sorted(p.name[: -len(".done.json")] for p in (w / "seed_0").glob("*.done.json"))
+    assert done == sorted(pl.REUSABLE_STAGES)
+
+
 def test_f1_and_summary_on_hand_built_counts(pl):
     k = 19
     perfect = np.zeros((k, k + 1), dtype=np.int64)
