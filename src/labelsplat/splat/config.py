@@ -76,6 +76,56 @@ def parse_semantic_loss(value: str) -> float:
     raise LabelsplatError(f"invalid semantic_loss {value!r}", hint="use ce or gce:<q> with q in (0, 1], e.g. gce:0.7")
 
 
+LABEL_NOISE_HELP = ("none | em[:<warmup>[:<floor>]] | learn[:<warmup>[:<trace>]] (warmup = fraction of the steps "
+                    "in [0, 1), floor = lowest diagonal of T in (0, 1], trace = trace-penalty weight >= 0)")
+#: defaults of the label-noise transition modes (``em`` / ``learn`` without numbers)
+LABEL_NOISE_DEFAULTS = {"warmup": 0.25, "floor": 0.5, "trace": 0.01}
+
+
+@dataclass(frozen=True)
+class LabelNoiseSpec:
+    """A parsed ``FitConfig.label_noise``: one K x K row-stochastic transition matrix T per scene,
+    T[i, j] = P(input label j | true class i), in the semantic loss (forward correction).
+
+    ``mode`` ``em``: T is the row-normalised moving average of the soft confusion between the
+    rendered class probabilities and the input labels (detached), diagonal at least ``floor``;
+    ``learn``: T = row-softmax of learnable K x K logits (initial diagonal ``init_diag``) with
+    ``trace`` x mean(diag T) added to the loss (Tanno et al. 2019). Either way T is the identity
+    (``em``) or frozen at its initial value (``learn``) for the first ``warmup`` fraction of the steps.
+    """
+
+    mode: str
+    warmup: float
+    floor: float = 0.5
+    trace: float = 0.0
+    init_diag: float = 0.95
+
+
+def parse_label_noise(value: str) -> LabelNoiseSpec | None:
+    """``none`` -> None; ``em[:<warmup>[:<floor>]]`` / ``learn[:<warmup>[:<trace>]]`` -> :class:`LabelNoiseSpec`."""
+    text = str(value).strip().lower()
+    if text in ("none", ""):
+        return None
+    parts = text.split(":")
+    mode, nums = parts[0], parts[1:]
+    if mode in ("em", "learn") and len(nums) <= 2:
+        try:
+            vals = [float(x) for x in nums]
+        except ValueError:
+            vals = [float("nan")]
+        if all(math.isfinite(v) for v in vals):
+            warmup = vals[0] if vals else LABEL_NOISE_DEFAULTS["warmup"]
+            if mode == "em":
+                floor = vals[1] if len(vals) > 1 else LABEL_NOISE_DEFAULTS["floor"]
+                if 0.0 <= warmup < 1.0 and 0.0 < floor <= 1.0:
+                    return LabelNoiseSpec("em", warmup, floor=floor)
+            else:
+                trace = vals[1] if len(vals) > 1 else LABEL_NOISE_DEFAULTS["trace"]
+                if 0.0 <= warmup < 1.0 and trace >= 0.0:
+                    return LabelNoiseSpec("learn", warmup, trace=trace)
+    raise LabelsplatError(f"invalid label_noise {value!r}", hint=f"use {LABEL_NOISE_HELP}, e.g. em:0.25:0.5")
+
+
 def label_view_weight(spec: str, yaw_deg: float) -> float:
     """Semantic-loss weight of an input view at ``yaw_deg`` (degrees, head frame) for ``spec``:
     1 up to |yaw| = deg, linear to ``floor`` at |yaw| = 90, ``floor`` beyond; 1 for ``none``."""
@@ -133,6 +183,10 @@ class FitConfig:
     # "ce" (cross-entropy) | "gce:<q>" (generalized cross-entropy, q in (0, 1], robust to label
     # noise; logits target only, no label smoothing)
     semantic_loss: str = "ce"
+    # label-noise transition model in the semantic loss (forward correction, splat/losses.py
+    # NoiseTransition): "none" | "em[:<warmup>[:<floor>]]" | "learn[:<warmup>[:<trace>]]" (see
+    # parse_label_noise); logits target, cross-entropy, no label smoothing. Runs without it load as "none".
+    label_noise: str = "none"
     # after the loop: "none" keeps the fitted logits; "vote[:<prior>]" replaces each Gaussian's
     # logits by bg_logit * its multiview label vote (splat/lift.py), which averages the views'
     # own errors instead of fitting them. Runs without this field load as "none".
@@ -216,6 +270,9 @@ class FitConfig:
             bad("semantic_lift vote needs semantic_target=logits")
         if q and (self.label_smoothing > 0 or self.semantic_target != "logits"):
             bad("semantic_loss gce needs semantic_target=logits and label_smoothing=0")
+        if parse_label_noise(self.label_noise) is not None and (
+                q or self.label_smoothing > 0 or self.semantic_target != "logits"):
+            bad(f"label_noise={self.label_noise!r} needs semantic_target=logits, semantic_loss=ce and label_smoothing=0")
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 
@@ -391,5 +448,5 @@ def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
     return apply_fit_overrides(PRESETS[preset], {k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["apply_fit_overrides", "parse_fit_overrides", "FACE_PART_WEIGHTS", "FACE_PART_WEIGHTS_FINE", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight",
+__all__ = ["LABEL_NOISE_HELP", "LabelNoiseSpec", "parse_label_noise", "apply_fit_overrides", "parse_fit_overrides", "FACE_PART_WEIGHTS", "FACE_PART_WEIGHTS_FINE", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight",
            "parse_semantic_loss", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]

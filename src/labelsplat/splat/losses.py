@@ -1,4 +1,5 @@
-"""Fit losses: RGB L1 + SSIM, semantic cross-entropy (ignore 255), palette L1, alpha/mask loss.
+"""Fit losses: RGB L1 + SSIM, semantic cross-entropy (ignore 255), palette L1, alpha/mask loss,
+and the label-noise transition model of the semantic loss (:class:`NoiseTransition`).
 
 Shapes: images (C, H, W, 3) float in [0, 1]; logits (C, H, W, K); labels (C, H, W) int
 class ids with 255 = ignore, or soft targets (C, H, W, K) probabilities; alpha and masks
@@ -106,8 +107,15 @@ def semantic_loss(
     confidence: torch.Tensor | None = None,
     ignore_index: int = IGNORE_INDEX,
     gce_q: float = 0.0,
+    transition: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of softmax(``logits`` (C, H, W, K)) against ``target``.
+
+    ``transition`` (K, K) row-stochastic T, T[i, j] = P(observed label j | true class i), applies
+    forward loss correction (Patrini et al. 2017): softmax(logits) = p is the clean class
+    distribution, the observed label is drawn from q = p @ T and the per-pixel loss is
+    -log q[target] = -logsumexp_i(log p_i + log T[i, target]) (exactly the cross-entropy when T is
+    the identity); hard targets only, without label smoothing or ``gce_q``.
 
     ``gce_q`` in (0, 1] switches to the generalized cross-entropy (1 - p_t^q) / q (Zhang &
     Sabuncu 2018), robust to label noise: its gradient is p_t^q x the cross-entropy's, so pixels
@@ -123,6 +131,11 @@ def semantic_loss(
     logp = F.log_softmax(logits, dim=-1)  # (C,H,W,K)
     if gce_q and (target.dim() == 4 or label_smoothing > 0):
         raise ValueError("generalized cross-entropy (gce_q > 0) takes hard targets without label smoothing")
+    if transition is not None:
+        if target.dim() == 4 or label_smoothing > 0 or gce_q:
+            raise ValueError("the noise transition takes hard targets, without label smoothing or gce_q")
+        if transition.shape != (K, K):
+            raise ValueError(f"transition must be ({K}, {K}), got {tuple(transition.shape)}")
     if target.dim() == 4:  # soft labels
         if target.shape != logits.shape:
             raise ValueError(f"soft target shape {tuple(target.shape)} differs from logits {tuple(logits.shape)}")
@@ -141,7 +154,11 @@ def semantic_loss(
         if target.shape != logits.shape[:3]:
             raise ValueError(f"target shape {tuple(target.shape)} differs from logits {tuple(logits.shape[:3])}")
         valid, t_safe = _hard_targets(target, K, ignore_index)
-        nll = -logp.gather(-1, t_safe[..., None])[..., 0]
+        if transition is not None:  # log q_t = logsumexp_i(log p_i + log T[i, t]); log 0 = -inf is fine
+            log_t = torch.log(transition.to(logp.dtype)).t()  # (K observed, K true)
+            nll = -torch.logsumexp(logp + log_t[t_safe], dim=-1)
+        else:
+            nll = -logp.gather(-1, t_safe[..., None])[..., 0]
         if gce_q:
             nll = (1.0 - torch.exp(-gce_q * nll)) / gce_q
         if label_smoothing > 0:
@@ -151,6 +168,144 @@ def semantic_loss(
         if class_weights is not None:
             w = w * class_weights[t_safe]
     return _weighted_mean(per, w, confidence, logits)
+
+
+def confusion_counts(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Soft confusion (K true, K observed) of softmax(``logits`` (C, H, W, K)) against ids ``target``
+    (C, H, W): entry [i, j] = sum over the pixels labelled j of p_i (``ignore_index`` skipped); no grad."""
+    _check("logits", logits, 4)
+    _check("target", target, 3)
+    K = logits.shape[-1]
+    with torch.no_grad():
+        valid, t_safe = _hard_targets(target, K, ignore_index)
+        p = torch.softmax(logits.detach().float(), dim=-1) * valid[..., None].float()
+        out = torch.zeros(K, K, dtype=torch.float32, device=logits.device)
+        out.index_add_(0, t_safe.reshape(-1), p.reshape(-1, K))  # (observed, true)
+    return out.t()
+
+
+def floor_diagonal(rows: torch.Tensor, floor: float) -> torch.Tensor:
+    """Row-stochastic (K, K) from non-negative ``rows``: each row normalised, empty rows -> identity,
+    and a diagonal below ``floor`` raised to ``floor`` with the row's off-diagonal mass scaled to 1 - floor."""
+    K = rows.shape[0]
+    eye = torch.eye(K, dtype=rows.dtype, device=rows.device)
+    tot = rows.sum(1, keepdim=True)
+    t = torch.where(tot > 0, rows / tot.clamp_min(1e-30), eye)
+    d = t.diagonal()[:, None]
+    off = t * (1 - eye)
+    off_sum = off.sum(1, keepdim=True)
+    low = d < floor
+    fixed = off * ((1 - floor) / off_sum.clamp_min(1e-30)) + floor * eye
+    return torch.where(low, fixed, t)
+
+
+class NoiseTransition:
+    """One K x K label-noise transition matrix T for a whole scene (all views), used by
+    :func:`semantic_loss` (``transition=``) for forward loss correction.
+
+    T[i, j] = P(input label j | true class i); rows sum to 1. ``spec`` is a
+    :class:`~labelsplat.splat.config.LabelNoiseSpec`:
+
+    * ``em``: T = rows of the exponential moving average (decay :attr:`EMA` per step) of the
+      soft confusion between the rendered class probabilities p (detached) and the input labels
+      (:func:`confusion_counts`, updated every step from the start), row-normalised with the
+      diagonal raised to ``spec.floor`` (:func:`floor_diagonal`); the identity (plain
+      cross-entropy) before ``spec.warmup`` x steps. No gradient flows into T.
+    * ``learn``: T = row-softmax of K x K logits (Adam, lr :attr:`LR`), initialised with
+      diagonal ``spec.init_diag``, frozen before ``spec.warmup`` x steps; the loss gains
+      ``spec.trace`` x mean(diag T) (trace regularisation, Tanno et al. 2019).
+    """
+
+    EMA = 0.98
+    LR = 1e-2
+
+    def __init__(self, spec, num_classes: int, device) -> None:
+        if spec.mode not in ("em", "learn"):
+            raise ValueError(f"unknown label-noise mode {spec.mode!r}")
+        self.spec = spec
+        self.K = int(num_classes)
+        self.device = torch.device(device)
+        K = self.K
+        self.counts = torch.zeros(K, K, dtype=torch.float32, device=self.device)
+        self.logits = None
+        self.opt = None
+        if spec.mode == "learn":
+            d = spec.init_diag
+            init = torch.full((K, K), 0.0)
+            if K > 1:
+                init.fill_diagonal_(float(torch.log(torch.tensor(d * (K - 1) / (1 - d)))))
+            self.logits = torch.nn.Parameter(init.to(self.device))
+            self.opt = torch.optim.Adam([self.logits], lr=self.LR)
+
+    def active(self, step: int, steps: int) -> bool:
+        """Whether T is estimated/learned (not the warm-up value) at ``step`` of ``steps``."""
+        return step >= self.spec.warmup * steps
+
+    def matrix(self) -> torch.Tensor:
+        """The current T (K, K), detached."""
+        with torch.no_grad():
+            if self.spec.mode == "learn":
+                return torch.softmax(self.logits.detach(), dim=1)
+            return floor_diagonal(self.counts, self.spec.floor)
+
+    def for_loss(self, step: int, steps: int) -> torch.Tensor:
+        """T as the loss at ``step`` uses it: identity (``em``) or the frozen start (``learn``)
+        during the warm-up; afterwards the estimate (``em``, detached) or the live softmax (``learn``)."""
+        if self.spec.mode == "learn":
+            return torch.softmax(self.logits, dim=1) if self.active(step, steps) else self.matrix()
+        if not self.active(step, steps):
+            return torch.eye(self.K, dtype=torch.float32, device=self.device)
+        return self.matrix()
+
+    def penalty(self, T: torch.Tensor, step: int, steps: int) -> torch.Tensor | None:
+        """``trace`` x mean(diag T) in ``learn`` mode after the warm-up, else None."""
+        if self.spec.mode != "learn" or not self.spec.trace or not self.active(step, steps):
+            return None
+        return self.spec.trace * T.diagonal().mean()
+
+    def observe(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """``em``: fold the step's soft confusion (rendered logits vs input labels) into the average."""
+        if self.spec.mode == "em":
+            self.counts.mul_(self.EMA).add_(confusion_counts(logits, target), alpha=1.0 - self.EMA)
+
+    def step(self, step: int, steps: int) -> None:
+        """``learn``: one Adam step on T's logits after the warm-up (call after ``backward``)."""
+        if self.opt is not None:
+            if self.active(step, steps) and self.logits.grad is not None:
+                self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> dict:
+        d = {"counts": self.counts.detach().cpu().clone()}
+        if self.logits is not None:
+            d["logits"] = self.logits.detach().cpu().clone()
+            d["opt"] = self.opt.state_dict()
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        self.counts.copy_(d["counts"].to(self.device))
+        if self.logits is not None:
+            with torch.no_grad():
+                self.logits.copy_(d["logits"].to(self.device))
+            self.opt.load_state_dict(d["opt"])
+
+    def summary(self, class_names: list[str] | None = None, top: int = 15) -> dict:
+        """JSON-able record: mode, settings, T (rounded) and its largest off-diagonal entries."""
+        T = self.matrix().cpu().double().numpy()
+        names = list(class_names) if class_names is not None and len(class_names) == self.K else [str(i) for i in range(self.K)]
+        off = [(float(T[i, j]), i, j) for i in range(self.K) for j in range(self.K) if i != j]
+        off.sort(reverse=True)
+        return {
+            "mode": self.spec.mode, "warmup": self.spec.warmup,
+            **({"floor": self.spec.floor} if self.spec.mode == "em" else
+               {"trace": self.spec.trace, "init_diag": self.spec.init_diag, "lr": self.LR}),
+            **({"ema": self.EMA} if self.spec.mode == "em" else {}),
+            "classes": names,
+            "diagonal": {names[i]: round(float(T[i, i]), 4) for i in range(self.K)},
+            "top_confusions": [{"true": names[i], "observed": names[j], "p": round(v, 4)}
+                               for v, i, j in off[:top] if v > 0],
+            "matrix": [[round(float(x), 5) for x in row] for row in T],
+        }
 
 
 def palette_loss(

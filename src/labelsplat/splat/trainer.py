@@ -8,6 +8,7 @@
     RUN/renders/{rgb,labels,confidence}/<frame>.png   training-view renders (palette runs also seg_rgb/)
     RUN/train_log.jsonl        one JSON line every ``log_every`` steps
     RUN/run.json               scene, scheme, config, seed, versions, normalisation, summary
+    RUN/noise_transition.json  the label-noise transition matrix T (only with ``cfg.label_noise`` != none)
 
 ``cfg.semantic_target`` picks the semantic head: ``logits`` (K logits, cross-entropy) or
 ``palette`` (the paper's variant: 3 channels fitted to ``palette[labels] / 255`` with
@@ -43,7 +44,8 @@ from ..io import write_png as _write_png
 from ..scene import Camera, Scene, load_scene
 from .config import FitConfig
 from .init import InitPoints, foreground_mask, hull_points, read_point_cloud, sample_views
-from .losses import alpha_loss, label_accuracy, palette_accuracy, palette_loss, psnr, rgb_loss, semantic_loss
+from .losses import (NoiseTransition, alpha_loss, label_accuracy, palette_accuracy, palette_loss, psnr, rgb_loss,
+                     semantic_loss)
 from .model import GaussianModel
 from .normalize import Normalization, estimate_normalization
 
@@ -761,6 +763,7 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                     "perm_pos": perm_pos,
                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
             "meta": {**meta_base, "elapsed_s": elapsed, "schema_version": SCHEMA_VERSION},
+            **({"label_noise": noise.state_dict()} if noise is not None else {}),
         })
 
     levels = _Levels(views, norm, device)
@@ -778,6 +781,15 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     from .config import parse_semantic_loss
 
     gce_q = parse_semantic_loss(cfg.semantic_loss)
+    from .config import parse_label_noise
+
+    noise_spec = parse_label_noise(cfg.label_noise) if K > 0 and not palette_mode else None
+    noise = NoiseTransition(noise_spec, K, device) if noise_spec is not None else None
+    if noise is not None and ckpt is not None:
+        if "label_noise" not in ckpt:
+            raise LabelsplatError("the checkpoint holds no label-noise transition state", path=out_dir,
+                                  hint="resume with the run's own configuration")
+        noise.load_state_dict(ckpt["label_noise"])
     end_step = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
     V = len(cams_n)
 
@@ -842,9 +854,17 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                     if palette_mode:
                         l_sem = palette_loss(out["seg_rgb"], lab, palette_t, class_weights=class_w, confidence=conf)
                     else:
+                        t_noise = None
+                        if noise is not None:
+                            noise.observe(out["logits"], lab)
+                            t_noise = noise.for_loss(step, cfg.steps)
                         l_sem = semantic_loss(out["logits"], lab, class_weights=class_w,
                                               label_smoothing=cfg.label_smoothing, confidence=conf,
-                                              gce_q=gce_q)
+                                              gce_q=gce_q, transition=t_noise)
+                        if noise is not None:
+                            pen = noise.penalty(t_noise, step, cfg.steps)
+                            if pen is not None:
+                                l_sem = l_sem + pen
                     if view_w is not None:  # the batch's mean view weight scales its semantic loss
                         l_sem = l_sem * float(np.mean([view_w[i] for i in idx]))
                     loss = loss + (cfg.sem_weight * sem_loss_factor) * l_sem
@@ -875,6 +895,8 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
             for opt in optimizers.values():
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+            if noise is not None:
+                noise.step(step, cfg.steps)
             strategy.step_post_backward(model.params, optimizers, sstate, step, out["info"], packed=False)
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps or step == start_step:
@@ -940,6 +962,11 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
     }
     if lift_summary is not None:
         summary["semantic_lift"] = lift_summary
+    if noise is not None:
+        from ..schemes import get_scheme
+
+        summary["label_noise"] = noise.summary(list(get_scheme(scheme_name).classes))
+        atomic_write_json(out_dir / "noise_transition.json", summary["label_noise"])
     if write_outputs:
         summary.update(write_run_outputs(out_dir, model, norm, full, views.names, backend, cfg, scheme_name))
     mark("outputs")
