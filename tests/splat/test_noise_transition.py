@@ -178,3 +178,15 @@ def test_micro_fits_write_the_transition_and_resume_bitwise(scene_dir, tmp_path)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     ck = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
     assert set(ck["label_noise"]) == {"counts", "logits", "opt"}
+
+
+def test_cli_fit_set_label_noise(cli, scene_dir, tmp_path):
+    out = tmp_path / "run"
+    r = cli("fit", scene_dir, "--out", out, "--preset", "micro", "--steps", "4", "--device", "cpu", "--quiet",
+            "--fit-set", "label_noise=em:0:0.5")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "noise_transition.json").read_text())
+    assert doc["mode"] == "em" and doc["warmup"] == 0.0 and doc["floor"] == 0.5
+    r = cli("fit", scene_dir, "--out", tmp_path / "bad", "--preset", "micro", "--steps", "4", "--device", "cpu",
+            "--quiet", "--fit-set", "label_noise=transition")
+    assert r.exit_code == 2 and "label_noise" in r.output and "Traceback" not in r.output
