@@ -104,6 +104,12 @@ def test_em_estimate_recovers_an_asymmetric_confusion():
     T = nt.matrix()
     assert T[1, 2] == pytest.approx(0.4, abs=0.03) and T[1, 1] == pytest.approx(0.6, abs=0.03)
     assert T[2, 1] < 1e-3 and T[0, 0] > 0.999
+    # a class the renderer never predicts (softmax leakage only) keeps an identity row
+    nt4 = NoiseTransition(LabelNoiseSpec("em", 0.0, floor=0.05), 4, "cpu")
+    logits4 = torch.cat([logits, torch.full((1, 64, 64, 1), -30.0)], dim=-1)
+    for _ in range(50):
+        nt4.observe(logits4, true)
+    assert nt4.matrix()[3, 3] > 0.999
     c = confusion_counts(logits, torch.full_like(true, 255))
     assert c.sum() == 0  # ignored pixels count for nothing
 

@@ -208,8 +208,10 @@ class NoiseTransition:
 
     * ``em``: T = rows of the exponential moving average (decay :attr:`EMA` per step) of the
       soft confusion between the rendered class probabilities p (detached) and the input labels
-      (:func:`confusion_counts`, updated every step from the start), row-normalised with the
-      diagonal raised to ``spec.floor`` (:func:`floor_diagonal`); the identity (plain
+      (:func:`confusion_counts`, updated every step from the start) plus :attr:`PRIOR` pixels on
+      the diagonal (a class the renderer (almost) never predicts keeps an identity row instead of
+      the shape of its softmax leakage), row-normalised with the diagonal raised to ``spec.floor``
+      (:func:`floor_diagonal`); the identity (plain
       cross-entropy) before ``spec.warmup`` x steps. No gradient flows into T.
     * ``learn``: T = row-softmax of K x K logits (Adam, lr :attr:`LR`), initialised with
       diagonal ``spec.init_diag``, frozen before ``spec.warmup`` x steps; the loss gains
@@ -217,6 +219,7 @@ class NoiseTransition:
     """
 
     EMA = 0.98
+    PRIOR = 1.0  # pseudo-count (pixels per step) of the diagonal in ``em``
     LR = 1e-2
 
     def __init__(self, spec, num_classes: int, device) -> None:
@@ -246,7 +249,8 @@ class NoiseTransition:
         with torch.no_grad():
             if self.spec.mode == "learn":
                 return torch.softmax(self.logits.detach(), dim=1)
-            return floor_diagonal(self.counts, self.spec.floor)
+            eye = torch.eye(self.K, dtype=self.counts.dtype, device=self.counts.device)
+            return floor_diagonal(self.counts + self.PRIOR * eye, self.spec.floor)
 
     def for_loss(self, step: int, steps: int) -> torch.Tensor:
         """T as the loss at ``step`` uses it: identity (``em``) or the frozen start (``learn``)
@@ -299,7 +303,7 @@ class NoiseTransition:
             "mode": self.spec.mode, "warmup": self.spec.warmup,
             **({"floor": self.spec.floor} if self.spec.mode == "em" else
                {"trace": self.spec.trace, "init_diag": self.spec.init_diag, "lr": self.LR}),
-            **({"ema": self.EMA} if self.spec.mode == "em" else {}),
+            **({"ema": self.EMA, "prior_pixels": self.PRIOR} if self.spec.mode == "em" else {}),
             "classes": names,
             "diagonal": {names[i]: round(float(T[i, i]), 4) for i in range(self.K)},
             "top_confusions": [{"true": names[i], "observed": names[j], "p": round(v, 4)}
