@@ -74,6 +74,9 @@ class RefineConfig:
     # any FitConfig field over the preset's (None values included), e.g. {"max_resolution": None} to
     # fit at full size or {"label_colour_weight": None} to switch the colour weights off
     fit_overrides: dict = field(default_factory=dict)
+    # any PostprocessConfig field (labelsplat.extract.postprocess), e.g. {"fill_holes": False}; wins
+    # over min_confidence / min_view_confidence / min_area_fraction above (min_area is in pixels)
+    postprocess_overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.preset not in NOVEL_VIEWS:
@@ -84,6 +87,14 @@ class RefineConfig:
             raise LabelsplatError(f"unknown palette method {self.palette_method!r}", hint="choose nearest or kmeans")
         if self.novel_views is not None and self.novel_views < 1:
             raise LabelsplatError(f"--novel-views must be positive, got {self.novel_views}")
+        if self.postprocess_overrides:
+            from .extract import PostprocessConfig
+
+            names = {f.name for f in dataclasses.fields(PostprocessConfig)}
+            unknown = sorted(set(self.postprocess_overrides) - names)
+            if unknown:
+                raise LabelsplatError(f"unknown post-processing settings {unknown}", hint=f"choose from {sorted(names)}")
+            PostprocessConfig(**self.postprocess_overrides)  # value checks now, not after the fit
 
     @property
     def n_novel(self) -> int:
@@ -215,8 +226,9 @@ def label_novel_views(
     def post(c0, labels, confidence, low_vis, cams, depth, alpha):
         t0 = time.perf_counter()
         h, w = labels.shape[1:]
-        pp_cfg = PostprocessConfig(min_confidence=cfg.min_confidence, min_view_confidence=cfg.min_view_confidence,
-                                   min_area=max(1, round(cfg.min_area_fraction * h * w)))
+        pp_cfg = PostprocessConfig(**{"min_confidence": cfg.min_confidence, "min_view_confidence": cfg.min_view_confidence,
+                                      "min_area": max(1, round(cfg.min_area_fraction * h * w)),
+                                      **cfg.postprocess_overrides})
         out = postprocess(labels, confidence, config=pp_cfg, scheme=scene.label_scheme, yaw=yaws[c0:c0 + len(cams)],
                           low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame, depth=depth, alpha=alpha)
         return out, time.perf_counter() - t0
@@ -351,8 +363,10 @@ def export_novel_views(
 
     t = time.perf_counter()
     names = [f"{scene.name}_nv{k:04d}" for k in range(len(cams))]
+    # the post-processing that ran (resolved thresholds, each step's status) is recorded with the views
+    pp = {"config": report.config, "steps": dict(report.steps)}
     with DatasetWriter(views_dir, scene.label_scheme, overwrite=True, head_frame=scene.head_frame,
-                       config=cfg.to_dict(), seed=cfg.seed, allow_empty=True) as writer:
+                       config={**cfg.to_dict(), "postprocess": pp}, seed=cfg.seed, allow_empty=True) as writer:
         for k, (sv, r) in enumerate(zip(views, rendered)):
             vr = report.views[k]
             meta = {

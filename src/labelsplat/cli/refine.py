@@ -27,11 +27,23 @@ def _refine_config_options() -> list[tuple[str, type, object]]:
             None, "--fit-set", metavar="KEY=VALUE",
             help="Any fit setting over the preset's (repeatable), e.g. --fit-set label_colour_weight=none "
                  "or --fit-set class_weights_by_concept=l_eye:10,mouth:5 (FitConfig's fields).")),
+        ("postprocess_overrides", list[str], typer.Option(
+            None, "--pp-set", metavar="KEY=VALUE",
+            help="Any post-processing setting (repeatable), e.g. --pp-set fill_holes=false or "
+                 "--pp-set single_instance=neck,nose or --pp-set min_confidence=0.5 (PostprocessConfig's fields).")),
         ("celebamask_layout", bool, typer.Option(
             False, "--celebamask-layout", help="Also write CelebAMask-HQ per-class masks in OUT/dataset.")),
         ("device", str, device_option()),
         ("seed", int, seed_option()),
     ]
+
+
+def parse_pp_overrides(items: list[str] | None) -> dict:
+    """``--pp-set KEY=VALUE`` strings -> typed PostprocessConfig overrides."""
+    from ..extract import PostprocessConfig
+    from ..overrides import parse_overrides
+
+    return parse_overrides(items, PostprocessConfig, option="--pp-set", example="fill_holes=false")
 
 
 def with_refine_options(fn: Callable) -> Callable:
@@ -50,6 +62,7 @@ def with_refine_options(fn: Callable) -> Callable:
 
         values = {name: kwargs.pop(name) for name, _, _ in specs}
         values["fit_overrides"] = parse_fit_overrides(values["fit_overrides"])
+        values["postprocess_overrides"] = parse_pp_overrides(values["postprocess_overrides"])
         return fn(**kwargs, cfg=RefineConfig(**values))
 
     del wrapper.__wrapped__  # typer must see the new signature, not fn's
@@ -135,6 +148,9 @@ def register(app: typer.Typer) -> None:
         device: str = device_option(),
         seed: int = seed_option(),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+        pp_set: list[str] = typer.Option(
+            None, "--pp-set", metavar="KEY=VALUE",
+            help="Any post-processing setting (repeatable), as for refine, e.g. --pp-set fill_holes=false."),
     ) -> None:
         """Render novel views of an existing fit and export their labels as a dataset.
 
@@ -147,7 +163,7 @@ def register(app: typer.Typer) -> None:
         from ..pipeline import RefineConfig, render_run
 
         cfg = RefineConfig(preset=preset, novel_views=novel_views, sampler=sampler, seed=seed, device=device,
-                           beyond_coverage=beyond_coverage)
+                           beyond_coverage=beyond_coverage, postprocess_overrides=parse_pp_overrides(pp_set))
         doc, n_acc, n_rej = render_run(run, out, cfg, cameras=cameras, scene_dir=scene, overwrite=overwrite,
                                        log=console.print)
         _print_scores(doc)
