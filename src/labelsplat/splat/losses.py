@@ -208,10 +208,10 @@ class NoiseTransition:
 
     * ``em``: T = rows of the exponential moving average (decay :attr:`EMA` per step) of the
       soft confusion between the rendered class probabilities p (detached) and the input labels
-      (:func:`confusion_counts`, updated every step from the start) plus :attr:`PRIOR` pixels on
-      the diagonal (a class the renderer (almost) never predicts keeps an identity row instead of
-      the shape of its softmax leakage), row-normalised with the diagonal raised to ``spec.floor``
-      (:func:`floor_diagonal`); the identity (plain
+      (:func:`confusion_counts`, updated every step from the start), row-normalised with the
+      diagonal raised to ``spec.floor`` (:func:`floor_diagonal`); a class that is the argmax of
+      fewer than :attr:`MIN_HITS` pixels per step (moving average) keeps an identity row instead of
+      the shape of its softmax leakage; the identity (plain
       cross-entropy) before ``spec.warmup`` x steps. No gradient flows into T.
     * ``learn``: T = row-softmax of K x K logits (Adam, lr :attr:`LR`), initialised with
       diagonal ``spec.init_diag``, frozen before ``spec.warmup`` x steps; the loss gains
@@ -219,7 +219,7 @@ class NoiseTransition:
     """
 
     EMA = 0.98
-    PRIOR = 1.0  # pseudo-count (pixels per step) of the diagonal in ``em``
+    MIN_HITS = 0.5  # ``em``: argmax pixels per step (moving average) below which a row stays identity
     LR = 1e-2
 
     def __init__(self, spec, num_classes: int, device) -> None:
@@ -230,6 +230,7 @@ class NoiseTransition:
         self.device = torch.device(device)
         K = self.K
         self.counts = torch.zeros(K, K, dtype=torch.float32, device=self.device)
+        self.hits = torch.zeros(K, dtype=torch.float32, device=self.device)  # argmax pixels per class (EMA)
         self.logits = None
         self.opt = None
         if spec.mode == "learn":
@@ -249,8 +250,8 @@ class NoiseTransition:
         with torch.no_grad():
             if self.spec.mode == "learn":
                 return torch.softmax(self.logits.detach(), dim=1)
-            eye = torch.eye(self.K, dtype=self.counts.dtype, device=self.counts.device)
-            return floor_diagonal(self.counts + self.PRIOR * eye, self.spec.floor)
+            seen = (self.hits >= self.MIN_HITS)[:, None]
+            return floor_diagonal(torch.where(seen, self.counts, torch.zeros_like(self.counts)), self.spec.floor)
 
     def for_loss(self, step: int, steps: int) -> torch.Tensor:
         """T as the loss at ``step`` uses it: identity (``em``) or the frozen start (``learn``)
@@ -271,6 +272,10 @@ class NoiseTransition:
         """``em``: fold the step's soft confusion (rendered logits vs input labels) into the average."""
         if self.spec.mode == "em":
             self.counts.mul_(self.EMA).add_(confusion_counts(logits, target), alpha=1.0 - self.EMA)
+            with torch.no_grad():
+                valid = (target.long() != IGNORE_INDEX) & (target.long() >= 0) & (target.long() < self.K)
+                hits = torch.bincount(logits.detach().argmax(-1)[valid], minlength=self.K).float()
+            self.hits.mul_(self.EMA).add_(hits, alpha=1.0 - self.EMA)
 
     def step(self, step: int, steps: int) -> None:
         """``learn``: one Adam step on T's logits after the warm-up (call after ``backward``)."""
@@ -280,7 +285,7 @@ class NoiseTransition:
             self.opt.zero_grad(set_to_none=True)
 
     def state_dict(self) -> dict:
-        d = {"counts": self.counts.detach().cpu().clone()}
+        d = {"counts": self.counts.detach().cpu().clone(), "hits": self.hits.detach().cpu().clone()}
         if self.logits is not None:
             d["logits"] = self.logits.detach().cpu().clone()
             d["opt"] = self.opt.state_dict()
@@ -288,6 +293,7 @@ class NoiseTransition:
 
     def load_state_dict(self, d: dict) -> None:
         self.counts.copy_(d["counts"].to(self.device))
+        self.hits.copy_(d["hits"].to(self.device))
         if self.logits is not None:
             with torch.no_grad():
                 self.logits.copy_(d["logits"].to(self.device))
@@ -303,7 +309,7 @@ class NoiseTransition:
             "mode": self.spec.mode, "warmup": self.spec.warmup,
             **({"floor": self.spec.floor} if self.spec.mode == "em" else
                {"trace": self.spec.trace, "init_diag": self.spec.init_diag, "lr": self.LR}),
-            **({"ema": self.EMA, "prior_pixels": self.PRIOR} if self.spec.mode == "em" else {}),
+            **({"ema": self.EMA, "min_hits": self.MIN_HITS} if self.spec.mode == "em" else {}),
             "classes": names,
             "diagonal": {names[i]: round(float(T[i, i]), 4) for i in range(self.K)},
             "top_confusions": [{"true": names[i], "observed": names[j], "p": round(v, 4)}
