@@ -89,6 +89,9 @@ class LoopConfig:
     refine_preset: str = "tiny"
     novel_views: int = 48
     refine_steps: int | None = None  # None: the preset's fit steps
+    # FitConfig overrides of the refine's fits, "KEY=VALUE;KEY=VALUE" as --fit-set takes them, e.g.
+    # "label_view_weight=yaw:30:0.1" (the input labels of views beyond 30 deg weigh less); "" = none
+    refine_fit_set: str = ""
     # 6. fine-tuning
     ft_iters: int = 300
     ft_lr: float = 2.5e-3
@@ -212,31 +215,45 @@ class Stage:
 
 # Fields read only by the fine-tunes: runs that differ only in these share every other stage.
 FT_ONLY_FIELDS = ("ft_iters", "ft_lr", "ft_warmup", "frontal_mix", "ckpt_every")
+# Fields read by the refine, the aux images and the fine-tunes only: runs that differ in these
+# (and the fine-tune fields) share the frontal set, the baseline, the parsed multiview scenes and the
+# evaluation of the baseline.
+REFINE_FIELDS = ("refine_preset", "novel_views", "refine_steps", "refine_fit_set", "aux_background")
 # Stages (and the files the later stages read by path) that ``--reuse`` takes from another work dir.
 REUSABLE_STAGES = ("frontal", "baseline", "multiview", "refine", "aux", "evalset", "eval_baseline")
 REUSABLE_FILES = ("baseline.pth", "refined_dataset", "noisy_dataset")
 
 
 def reuse_mismatch(cfg: "LoopConfig", other: dict) -> list[str]:
-    """Fields (other than the fine-tune-only ones) where ``other`` (a work dir's config.json)
-    differs from ``cfg``: empty when its stages before the fine-tunes can be reused."""
+    """Fields where ``other`` (a work dir's config.json) differs from ``cfg``, ``name`` left out."""
     mine = asdict(cfg)
-    return sorted(k for k in mine if k not in FT_ONLY_FIELDS and k != "name"
+    return sorted(k for k in mine if k != "name"
                   and other.get(k, LoopConfig.__dataclass_fields__[k].default) != mine[k])
 
 
-def adopt_stages(src: Path, root: Path) -> list[str]:
-    """Take the finished shared stages of ``src`` (one seed's directory of another work dir) into
-    ``root``: their records are copied (they name ``src``'s files by absolute path) and the files
-    the fine-tunes read by path are symlinked. Returns the stage names adopted."""
+def reusable(mismatch: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(stages, files) that a work dir differing from this run in ``mismatch`` can lend it, or None
+    when it differs in a field every stage reads."""
+    if set(mismatch) <= set(FT_ONLY_FIELDS):
+        return REUSABLE_STAGES, REUSABLE_FILES
+    if set(mismatch) <= set(FT_ONLY_FIELDS) | set(REFINE_FIELDS):
+        return (tuple(s for s in REUSABLE_STAGES if s not in ("refine", "aux")), ("baseline.pth",))
+    return None
+
+
+def adopt_stages(src: Path, root: Path, stages: tuple[str, ...] = REUSABLE_STAGES,
+                 files: tuple[str, ...] = REUSABLE_FILES) -> list[str]:
+    """Take the finished ``stages`` of ``src`` (one seed's directory of another work dir) into
+    ``root``: their records are copied (they name ``src``'s files by absolute path) and ``files``
+    (those later stages read by path) are symlinked. Returns the stage names adopted."""
 
     got = []
-    for name in REUSABLE_STAGES:
+    for name in stages:
         m = src / f"{name}.done.json"
         if m.is_file() and not Stage(root, name).done:
             shutil.copyfile(m, root / f"{name}.done.json")
             got.append(name)
-    for f in REUSABLE_FILES:
+    for f in files:
         if (src / f).exists() and not (root / f).exists():
             (root / f).symlink_to((src / f).resolve(), target_is_directory=(src / f).is_dir())
     return got
@@ -353,8 +370,11 @@ def stage_refine(root: Path, cfg: LoopConfig, seed: int, device: str, scenes: li
 
     t0 = time.perf_counter()
     out = root / "refine"
+    from labelsplat.splat.config import parse_fit_overrides
+
     rc = RefineConfig(preset=cfg.refine_preset, novel_views=cfg.novel_views, sampler="extreme", seed=seed,
-                      device=device, steps=cfg.refine_steps)
+                      device=device, steps=cfg.refine_steps,
+                      fit_overrides=parse_fit_overrides([x for x in cfg.refine_fit_set.split(";") if x.strip()]))
     resume = (out / "refine.json").is_file()
     pooled, outcomes = refine(scenes, out, rc, resume=resume, overwrite=not resume, progress=False,
                               log=lambda m: log("  refine: " + m), title="paper_loop refine")
@@ -552,14 +572,15 @@ def evaluate_model(weights: Path, scenes: list[str], cfg: LoopConfig, device: st
 
 # ----------------------------------------------------------------------------- one seed
 def run_seed(work: Path, cfg: LoopConfig, seed: int, device: str, log, on_stage: Callable[[], None],
-             arms: tuple[str, ...] = ("refined", "noisy"), reuse: Path | None = None) -> dict:
+             arms: tuple[str, ...] = ("refined", "noisy"), reuse: Path | None = None,
+             reuse_parts: tuple[tuple[str, ...], tuple[str, ...]] = (REUSABLE_STAGES, REUSABLE_FILES)) -> dict:
     """All stages of one seed; ``arms`` limits the fine-tunes (and their evaluations) to a subset
     (a seed with an arm left out has no summary entry, its other records are kept). ``reuse``:
-    another work dir whose finished stages before the fine-tunes are adopted (``adopt_stages``)."""
+    another work dir whose finished stages ``reuse_parts`` (stages, files) are adopted (``adopt_stages``)."""
     root = work / f"seed_{seed}"
     root.mkdir(parents=True, exist_ok=True)
     if reuse is not None and (reuse / f"seed_{seed}").is_dir():
-        got = adopt_stages(reuse / f"seed_{seed}", root)
+        got = adopt_stages(reuse / f"seed_{seed}", root, *reuse_parts)
         if got:
             log(f"seed {seed}: reused {', '.join(got)} from {reuse}")
     rec: dict[str, Any] = {}
@@ -744,9 +765,11 @@ def main(argv: list[str] | None = None) -> int:
                          "'none' runs every stage but the fine-tunes, e.g. to prepare seeds whose fine-tunes run "
                          "later in another --work with --reuse). A seed without both arms is left out of the summary")
     ap.add_argument("--reuse", default=None, metavar="WORK",
-                    help="another work dir run with the same configuration except the fine-tune fields "
-                         f"({', '.join(FT_ONLY_FIELDS)}): its finished stages before the fine-tunes are "
-                         "adopted (records copied, baseline and datasets symlinked) instead of rerun")
+                    help="another work dir whose configuration differs from this run only in the fine-tune "
+                         f"fields ({', '.join(FT_ONLY_FIELDS)}): its finished stages before the fine-tunes are "
+                         "adopted (records copied, baseline and datasets symlinked) instead of rerun; if it also "
+                         f"differs in the refine fields ({', '.join(REFINE_FIELDS)}), only the frontal set, the "
+                         "baseline, the parsed multiview scenes, the eval set and the baseline's evaluation")
     ap.add_argument("--summarize", action="store_true",
                     help="run nothing: rebuild the results JSON from the finished stages in --work (e.g. after "
                          "seeds ran in parallel processes, each with its own --results)")
@@ -768,15 +791,17 @@ def main(argv: list[str] | None = None) -> int:
     work = (args.work or REPO / "runs" / "paper_loop" / cfg.name).resolve()
     results = (args.results or REPO / "benchmarks" / "results" / f"paper_loop_{cfg.name}.json").resolve()
     work.mkdir(parents=True, exist_ok=True)
-    reuse = None
+    reuse, reuse_parts = None, (REUSABLE_STAGES, REUSABLE_FILES)
     if args.reuse is not None:
         reuse = Path(args.reuse).resolve()
         rc = reuse / "config.json"
         if not rc.is_file():
             ap.error(f"--reuse {reuse}: no config.json there (not a paper_loop work dir)")
-        bad = reuse_mismatch(cfg, json.loads(rc.read_text()))
-        if bad:
-            ap.error(f"--reuse {rc}: configuration differs beyond the fine-tune fields in {', '.join(bad)}")
+        diff = reuse_mismatch(cfg, json.loads(rc.read_text()))
+        reuse_parts = reusable(diff)
+        if reuse_parts is None:
+            bad = sorted(set(diff) - set(FT_ONLY_FIELDS) - set(REFINE_FIELDS))
+            ap.error(f"--reuse {rc}: configuration differs beyond the fine-tune and refine fields in {', '.join(bad)}")
         if reuse == work:
             ap.error("--reuse names the work dir itself")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -814,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             run_seed(work, cfg, s, args.device, log,
                      lambda: write_results(results, cfg, seeds, work, args.device, started), arms=arms,
-                     reuse=reuse)
+                     reuse=reuse, reuse_parts=reuse_parts)
             log(f"seed {s} finished in {time.perf_counter() - t:.0f} s this invocation")
         doc = write_results(results, cfg, seeds, work, args.device, started)
     finally:

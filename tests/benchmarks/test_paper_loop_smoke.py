@@ -135,12 +135,34 @@ def test_reuse_runs_only_the_fine_tunes(micro_run, tmp_path):
 def test_reuse_refused_when_shared_stages_differ(micro_run, tmp_path):
     pl, work, _, _ = micro_run
     args = ["--config", "micro", "--seeds", "0", "--work", str(tmp_path / "w"), "--results", str(tmp_path / "r.json"),
-            "--device", "cpu", "--set", "novel_views=5", "--reuse", str(work)]
+            "--device", "cpu", "--set", "base_iters=3", "--reuse", str(work)]
     with pytest.raises(SystemExit) as e:
         pl.main(args)
     assert e.value.code == 2
-    assert pl.reuse_mismatch(pl.CONFIGS["micro"], {**pl.asdict(pl.CONFIGS["micro"]), "ft_iters": 1}) == []
-    assert pl.reuse_mismatch(pl.CONFIGS["micro"], {**pl.asdict(pl.CONFIGS["micro"]), "base_iters": 1}) == ["base_iters"]
+    micro = pl.asdict(pl.CONFIGS["micro"])
+    assert pl.reuse_mismatch(pl.CONFIGS["micro"], {**micro, "ft_iters": 1}) == ["ft_iters"]
+    assert pl.reusable(["ft_iters"]) == (pl.REUSABLE_STAGES, pl.REUSABLE_FILES)
+    stages, files = pl.reusable(["ft_lr", "refine_fit_set"])
+    assert "refine" not in stages and "aux" not in stages and "baseline" in stages and files == ("baseline.pth",)
+    assert pl.reusable(["base_iters", "ft_lr"]) is None
+
+
+def test_reuse_with_another_refine_setting_reruns_refine_and_aux(pl, micro_run, tmp_path):
+    """A run differing in a refine field adopts the baseline etc. and redoes refine and aux with
+    its own fit overrides (recorded in the refine stage's config)."""
+    _, work, _, _ = micro_run
+    w = tmp_path / "w"
+    args = ["--config", "micro", "--seeds", "0", "--work", str(w), "--results", str(tmp_path / "r.json"),
+            "--device", "cpu", "--threads", "1", "--arms", "none", "--reuse", str(work),
+            "--set", "refine_fit_set=label_view_weight=yaw:30:0.2"]
+    assert pl.main(args) == 0
+    root = w / "seed_0"
+    assert (root / "baseline.pth").is_symlink() and not (root / "refined_dataset").is_symlink()
+    assert (root / "refined_dataset" / "manifest.json").is_file()
+    ref = json.loads((root / "refine.done.json").read_text())
+    assert ref["config"]["fit_overrides"] == {"label_view_weight": "yaw:30:0.2"}
+    assert json.loads((root / "baseline.done.json").read_text()) == json.loads(
+        (work / "seed_0" / "baseline.done.json").read_text())
 
 
 def test_arms_none_stops_before_the_fine_tunes(pl, micro_run, tmp_path):
