@@ -6,8 +6,9 @@
 # Configuration `cpu2` (128 px inputs) with the fine-tune schedule given by $A_SET (default
 # 2000 steps, as the CPU seed-0 run); each seed runs in its own process (its own 4 torch
 # threads, the GPU shared). When a seed of A is finished and time is left, variant B
-# ($B_SET, default 4000 fine-tune steps) reuses that seed's baseline, refined/noisy datasets and
-# eval set and runs only the fine-tunes and evaluations. A watchdog stops everything at
+# ($B_SET, default 4000 fine-tune steps) reuses that seed's finished stages (`paper_loop.py --reuse`:
+# all before the fine-tunes when B differs from A in fine-tune fields only; the baseline, parsed
+# multiview scenes and eval set when B also changes a refine field) and runs the rest. A watchdog stops everything at
 # deadline_s (default 480) with SIGTERM (trainings save their resume state). The device returns
 # only a few files from $OUT, so per-seed logs and results stay in $WORK/out and $OUT receives
 # the pooled results JSON of A and B, the session log and one tarball of everything small
@@ -39,12 +40,8 @@ one_seed() {
   local s=$1
   python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$A_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
     --work "$WORK/A" --results "$RES/paper_loop_gpu_A_s$s.json" > "$RES/paper_loop_A_s$s.log" 2>&1 || return 1
-  local a="$WORK/A/seed_$s" b="$WORK/B/seed_$s"
-  mkdir -p "$b"
-  cp -a "$a"/{frontal,baseline,multiview,refine,aux,evalset,eval_baseline}.done.json "$a"/baseline.pth \
-    "$a"/baseline.pth.json "$a"/refined_dataset "$a"/noisy_dataset "$b"/ 2>/dev/null || true
   python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$B_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
-    --work "$WORK/B" --results "$RES/paper_loop_gpu_B_s$s.json" > "$RES/paper_loop_B_s$s.log" 2>&1
+    --work "$WORK/B" --results "$RES/paper_loop_gpu_B_s$s.json" --reuse "$WORK/A" > "$RES/paper_loop_B_s$s.log" 2>&1
 }
 
 log "paper loop ($CONFIG, $DEVICE) on $(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")'), seeds $SEEDS, A: $A_SET, B: $B_SET, deadline ${DEADLINE}s"
