@@ -2,7 +2,6 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from labelsplat.eval import read_metrics

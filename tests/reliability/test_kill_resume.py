@@ -5,7 +5,6 @@ seed, bit for bit (CPU backend), and that no temporary or corrupt file remains."
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal
