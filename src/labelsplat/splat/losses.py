@@ -274,7 +274,9 @@ class NoiseTransition:
             self.counts.mul_(self.EMA).add_(confusion_counts(logits, target), alpha=1.0 - self.EMA)
             with torch.no_grad():
                 valid = (target.long() != IGNORE_INDEX) & (target.long() >= 0) & (target.long() < self.K)
-                hits = torch.bincount(logits.detach().argmax(-1)[valid], minlength=self.K).float()
+                # index_add_ over every pixel (no boolean indexing or bincount: no host sync on a GPU)
+                hits = torch.zeros(self.K, dtype=torch.float32, device=logits.device).index_add_(
+                    0, logits.detach().argmax(-1).reshape(-1), valid.reshape(-1).float())
             self.hits.mul_(self.EMA).add_(hits, alpha=1.0 - self.EMA)
 
     def step(self, step: int, steps: int) -> None:
