@@ -119,7 +119,7 @@ def _optimum(labels: torch.Tensor, K: int, transition=None, class_weights=None) 
     """The class distribution of ONE surface point seen by len(labels) views that minimises the loss."""
     theta = torch.zeros(K, requires_grad=True)
     opt = torch.optim.Adam([theta], lr=0.1)
-    for _ in range(400):
+    for _ in range(250):
         logits = theta.expand(len(labels), 1, 1, K)
         loss = semantic_loss(logits, labels.view(-1, 1, 1), transition=transition, class_weights=class_weights)
         opt.zero_grad()
