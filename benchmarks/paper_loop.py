@@ -221,7 +221,7 @@ FT_ONLY_FIELDS = ("ft_iters", "ft_lr", "ft_warmup", "frontal_mix", "ckpt_every")
 REFINE_FIELDS = ("refine_preset", "novel_views", "refine_steps", "refine_fit_set", "aux_background")
 # Stages (and the files the later stages read by path) that ``--reuse`` takes from another work dir.
 REUSABLE_STAGES = ("frontal", "baseline", "multiview", "refine", "aux", "evalset", "eval_baseline")
-REUSABLE_FILES = ("baseline.pth", "refined_dataset", "noisy_dataset")
+REUSABLE_FILES = ("baseline.pth", "baseline.pth.json", "refined_dataset", "noisy_dataset")
 
 
 def reuse_mismatch(cfg: "LoopConfig", other: dict) -> list[str]:
@@ -237,7 +237,7 @@ def reusable(mismatch: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]] | N
     if set(mismatch) <= set(FT_ONLY_FIELDS):
         return REUSABLE_STAGES, REUSABLE_FILES
     if set(mismatch) <= set(FT_ONLY_FIELDS) | set(REFINE_FIELDS):
-        return (tuple(s for s in REUSABLE_STAGES if s not in ("refine", "aux")), ("baseline.pth",))
+        return (tuple(s for s in REUSABLE_STAGES if s not in ("refine", "aux")), ("baseline.pth", "baseline.pth.json"))
     return None
 
 
@@ -356,7 +356,7 @@ def stage_multiview(root: Path, cfg: LoopConfig, seed: int, device: str, log) ->
     sseed = split_seed(seed, "multiview")
     synthesize(mv, SynthConfig(identities=cfg.mv_identities, views=cfg.mv_views, rig="facescape",
                                resolution=cfg.mv_resolution, noise="none", seed=sseed), overwrite=True)
-    parser = load_parser(root / "baseline.pth", device=device)
+    parser = load_parser(root / "baseline.pth", device=device, input_size=cfg.input_size)
     scenes = [str(p) for p in sorted(mv.iterdir()) if (p / "transforms.json").is_file()]
     # what `labelsplat parse SCENE --weights baseline.pth` does (face crop around the projected
     # head centre, labels/<stem>.png = label_path), done here with the same functions
@@ -418,7 +418,7 @@ def stage_aux(root: Path, cfg: LoopConfig, seed: int, device: str, log) -> dict:
     cams = {f.name: f for f in load_scene(src).frames}
     tj = read_json(src / "transforms.json")
     manifest = {v["name"]: v for v in read_json(src / "manifest.json")["views"]}
-    parser = load_parser(root / "baseline.pth", device=device)
+    parser = load_parser(root / "baseline.pth", device=device, input_size=cfg.input_size)
     if parser.info.label_scheme != scheme.name:
         raise RuntimeError(f"parser scheme {parser.info.label_scheme} != dataset scheme {scheme.name}")
     sc_ref, sc_noisy = LabellingScores.for_scheme(scheme), LabellingScores.for_scheme(scheme)
@@ -564,7 +564,7 @@ def evaluate_model(weights: Path, scenes: list[str], cfg: LoopConfig, device: st
     from labelsplat.parsers.infer import load_parser
 
     t0 = time.perf_counter()
-    parser = load_parser(weights, device=device)
+    parser = load_parser(weights, device=device, input_size=cfg.input_size)
     scores, n = parse_and_score(parser, scenes, cfg, write_labels=False)
     return {"weights": str(weights), "n_views": n, "scores": scores.to_dict(),
             "seconds": round(time.perf_counter() - t0, 2)}

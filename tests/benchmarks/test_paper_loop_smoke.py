@@ -123,6 +123,7 @@ def test_reuse_runs_only_the_fine_tunes(micro_run, tmp_path):
     assert pl.main(base + ["--reuse", str(work)]) == 0
     root = w2 / "seed_0"
     assert (root / "baseline.pth").is_symlink() and (root / "refined_dataset").is_symlink()
+    assert (root / "baseline.pth.json").is_symlink()  # the parser's input size travels with the weights
     assert not (root / "frontal_dataset").exists()  # adopted records name the source's files
     done = sorted(p.name[: -len(".done.json")] for p in root.glob("*.done.json"))
     assert done == sorted([*pl.REUSABLE_STAGES, "ft_refined", "eval_ft_refined"])
@@ -143,7 +144,7 @@ def test_reuse_refused_when_shared_stages_differ(micro_run, tmp_path):
     assert pl.reuse_mismatch(pl.CONFIGS["micro"], {**micro, "ft_iters": 1}) == ["ft_iters"]
     assert pl.reusable(["ft_iters"]) == (pl.REUSABLE_STAGES, pl.REUSABLE_FILES)
     stages, files = pl.reusable(["ft_lr", "refine_fit_set"])
-    assert "refine" not in stages and "aux" not in stages and "baseline" in stages and files == ("baseline.pth",)
+    assert "refine" not in stages and "aux" not in stages and "baseline" in stages and files == ("baseline.pth", "baseline.pth.json")
     assert pl.reusable(["base_iters", "ft_lr"]) is None
 
 
@@ -158,6 +159,12 @@ def test_reuse_with_another_refine_setting_reruns_refine_and_aux(pl, micro_run, 
     assert pl.main(args) == 0
     root = w / "seed_0"
     assert (root / "baseline.pth").is_symlink() and not (root / "refined_dataset").is_symlink()
+    assert (root / "baseline.pth.json").is_symlink()
+    # the re-parsed aux labels are the source's baseline at its trained size: the noisy labels'
+    # scores equal a parse through the source run's own files
+    from labelsplat.parsers.infer import load_parser
+
+    assert load_parser(root / "baseline.pth", device="cpu").info.input_size == pl.CONFIGS["micro"].input_size
     assert (root / "refined_dataset" / "manifest.json").is_file()
     ref = json.loads((root / "refine.done.json").read_text())
     assert ref["config"]["fit_overrides"] == {"label_view_weight": "yaw:30:0.2"}

@@ -92,3 +92,29 @@ def test_predict_pastes_crop_and_background():
     assert np.array_equal(labs[0][5:37, 10:42], alone)
     with pytest.raises(ValueError, match="outside"):
         parser.predict([imgs[1]], [CropBox(0, 0, 40, 40)])
+
+
+def test_symlinked_weights_keep_their_sidecar_metadata(tmp_path):
+    """A weights file reached through a symlink (experiment folders link their baseline) resolves
+    the training's input size from its target's ``<weights>.json``, not the 512 px default."""
+    import json
+
+    from labelsplat.parsers.infer import load_parser, read_weights_metadata
+
+    real = tmp_path / "train" / "baseline.pth"
+    real.parent.mkdir()
+    torch.save(BiSeNet(n_classes=19).state_dict(), real)
+    (tmp_path / "train" / "baseline.pth.json").write_text(json.dumps(
+        {"model": "bisenet", "label_scheme": "celebamask19-zll", "n_classes": 19, "input_size": 64}))
+    link = tmp_path / "exp" / "baseline.pth"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    assert read_weights_metadata(link)["input_size"] == 64
+    assert load_parser(link, device="cpu").info.input_size == 64
+    # a plain copy without its sidecar has no metadata (registry defaults apply)
+    copy = tmp_path / "exp" / "copy.pth"
+    copy.write_bytes(real.read_bytes())
+    assert read_weights_metadata(copy) is None
+    # the link's own sidecar wins over the target's
+    (tmp_path / "exp" / "baseline.pth.json").write_text(json.dumps({"input_size": 96}))
+    assert read_weights_metadata(link)["input_size"] == 96

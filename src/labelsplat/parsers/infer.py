@@ -35,7 +35,13 @@ def read_weights_metadata(weights: str | Path) -> dict[str, Any] | None:
 
     p = metadata_path(weights)
     if not p.is_file():
-        return None
+        # a symlinked weights file (experiment folders link their baseline) keeps its target's
+        # metadata: without it the registry defaults (512 px) would silently replace the trained size
+        target = metadata_path(Path(weights).resolve())
+        if Path(weights).is_symlink() and target.is_file():
+            p = target
+        else:
+            return None
     data = read_json(p)
     if not isinstance(data, dict):
         raise LabelsplatError("weights metadata must be a JSON object", path=p)
