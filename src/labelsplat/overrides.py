@@ -22,7 +22,7 @@ VALUE_HINT = ("numbers as 0.1, switches as true/false, optional settings also as
 
 
 def parse_value(option: str, name: str, text: str, hint: Any,
-                readers: dict[str, Callable[[str], Any]] | None = None) -> Any:
+                readers: dict[str, Callable[[str], Any]] | None = None, value_hint: str = VALUE_HINT) -> Any:
     """``text`` read as the type ``hint`` of field ``name`` (``option`` names the CLI option in errors)."""
     t = text.strip()
     args = typing.get_args(hint)
@@ -54,15 +54,19 @@ def parse_value(option: str, name: str, text: str, hint: Any,
             return tuple(p for p in parts) if item is str else tuple(float(p) for p in parts)
     except ValueError:
         pass
-    raise LabelsplatError(f"{option} {name}={text}: cannot read the value as {hint}", hint=VALUE_HINT)
+    raise LabelsplatError(f"{option} {name}={text}: cannot read the value as {hint}", hint=value_hint)
 
 
 def parse_overrides(items: list[str] | None, cls: type, *, option: str, exclude: tuple[str, ...] = (),
-                    readers: dict[str, Callable[[str], Any]] | None = None, example: str = "") -> dict[str, Any]:
+                    readers: dict[str, Callable[[str], Any]] | None = None, example: str = "",
+                    what: str = "setting", names_hint: str | None = None,
+                    value_hint: str = VALUE_HINT) -> dict[str, Any]:
     """``KEY=VALUE`` strings -> ``{field: typed value}`` for the dataclass ``cls``.
 
     ``exclude``: fields that cannot be set this way. ``none`` values are kept in the dict (an
-    optional field set to None). Unknown keys and unreadable values raise one LabelsplatError.
+    optional field set to None). Unknown keys and unreadable values raise one LabelsplatError
+    (``what`` names a setting in it, ``names_hint`` replaces the list of valid names,
+    ``value_hint`` the reminder of how values are written).
     """
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name not in exclude]
@@ -72,6 +76,7 @@ def parse_overrides(items: list[str] | None, cls: type, *, option: str, exclude:
             raise LabelsplatError(f"{option} expects KEY=VALUE, got {item!r}", hint=f"e.g. {option} {example}".strip())
         key, value = (x.strip() for x in item.split("=", 1))
         if key not in names:
-            raise LabelsplatError(f"{option}: unknown setting {key!r}", hint=f"the settings are {', '.join(names)}")
-        out[key] = parse_value(option, key, value, hints[key], readers)
+            raise LabelsplatError(f"{option}: unknown {what} {key!r}",
+                                  hint=names_hint or f"the settings are {', '.join(names)}")
+        out[key] = parse_value(option, key, value, hints[key], readers, value_hint)
     return out

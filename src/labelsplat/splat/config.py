@@ -371,65 +371,32 @@ PRESETS: dict[str, FitConfig] = {
 }
 
 
-def _parse_field_value(name: str, text: str, hint) -> Any:
-    import types
-    import typing
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(tuple(x.strip() for x in part.split(":")) for part in text.split(","))  # type: ignore[misc]
 
-    t = text.strip()
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
-    if t.lower() in ("none", "null", "off"):
-        if optional:
-            return None
-        if base is str:  # a word of the setting's own grammar, e.g. semantic_grad=none
-            return t
-        raise LabelsplatError(f"--fit-set {name}: this setting cannot be none")
-    origin = typing.get_origin(base)
-    try:
-        if base is bool:
-            if t.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(t)
-            return t.lower() in ("true", "1", "yes")
-        if base is int:
-            return int(t)
-        if base is float:
-            return float(t)
-        if base is str:
-            return t
-        if origin is tuple and name == "class_weights_by_concept":  # concept:weight,concept:weight
-            return tuple((c.strip(), float(w)) for c, w in (part.split(":") for part in t.split(",")))
-        if origin is tuple and name == "coarse_to_fine":  # frac:scale,frac:scale
-            return tuple((float(a), float(b)) for a, b in (part.split(":") for part in t.split(",")))
-        if origin is tuple:  # comma-separated floats
-            return tuple(float(x) for x in t.split(","))
-    except ValueError:
-        pass
-    raise LabelsplatError(f"--fit-set {name}={text}: cannot read the value as {hint}",
-                          hint="numbers as 0.1, switches as true/false, optional settings also as none, "
-                               "class_weights as 1,1,5,..., class_weights_by_concept as l_eye:10,mouth:5")
+
+# FitConfig fields whose --fit-set value has its own grammar ("a:b,c:d")
+_FIT_READERS = {
+    "class_weights_by_concept": lambda t: tuple((c, float(w)) for c, w in _pairs(t)),
+    "coarse_to_fine": lambda t: tuple((float(a), float(b)) for a, b in _pairs(t)),
+}
 
 
 def parse_fit_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (the CLI's repeatable ``--fit-set``) -> typed FitConfig overrides.
+    """``KEY=VALUE`` strings (the CLI's repeatable ``--fit-set``) -> typed FitConfig overrides
+    (:func:`labelsplat.overrides.parse_overrides`; ``class_weights_by_concept`` as
+    ``l_eye:10,mouth:5``, ``coarse_to_fine`` as ``0:0.25,0.5:1``).
 
     Values are read by the field's type; ``none`` sets an optional field to None (kept in the dict:
     :func:`apply_fit_overrides` applies it, while :func:`make_config` would ignore it).
     """
-    import typing
+    from ..overrides import VALUE_HINT, parse_overrides
 
-    hints = typing.get_type_hints(FitConfig)
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise LabelsplatError(f"--fit-set expects KEY=VALUE, got {item!r}", hint="e.g. --fit-set label_colour_weight=none")
-        key, value = (x.strip() for x in item.split("=", 1))
-        if key not in hints or key == "preset":
-            raise LabelsplatError(f"--fit-set: unknown fit setting {key!r}",
-                                  hint="the settings are FitConfig's fields (labelsplat.splat.config), "
-                                       "e.g. label_colour_weight, class_weights_by_concept, semantic_loss, sem_lr")
-        out[key] = _parse_field_value(key, value, hints[key])
-    return out
+    return parse_overrides(items, FitConfig, option="--fit-set", exclude=("preset",), readers=_FIT_READERS,
+                           example="label_colour_weight=none", what="fit setting",
+                           names_hint="the settings are FitConfig's fields (labelsplat.splat.config), "
+                                      "e.g. label_colour_weight, class_weights_by_concept, semantic_loss, sem_lr",
+                           value_hint=VALUE_HINT + "; class_weights_by_concept as l_eye:10,mouth:5")
 
 
 def apply_fit_overrides(cfg: FitConfig, overrides: dict[str, Any]) -> FitConfig:
