@@ -3,8 +3,8 @@
 #
 #   OUT=/path bash benchmarks/gpu_paper_loop.sh [deadline_s]
 #
-# Configuration `cpu2` (128 px inputs) with the fine-tune schedule given by $A_SET (default
-# 2000 steps, as the CPU seed-0 run); each seed runs in its own process (its own 4 torch
+# Configuration `cpu2` (128 px inputs) with the overrides $A_SET (default: 2000 fine-tune steps and
+# per-view label weights in the refine, as the CPU run cpu2_vw_ft2000); each seed runs in its own process (its own 4 torch
 # threads, the GPU shared). When a seed of A is finished and time is left, variant B
 # ($B_SET, default 4000 fine-tune steps) reuses that seed's finished stages (`paper_loop.py --reuse`:
 # all before the fine-tunes when B differs from A in fine-tune fields only; the baseline, parsed
@@ -20,8 +20,9 @@ OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
 DEADLINE=${1:-480}
 WORK=${WORK:-/tmp/paper_loop_gpu}
-A_SET=${A_SET:-"ft_iters=2000"}
-B_SET=${B_SET:-"ft_iters=4000"}
+VW="refine_fit_set=label_view_weight=yaw:30:0.1"  # the refine trusts the input views near frontal more
+A_SET=${A_SET:-"ft_iters=2000 $VW"}
+B_SET=${B_SET:-"ft_iters=4000 $VW"}
 SEEDS=${SEEDS:-"0 1 2"}
 CONFIG=${CONFIG:-cpu2}
 DEVICE=${DEVICE:-cuda}
