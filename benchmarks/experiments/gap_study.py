@@ -167,6 +167,50 @@ def extract_pp(npz, scene, cams, yaws, rcfg, logit_adjust: float, class_w: np.nd
     return lab.astype(np.uint8), np.asarray(pp, dtype=np.uint8)
 
 
+def study_setup(work: Path, seed: int, preset: str, refine_sets: dict | None = None):
+    """The benchmark's seed-``seed`` head (noisy and exact-label scenes), its 100 extreme novel
+    cameras and their exact / initial labels (cached in ``work``). Returns (noisy_dir, exact_dir,
+    RefineConfig, scene, cameras, yaws, gt (V, H, W), initial (V, H, W))."""
+    from labelsplat.pipeline import RefineConfig
+    from labelsplat.synth import load_head, load_synth, render_views
+
+    work.mkdir(parents=True, exist_ok=True)
+    (noisy_dir, exact_dir), = rq.synth_inputs(work, bench_args(seed), seed)
+    rcfg = RefineConfig(preset=preset, seed=seed, device="cpu", novel_views=100, **(refine_sets or {}))
+    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, seed, rcfg.sampler, rcfg.min_head_inside)
+    gt_cache = work / f"gt_s{seed}.npz"
+    if gt_cache.is_file():
+        z = np.load(gt_cache)
+        gt, initial = z["gt"], z["initial"]
+    else:
+        views = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
+        gt, initial = np.stack([v.gt_labels for v in views]), np.stack([v.labels for v in views])
+        np.savez_compressed(gt_cache, gt=gt, initial=initial)
+    return noisy_dir, exact_dir, rcfg, scene, cams, yaws, gt, initial
+
+
+def fit_and_label(sdir: Path, args, run_name: str, rcfg, cams, yaws):
+    """Fit scene ``sdir`` on the CPU with ``args.preset`` + ``args.fit_set`` (seed ``args.seed``) in
+    ``args.work/<run_name>_<pid>`` and label ``cams`` as ``refine`` does. Returns (run dir, FitConfig,
+    fit result, fit seconds, rendered views, post-processed labels, post-processing report)."""
+    from labelsplat.pipeline import label_novel_views
+    from labelsplat.scene import load_scene
+    from labelsplat.splat.config import apply_fit_overrides, make_config
+    from labelsplat.splat.render_views import load_run
+    from labelsplat.splat.trainer import fit
+
+    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq._parse_sets(args.fit_set))
+    run_dir = args.work / f"{run_name}_{os.getpid()}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    t = time.perf_counter()
+    res = fit(load_scene(sdir), run_dir, fit_cfg, device="cpu", progress=False, write_outputs=False)
+    t_fit = time.perf_counter() - t
+    rendered, pp, report = label_novel_views(load_run(run_dir, "cpu"), load_scene(sdir), cams, rcfg, yaws=yaws,
+                                             timings={})
+    return run_dir, fit_cfg, res, t_fit, rendered, pp, report
+
+
 def add_fit_args(ap: argparse.ArgumentParser) -> None:
     """The options shared with lift_study.py: which labels, tag, seed, preset, fit overrides."""
     ap.add_argument("--labels", choices=("noisy", "exact", "patch3d", "noise2d"), default="noisy")
@@ -187,28 +231,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_JSON)
     args = ap.parse_args(argv)
 
-    from labelsplat.pipeline import RefineConfig, label_novel_views
-    from labelsplat.scene import load_scene
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.config import apply_fit_overrides, make_config
-    from labelsplat.synth import load_head, load_synth, render_views
 
     t0 = time.time()
-    ba = bench_args(args.seed)
-    args.work.mkdir(parents=True, exist_ok=True)
-    (noisy_dir, exact_dir), = rq.synth_inputs(args.work, ba, args.seed)
-    rcfg = RefineConfig(preset=args.preset, seed=args.seed, device="cpu", novel_views=100,
-                        **rq._parse_sets(args.refine_set))
-    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, args.seed, rcfg.sampler, rcfg.min_head_inside)
+    noisy_dir, exact_dir, rcfg, scene, cams, yaws, gt, initial = study_setup(
+        args.work, args.seed, args.preset, rq._parse_sets(args.refine_set))
     scheme = get_scheme(scene.label_scheme)
-    gt_cache = args.work / f"gt_s{args.seed}.npz"
-    if gt_cache.is_file():
-        z = np.load(gt_cache)
-        gt, initial = z["gt"], z["initial"]
-    else:
-        views = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
-        gt, initial = np.stack([v.gt_labels for v in views]), np.stack([v.labels for v in views])
-        np.savez_compressed(gt_cache, gt=gt, initial=initial)
 
     record: dict = {"labels": args.labels, "seed": args.seed, "preset": args.preset}
     if args.rescore:
@@ -221,19 +249,11 @@ def main(argv=None) -> int:
                        "fit_config": src["fit_config"]})
         record["scores"] = score({"initial": initial, "refined": pp, "refined_raw": raw}, gt, yaws, scheme)
     else:
-        from labelsplat.splat.render_views import load_run
-        from labelsplat.splat.trainer import concept_class_weights, fit
+        from labelsplat.splat.trainer import concept_class_weights
 
         sdir = variant_scene(noisy_dir, exact_dir, args.labels)
-        fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq._parse_sets(args.fit_set))
-        run_dir = args.work / f"run_{args.tag}_{os.getpid()}"
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        t = time.perf_counter()
-        res = fit(load_scene(sdir), run_dir, fit_cfg, device="cpu", progress=False, write_outputs=False)
-        t_fit = time.perf_counter() - t
-        run = load_run(run_dir, "cpu")
-        rendered, pp, report = label_novel_views(run, load_scene(sdir), cams, rcfg, yaws=yaws, timings={})
+        run_dir, fit_cfg, res, t_fit, rendered, pp, report = fit_and_label(sdir, args, f"run_{args.tag}", rcfg, cams,
+                                                                            yaws)
         # (the renders of label_novel_views at commit 49ba83c, where the study ran, carry
         # low_view_fraction; later versions fold it into the post-processing, so --rescore then refuses)
         keep = {k: np.stack([r[k].cpu().numpy() if hasattr(r[k], "cpu") else np.asarray(r[k]) for r in rendered])

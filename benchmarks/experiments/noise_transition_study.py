@@ -66,29 +66,11 @@ def main(argv=None) -> int:
                          "instead of the estimate (uses ground truth: not a fit option)")
     args = ap.parse_args(argv)
 
-    from labelsplat.pipeline import RefineConfig, label_novel_views
-    from labelsplat.scene import load_scene
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.config import apply_fit_overrides, make_config
-    from labelsplat.splat.render_views import load_run
-    from labelsplat.splat.trainer import fit
-    from labelsplat.synth import load_head, load_synth, render_views
 
     t0 = time.time()
-    ba = gs.bench_args(args.seed)
-    args.work.mkdir(parents=True, exist_ok=True)
-    (noisy_dir, exact_dir), = rq.synth_inputs(args.work, ba, args.seed)
-    rcfg = RefineConfig(preset=args.preset, seed=args.seed, device="cpu", novel_views=100)
-    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, args.seed, rcfg.sampler, rcfg.min_head_inside)
+    noisy_dir, exact_dir, rcfg, scene, cams, yaws, gt, initial = gs.study_setup(args.work, args.seed, args.preset)
     scheme = get_scheme(scene.label_scheme)
-    gt_cache = args.work / f"gt_s{args.seed}.npz"
-    if gt_cache.is_file():
-        z = np.load(gt_cache)
-        gt, initial = z["gt"], z["initial"]
-    else:
-        views = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
-        gt, initial = np.stack([v.gt_labels for v in views]), np.stack([v.labels for v in views])
-        np.savez_compressed(gt_cache, gt=gt, initial=initial)
 
     sdir = gs.variant_scene(noisy_dir, exact_dir, args.labels)
     names = list(scheme.classes)
@@ -102,15 +84,7 @@ def main(argv=None) -> int:
 
         counts = torch.from_numpy(C.astype(np.float32))
         losses.NoiseTransition.matrix = lambda self: losses.floor_diagonal(counts.to(self.device), self.spec.floor)
-    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq._parse_sets(args.fit_set))
-    run_dir = args.work / f"run_nt_{args.tag}_{os.getpid()}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    t = time.perf_counter()
-    res = fit(load_scene(sdir), run_dir, fit_cfg, device="cpu", progress=False, write_outputs=False)
-    t_fit = time.perf_counter() - t
-    run = load_run(run_dir, "cpu")
-    rendered, pp, _ = label_novel_views(run, load_scene(sdir), cams, rcfg, yaws=yaws, timings={})
+    run_dir, fit_cfg, res, t_fit, rendered, pp, _ = gs.fit_and_label(sdir, args, f"run_nt_{args.tag}", rcfg, cams, yaws)
     raw = np.stack([np.asarray(r["raw_labels"]) for r in rendered])
     last = res.summary.get("last_log", {})
     record = {"oracle_T": bool(args.oracle), "labels": args.labels, "seed": args.seed, "preset": args.preset, "fit_config": fit_cfg.to_dict(),
