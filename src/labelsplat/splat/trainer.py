@@ -778,11 +778,9 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
                                dtype=torch.float32, device=device)
     render_sem_w, sem_loss_factor = semantic_grad_plan(cfg.semantic_grad_weight, backend, K)
     view_w = semantic_view_weights(scene, cfg) if K > 0 else None
-    from .config import parse_semantic_loss
+    from .config import parse_label_noise, parse_semantic_loss
 
     gce_q = parse_semantic_loss(cfg.semantic_loss)
-    from .config import parse_label_noise
-
     noise_spec = parse_label_noise(cfg.label_noise) if K > 0 and not palette_mode else None
     noise = NoiseTransition(noise_spec, K, device) if noise_spec is not None else None
     if noise is not None and ckpt is not None:
