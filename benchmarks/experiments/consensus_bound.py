@@ -24,6 +24,8 @@ mIoU ~0.094 below the ``ceiling`` in the 60-90 |yaw| bin. This experiment measur
      optimistic upper bound of any per-class prior, NOT a method;
    * ``tuned_shared``    the same with ONE weight vector tuned on all heads' evaluation views pooled
      (still tuned on the test views);
+   * ``tuned_cross``     one weight vector per seed, tuned on the OTHER seeds' heads (leave one seed
+     out): a per-class prior learned on other heads of the same simulator, not on the scored views;
    * ``exact_vote``      pixel majority of the EXACT input labels (sanity: 1.0 up to unseen triangles);
    * ``exact``           the mesh's true triangle labels (sanity: exactly 1.0).
 
@@ -34,6 +36,11 @@ mIoU ~0.094 below the ``ceiling`` in the 60-90 |yaw| bin. This experiment measur
    (``labelsplat.eval.LabellingScores``: same yaw bins, mIoU / mean F1 / boundary-excluded, per-class
    IoU in 60-90); scores pool the confusion counts over the heads of a seed, and the summary gives the
    mean over seeds (as ``refine_quality.py``) next to the same seeds' ``refined`` / ``ceiling`` cells.
+
+5. calibration (seed 0 ``head_000``, the head of ``gap_study.py``): the votes of the exact labels, of
+   the noise model's 3D patches only and 2D errors only, and of the noisy labels, next to the measured
+   fits of the same labels (previous ``fast`` preset), to see how a label loss at perfect geometry
+   carries through a fit.
 
 Cheap: no fits, one thread (~1 min per head). Scenes and novel-view renders are cached in ``--work``.
 
@@ -73,7 +80,7 @@ BINS = ("0-30", "30-60", "60-90", "90-180")
 TUNE_BIN = "60-90"
 #: log2 grid of the tuned per-class weights: 1/16 .. 16 in half-octave steps (17 values)
 WEIGHT_GRID: tuple[float, ...] = tuple(float(2.0 ** e) for e in np.arange(-4.0, 4.01, 0.5))
-VOTE_RULES = ("pixel_majority", "view_majority", "class_weighted", "tuned_upper", "tuned_shared")
+VOTE_RULES = ("pixel_majority", "view_majority", "class_weighted", "tuned_upper", "tuned_shared", "tuned_cross")
 LABELLINGS = ("initial",) + VOTE_RULES + ("exact_vote", "exact")
 
 
@@ -153,7 +160,7 @@ def rule_scores(table: VoteTable, rule: str, class_weights=None) -> np.ndarray:
         return table.pixel.astype(np.float64)
     if rule == "view_majority":
         return table.view.copy()
-    if rule in ("weighted", "class_weighted", "tuned_upper", "tuned_shared"):
+    if rule in ("weighted", "class_weighted", "tuned_upper", "tuned_shared", "tuned_cross"):
         if class_weights is None:
             raise LabelsplatError(f"vote rule {rule!r} needs class_weights")
         w = np.asarray(class_weights, dtype=np.float64)
@@ -300,6 +307,7 @@ class Head:
     src_noisy: np.ndarray
     src_exact: np.ndarray
     info: dict
+    scene_dir: Path | None = None
 
 
 def load_head_data(seed: int, noisy_dir: Path, work: Path, novel_views: int = 100) -> Head:
@@ -374,7 +382,7 @@ def load_head_data(seed: int, noisy_dir: Path, work: Path, novel_views: int = 10
     }
     return Head(seed=seed, identity=noisy_dir.name, scheme=scene.label_scheme, yaws=np.asarray(yaws), gt=gt,
                 initial=initial, tri=tri, true_labels=mesh.labels.astype(np.uint8), noisy=noisy_t, exact=exact_t,
-                src_noisy=src_n, src_exact=src_e, info=info)
+                src_noisy=src_n, src_exact=src_e, info=info, scene_dir=noisy_dir)
 
 
 def rq_bin(yaw: float) -> str:
@@ -492,6 +500,10 @@ def summarize(per_seed: dict, bench: dict, heads: list[dict]) -> dict:
             "within_0.03_of_ceiling": [bool(v >= c - 0.03) for c, v in zip(ceil, vals)],
             # geometry-matched: the vote against exact labels on the same mesh (= 1.0)
             "within_0.03_of_exact": [bool(v >= 1.0 - 0.03) for v in vals],
+            # estimate if the vote's label errors and the representation's errors were independent:
+            # a fit of these fused labels would score about ceiling x rule (an estimate, not a measurement)
+            "independent_errors_estimate": _stat(c * v for c, v in zip(ceil, vals)),
+            "independent_errors_gap": _stat(c - c * v for c, v in zip(ceil, vals)),
         }
     from labelsplat.eval.metrics import per_class_scores
 
@@ -527,6 +539,74 @@ def print_table(doc: dict) -> None:
         print(row)
 
 
+
+# ============================================================================ calibration
+CW3_JSON = ROOT / "benchmarks" / "results" / "refine_quality_fast_cw3.json"
+GAP_JSON = ROOT / "benchmarks" / "results" / "refine_quality_gap.json"
+
+
+def calibration(h: Head, cw3_json: Path = CW3_JSON, gap_json: Path = GAP_JSON) -> dict:
+    """How a label loss at perfect geometry carries through a fit, on the one head where fits of
+    several kinds of input labels were measured (seed 0 ``head_000``; ``gap_study.py`` and
+    ``refine_quality_fast_cw3.json``: the previous ``fast`` preset with CW3 weights, old
+    post-processing). Per kind of input labels (``exact``; ``patch3d`` = the noise model's 3D surface
+    patches only; ``noise2d`` = its per-view 2D errors only; ``noisy`` = both), the mesh votes' mIoU
+    next to the measured fit's (post-processed) mIoU, overall and in 60-90."""
+    from labelsplat.eval import LabellingScores
+    from labelsplat.io import read_label
+    from labelsplat.scene import load_scene
+    from labelsplat.splat.config import FACE_PART_WEIGHTS
+    from labelsplat.splat.trainer import concept_class_weights
+    from labelsplat.synth import build_head, load_head
+    from labelsplat.synth.render import rasterize_head
+
+    cw3 = json.loads(cw3_json.read_text())["cells"]["main/scaled:0.1/seed0"]["labellings"]
+    gap = json.loads(gap_json.read_text())["records"]
+    init_here = LabellingScores.for_scheme(h.scheme)
+    for k in range(len(h.gt)):
+        init_here.add(h.initial[k], h.gt[k], float(h.yaws[k]))
+    if init_here.to_dict()["confusion"] != cw3["initial"]["confusion"]:
+        return {"skipped": "the gap study's head differs from this seed-0 head_000 (initial confusion differs)"}
+    scene = load_scene(h.scene_dir)
+    mesh = build_head(load_head(scene.root))
+    K, F = h.noisy.num_classes, h.noisy.num_triangles
+    tris = [rasterize_head(mesh, fr.camera)[0] for fr in scene.frames]
+    cent = mesh.vertices[mesh.faces].mean(axis=1)
+    kinds = {
+        "exact": [read_label(scene.path(fr.gt_label_path), K) for fr in scene.frames],
+        "patch3d": gs.split_noise_labels(h.scene_dir, "patch3d"),
+        "noise2d": gs.split_noise_labels(h.scene_dir, "noise2d"),
+        "noisy": [read_label(scene.path(fr.label_path), K) for fr in scene.frames],
+    }
+    rules = {"pixel_majority": None, "view_majority": None,
+             "cw3_weighted": np.asarray(concept_class_weights(h.scheme, FACE_PART_WEIGHTS), dtype=np.float64),
+             "class_weighted": fast_preset_weights(h.scheme)}
+    fits = {"exact": (cw3["ceiling"]["overall"]["miou"], cw3["ceiling"]["by_yaw"][TUNE_BIN]["miou"]),
+            "noisy": (cw3["refined"]["overall"]["miou"], cw3["refined"]["by_yaw"][TUNE_BIN]["miou"])}
+    for kind in ("patch3d", "noise2d"):
+        r = gap[kind]["scores"]["refined"]
+        fits[kind] = (r["miou"], r["by_yaw"][TUNE_BIN])
+    out: dict = {"head": f"seed {h.seed} {h.identity}", "fit_source": {
+        "exact": f"{cw3_json.name} main/scaled:0.1/seed0 ceiling", "noisy": f"{cw3_json.name} main/scaled:0.1/seed0 refined",
+        "patch3d": f"{gap_json.name} records.patch3d refined", "noise2d": f"{gap_json.name} records.noise2d refined"},
+        "kinds": {}}
+    for kind, labs in kinds.items():
+        table = accumulate_votes(tris, labs, F, K)
+        src = nearest_seen_source(cent, table.seen)
+        rec = {"fit": {"overall": _r(fits[kind][0]), TUNE_BIN: _r(fits[kind][1])}, "vote": {}}
+        for rule, w in rules.items():
+            tl = triangle_labels(rule_scores(table, "weighted" if w is not None else rule, w), src)
+            pred = render_triangle_labels(h.tri, tl)
+            acc = LabellingScores.for_scheme(h.scheme)
+            for k in range(len(h.gt)):
+                acc.add(pred[k], h.gt[k], float(h.yaws[k]))
+            d = acc.to_dict()
+            rec["vote"][rule] = {"overall": _r(d["overall"]["miou"]), TUNE_BIN: _r(d["by_yaw"][TUNE_BIN]["miou"])}
+        out["kinds"][kind] = rec
+        print(f"calibration {kind}: fit 60-90 {rec['fit'][TUNE_BIN]:.3f}, vote 60-90 "
+              + ", ".join(f"{r} {v[TUNE_BIN]:.3f}" for r, v in rec["vote"].items()), flush=True)
+    return out
+
 # ============================================================================ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -537,9 +617,12 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--bench", type=Path, default=BENCH_JSON, help="benchmark results (refined / ceiling cells)")
     ap.add_argument("--out", type=Path, default=OUT_JSON)
+    ap.add_argument("--no-calibration", action="store_true",
+                    help="skip the label-kind calibration on the seed-0 head_000 (gap_study.py's head)")
     args = ap.parse_args(argv)
 
     from labelsplat.eval import LabellingScores
+    from labelsplat.schemes import get_scheme
 
     t_start = time.perf_counter()
     bench = bench_cells(args.bench)
@@ -564,15 +647,24 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     w_shared, m_shared, trace_shared = tune_class_weights(tds, passes=args.passes, inits=inits)
     print(f"tuned_shared: pooled 60-90 mIoU {m_shared:.4f} ({time.perf_counter() - t:.0f}s)", flush=True)
-
-    from labelsplat.schemes import get_scheme
+    w_cross, cross_doc = {}, {}
+    for seed in args.seeds:
+        others = [td for h, td in zip(heads, tds) if h.seed != seed]
+        if not others:
+            continue
+        w, m, _ = tune_class_weights(others, passes=args.passes, inits=inits)
+        w_cross[seed] = w
+        cross_doc[str(seed)] = {"tuned_on_seeds": [s for s in args.seeds if s != seed], "pooled_60_90_miou_on_them": round(m, 5),
+                                "weights": {c: float(x) for c, x in zip(get_scheme(scheme).classes, w)}}
+        print(f"tuned_cross for seed {seed}: {m:.4f} on the other seeds' heads", flush=True)
 
     cls = get_scheme(scheme).classes
     head_recs, per_seed_acc = [], {}
     for h, td in zip(heads, tds):
         t = time.perf_counter()
         w_up, m_up, trace = tune_class_weights([td], passes=args.passes, inits=inits)
-        tls = head_triangle_labels(h, {"class_weighted": cw, "tuned_upper": w_up, "tuned_shared": w_shared})
+        tls = head_triangle_labels(h, {"class_weighted": cw, "tuned_upper": w_up, "tuned_shared": w_shared,
+                                       "tuned_cross": w_cross.get(h.seed, w_shared)})
         sc = score_head(h, tls)
         d_up = sc["tuned_upper"].to_dict()
         if abs(d_up["by_yaw"][TUNE_BIN]["miou"] - m_up) > 1e-9:
@@ -586,6 +678,11 @@ def main(argv=None) -> int:
         s = rec["scores"]
         print(f"seed {h.seed} {h.identity} 60-90 mIoU: " + "  ".join(
             f"{n} {s[n]['by_yaw'][TUNE_BIN]['miou']:.3f}" for n in LABELLINGS), flush=True)
+
+    cal = None
+    first = [h for h in heads if h.seed == 0 and h.identity == "head_000"]
+    if first and not args.no_calibration:
+        cal = calibration(first[0])
 
     per_seed = {}
     for seed, accs in per_seed_acc.items():
@@ -618,7 +715,8 @@ def main(argv=None) -> int:
         "class_weighted_weights": {c: float(w) for c, w in zip(cls, cw)},
         "tuned_shared_weights": {c: float(w) for c, w in zip(cls, w_shared)},
         "tuned_shared_pooled_60_90_miou": round(m_shared, 5), "tuned_shared_trace": trace_shared,
-        "heads": head_recs, "seeds": seeds_doc,
+        "tuned_cross": cross_doc,
+        "heads": head_recs, "seeds": seeds_doc, "calibration": cal,
         "summary": summarize(per_seed, bench, head_recs),
         "machine": rq.machine_info(), "wall_s": round(time.perf_counter() - t_start, 1),
     }
