@@ -42,7 +42,13 @@ mIoU ~0.094 below the ``ceiling`` in the 60-90 |yaw| bin. This experiment measur
    fits of the same labels (previous ``fast`` preset), to see how a label loss at perfect geometry
    carries through a fit.
 
-Cheap: no fits, one thread (~1 min per head). Scenes and novel-view renders are cached in ``--work``.
+Optional, for the follow-up the bound cannot answer (does a fit keep the fused labels' quality?):
+``--fit-vote RULE...`` writes each head's scene with the rule's fused labels rendered at the input
+views as its input labels (``runs/consensus_bound/vote_scenes/``) and fits it (``--fit-preset``,
+default ``fast``, CPU) through ``gap_study.fit_and_label``; the post-processed labels at the same
+novel views go under ``vote_fits`` next to the same seeds' ceiling (resumable per head).
+
+Cheap without ``--fit-vote``: no fits, one thread (~1 min per head). Scenes and novel-view renders are cached in ``--work``.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 taskset -c 0 python benchmarks/experiments/consensus_bound.py
 """
@@ -308,6 +314,7 @@ class Head:
     src_exact: np.ndarray
     info: dict
     scene_dir: Path | None = None
+    cameras: list = field(default_factory=list)  # the novel cameras (labelsplat.scene.Camera)
 
 
 def load_head_data(seed: int, noisy_dir: Path, work: Path, novel_views: int = 100) -> Head:
@@ -382,7 +389,7 @@ def load_head_data(seed: int, noisy_dir: Path, work: Path, novel_views: int = 10
     }
     return Head(seed=seed, identity=noisy_dir.name, scheme=scene.label_scheme, yaws=np.asarray(yaws), gt=gt,
                 initial=initial, tri=tri, true_labels=mesh.labels.astype(np.uint8), noisy=noisy_t, exact=exact_t,
-                src_noisy=src_n, src_exact=src_e, info=info, scene_dir=noisy_dir)
+                src_noisy=src_n, src_exact=src_e, info=info, scene_dir=noisy_dir, cameras=list(cams))
 
 
 def rq_bin(yaw: float) -> str:
@@ -607,6 +614,55 @@ def calibration(h: Head, cw3_json: Path = CW3_JSON, gap_json: Path = GAP_JSON) -
               + ", ".join(f"{r} {v[TUNE_BIN]:.3f}" for r, v in rec["vote"].items()), flush=True)
     return out
 
+
+# ============================================================================ optional: fit the vote (lead's follow-up)
+def write_vote_scene(h: Head, tri_labels: np.ndarray, out: Path) -> Path:
+    """A copy of ``h``'s noisy scene at ``out`` whose input labels are ``tri_labels`` (F,) rendered at
+    each input camera through the mesh (background off the mesh): 3D-consistent fused labels that a
+    fit can take as input. RGB, masks, cameras and ``gt_labels`` are the original scene's."""
+    import shutil
+
+    from labelsplat.io import write_png
+    from labelsplat.scene import load_scene
+    from labelsplat.synth import build_head, load_head
+    from labelsplat.synth.render import rasterize_head
+
+    tl = np.asarray(tri_labels)
+    if tl.shape != (h.noisy.num_triangles,):
+        raise LabelsplatError(f"tri_labels must have shape ({h.noisy.num_triangles},), got {tl.shape}")
+    if (out / "DONE").is_file():
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(h.scene_dir, out)
+    scene = load_scene(out)
+    mesh = build_head(load_head(scene.root))
+    for fr in scene.frames:
+        write_png(scene.path(fr.label_path), render_triangle_labels(rasterize_head(mesh, fr.camera)[0], tl))
+    (out / "DONE").write_text("ok\n")
+    return out
+
+
+def fit_vote_scene(h: Head, sdir: Path, preset: str, work: Path):
+    """Fit ``sdir`` with ``preset`` (CPU, seed = the head's seed, as the benchmark) through
+    ``gap_study.fit_and_label`` and label ``h``'s novel cameras as ``refine`` does. Returns
+    (LabellingScores of the post-processed labels, fit seconds)."""
+    import shutil
+
+    from labelsplat.eval import LabellingScores
+    from labelsplat.pipeline import RefineConfig
+
+    rcfg = RefineConfig(preset=preset, seed=h.seed, device="cpu", novel_views=len(h.cameras))
+    ns = argparse.Namespace(preset=preset, seed=h.seed, fit_set=None, work=work)
+    run_dir, _cfg, _res, t_fit, _rendered, pp, _report = gs.fit_and_label(sdir, ns, f"votefit_{h.seed}_{h.identity}",
+                                                                         rcfg, h.cameras, h.yaws)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    pp = np.asarray(pp, dtype=np.uint8)
+    acc = LabellingScores.for_scheme(h.scheme)
+    for k in range(len(h.gt)):
+        acc.add(pp[k], h.gt[k], float(h.yaws[k]))
+    return acc, t_fit
+
 # ============================================================================ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -619,7 +675,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_JSON)
     ap.add_argument("--no-calibration", action="store_true",
                     help="skip the label-kind calibration on the seed-0 head_000 (gap_study.py's head)")
+    ap.add_argument("--fit-vote", nargs="*", default=[], metavar="RULE",
+                    help="ALSO fit (Gaussians, CPU) each head on these rules' fused labels rendered at the input "
+                         "views and score the fit at the same novel views (resumable; results under 'vote_fits')")
+    ap.add_argument("--fit-preset", default="fast", help="preset of the --fit-vote fits (the benchmark's: fast)")
     args = ap.parse_args(argv)
+    bad = [r for r in args.fit_vote if r not in VOTE_RULES + ("exact_vote",)]
+    if bad:
+        print(f"error: unknown --fit-vote rule(s) {bad}; choose from {VOTE_RULES + ('exact_vote',)}", file=sys.stderr)
+        return 2
 
     from labelsplat.eval import LabellingScores
     from labelsplat.schemes import get_scheme
@@ -659,7 +723,7 @@ def main(argv=None) -> int:
         print(f"tuned_cross for seed {seed}: {m:.4f} on the other seeds' heads", flush=True)
 
     cls = get_scheme(scheme).classes
-    head_recs, per_seed_acc = [], {}
+    head_recs, per_seed_acc, head_tls = [], {}, {}
     for h, td in zip(heads, tds):
         t = time.perf_counter()
         w_up, m_up, trace = tune_class_weights([td], passes=args.passes, inits=inits)
@@ -673,6 +737,7 @@ def main(argv=None) -> int:
                "tuned_upper_weights": {c: float(w) for c, w in zip(cls, w_up)}, "tuned_upper_trace": trace,
                "scores": {n: brief(a.to_dict()) for n, a in sc.items()}}
         head_recs.append(rec)
+        head_tls[(h.seed, h.identity)] = tls
         for n, a in sc.items():
             per_seed_acc.setdefault(h.seed, {}).setdefault(n, []).append(a)
         s = rec["scores"]
@@ -683,6 +748,32 @@ def main(argv=None) -> int:
     first = [h for h in heads if h.seed == 0 and h.identity == "head_000"]
     if first and not args.no_calibration:
         cal = calibration(first[0])
+
+    # fits of earlier runs are kept (same heads and cameras); a different preset starts afresh
+    vote_fits = json.loads(args.out.read_text()).get("vote_fits", {}) if args.out.is_file() else {}
+    if args.fit_vote:
+        if vote_fits.get("preset") != args.fit_preset:
+            vote_fits = {}
+        vote_fits = {"preset": args.fit_preset, "heads": vote_fits.get("heads", {}),
+                     "by_seed": vote_fits.get("by_seed", {})}
+        for rule in args.fit_vote:
+            pooled: dict = {}
+            for h in heads:
+                key = f"{rule}/seed{h.seed}/{h.identity}"
+                if key not in vote_fits["heads"]:
+                    sdir = write_vote_scene(h, head_tls[(h.seed, h.identity)][rule],
+                                            args.work / "vote_scenes" / f"s{h.seed}" / rule / h.identity)
+                    acc, t_fit = fit_vote_scene(h, sdir, args.fit_preset, args.work)
+                    vote_fits["heads"][key] = {"fit_s": round(t_fit, 1), "scores": acc.to_dict()}
+                    print(f"vote fit {key}: 60-90 {acc.to_dict()['by_yaw'][TUNE_BIN]['miou']:.3f} "
+                          f"({t_fit:.0f} s)", flush=True)
+                pooled.setdefault(h.seed, []).append(LabellingScores.from_dict(vote_fits["heads"][key]["scores"]))
+            for seed, accs in pooled.items():
+                L = LabellingScores.pool(accs).to_dict()
+                ceil = _miou(bench[seed]["ceiling"], TUNE_BIN)
+                vote_fits["by_seed"].setdefault(rule, {})[str(seed)] = {
+                    "fit": brief(L), "ceiling_60_90": _r(ceil), "refined_60_90": _r(_miou(bench[seed]["refined"], TUNE_BIN)),
+                    "ceiling_minus_fit_60_90": _r(ceil - _miou(L, TUNE_BIN))}
 
     per_seed = {}
     for seed, accs in per_seed_acc.items():
@@ -717,6 +808,7 @@ def main(argv=None) -> int:
         "tuned_shared_pooled_60_90_miou": round(m_shared, 5), "tuned_shared_trace": trace_shared,
         "tuned_cross": cross_doc,
         "heads": head_recs, "seeds": seeds_doc, "calibration": cal,
+        **({"vote_fits": vote_fits} if vote_fits else {}),
         "summary": summarize(per_seed, bench, head_recs),
         "machine": rq.machine_info(), "wall_s": round(time.perf_counter() - t_start, 1),
     }

@@ -151,3 +151,29 @@ def test_exact_labels_every_rule_reproduces_gt(cb, tiny_head):
     conf = cb.tune_confusion(cb.head_tune_data(h), w)
     assert conf.sum() == sel.sum() * 64 * 64
     np.testing.assert_array_equal(conf, scores["class_weighted"].by_yaw[cb.TUNE_BIN])
+
+
+def test_vote_scene_reproduces_exact_input_labels(cb, tiny_head, tmp_path):
+    """The fused labels written back into a scene (the input of ``--fit-vote``). With exact input
+    labels the vote equals the true label on every triangle an input view shows, so writing the vote
+    with every class id shifted by one must give, per input view, (exact label + 1) mod K on the
+    head's mask and background elsewhere; RGB and cameras are untouched."""
+    from labelsplat.io import read_label, read_rgb
+    from labelsplat.scene import load_scene
+
+    h = tiny_head
+    K = h.noisy.num_classes
+    tl = cb.triangle_labels(cb.rule_scores(h.noisy, "pixel_majority"), h.src_noisy)
+    shifted = ((tl.astype(np.int64) + 1) % K).astype(np.uint8)
+    out = cb.write_vote_scene(h, shifted, tmp_path / "vote")
+    src, new = load_scene(h.scene_dir), load_scene(out)
+    assert len(new.frames) == len(src.frames) == 8
+    for a, b in zip(src.frames, new.frames):
+        gt = read_label(src.path(a.gt_label_path))
+        mask = np.asarray(read_label(src.path(a.mask_path))) > 0
+        want = np.where(mask, (gt.astype(np.int64) + 1) % K, 0).astype(np.uint8)
+        np.testing.assert_array_equal(read_label(new.path(b.label_path)), want)
+        np.testing.assert_array_equal(read_rgb(new.path(b.file_path)), read_rgb(src.path(a.file_path)))
+        np.testing.assert_allclose(b.camera.c2w, a.camera.c2w)
+    with pytest.raises(LabelsplatError, match="shape"):
+        cb.write_vote_scene(h, tl[:-1], tmp_path / "bad")
