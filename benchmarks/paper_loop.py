@@ -139,6 +139,16 @@ CONFIGS: dict[str, LoopConfig] = {
         novel_views=40, ft_iters=300, ft_lr=2.5e-3, ft_warmup=10, frontal_mix=0.5, aux_background="synth",
         eval_identities=4, eval_views=24, eval_resolution=128, ckpt_every=100,
     ),
+    # cpu2 as measured for the README (docs/paper_loop.md, 2026-11-26): the refine's fits weigh each
+    # input view's labels by its pose (1 up to |yaw| 30, 0.1 at 90), and 2500 fine-tune steps with
+    # 60 % frontal samples (the refined exposure of 2000 steps at 0.5, 1.5x the frontal exposure)
+    "cpu3": LoopConfig(
+        name="cpu3", train_identities=120, train_views=8, train_resolution=128, input_size=128, batch_size=6,
+        base_iters=3000, base_lr=1e-2, mv_identities=4, mv_views=16, mv_resolution=128, refine_preset="tiny",
+        novel_views=40, refine_fit_set="label_view_weight=yaw:30:0.1", ft_iters=2500, ft_lr=2.5e-3, ft_warmup=10,
+        frontal_mix=0.6, aux_background="synth", eval_identities=4, eval_views=24, eval_resolution=128,
+        ckpt_every=100,
+    ),
     # one GPU, 512x512 input (face-parsing.PyTorch's size); run with --device cuda
     "gpu": LoopConfig(
         name="gpu", train_identities=300, train_views=8, train_resolution=512, input_size=512, batch_size=16,

@@ -231,3 +231,15 @@ def test_bad_arms_refused(pl, tmp_path):
         pl.main(["--config", "micro", "--seeds", "0", "--work", str(tmp_path / "w"), "--arms", "refined,bogus"])
     assert e.value.code == 2
     assert not (tmp_path / "w").exists()
+
+
+def test_cpu3_is_cpu2_with_the_measured_overrides(pl):
+    """cpu3 (the README's headline run) must stay cpu2 plus exactly the overrides it was measured
+    with, so that --reuse of cpu2 work dirs keeps adopting the shared stages."""
+    import dataclasses
+
+    a, b = dataclasses.asdict(pl.CONFIGS["cpu2"]), dataclasses.asdict(pl.CONFIGS["cpu3"])
+    diff = {k: b[k] for k in a if a[k] != b[k]}
+    assert diff == {"name": "cpu3", "refine_fit_set": "label_view_weight=yaw:30:0.1", "ft_iters": 2500,
+                    "frontal_mix": 0.6}
+    assert set(diff) - {"name"} <= set(pl.FT_ONLY_FIELDS) | set(pl.REFINE_FIELDS)
