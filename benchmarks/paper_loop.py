@@ -827,7 +827,10 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in asdict(cfg).items():  # fields added after the run started, at their defaults
             if k not in old and fields[k].default == v:
                 old[k] = v
-        if old != asdict(cfg):
+        mine = asdict(cfg)
+        # a configuration is its fields: the name is a label (cpu3 is cpu2 with its overrides set)
+        old.pop("name", None), mine.pop("name")
+        if old != mine:
             log(f"error: {work} was started with another configuration ({cfg_path}); use another --work")
             return 2
     else:

@@ -113,6 +113,19 @@ def test_other_config_in_same_work_dir_is_refused(micro_run):
     assert pl.main(args + ["--set", "novel_views=5"]) == 2
 
 
+def test_same_fields_under_another_name_are_accepted(micro_run, monkeypatch, tmp_path):
+    """A configuration is its fields: a renamed copy (as cpu3 is of cpu2 + overrides) may summarize
+    (and resume) a work dir started under the other name."""
+    import dataclasses
+
+    pl, work, results, args = micro_run
+    monkeypatch.setitem(pl.CONFIGS, "micro_renamed", dataclasses.replace(pl.CONFIGS["micro"], name="micro_renamed"))
+    out = tmp_path / "renamed.json"
+    assert pl.main(["--config", "micro_renamed", "--seeds", "0", "--work", str(work), "--results", str(out),
+                    "--summarize"]) == 0
+    assert json.loads(out.read_text())["config"]["name"] == "micro_renamed"
+
+
 def test_reuse_runs_only_the_fine_tunes(micro_run, tmp_path):
     """--reuse adopts the shared stages of a run that differs only in fine-tune fields: only the
     fine-tunes and their evaluations run; the baseline's numbers are the source run's."""
