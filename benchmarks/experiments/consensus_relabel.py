@@ -70,15 +70,19 @@ FUSIONS: tuple[tuple[str, dict], ...] = (
 
 
 # ============================================================================ helpers
-def label_accuracy(pred: list[np.ndarray], exact: list[np.ndarray], background: int = 0) -> dict:
+def label_accuracy(pred: list[np.ndarray], exact: list[np.ndarray], background: int = 0, num_classes: int = 19) -> dict:
     """Pixel accuracy of input label maps against the exact ones: over all pixels (``all``), over
-    the exact foreground (``foreground``: exact label != background) and the share of 255."""
+    the exact foreground (``foreground``: exact label != background), the share of 255, and the
+    mIoU of the label maps (the benchmark's metric, pooled over the views)."""
+    from labelsplat.eval.metrics import confusion_matrix, summary_scores
+
     p = np.stack(pred).astype(np.int64)
     e = np.stack(exact).astype(np.int64)
     valid = e != 255
     fg = valid & (e != background)
+    m = summary_scores(confusion_matrix(np.stack(pred), np.stack(exact), num_classes))
     return {"all": round(float((p[valid] == e[valid]).mean()), 5), "foreground": round(float((p[fg] == e[fg]).mean()), 5),
-            "ignore_fraction": round(float((p == 255).mean()), 5)}
+            "ignore_fraction": round(float((p == 255).mean()), 5), "miou": round(float(m["miou"]), 5)}
 
 
 def mesh_vote_labels(scene) -> list[np.ndarray]:
@@ -287,6 +291,89 @@ def pooled_seed(seed: int, heads: dict, bench: dict, lead: dict | None) -> dict 
     return out
 
 
+# ============================================================================ diagnosis (no fits)
+DIAG_JSON = ROOT / "benchmarks" / "results" / "refine_quality_consensus_relabel_diag.json"
+
+
+def diagnose_head(seed: int, noisy_dir: Path, args) -> dict | None:
+    """Why the fusion through the fitted depth does (not) help, for a head whose noisy fit exists:
+    the fitted depth's error against the mesh's exact depth at the input views (relative, overall and
+    per exact class), and the fused input labels' accuracy / mIoU with the EXACT depth vs the FITTED
+    depth at several tolerances (same ``consensus_labels``, same noisy labels). No fit."""
+    from labelsplat.io import read_label
+    from labelsplat.pipeline import RefineConfig
+    from labelsplat.schemes import get_scheme
+    from labelsplat.scene import load_scene
+    from labelsplat.splat.consensus import consensus_labels
+    from labelsplat.synth import build_head, load_head
+    from labelsplat.synth.render import rasterize_head
+
+    run = args.work / "consensus_relabel" / args.preset / f"s{seed}" / noisy_dir.name / "fit_noisy"
+    if not (run / "FIT_DONE.json").is_file():
+        return None
+    scene = load_scene(noisy_dir)
+    scheme = get_scheme(scene.label_scheme)
+    K = scheme.num_classes
+    rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=100)
+    mesh = build_head(load_head(scene.root))
+    exact_d = []
+    for fr in scene.frames:
+        tri, dep, _ = rasterize_head(mesh, fr.camera)
+        exact_d.append(np.where(tri >= 0, dep, 0.0).astype(np.float64))
+    fit_d = input_depths(run, scene, rcfg)
+    noisy = [read_label(scene.path(fr.label_path), K) for fr in scene.frames]
+    exact = [read_label(scene.path(fr.gt_label_path), K) for fr in scene.frames]
+    E, F, L = np.stack(exact_d), np.stack(fit_d), np.stack(exact)
+    both = (E > 0) & (F > 0)
+    rel = np.abs(F - E) / np.where(E > 0, E, 1.0)
+    out: dict = {"depth": {
+        "median_scene_depth": round(float(np.median(E[E > 0])), 3),
+        "surface_fraction_exact": round(float((E > 0).mean()), 4), "surface_fraction_fit": round(float((F > 0).mean()), 4),
+        "fit_depth_off_mesh_fraction": round(float(((F > 0) & (E <= 0)).mean()), 4),
+        "rel_error": {"median": round(float(np.median(rel[both])), 5), "p75": round(float(np.percentile(rel[both], 75)), 5),
+                      "p90": round(float(np.percentile(rel[both], 90)), 5),
+                      "frac_over_0.01": round(float((rel[both] > 0.01).mean()), 4),
+                      "frac_over_0.02": round(float((rel[both] > 0.02).mean()), 4)},
+        "rel_error_median_by_class": {}}}
+    for k, name in enumerate(scheme.classes):
+        m = both & (L == k)
+        if m.sum() >= 50:
+            out["depth"]["rel_error_median_by_class"][name] = {"median": round(float(np.median(rel[m])), 5),
+                                                               "frac_over_0.02": round(float((rel[m] > 0.02).mean()), 4),
+                                                               "pixels": int(m.sum())}
+    out["accuracy"] = {"noisy": label_accuracy(noisy, exact, num_classes=K)}
+    for name, depths in (("exact_depth", exact_d), ("fit_depth", fit_d)):
+        for tol in (0.005, 0.01, 0.02):
+            fused, st = consensus_labels(noisy, depths, scene.cameras, K, depth_tolerance=tol)
+            key = f"{name}_tol{tol:g}"
+            out["accuracy"][key] = {**label_accuracy(fused, exact, num_classes=K),
+                                    "mean_votes": round(float(st["mean_votes"]), 2), "seconds": round(st["seconds"], 1)}
+            print(f"  {key}: {out['accuracy'][key]}", flush=True)
+    return out
+
+
+def diagnose(args) -> int:
+    doc = json.loads(args.diag_out.read_text()) if args.diag_out.is_file() else {"benchmark": "consensus_relabel_diag",
+                                                                                    "heads": {}}
+    for seed in args.seeds:
+        for noisy_dir, _ in rq.synth_inputs(args.work, gs.bench_args(seed, identities=args.identities), seed):
+            key = f"seed{seed}/{noisy_dir.name}"
+            if key in doc["heads"]:
+                continue
+            t = time.perf_counter()
+            rec = diagnose_head(seed, noisy_dir, args)
+            if rec is None:
+                print(f"{key}: no noisy fit yet, skipped", flush=True)
+                continue
+            rec["wall_s"] = round(time.perf_counter() - t, 1)
+            doc["heads"][key] = rec
+            d = rec["depth"]["rel_error"]
+            print(f"{key}: fitted depth rel error median {d['median']:.4f} p90 {d['p90']:.4f}", flush=True)
+            doc["machine"] = rq.machine_info()
+            rq.write_results(args.diag_out, doc)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -298,7 +385,13 @@ def main(argv=None) -> int:
     ap.add_argument("--lead-fitvote", type=Path, default=LEAD_FITVOTE_JSON,
                     help="the exact-mesh vote fits (consensus_bound --fit-vote) for the comparison column")
     ap.add_argument("--out", type=Path, default=OUT_JSON)
+    ap.add_argument("--diagnose", action="store_true",
+                    help="no fits: for heads whose noisy fit exists, compare the fitted depth with the mesh's and the "
+                         "fusion through exact vs fitted depth (writes --diag-out)")
+    ap.add_argument("--diag-out", type=Path, default=DIAG_JSON)
     args = ap.parse_args(argv)
+    if args.diagnose:
+        return diagnose(args)
 
     import torch
 
