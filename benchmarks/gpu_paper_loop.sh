@@ -3,10 +3,11 @@
 #
 #   OUT=/path bash benchmarks/gpu_paper_loop.sh [deadline_s]
 #
-# Configuration `cpu2` (128 px inputs) with the overrides $A_SET (default: 2000 fine-tune steps and
-# per-view label weights in the refine, as the CPU run cpu2_vw_ft2000); each seed runs in its own process (its own 4 torch
+# Configuration $CONFIG (default `cpu3`: 128 px inputs, per-view label weights in the refine, 2500
+# fine-tune steps at frontal mix 0.6, as the README's CPU run) with the overrides $A_SET (default
+# none); each seed runs in its own process (its own 4 torch
 # threads, the GPU shared). When a seed of A is finished and time is left, variant B
-# ($B_SET, default 4000 fine-tune steps) reuses that seed's finished stages (`paper_loop.py --reuse`:
+# ($B_SET, default 5000 fine-tune steps) reuses that seed's finished stages (`paper_loop.py --reuse`:
 # all before the fine-tunes when B differs from A in fine-tune fields only; the baseline, parsed
 # multiview scenes and eval set when B also changes a refine field) and runs the rest. A watchdog stops everything at
 # deadline_s (default 480) with SIGTERM (trainings save their resume state). The device returns
@@ -20,11 +21,10 @@ OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
 DEADLINE=${1:-480}
 WORK=${WORK:-/tmp/paper_loop_gpu}
-VW="refine_fit_set=label_view_weight=yaw:30:0.1"  # the refine trusts the input views near frontal more
-A_SET=${A_SET:-"ft_iters=2000 $VW"}
-B_SET=${B_SET:-"ft_iters=4000 $VW"}
+A_SET=${A_SET-}
+B_SET=${B_SET-"ft_iters=5000"}
 SEEDS=${SEEDS:-"0 1 2"}
-CONFIG=${CONFIG:-cpu2}
+CONFIG=${CONFIG:-cpu3}
 DEVICE=${DEVICE:-cuda}
 export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba_cache}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16}
