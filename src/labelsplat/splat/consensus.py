@@ -5,12 +5,12 @@ surface point:
 
 1. each pixel centre (col + 0.5, row + 0.5) of view i with a valid depth (camera z > 0, finite;
    scene units, OpenCV camera axes) is lifted to 3D
-   (:func:`labelsplat.eval.consistency.lift_pixels`, the same lifting as
+   (:func:`labelsplat.scene.reproject.lift_pixels`, the same lifting as
    ``multiview_consistency``);
 2. the 3D point is projected into every view j, view i itself included, and counts as visible in
    j when it lands inside j's image in front of the camera and ``|depth_j[pixel] - z_j| <=
    depth_tolerance * z_j`` (relative depth agreement: an occluded point lands on a nearer
-   surface and does not vote) (:func:`labelsplat.eval.consistency.visible_pixels`);
+   surface and does not vote) (:func:`labelsplat.scene.reproject.visible_pixels`);
 3. where visible, j's label at the pixel it lands on (floor of the projection: pixel (c, r)
    covers [c, c+1) x [r, r+1)) is one vote. Label 255 (ignore) never votes;
 4. the fused label is the argmax of the vote counts, each vote multiplied by
@@ -37,9 +37,9 @@ import time
 import numpy as np
 
 from ..errors import LabelsplatError
-from ..eval.consistency import lift_pixels, visible_pixels
 from ..io import IGNORE_INDEX
 from ..scene import Camera
+from ..scene.reproject import lift_pixels, visible_pixels
 
 __all__ = ["consensus_labels"]
 
