@@ -54,10 +54,9 @@ import gap_study as gs  # noqa: E402
 import refine_quality as rq  # noqa: E402
 
 OUT_JSON = ROOT / "benchmarks" / "results" / "refine_quality_consensus_relabel.json"
-BENCH_JSON = ROOT / "benchmarks" / "results" / "refine_quality_v3.json"
-LEAD_FITVOTE_JSON = ROOT / "runs" / "consensus_bound" / "fitvote_s0.json"
-DEFAULT_WORK = ROOT / "runs" / "consensus_bound"
-BINS = ("0-30", "30-60", "60-90", "90-180")
+BENCH_JSON, DEFAULT_WORK = cb.BENCH_JSON, cb.DEFAULT_WORK
+# consensus_bound.py --seeds 0 --fit-vote pixel_majority, committed
+LEAD_FITVOTE_JSON = ROOT / "benchmarks" / "results" / "refine_quality_consensus_bound_fitvote_s0.json"
 TUNE_BIN = "60-90"
 #: (name, consensus_labels kwargs) of the fusions scored on the input labels; the first is fitted
 FUSIONS: tuple[tuple[str, dict], ...] = (
