@@ -415,16 +415,8 @@ def head_triangle_labels(h: Head, weights: dict[str, np.ndarray]) -> dict[str, n
 
 def score_head(h: Head, tls: dict[str, np.ndarray]):
     """{labelling: LabellingScores} at the novel views (the benchmark's metric), incl. ``initial``."""
-    from labelsplat.eval import LabellingScores
-
     preds = {"initial": h.initial, **{k: render_triangle_labels(h.tri, v) for k, v in tls.items()}}
-    out = {}
-    for name, pred in preds.items():
-        acc = LabellingScores.for_scheme(h.scheme)
-        for k in range(len(h.gt)):
-            acc.add(pred[k], h.gt[k], float(h.yaws[k]))
-        out[name] = acc
-    return out
+    return {name: gs.view_scores(pred, h.gt, h.yaws, h.scheme) for name, pred in preds.items()}
 
 
 # ============================================================================ reporting
@@ -620,27 +612,18 @@ def write_vote_scene(h: Head, tri_labels: np.ndarray, out: Path) -> Path:
     """A copy of ``h``'s noisy scene at ``out`` whose input labels are ``tri_labels`` (F,) rendered at
     each input camera through the mesh (background off the mesh): 3D-consistent fused labels that a
     fit can take as input. RGB, masks, cameras and ``gt_labels`` are the original scene's."""
-    import shutil
-
-    from labelsplat.io import write_png
-    from labelsplat.scene import load_scene
     from labelsplat.synth import build_head, load_head
     from labelsplat.synth.render import rasterize_head
 
     tl = np.asarray(tri_labels)
     if tl.shape != (h.noisy.num_triangles,):
         raise LabelsplatError(f"tri_labels must have shape ({h.noisy.num_triangles},), got {tl.shape}")
-    if (out / "DONE").is_file():
-        return out
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(h.scene_dir, out)
-    scene = load_scene(out)
-    mesh = build_head(load_head(scene.root))
-    for fr in scene.frames:
-        write_png(scene.path(fr.label_path), render_triangle_labels(rasterize_head(mesh, fr.camera)[0], tl))
-    (out / "DONE").write_text("ok\n")
-    return out
+
+    def render(scene):
+        mesh = build_head(load_head(scene.root))
+        return [render_triangle_labels(rasterize_head(mesh, fr.camera)[0], tl) for fr in scene.frames]
+
+    return gs.relabelled_scene(h.scene_dir, out, render)
 
 
 def fit_vote_scene(h: Head, sdir: Path, preset: str, work: Path):
@@ -649,7 +632,6 @@ def fit_vote_scene(h: Head, sdir: Path, preset: str, work: Path):
     (LabellingScores of the post-processed labels, fit seconds)."""
     import shutil
 
-    from labelsplat.eval import LabellingScores
     from labelsplat.pipeline import RefineConfig
 
     rcfg = RefineConfig(preset=preset, seed=h.seed, device="cpu", novel_views=len(h.cameras))
@@ -657,11 +639,7 @@ def fit_vote_scene(h: Head, sdir: Path, preset: str, work: Path):
     run_dir, _cfg, _res, t_fit, _rendered, pp, _report = gs.fit_and_label(sdir, ns, f"votefit_{h.seed}_{h.identity}",
                                                                          rcfg, h.cameras, h.yaws)
     shutil.rmtree(run_dir, ignore_errors=True)
-    pp = np.asarray(pp, dtype=np.uint8)
-    acc = LabellingScores.for_scheme(h.scheme)
-    for k in range(len(h.gt)):
-        acc.add(pp[k], h.gt[k], float(h.yaws[k]))
-    return acc, t_fit
+    return gs.view_scores(np.asarray(pp, dtype=np.uint8), h.gt, h.yaws, h.scheme), t_fit
 
 # ============================================================================ main
 def main(argv=None) -> int:

@@ -125,18 +125,13 @@ def fit_run(scene_dir: Path, run_dir: Path, preset: str, seed: int) -> float:
 
 def score_run(run_dir: Path, scene_dir: Path, rcfg, cams, yaws, gt, scheme):
     """The benchmark's scoring of a fitted run: post-processed labels at ``cams`` -> LabellingScores."""
-    from labelsplat.eval import LabellingScores
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
     from labelsplat.splat.render_views import load_run
 
     _rendered, pp, _report = label_novel_views(load_run(run_dir, "cpu"), load_scene(scene_dir), cams, rcfg, yaws=yaws,
                                                timings={})
-    pp = np.asarray(pp, dtype=np.uint8)
-    acc = LabellingScores.for_scheme(scheme)
-    for k in range(len(gt)):
-        acc.add(pp[k], gt[k], float(yaws[k]))
-    return acc
+    return gs.view_scores(np.asarray(pp, dtype=np.uint8), gt, yaws, scheme)
 
 
 def input_depths(run_dir: Path, scene, rcfg) -> list[np.ndarray]:
@@ -149,26 +144,9 @@ def input_depths(run_dir: Path, scene, rcfg) -> list[np.ndarray]:
     return [np.where(r["alpha"] >= rcfg.alpha_threshold, r["depth"], 0.0).astype(np.float64) for r in rendered]
 
 
-def write_relabelled_scene(src: Path, out: Path, labels: list[np.ndarray]) -> Path:
-    """A copy of scene ``src`` at ``out`` whose input labels are ``labels`` (one per frame, in order);
-    RGB, masks, cameras and ``gt_labels`` are the original's. Kept when ``out/DONE`` exists."""
-    from labelsplat.io import write_png
-
-    scene = gs.copy_scene(src, out)
-    if scene is None:
-        return out
-    if len(labels) != len(scene.frames):
-        raise SystemExit(f"{len(labels)} label maps for {len(scene.frames)} frames")
-    for fr, lab in zip(scene.frames, labels):
-        write_png(scene.path(fr.label_path), np.asarray(lab, dtype=np.uint8))
-    (out / "DONE").write_text("ok\n")
-    return out
-
-
 # ============================================================================ one head
 def run_head(seed: int, noisy_dir: Path, args, rec: dict, save) -> dict:
     """All stages for one head; ``rec`` holds finished stages (resumed), ``save()`` persists it."""
-    from labelsplat.eval import LabellingScores
     from labelsplat.io import read_label
     from labelsplat.pipeline import RefineConfig
     from labelsplat.schemes import get_scheme
@@ -231,7 +209,7 @@ def run_head(seed: int, noisy_dir: Path, args, rec: dict, save) -> dict:
                   f"(fg {fus['accuracy'][name]['foreground']:.4f}; noisy {fus['accuracy']['noisy']['all']:.4f}, "
                   f"mesh vote {fus['accuracy']['mesh_vote_pixel_majority']['all']:.4f}) "
                   f"[{stats['seconds']:.1f} s]", flush=True)
-        write_relabelled_scene(noisy_dir, hdir / f"scene_{FUSIONS[0][0]}", fused_main)
+        gs.relabelled_scene(noisy_dir, hdir / f"scene_{FUSIONS[0][0]}", lambda _scene: fused_main)
         rec["fusion"] = fus
         save()
 
@@ -246,7 +224,6 @@ def run_head(seed: int, noisy_dir: Path, args, rec: dict, save) -> dict:
     print(f"seed {seed} {ident}: relabelled-refit 60-90 "
           f"{rec['relabelled']['scores']['by_yaw'][TUNE_BIN]['miou']:.4f} (fit {rec['relabelled']['fit_s']:.0f} s)",
           flush=True)
-    _ = LabellingScores  # (scores are stored as LabellingScores.to_dict())
     return rec
 
 

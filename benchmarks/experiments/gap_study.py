@@ -100,32 +100,48 @@ def copy_scene(src: Path, out: Path):
     return load_scene(out)
 
 
+def relabelled_scene(src: Path, out: Path, make_labels) -> Path:
+    """A copy of scene ``src`` at ``out`` whose input labels are ``make_labels(copy)`` (one uint8
+    map per frame, in order; called only when the copy is not finished yet); RGB, masks, cameras
+    and ``gt_labels`` are the original's. Kept when ``out/DONE`` exists."""
+    from labelsplat.io import write_png
+
+    scene = copy_scene(src, out)
+    if scene is None:
+        return out
+    labels = list(make_labels(scene))
+    if len(labels) != len(scene.frames):
+        raise SystemExit(f"{len(labels)} label maps for {len(scene.frames)} frames")
+    for fr, lab in zip(scene.frames, labels):
+        write_png(scene.path(fr.label_path), np.asarray(lab, dtype=np.uint8))
+    (out / "DONE").write_text("ok\n")
+    return out
+
+
 def variant_scene(noisy_dir: Path, exact_dir: Path, kind: str) -> Path:
     if kind == "noisy":
         return noisy_dir
     if kind == "exact":
         return exact_dir
-    from labelsplat.io import write_png
+    return relabelled_scene(noisy_dir, noisy_dir.parent.parent / kind / noisy_dir.name,
+                            lambda _scene: split_noise_labels(noisy_dir, kind))
 
-    out = noisy_dir.parent.parent / kind / noisy_dir.name
-    scene = copy_scene(noisy_dir, out)
-    if scene is None:
-        return out
-    for fr, lab in zip(scene.frames, split_noise_labels(noisy_dir, kind)):
-        write_png(scene.path(fr.label_path), lab)
-    (out / "DONE").write_text("ok\n")
-    return out
+
+def view_scores(pred, gt, yaws, scheme):
+    """LabellingScores of label maps ``pred[k]`` against ``gt[k]`` at views of yaw ``yaws[k]``
+    (the benchmark's metric)."""
+    from labelsplat.eval import LabellingScores
+
+    acc = LabellingScores.for_scheme(scheme)
+    for k in range(len(gt)):
+        acc.add(pred[k], gt[k], float(yaws[k]))
+    return acc
 
 
 def score(preds: dict, gt: np.ndarray, yaws: np.ndarray, scheme) -> dict:
-    from labelsplat.eval import LabellingScores
-
     out = {}
     for name, p in preds.items():
-        acc = LabellingScores.for_scheme(scheme)
-        for k in range(len(gt)):
-            acc.add(p[k], gt[k], float(yaws[k]))
-        d = acc.to_dict()
+        d = view_scores(p, gt, yaws, scheme).to_dict()
         rec = {"miou": d["overall"]["miou"], "mean_f1": d["overall"]["mean_f1"],
                "be_mean_f1": d["boundary_excluded"]["overall"]["mean_f1"],
                "by_yaw": {b: (d["by_yaw"].get(b) or {}).get("miou") for b in BINS},
