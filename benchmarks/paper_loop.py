@@ -829,7 +829,8 @@ def main(argv: list[str] | None = None) -> int:
                 old[k] = v
         mine = asdict(cfg)
         # a configuration is its fields: the name is a label (cpu3 is cpu2 with its overrides set)
-        old.pop("name", None), mine.pop("name")
+        old.pop("name", None)
+        mine.pop("name")
         if old != mine:
             log(f"error: {work} was started with another configuration ({cfg_path}); use another --work")
             return 2

@@ -3,30 +3,15 @@ synthetic head with exact input labels every vote rule reproduces the exact labe
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from labelsplat.errors import LabelsplatError
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    path = ROOT / "benchmarks" / "experiments" / "consensus_bound.py"
-    spec = importlib.util.spec_from_file_location("consensus_bound", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["consensus_bound"] = mod  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope="module")
-def cb():
-    return _load()
+def cb(load_script):
+    return load_script("benchmarks/experiments/consensus_bound.py")
 
 
 def _table(cb):

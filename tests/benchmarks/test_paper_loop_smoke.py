@@ -3,30 +3,18 @@ with the expected keys, and a rerun skips every finished stage."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["frontal", "baseline", "multiview", "refine", "aux", "ft_refined", "ft_noisy", "evalset",
           "eval_baseline", "eval_ft_refined", "eval_ft_noisy"]
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("paper_loop", ROOT / "benchmarks" / "paper_loop.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["paper_loop"] = mod  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def pl():
-    return _load()
+def pl(load_script):
+    return load_script("benchmarks/paper_loop.py")
 
 
 @pytest.fixture(scope="module")

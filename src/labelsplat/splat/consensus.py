@@ -150,8 +150,8 @@ def consensus_labels(
             n_votes_total = int(n_votes.sum())
             scores = counts * w[None, :] if w is not None else counts
             # the grid cell of every pixel with depth: the grid pixel at the top-left of its s x s block
-            grid_of = np.full((H + s - 1) // s * ((W + s - 1) // s), -1, dtype=np.int64)
             Wg = (W + s - 1) // s
+            grid_of = np.full((H + s - 1) // s * Wg, -1, dtype=np.int64)
             grid_of[(lifted.rows // s) * Wg + lifted.cols // s] = np.arange(n)
             rr, cc = np.nonzero(has_depth)
             g = grid_of[(rr // s) * Wg + cc // s]
