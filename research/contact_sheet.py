@@ -1,17 +1,15 @@
-"""Contact sheet of GT / initial / fitted labels at the benchmark's novel views (experiment helper).
+"""Contact sheet of GT / initial / fitted labels at the benchmark's novel views (a picture, no JSON).
 
-    python benchmarks/experiments/contact_sheet.py SCENE_DIR OUT.png [--seed S] [--fit-set k=v ...]
+    python -m research.contact_sheet SCENE_DIR OUT.png [--seed S] [--fit-set k=v ...]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from refine_quality import _parse_sets, fit_and_label, novel_cameras  # noqa: E402
+from benchmarks.refine_quality import fit_and_label, novel_cameras, parse_sets
 
 
 def main(argv=None) -> int:
@@ -33,7 +31,7 @@ def main(argv=None) -> int:
     scene, cams, yaws = novel_cameras(args.scene, args.novel_views, args.seed, rcfg.sampler, rcfg.min_head_inside)
     gv = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
     raw, _, _ = fit_and_label(args.scene, Path("/tmp/contact_run"), make_config(args.preset, seed=args.seed,
-                              **_parse_sets(args.fit_set)), rcfg, cams, yaws)
+                              **parse_sets(args.fit_set)), rcfg, cams, yaws)
     sch = get_scheme(scene.label_scheme)
     rows = []
     for k in np.argsort(np.abs(yaws)):

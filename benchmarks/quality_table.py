@@ -1,10 +1,10 @@
 """Markdown tables of a refine_quality results file: per seed and mean over seeds, by |yaw| bin.
 
 Rows: initial / refined / ceiling mIoU, refined - initial, ceiling - refined, and the ceiling's
-boundary-excluded mean F1 (the issue-6 targets), optionally the same for a second file as a
+boundary-excluded mean F1 (the quality targets), optionally the same for a second file as a
 difference (``--against OLD.json``: this file minus OLD, per seed, for refined and ceiling).
 
-    python benchmarks/experiments/quality_table.py benchmarks/results/refine_quality_v3.json
+    python -m benchmarks.quality_table benchmarks/results/refine_quality.json
 """
 
 from __future__ import annotations

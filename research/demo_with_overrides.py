@@ -1,11 +1,11 @@
-"""Run ``labelsplat.pipeline.demo`` with extra fit / RefineConfig settings (experiment helper).
+"""Run ``labelsplat.pipeline.demo`` with extra fit / RefineConfig settings.
 
 The demo builds its fit config from ``RefineConfig`` (preset + seed + steps + semantic_grad); to
 try other fit settings without editing ``splat/config.py`` this wraps ``pipeline._fit_config``.
 Prints the wall time per stage and initial vs refined mIoU by yaw bin (the demo's own scoring:
 views rejected by post-processing are left out of both).
 
-    python benchmarks/experiments/demo_with_overrides.py --seed 0 --fit-set class_weights=1,1,2,... \
+    python -m research.demo_with_overrides --seed 0 --fit-set class_weights=1,1,2,... \
         --refine-set min_confidence=None
 """
 
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from refine_quality import _parse_sets  # noqa: E402
+from benchmarks.refine_quality import parse_sets
 
 
 def main(argv=None) -> int:
@@ -29,7 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("--refine-set", action="append")
     ap.add_argument("--json", type=Path, default=None, help="append a result line here")
     args = ap.parse_args(argv)
-    fit_over, ref_over = _parse_sets(args.fit_set), _parse_sets(args.refine_set)
+    fit_over, ref_over = parse_sets(args.fit_set), parse_sets(args.refine_set)
 
     from labelsplat import pipeline
     from labelsplat.splat.config import make_config

@@ -1,10 +1,10 @@
-"""Consensus relabelling through the fitted depth (issue 6, the 60-90 gap): does it close the gap?
+"""Consensus relabelling through the fitted depth: does it close the 60-90 gap?
 
-The lead measured (``runs/consensus_bound/fitvote_s0.json``) that fitting labels fused per
-surface point ON THE EXACT MESH (pixel-majority of all input views) reaches 0.789 in the 60-90
-|yaw| bin on seed 0 against ceiling 0.822 and the pipeline's refined 0.724. A user has no mesh;
-this experiment uses the fitted Gaussian model's depth instead. Per benchmark head
-(``refine_quality_v3.json`` settings: fast preset, 32 facescape views at 256 px,
+Fitting labels fused per surface point ON THE EXACT MESH (pixel-majority of all input views;
+``benchmarks.consensus_bound --fit-vote``) reaches 0.789 in the 60-90 |yaw| bin on seed 0
+against ceiling 0.822 and the pipeline's refined 0.724. A user has no mesh; this experiment
+uses the fitted Gaussian model's depth instead. Per benchmark head
+(``benchmarks/results/refine_quality.json`` settings: fast preset, 32 facescape views at 256 px,
 ``simulated:medium``, 100 extreme novel views, CPU, the head's seed):
 
 a. fit the noisy scene with the preset (run dir kept under ``--work``) and score its
@@ -15,18 +15,18 @@ b. render depth + alpha at the 32 input cameras; depth where alpha >= the refine
 c. fuse the noisy input labels with :func:`labelsplat.splat.consensus.consensus_labels`
    (default: depth tolerance 0.02, unweighted pixel votes); report the fused labels' pixel
    accuracy against the exact input labels, next to the noisy labels' and the exact-mesh
-   pixel-majority vote's (``consensus_bound.py``'s rule, recomputed here); cheap variants of
+   pixel-majority vote's (``benchmarks.consensus_bound``'s rule, recomputed here); cheap variants of
    the fusion (tolerance 0.01 / 0.04, class-weighted votes, no-depth pixels -> background) are
    scored on the input labels only (no fit);
 d. write a scene copy whose input labels are the fused ones and fit it with the same preset;
 e. score the second fit's post-processed labels at the same novel views exactly like the
    benchmark (``LabellingScores``: 60-90 mIoU, overall, per class), pooled per seed next to the
-   seed's ``refined`` and ``ceiling`` from v3.
+   seed's ``refined`` and ``ceiling`` from the benchmark.
 
 Resumable per stage (fits, fused scenes and per-head results are cached in
 ``--work/consensus_relabel/``; the JSON is rewritten after every stage).
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/experiments/consensus_relabel.py --seeds 0
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python -m research.consensus_relabel --seeds 0
 """
 
 from __future__ import annotations
@@ -45,18 +45,15 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-import consensus_bound as cb  # noqa: E402
-import gap_study as gs  # noqa: E402
-import refine_quality as rq  # noqa: E402
+from benchmarks import consensus_bound as cb  # noqa: E402
+from benchmarks import refine_quality as rq  # noqa: E402
+from benchmarks import single_head as gs  # noqa: E402
 
-OUT_JSON = ROOT / "benchmarks" / "results" / "refine_quality_consensus_relabel.json"
+ROOT = Path(__file__).resolve().parents[1]
+OUT_JSON = ROOT / "research" / "results" / "refine_quality_consensus_relabel.json"
 BENCH_JSON, DEFAULT_WORK = cb.BENCH_JSON, cb.DEFAULT_WORK
-# consensus_bound.py --seeds 0 --fit-vote pixel_majority, committed
-LEAD_FITVOTE_JSON = ROOT / "benchmarks" / "results" / "refine_quality_consensus_bound_fitvote_s0.json"
+# the exact-mesh vote fits (benchmarks.consensus_bound --fit-vote pixel_majority), under "vote_fits"
+MESH_FITVOTE_JSON = cb.OUT_JSON
 TUNE_BIN = "60-90"
 #: (name, consensus_labels kwargs) of the fusions scored on the input labels; the first is fitted
 FUSIONS: tuple[tuple[str, dict], ...] = (
@@ -85,9 +82,9 @@ def label_accuracy(pred: list[np.ndarray], exact: list[np.ndarray], background: 
 
 
 def mesh_vote_labels(scene) -> list[np.ndarray]:
-    """The exact-mesh pixel-majority vote of the scene's noisy input labels (``consensus_bound.py``'s
+    """The exact-mesh pixel-majority vote of the scene's noisy input labels (``benchmarks.consensus_bound``'s
     ``pixel_majority`` rule: per-triangle vote, unseen triangles from the nearest seen one), rendered
-    back at the input views (background off the mesh): what the lead's ``fitvote`` fitted."""
+    back at the input views (background off the mesh): what ``consensus_bound --fit-vote`` fits."""
     from labelsplat.io import read_label
     from labelsplat.schemes import get_scheme
     from labelsplat.synth import build_head, load_head
@@ -233,7 +230,7 @@ def _m(L, b=None):
     return x.get("miou")
 
 
-def pooled_seed(seed: int, heads: dict, bench: dict, lead: dict | None) -> dict | None:
+def pooled_seed(seed: int, heads: dict, bench: dict, mesh_fits: dict | None) -> dict | None:
     """Pooled per-seed record when every head of the seed has both fits; None otherwise."""
     from labelsplat.eval import LabellingScores
 
@@ -250,17 +247,17 @@ def pooled_seed(seed: int, heads: dict, bench: dict, lead: dict | None) -> dict 
     out["refined_reproduces_benchmark"] = {
         "confusion_identical": bool(rep["confusion"] == b["refined"]["confusion"]),
         "confusion_60_90_identical": bool(rep["confusion_by_yaw"][TUNE_BIN] == b["refined"]["confusion_by_yaw"][TUNE_BIN]),
-        "miou_60_90_here": cb._r(_m(rep, TUNE_BIN)), "miou_60_90_benchmark": cb._r(_m(b["refined"], TUNE_BIN)),
-        "miou_overall_here": cb._r(_m(rep)), "miou_overall_benchmark": cb._r(_m(b["refined"])),
+        "miou_60_90_here": cb.rounded(_m(rep, TUNE_BIN)), "miou_60_90_benchmark": cb.rounded(_m(b["refined"], TUNE_BIN)),
+        "miou_overall_here": cb.rounded(_m(rep)), "miou_overall_benchmark": cb.rounded(_m(b["refined"])),
     }
     ceil = _m(b["ceiling"], TUNE_BIN)
     out["benchmark"] = {"refined": cb.brief(b["refined"]), "ceiling": cb.brief(b["ceiling"])}
-    out["gap_60_90"] = {"ceiling": cb._r(ceil), "benchmark_refined": cb._r(_m(b["refined"], TUNE_BIN)),
-                        "relabelled": cb._r(_m(pooled["relabelled"], TUNE_BIN)),
-                        "ceiling_minus_relabelled": cb._r(ceil - _m(pooled["relabelled"], TUNE_BIN)),
+    out["gap_60_90"] = {"ceiling": cb.rounded(ceil), "benchmark_refined": cb.rounded(_m(b["refined"], TUNE_BIN)),
+                        "relabelled": cb.rounded(_m(pooled["relabelled"], TUNE_BIN)),
+                        "ceiling_minus_relabelled": cb.rounded(ceil - _m(pooled["relabelled"], TUNE_BIN)),
                         "within_0.03_of_ceiling": bool(_m(pooled["relabelled"], TUNE_BIN) >= ceil - 0.03)}
-    if lead is not None:
-        by = (lead.get("vote_fits") or {}).get("by_seed", {}).get("pixel_majority", {}).get(str(seed))
+    if mesh_fits is not None:
+        by = (mesh_fits.get("vote_fits") or {}).get("by_seed", {}).get("pixel_majority", {}).get(str(seed))
         if by is not None:
             out["mesh_vote_fit_60_90"] = by["fit"]["by_yaw"][TUNE_BIN]["miou"]
             out["mesh_vote_fit_overall"] = by["fit"]["overall"]["miou"]
@@ -268,7 +265,7 @@ def pooled_seed(seed: int, heads: dict, bench: dict, lead: dict | None) -> dict 
 
 
 # ============================================================================ diagnosis (no fits)
-DIAG_JSON = ROOT / "benchmarks" / "results" / "refine_quality_consensus_relabel_diag.json"
+DIAG_JSON = ROOT / "research" / "results" / "refine_quality_consensus_relabel_diag.json"
 
 
 def diagnose_head(seed: int, noisy_dir: Path, args) -> dict | None:
@@ -358,7 +355,7 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scenes and novel-view GT cache (consensus_bound's)")
     ap.add_argument("--bench", type=Path, default=BENCH_JSON)
-    ap.add_argument("--lead-fitvote", type=Path, default=LEAD_FITVOTE_JSON,
+    ap.add_argument("--mesh-fitvote", type=Path, default=MESH_FITVOTE_JSON,
                     help="the exact-mesh vote fits (consensus_bound --fit-vote) for the comparison column")
     ap.add_argument("--out", type=Path, default=OUT_JSON)
     ap.add_argument("--diagnose", action="store_true",
@@ -378,7 +375,7 @@ def main(argv=None) -> int:
     if missing:
         print(f"error: {args.bench} has no main cell for seed(s) {missing}", file=sys.stderr)
         return 2
-    lead = json.loads(args.lead_fitvote.read_text()) if args.lead_fitvote.is_file() else None
+    mesh_fits = json.loads(args.mesh_fitvote.read_text()) if args.mesh_fitvote.is_file() else None
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
     if doc.get("settings", {}).get("preset", args.preset) != args.preset:
         doc = {}
@@ -397,10 +394,10 @@ def main(argv=None) -> int:
                       "fit of the same scene after consensus relabelling of its input labels through the first "
                       "fit's rendered depth (labelsplat.splat.consensus.consensus_labels). Input-label accuracies "
                       "are against the exact input labels; mesh_vote_pixel_majority is the exact-mesh vote of "
-                      "consensus_bound.py (what the lead's fitvote run fitted)."),
+                      "benchmarks.consensus_bound (what its --fit-vote run fits)."),
             "heads": heads,
             "by_seed": {str(s): p for s in sorted({h["seed"] for h in heads.values() if "seed" in h})
-                        if (p := pooled_seed(s, heads, bench, lead)) is not None},
+                        if (p := pooled_seed(s, heads, bench, mesh_fits)) is not None},
             "machine": rq.machine_info(),
         })
         rq.write_results(args.out, doc)

@@ -1,16 +1,16 @@
 """Label-noise transition model in the semantic loss (``FitConfig.label_noise``): one-head screen.
 
-Fits the gap study's identity (``gap_study.py``: seed-0 ``head_000`` of the refine_quality benchmark,
+Fits the gap study's identity (``benchmarks.single_head``: seed-0 ``head_000`` of the quality benchmark,
 fast preset, 32 facescape views at 256 px, ``simulated:medium``, the benchmark's 100 extreme novel
 views) on noisy or exact labels with ``--fit-set`` overrides, scores refined (post-processed) and
 raw labels as the pipeline does, and records the fit's transition matrix T next to the parser's
 real confusion on the input views (noisy vs exact labels, pixels of the 32 inputs; not used by the
 fit), so that what T learned can be compared with what the simulated parser does.
 
-Results: one record per ``--tag`` in ``benchmarks/results/noise_transition_screen.json``.
+Results: one record per ``--tag`` in ``research/results/noise_transition_screen.json``.
 
-    python benchmarks/experiments/noise_transition_study.py --labels noisy --tag em --fit-set label_noise=em
-    python benchmarks/experiments/noise_transition_study.py --labels exact --tag em_exact --fit-set label_noise=em
+    python -m research.noise_transition_study --labels noisy --tag em --fit-set label_noise=em
+    python -m research.noise_transition_study --labels exact --tag em_exact --fit-set label_noise=em
 """
 
 from __future__ import annotations
@@ -19,19 +19,15 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-import gap_study as gs  # noqa: E402
-import refine_quality as rq  # noqa: E402
+from benchmarks import refine_quality as rq
+from benchmarks import single_head as gs
 
-OUT_JSON = HERE.parent / "results" / "noise_transition_screen.json"
+OUT_JSON = Path(__file__).resolve().parent / "results" / "noise_transition_screen.json"
 
 
 def parser_confusion(noisy_dir: Path, exact_dir: Path, K: int) -> np.ndarray:

@@ -1,35 +1,31 @@
-"""What the enclosed background holes of the extracted labels are (issue 6, hole-filling study).
+"""What the enclosed background holes of the extracted labels are (the hole-filling study).
 
-For kept fits of lift_study.py (``keep_TAG`` in the work directory), renders the benchmark's 100
+For kept fits of ``research.lift_study`` (``keep_TAG`` in the work directory), renders the benchmark's 100
 extreme novel views, takes the raw argmax labels, and lists every background component that
 post-processing step 3 would fill (does not touch the border, ``min_area`` <= area <= 2 % of the
 image): its area, mean rendered alpha, fraction of pixels with alpha >= 0.5, the fraction of its
 pixels whose exact (GT) label is background, and the fraction that filling (label of the
 surrounding pixels, :func:`reassign_nearest`) would get right. Prints hole pixels binned by mean
-alpha and writes ``benchmarks/results/refine_quality_holes.json``. Also, per single-instance class,
+alpha and writes ``research/results/refine_quality_holes.json``. Also, per single-instance class,
 the pixels that keep-largest (step 4) would remove (every component but the largest of its view,
 components >= ``min_area``): how many, the fraction whose GT is that class (correct pixels removed)
 and the fraction the reassignment gets right.
 
-    python benchmarks/experiments/hole_study.py --fit exact:0:s2_exact_v2 --fit noisy:1:s2i1_noisy_v2 --seed 2
+    python -m research.hole_study --fit exact:0:s2_exact_v2 --fit noisy:1:s2i1_noisy_v2 --seed 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-import gap_study as gs  # noqa: E402
-import refine_quality as rq  # noqa: E402
+from benchmarks import refine_quality as rq
+from benchmarks import single_head as gs
 
-OUT_JSON = HERE.parent / "results" / "refine_quality_holes.json"
+OUT_JSON = Path(__file__).resolve().parent / "results" / "refine_quality_holes.json"
 ALPHA_BINS = (0.0, 0.3, 0.5, 0.7, 0.9, 1.01)
 
 

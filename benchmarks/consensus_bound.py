@@ -1,6 +1,6 @@
-"""The consensus bound: what any per-triangle fusion of the input labels can reach (issue 6, 60-90 gap).
+"""The consensus bound: what any per-triangle fusion of the input labels can reach in the 60-90 bin.
 
-The refine_quality benchmark (``refine_quality_v3.json``: fast preset, 3 seeds x 2 heads, 32
+The quality benchmark (``benchmarks/results/refine_quality.json``: fast preset, 3 seeds x 2 heads, 32
 facescape views at 256 px, ``simulated:medium``, 100 extreme novel views per head) leaves refined
 mIoU ~0.094 below the ``ceiling`` in the 60-90 |yaw| bin. This experiment measures, with the
 **exact mesh geometry** and no Gaussian fit at all, how well the noisy input labels can be fused:
@@ -37,20 +37,23 @@ mIoU ~0.094 below the ``ceiling`` in the 60-90 |yaw| bin. This experiment measur
    IoU in 60-90); scores pool the confusion counts over the heads of a seed, and the summary gives the
    mean over seeds (as ``refine_quality.py``) next to the same seeds' ``refined`` / ``ceiling`` cells.
 
-5. calibration (seed 0 ``head_000``, the head of ``gap_study.py``): the votes of the exact labels, of
-   the noise model's 3D patches only and 2D errors only, and of the noisy labels, next to the measured
-   fits of the same labels (previous ``fast`` preset), to see how a label loss at perfect geometry
-   carries through a fit.
+5. calibration (seed 0 ``head_000``, the head of ``research.gap_study``): the votes of the exact
+   labels, of the noise model's 3D patches only and 2D errors only, and of the noisy labels, next to
+   the measured fits of the same labels (previous ``fast`` preset; ``research/results/``), to see how
+   a label loss at perfect geometry carries through a fit.
 
 Optional, for the follow-up the bound cannot answer (does a fit keep the fused labels' quality?):
 ``--fit-vote RULE...`` writes each head's scene with the rule's fused labels rendered at the input
 views as its input labels (``runs/consensus_bound/vote_scenes/``) and fits it (``--fit-preset``,
-default ``fast``, CPU) through ``gap_study.fit_and_label``; the post-processed labels at the same
+default ``fast``, CPU) through ``benchmarks.single_head.fit_and_label``; the post-processed labels at the same
 novel views go under ``vote_fits`` next to the same seeds' ceiling (resumable per head).
 
 Cheap without ``--fit-vote``: no fits, one thread (~1 min per head). Scenes and novel-view renders are cached in ``--work``.
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 taskset -c 0 python benchmarks/experiments/consensus_bound.py
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 taskset -c 0 python -m benchmarks.consensus_bound
+
+The published numbers (``benchmarks/results/consensus_bound.json``) are this run plus the vote fits
+of every seed (``--fit-vote pixel_majority``, run per seed and joined under ``vote_fits``).
 """
 
 from __future__ import annotations
@@ -69,18 +72,14 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-import gap_study as gs  # noqa: E402
-import refine_quality as rq  # noqa: E402
-
+from benchmarks import refine_quality as rq  # noqa: E402
+from benchmarks import single_head as gs  # noqa: E402
 from labelsplat.errors import LabelsplatError  # noqa: E402
 from labelsplat.io import IGNORE_INDEX  # noqa: E402
 
-OUT_JSON = ROOT / "benchmarks" / "results" / "refine_quality_consensus_bound.json"
-BENCH_JSON = ROOT / "benchmarks" / "results" / "refine_quality_v3.json"
+ROOT = Path(__file__).resolve().parents[1]
+OUT_JSON = ROOT / "benchmarks" / "results" / "consensus_bound.json"
+BENCH_JSON = ROOT / "benchmarks" / "results" / "refine_quality.json"
 DEFAULT_WORK = ROOT / "runs" / "consensus_bound"
 BINS = ("0-30", "30-60", "60-90", "90-180")
 TUNE_BIN = "60-90"
@@ -425,7 +424,7 @@ def brief(L: dict) -> dict:
     from labelsplat.eval.metrics import per_class_scores
 
     def m(x):
-        return None if x is None else {"miou": _r(x["miou"]), "mean_f1": _r(x["mean_f1"])}
+        return None if x is None else {"miou": rounded(x["miou"]), "mean_f1": rounded(x["mean_f1"])}
 
     cls = L["class_names"]
     iou, _, present = per_class_scores(np.asarray(L["confusion_by_yaw"][TUNE_BIN]))
@@ -433,12 +432,13 @@ def brief(L: dict) -> dict:
         "overall": m(L["overall"]), "by_yaw": {b: m(L["by_yaw"].get(b)) for b in BINS},
         "boundary_excluded": {"overall": m(L["boundary_excluded"]["overall"]),
                               "by_yaw": {b: m(L["boundary_excluded"]["by_yaw"].get(b)) for b in BINS}},
-        "per_class_iou": {c: _r(v["iou"]) for c, v in L["per_class"].items() if v["iou"] is not None},
-        "per_class_iou_60_90": {c: _r(float(v)) for c, v, p in zip(cls, iou, present) if p},
+        "per_class_iou": {c: rounded(v["iou"]) for c, v in L["per_class"].items() if v["iou"] is not None},
+        "per_class_iou_60_90": {c: rounded(float(v)) for c, v, p in zip(cls, iou, present) if p},
     }
 
 
-def _r(x, nd: int = 4):
+def rounded(x, nd: int = 4):
+    """``x`` rounded to ``nd`` decimals (None stays None)."""
     return None if x is None else round(float(x), nd)
 
 
@@ -540,13 +540,13 @@ def print_table(doc: dict) -> None:
 
 
 # ============================================================================ calibration
-CW3_JSON = ROOT / "benchmarks" / "results" / "refine_quality_fast_cw3.json"
-GAP_JSON = ROOT / "benchmarks" / "results" / "refine_quality_gap.json"
+CW3_JSON = ROOT / "research" / "results" / "refine_quality_fast_cw3.json"
+GAP_JSON = ROOT / "research" / "results" / "refine_quality_gap.json"
 
 
 def calibration(h: Head, cw3_json: Path = CW3_JSON, gap_json: Path = GAP_JSON) -> dict:
     """How a label loss at perfect geometry carries through a fit, on the one head where fits of
-    several kinds of input labels were measured (seed 0 ``head_000``; ``gap_study.py`` and
+    several kinds of input labels were measured (seed 0 ``head_000``; ``research.gap_study`` and
     ``refine_quality_fast_cw3.json``: the previous ``fast`` preset with CW3 weights, old
     post-processing). Per kind of input labels (``exact``; ``patch3d`` = the noise model's 3D surface
     patches only; ``noise2d`` = its per-view 2D errors only; ``noisy`` = both), the mesh votes' mIoU
@@ -592,7 +592,7 @@ def calibration(h: Head, cw3_json: Path = CW3_JSON, gap_json: Path = GAP_JSON) -
     for kind, labs in kinds.items():
         table = accumulate_votes(tris, labs, F, K)
         src = nearest_seen_source(cent, table.seen)
-        rec = {"fit": {"overall": _r(fits[kind][0]), TUNE_BIN: _r(fits[kind][1])}, "vote": {}}
+        rec = {"fit": {"overall": rounded(fits[kind][0]), TUNE_BIN: rounded(fits[kind][1])}, "vote": {}}
         for rule, w in rules.items():
             tl = triangle_labels(rule_scores(table, "weighted" if w is not None else rule, w), src)
             pred = render_triangle_labels(h.tri, tl)
@@ -600,14 +600,14 @@ def calibration(h: Head, cw3_json: Path = CW3_JSON, gap_json: Path = GAP_JSON) -
             for k in range(len(h.gt)):
                 acc.add(pred[k], h.gt[k], float(h.yaws[k]))
             d = acc.to_dict()
-            rec["vote"][rule] = {"overall": _r(d["overall"]["miou"]), TUNE_BIN: _r(d["by_yaw"][TUNE_BIN]["miou"])}
+            rec["vote"][rule] = {"overall": rounded(d["overall"]["miou"]), TUNE_BIN: rounded(d["by_yaw"][TUNE_BIN]["miou"])}
         out["kinds"][kind] = rec
         print(f"calibration {kind}: fit 60-90 {rec['fit'][TUNE_BIN]:.3f}, vote 60-90 "
               + ", ".join(f"{r} {v[TUNE_BIN]:.3f}" for r, v in rec["vote"].items()), flush=True)
     return out
 
 
-# ============================================================================ optional: fit the vote (lead's follow-up)
+# ============================================================================ optional: fit the vote
 def write_vote_scene(h: Head, tri_labels: np.ndarray, out: Path) -> Path:
     """A copy of ``h``'s noisy scene at ``out`` whose input labels are ``tri_labels`` (F,) rendered at
     each input camera through the mesh (background off the mesh): 3D-consistent fused labels that a
@@ -628,7 +628,7 @@ def write_vote_scene(h: Head, tri_labels: np.ndarray, out: Path) -> Path:
 
 def fit_vote_scene(h: Head, sdir: Path, preset: str, work: Path):
     """Fit ``sdir`` with ``preset`` (CPU, seed = the head's seed, as the benchmark) through
-    ``gap_study.fit_and_label`` and label ``h``'s novel cameras as ``refine`` does. Returns
+    ``single_head.fit_and_label`` and label ``h``'s novel cameras as ``refine`` does. Returns
     (LabellingScores of the post-processed labels, fit seconds)."""
     import shutil
 
@@ -652,7 +652,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bench", type=Path, default=BENCH_JSON, help="benchmark results (refined / ceiling cells)")
     ap.add_argument("--out", type=Path, default=OUT_JSON)
     ap.add_argument("--no-calibration", action="store_true",
-                    help="skip the label-kind calibration on the seed-0 head_000 (gap_study.py's head)")
+                    help="skip the label-kind calibration on the seed-0 head_000 (research.gap_study's head)")
     ap.add_argument("--fit-vote", nargs="*", default=[], metavar="RULE",
                     help="ALSO fit (Gaussians, CPU) each head on these rules' fused labels rendered at the input "
                          "views and score the fit at the same novel views (resumable; results under 'vote_fits')")
@@ -750,8 +750,8 @@ def main(argv=None) -> int:
                 L = LabellingScores.pool(accs).to_dict()
                 ceil = _miou(bench[seed]["ceiling"], TUNE_BIN)
                 vote_fits["by_seed"].setdefault(rule, {})[str(seed)] = {
-                    "fit": brief(L), "ceiling_60_90": _r(ceil), "refined_60_90": _r(_miou(bench[seed]["refined"], TUNE_BIN)),
-                    "ceiling_minus_fit_60_90": _r(ceil - _miou(L, TUNE_BIN))}
+                    "fit": brief(L), "ceiling_60_90": rounded(ceil), "refined_60_90": rounded(_miou(bench[seed]["refined"], TUNE_BIN)),
+                    "ceiling_minus_fit_60_90": rounded(ceil - _miou(L, TUNE_BIN))}
 
     per_seed = {}
     for seed, accs in per_seed_acc.items():

@@ -1,6 +1,6 @@
 """Collect refine_quality result files of a screening sweep into one compact JSON + a markdown table.
 
-    python benchmarks/experiments/collect_sweep.py OUT.json NAME=FILE.json ...
+    python -m research.collect_sweep OUT.json NAME=FILE.json ...
 
 Per run: settings (fit/refine overrides, label_max_yaw) and, per seed cell and labelling, mIoU
 overall and by |yaw| bin, coverage and per-class IoU (the full confusion counts stay in the
@@ -8,8 +8,8 @@ original files).
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -19,11 +19,15 @@ def brief(L: dict) -> dict:
             "per_class_iou": {c: v.get("iou") for c, v in L["per_class"].items() if v.get("iou") is not None}}
 
 
-def main(argv: list[str]) -> int:
-    out = Path(argv[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("runs", nargs="+", metavar="NAME=FILE.json")
+    args = ap.parse_args(argv)
+    out = args.out
     doc = {"schema_version": 1, "what": "screening sweep, tiny demo configuration", "runs": {}}
     rows = []
-    for item in argv[1:]:
+    for item in args.runs:
         name, path = item.split("=", 1)
         d = json.loads(Path(path).read_text())
         s = d["settings"]
@@ -47,4 +51,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Helpers shared by the benchmark scripts: machine description, device sync, peak memory.
 
-Not part of the package: imported by ``benchmarks/*.py`` (which put this folder on
-``sys.path``) and by ``tests/benchmarks``.
+Imported as ``benchmarks.common`` by the benchmark scripts, the research studies and
+``tests/benchmarks`` (run from the repository root; not part of the installed package).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Semantic lifting variants on one fit (issue 6 quality study, companion of gap_study.py).
+"""Semantic lifting variants on one fit (a companion of ``research.gap_study``).
 
 Fits the gap study's identity (fast preset, 32 facescape views at 256 px, ``simulated:medium``) once
 with the fitted logits kept (``semantic_lift=none``), keeps the run, computes the multiview label
@@ -7,7 +7,7 @@ each lifting variant (``--variants``, e.g. ``prob:w1:p1`` = probability vote, cl
 power 1, prior 1; ``log:w1:p1:e0.01`` = log-probabilities with floor 0.01;
 ``mix:w1:p1:a0.5`` = fitted logits + a * lifted features).
 
-    python benchmarks/experiments/lift_study.py --labels noisy --tag lift_noisy
+    python -m research.lift_study --labels noisy --tag lift_noisy
 """
 
 from __future__ import annotations
@@ -15,19 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-import gap_study as gs  # noqa: E402
-import refine_quality as rq  # noqa: E402
+from benchmarks import refine_quality as rq
+from benchmarks import single_head as gs
 
-OUT_JSON = HERE.parent / "results" / "refine_quality_lift.json"
+OUT_JSON = Path(__file__).resolve().parent / "results" / "refine_quality_lift.json"
 
 
 def lift_features(variant: str, votes, fitted, class_w, bg_logit: float):
@@ -199,7 +195,7 @@ def main(argv=None) -> int:
     z = np.load(gt_cache)
     gt, initial = z["gt"], z["initial"]
     sdir = gs.variant_scene(noisy_dir, exact_dir, args.labels)
-    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq._parse_sets(args.fit_set))
+    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq.parse_sets(args.fit_set))
     run_dir = args.work / f"keep_{args.run_tag or args.tag}"
     if not (run_dir / "checkpoint.pt").is_file():
         t = time.perf_counter()
