@@ -2,7 +2,7 @@
 
 CPU mode (default): the same N synthetic scenes refined with 1, 2, ... workers, each worker one
 CPU and one thread (a local Ray instance with ``num_cpus = workers``, ``--cpus-per-scene 1``).
-Efficiency of w workers = throughput(w) / (w * throughput(1)); the issue's target is >= 0.9 per
+Efficiency of w workers = throughput(w) / (w * throughput(1)); the target is >= 0.9 per
 added worker where the hardware allows (no other load, memory bandwidth not saturated).
 
 GPU mode (``--gpu``, on a lent GPU machine): one GPU shared by several scenes at once through
@@ -15,10 +15,11 @@ in each worker) is included, as in real use. The load average of the machine is 
 and after every configuration: on a shared machine other processes take CPU time and the ratio
 measured is lower than the hardware allows.
 
-    python benchmarks/batch_scaling.py                      # CPU: 4 scenes, tiny, 1 and 2 workers
-    python benchmarks/batch_scaling.py --gpu --scenes 8 --fractions 1 0.5 0.25
+    python -m benchmarks.batch_scaling                      # CPU: 4 scenes, tiny, 1 and 2 workers
+    python -m benchmarks.batch_scaling --gpu --scenes 8 --fractions 1 0.5 0.25
 
-Writes benchmarks/results/batch_scaling_cpu.json (or _gpu.json).
+Writes benchmarks/results/batch_scaling_cpu.json (or _gpu.json); the published table compares
+three CPU runs, merged into one file with ``benchmarks.merge_results``.
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ novel cameras back to the truth through the alignment, re-render exact and initi
 there, and score both against the refined labels (accepted views, as ``refine`` does on synthetic
 scenes). Results go to ``benchmarks/results/capture_orbit.json`` (cells already there are skipped).
 
-    python benchmarks/capture_orbit.py --cell small          # 48 video frames -> 24 kept, 256 px
-    python benchmarks/capture_orbit.py --cell large          # 120 -> 60, 512 px
+    python -m benchmarks.capture_orbit --cell small          # 48 video frames -> 24 kept, 256 px
+    python -m benchmarks.capture_orbit --cell large          # 120 -> 60, 512 px
+
+The synthetic orbit itself comes from ``tests/capture/_capture_orbit.py`` (shared with the
+capture tests), imported as ``tests.capture._capture_orbit`` from the repository root.
 """
 
 from __future__ import annotations
@@ -18,15 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import machine_info
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests" / "capture"))
 
 CELLS = {
     "small": {"video_frames": 48, "frames": 24, "resolution": 256, "preset": "tiny", "seed": 3},
@@ -35,7 +36,7 @@ CELLS = {
 
 
 def run_cell(name: str, cell: dict, root: Path, log=print) -> dict:
-    from _capture_orbit import make_orbit, score_refined
+    from tests.capture._capture_orbit import make_orbit, score_refined  # pycolmap/PyAV: only when a cell runs
 
     from labelsplat.capture import align_cameras
     from labelsplat.cli import main
@@ -111,7 +112,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "capture_orbit.json")
     ap.add_argument("--force", action="store_true", help="rerun cells already in the results")
     args = ap.parse_args(argv)
-    from _common import machine_info
 
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {"cells": {}}
     doc["machine"] = machine_info("cpu")

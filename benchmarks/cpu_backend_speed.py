@@ -13,7 +13,7 @@ excluded; the first call's time is reported separately) and the median process C
 threads; less sensitive to other processes sharing the machine). Results go to
 ``benchmarks/results/cpu_backend_speed.json`` with machine, versions, threads and load.
 
-Usage: ``python benchmarks/cpu_backend_speed.py [--repeats 7] [--skip-naive-128] [--out PATH]``
+Usage: ``python -m benchmarks.cpu_backend_speed [--repeats 7] [--skip-naive-128] [--out PATH]``
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ with the noisy input labels (mIoU / pixel accuracy overall and by |yaw| bin, thr
 
 Usage::
 
-    python benchmarks/fit_speed.py --out benchmarks/results/fit_speed_cpu.json \\
+    python -m benchmarks.fit_speed --out benchmarks/results/fit_speed_cpu.json \\
         [--preset tiny] [--views 16] [--resolution 128] [--noise simulated:medium] [--modes full,none,rgb]
 
 Timings on a shared machine are noisy: the JSON records the load average before and after.

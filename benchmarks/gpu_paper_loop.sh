@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The paper loop (benchmarks/paper_loop.py, issue 7) on one lent CUDA machine, three seeds at once.
+# The paper loop (benchmarks/paper_loop.py) on one lent CUDA machine, three seeds at once.
 #
 #   OUT=/path bash benchmarks/gpu_paper_loop.sh [deadline_s]
 #
 # Configuration $CONFIG (default `cpu3`: 128 px inputs, per-view label weights in the refine, 2500
-# fine-tune steps at frontal mix 0.6, as the README's CPU run) with the overrides $A_SET (default
+# fine-tune steps at frontal mix 0.6, as the published CPU run) with the overrides $A_SET (default
 # none); each seed runs in its own process (its own 4 torch
 # threads, the GPU shared). When a seed of A is finished and time is left, variant B
 # ($B_SET, default 5000 fine-tune steps) reuses that seed's finished stages (`paper_loop.py --reuse`:
@@ -39,16 +39,16 @@ sets() { for kv in $1; do printf -- '--set %s ' "$kv"; done; }
 
 one_seed() {
   local s=$1
-  python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$A_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
+  python3 -m benchmarks.paper_loop --config "$CONFIG" $(sets "$A_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
     --work "$WORK/A" --results "$RES/paper_loop_gpu_A_s$s.json" > "$RES/paper_loop_A_s$s.log" 2>&1 || return 1
-  python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$B_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
+  python3 -m benchmarks.paper_loop --config "$CONFIG" $(sets "$B_SET") --seeds "$s" --device "$DEVICE" --threads 4 \
     --work "$WORK/B" --results "$RES/paper_loop_gpu_B_s$s.json" --reuse "$WORK/A" > "$RES/paper_loop_B_s$s.log" 2>&1
 }
 
 log "paper loop ($CONFIG, $DEVICE) on $(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")'), seeds $SEEDS, A: $A_SET, B: $B_SET, deadline ${DEADLINE}s"
 pids=()
 for s in $SEEDS; do one_seed "$s" & pids+=($!); done
-( sleep "$DEADLINE"; log "deadline: stopping"; pkill -TERM -f benchmarks/paper_loop.py ) &
+( sleep "$DEADLINE"; log "deadline: stopping"; pkill -TERM -f benchmarks.paper_loop ) &
 watchdog=$!
 wait "${pids[@]}"
 kill "$watchdog" 2>/dev/null
@@ -56,7 +56,7 @@ kill "$watchdog" 2>/dev/null
 seeds_csv=$(echo $SEEDS | tr ' ' ',')
 for v in A B; do
   set_v=$([ $v = A ] && echo "$A_SET" || echo "$B_SET")
-  [ -d "$WORK/$v" ] && timeout 60 python3 benchmarks/paper_loop.py --config "$CONFIG" $(sets "$set_v") --seeds "$seeds_csv" \
+  [ -d "$WORK/$v" ] && timeout 60 python3 -m benchmarks.paper_loop --config "$CONFIG" $(sets "$set_v") --seeds "$seeds_csv" \
     --device "$DEVICE" --work "$WORK/$v" --results "$OUT/paper_loop_gpu_$v.json" --summarize \
     > "$RES/paper_loop_${v}_summary.log" 2>&1 < /dev/null &
 done

@@ -1,4 +1,4 @@
-"""One head refined end to end on a CUDA GPU at issue 8's GPU configuration (writes JSON; not a test).
+"""One head refined end to end on a CUDA GPU at the GPU target's configuration (writes JSON; not a test).
 
 Synthesises one head (facescape rig, ``--views`` at ``--resolution``, ``simulated:medium``
 noise), then runs the same ``labelsplat.pipeline.refine`` that ``labelsplat refine`` runs, on ``--device``,
@@ -9,7 +9,7 @@ the training PSNR and the refined vs initial mIoU at the novel views against exa
 gsplat's one-time JIT compile is excluded by compiling it before the clock starts
 (``--warm``), and timed separately.
 
-    python benchmarks/gpu_refine_check.py --device cuda --views 48 --resolution 512 \\
+    python -m benchmarks.gpu_refine_check --device cuda --views 48 --resolution 512 \\
         --novel-views 500 --preset fast --fit-set max_resolution=512 --out gpu_refine.json
 """
 

@@ -43,18 +43,18 @@ for stage in $stages; do
         tests/extract/test_extract_labels.py 2>&1 | tail -25 | tee "$OUT/pytest_cuda.log" ;;
     refine)
       log "refine at the GPU configuration (48 views 512^2, 500 extreme views)"
-      timeout 300 python3 benchmarks/gpu_refine_check.py --device cuda --views 48 --resolution 512 \
+      timeout 300 python3 -m benchmarks.gpu_refine_check --device cuda --views 48 --resolution 512 \
         --novel-views 500 --preset fast --fit-set max_resolution=512 --out "$OUT/gpu_refine.json" \
         2>&1 | tail -60 | tee "$OUT/refine.log" ;;
     ratio)
       log "joint vs RGB-only fit (fit_speed.py)"
-      timeout 200 python3 benchmarks/fit_speed.py --device cuda --preset fast --views 48 --resolution 512 \
+      timeout 200 python3 -m benchmarks.fit_speed --device cuda --preset fast --views 48 --resolution 512 \
         --modes ${RATIO_MODES:-scaled:0.1,rgb,full,none} --out "$OUT/fit_speed_cuda.json" --work /tmp/fit_speed_cuda \
         2>&1 | tail -30 | tee "$OUT/ratio.log" ;;
     speed)
       if [ -f benchmarks/refine_speed.py ]; then
         log "refine_speed.py --device cuda"
-        timeout 300 python3 benchmarks/refine_speed.py --device cuda --out "$OUT/refine_speed_cuda.json" \
+        timeout 300 python3 -m benchmarks.refine_speed --device cuda --out "$OUT/refine_speed_cuda.json" \
           ${REFINE_SPEED_ARGS:-} 2>&1 | tail -40 | tee "$OUT/speed.log"
       fi ;;
     *) log "unknown stage $stage" ;;

@@ -1,4 +1,4 @@
-"""The paper's full loop, measured (issue 7 item 4): does fine-tuning a parser on refined
+"""The paper's full loop, measured: does fine-tuning a parser on refined
 extreme-view labels make it better at extreme poses without losing frontal accuracy?
 
 Per seed (every stage writes its outputs and then a ``<stage>.done.json`` marker under
@@ -26,19 +26,19 @@ refine fits continue from their checkpoints):
 7. ``evalset``     further held-out identities (split "eval"), orbit rig (all yaw bins incl.
                    60-90 and 90-180), exact labels.
 8. ``eval_<model>`` each of baseline / ft_refined / ft_noisy parses the eval views (face crop as
-                   ``parse``), scored with :class:`labelsplat.eval.LabellingScores` (DESIGN.md
-                   metrics: pooled confusion, by |yaw| bin, per class, boundary-excluded).
+                   ``parse``), scored with :class:`labelsplat.eval.LabellingScores` (the metrics of
+                   docs/design.md: pooled confusion, by |yaw| bin, per class, boundary-excluded).
 
 Identities of the three splits never overlap (different synth seeds per split and seed).
 The results JSON (``benchmarks/results/paper_loop_<config>.json``) is rebuilt from the markers
 after every stage: machine, versions, settings, timings, all scores incl. confusions, and a
-summary over the finished seeds (mean, min, max, std) with the issue's targets checked.
+summary over the finished seeds (mean, min, max, std) with the loop's targets checked.
 
 Usage::
 
-    python benchmarks/paper_loop.py --config cpu --seeds 0,1,2            # resumable
-    python benchmarks/paper_loop.py --config gpu --seeds 0,1,2 --device cuda
-    python benchmarks/paper_loop.py --config micro --seeds 0 --work /tmp/pl --results /tmp/pl.json
+    python -m benchmarks.paper_loop --config cpu3 --seeds 0,1,2 --threads 1     # resumable
+    python -m benchmarks.paper_loop --config gpu --seeds 0,1,2 --device cuda
+    python -m benchmarks.paper_loop --config micro --seeds 0 --work /tmp/pl --results /tmp/pl.json
 """
 
 from __future__ import annotations
@@ -123,14 +123,14 @@ CONFIGS: dict[str, LoopConfig] = {
         base_iters=40, mv_identities=1, mv_views=16, mv_resolution=128, refine_preset="tiny", novel_views=12,
         ft_iters=20, ft_warmup=2, eval_identities=1, eval_views=12, eval_resolution=128, ckpt_every=20,
     ),
-    # 2 CPU cores, 128x128 input (issue 7 item 4)
+    # 2 CPU cores, 128x128 input: the first configuration measured (its baseline is too weak)
     "cpu": LoopConfig(
         name="cpu", train_identities=60, train_views=8, train_resolution=128, input_size=128, batch_size=6,
         base_iters=500, base_lr=1e-2, mv_identities=4, mv_views=16, mv_resolution=128, refine_preset="tiny",
         novel_views=40, ft_iters=200, ft_lr=2.5e-3, ft_warmup=10, frontal_mix=0.5, eval_identities=4,
         eval_views=24, eval_resolution=128, ckpt_every=50,
     ),
-    # cpu after the first measurement (docs/paper_loop.md): 6x the baseline steps (the 500-step
+    # cpu with 6x the baseline steps (the 500-step
     # parser never learnt eyes/nose/lips), 2x the frontal identities (data cost ~1 min), the
     # refined views composited onto input-like backgrounds (render-domain gap), 300 fine-tune steps
     "cpu2": LoopConfig(
@@ -139,7 +139,7 @@ CONFIGS: dict[str, LoopConfig] = {
         novel_views=40, ft_iters=300, ft_lr=2.5e-3, ft_warmup=10, frontal_mix=0.5, aux_background="synth",
         eval_identities=4, eval_views=24, eval_resolution=128, ckpt_every=100,
     ),
-    # cpu2 as measured for the README (docs/paper_loop.md, 2026-11-26): the refine's fits weigh each
+    # the configuration of the published table (docs/paper_loop.md): the refine's fits weigh each
     # input view's labels by its pose (1 up to |yaw| 30, 0.1 at 90), and 2500 fine-tune steps with
     # 60 % frontal samples (the refined exposure of 2000 steps at 0.5, 1.5x the frontal exposure)
     "cpu3": LoopConfig(
@@ -641,7 +641,7 @@ def read_seed(work: Path, seed: int) -> dict:
 
 # ----------------------------------------------------------------------------- summary
 def f1_of(scores: dict, bins: tuple[str, ...]) -> float | None:
-    """Mean F1 (DESIGN.md: classes present in GT, background excluded) of the pooled confusion
+    """Mean F1 (docs/design.md: classes present in GT, background excluded) of the pooled confusion
     of the given |yaw| bins."""
     from labelsplat.eval.metrics import scores_from_confusion
 
@@ -734,7 +734,7 @@ def write_results(path: Path, cfg: LoopConfig, seeds: list[int], work: Path, dev
         if r:
             all_seeds[s] = compact(r)
     doc = {
-        "what": "issue 7 item 4: baseline BiSeNet (frontal synthetic) -> initial parser on multiview scenes -> "
+        "what": "the paper's loop: baseline BiSeNet (frontal synthetic) -> initial parser on multiview scenes -> "
                 "refine -> fine-tune on refined vs on the parser's own (noisy) labels of the same images -> "
                 "evaluate on held-out identities by |yaw| bin",
         "config": asdict(cfg), "device": device, "machine": machine(), "git_commit": git_commit(),

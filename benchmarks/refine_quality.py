@@ -1,4 +1,4 @@
-"""Quality benchmark (issue 6 "Quality"): refined vs initial vs ceiling labels at extreme novel views.
+"""Quality benchmark: refined vs initial vs ceiling labels at extreme novel views of synthetic heads.
 
 For each seed, ``--identities`` synthetic heads (facescape rig, ``--views`` input views at
 ``--resolution`` px, ``--noise`` simulated parser labels) are fitted with ``--preset`` and rendered
@@ -19,14 +19,17 @@ counts over the identities of a seed; the summary gives mean and spread (min..ma
 
 Resumable: the results JSON holds finished cells, which are skipped on the next run with the same
 configuration (a different configuration is refused unless ``--overwrite``), and, under ``partial``,
-the finished fits of an unfinished cell (per identity and labelling), which are not redone. Example (the tiny/demo
-configuration)::
+the finished fits of an unfinished cell (per identity and labelling), which are not redone.
 
-    python benchmarks/refine_quality.py --preset tiny --views 16 --resolution 128 --novel-views 24 \
-        --identities 1 --out benchmarks/results/refine_quality_tiny.json
+The published table (``benchmarks/results/refine_quality.json``) is the default configuration
+(``--preset fast --views 32 --resolution 256 --novel-views 100 --identities 2 --seeds 0 1 2``)
+with ``--only-main``; seeds may run in parallel processes and be joined with ``--merge``::
 
-Full configuration (issue 6): ``--preset fast --views 32 --resolution 256 --novel-views 100
---identities 2 --seeds 0 1 2`` (the defaults).
+    python -m benchmarks.refine_quality --only-main --seeds 0 1 --out /tmp/rq_s01.json
+    python -m benchmarks.refine_quality --only-main --seeds 2 --out /tmp/rq_s2.json
+    python -m benchmarks.refine_quality --out /tmp/rq_s01.json --merge /tmp/rq_s2.json
+
+The demo's configuration: ``--preset tiny --views 16 --resolution 128 --novel-views 24 --identities 1``.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ def _parse_value(text: str):
     return text
 
 
-def _parse_sets(items: list[str] | None) -> dict:
+def parse_sets(items: list[str] | None) -> dict:
+    """``KEY=VALUE`` items (``--fit-set`` / ``--refine-set``) -> {key: parsed value}."""
     out = {}
     for item in items or []:
         if "=" not in item:
@@ -171,10 +175,15 @@ def novel_cameras(scene_dir: Path, n: int, seed: int, sampler: str, min_head_ins
 
 
 # ----------------------------------------------------------------------------- one fit
+def stack_views(rendered: list[dict], key: str) -> np.ndarray:
+    """One array of the per-view ``key`` entries of ``label_novel_views``'s rendered views."""
+    return np.stack([r[key] for r in rendered])
+
+
 def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     """Fit ``scene_dir`` into ``run_dir``, render ``cameras``; returns (raw labels, post-processed, info)."""
     from labelsplat.extract import extract_argmax
-    from labelsplat.pipeline import _stack, label_novel_views
+    from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
     from labelsplat.splat.render_views import load_run
     from labelsplat.splat.trainer import fit
@@ -190,15 +199,15 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     t = time.perf_counter()
     rendered, labels, report = label_novel_views(run, scene, cameras, rcfg, yaws=yaws, timings=timings)
     if "raw_labels" in rendered[0]:  # label_novel_views keeps the argmax before post-processing
-        raw = _stack(rendered, "raw_labels")
+        raw = stack_views(rendered, "raw_labels")
     elif rcfg.extract == "palette":
         from labelsplat.extract import extract_palette
 
-        raw = extract_palette(_stack(rendered, "seg_rgb"), scene.label_scheme, rcfg.palette_method,
-                              alpha=_stack(rendered, "alpha"), alpha_threshold=rcfg.alpha_threshold,
+        raw = extract_palette(stack_views(rendered, "seg_rgb"), scene.label_scheme, rcfg.palette_method,
+                              alpha=stack_views(rendered, "alpha"), alpha_threshold=rcfg.alpha_threshold,
                               seed=rcfg.seed).labels
     else:
-        raw = extract_argmax(_stack(rendered, "logits"), _stack(rendered, "alpha"),
+        raw = extract_argmax(stack_views(rendered, "logits"), stack_views(rendered, "alpha"),
                              alpha_threshold=rcfg.alpha_threshold).labels
     raw = raw.cpu().numpy() if hasattr(raw, "cpu") else np.asarray(raw)
     t_label = time.perf_counter() - t
@@ -407,8 +416,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from labelsplat.splat.config import make_config
 
-    fit_overrides = _parse_sets(args.fit_set)
-    refine_overrides = _parse_sets(args.refine_set)
+    fit_overrides = parse_sets(args.fit_set)
+    refine_overrides = parse_sets(args.refine_set)
     main_sg = args.semantic_grad or make_config(args.preset, **{k: v for k, v in fit_overrides.items()
                                                                 if k != "semantic_grad"}).semantic_grad
     fit_overrides.pop("semantic_grad", None)

@@ -16,7 +16,7 @@ One run measures, on one device (``--device cpu|cuda``) and one synthetic head:
   and K = 0 and each mode -- the ratio at identical geometry;
 * ``backend``: rasteriser fwd+bwd at 128x128 with 5k Gaussians and 3 + 19 channels: the CPU
   backend (CUDA: gsplat) against the frozen naive all-pairs reference on the same device, with
-  absolute times (``benchmarks/cpu_backend_speed.py``'s scene and timer);
+  absolute times (``benchmarks.cpu_backend_speed``'s scene and timer);
 * ``demo`` (``--demo``): ``python -m labelsplat demo`` end to end in a fresh process.
 
 Every figure is written with the machine (CPU model, cores, threads, GPU), versions, settings
@@ -24,11 +24,12 @@ and the load average before/after each part. On a shared machine wall times are 
 
 Usage::
 
-    python benchmarks/refine_speed.py --device cpu --preset fast --views 32 --resolution 256 \\
-        --novel-views 100 --demo --out benchmarks/results/refine_speed_cpu_fast.json
-    python benchmarks/refine_speed.py --device cuda --preset paper --views 48 --resolution 512 \\
-        --novel-views 500 --out benchmarks/results/refine_speed_cuda_paper.json
-    python benchmarks/refine_speed.py --quick --device cuda    # smoke check (~1 min + JIT)
+    python -m benchmarks.refine_speed --device cpu --preset fast --views 32 --resolution 256 \\
+        --novel-views 100 --demo --out /tmp/refine_speed_cpu_fast.json
+    python -m benchmarks.refine_speed --device cuda --preset paper --views 48 --resolution 512 \\
+        --novel-views 500 --out /tmp/refine_speed_cuda_paper.json
+    python -m benchmarks.refine_speed --quick --device cuda    # smoke check (~1 min + JIT)
+    python -m benchmarks.refine_speed --table benchmarks/results/refine_speed_cpu_fast.json
 
 ``--device cuda`` runs every tensor on the GPU through the gsplat backend and stops with a clear
 message when CUDA or gsplat's kernels are unavailable. The first gsplat call (its one-time JIT
@@ -47,13 +48,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+from benchmarks.common import PhaseTimer, current_rss_mib, loadavg, machine_info, peak_rss_mib, sync
+from benchmarks.cpu_backend_speed import head_shell_scene, time_fwd_bwd
+from benchmarks.merge_results import runs_of
 
-from _common import PhaseTimer, current_rss_mib, loadavg, machine_info, peak_rss_mib, sync  # noqa: E402
-
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODES = ("full", "none", "scaled:0.1")
 
 
@@ -68,8 +67,6 @@ def preflight(device: str) -> dict:
     Raises :class:`BenchmarkError` when ``device`` is cuda and CUDA or gsplat's kernels fail.
     """
     import torch
-
-    from cpu_backend_speed import head_shell_scene
 
     from labelsplat.splat.rasterize import rasterize
 
@@ -204,12 +201,10 @@ def time_fit_modes(scene_dir: Path, work: Path, *, preset: str, steps: int, mode
 def shell_model(n: int, K: int, *, sh_degree: int = 1, device="cpu", seed: int = 0):
     """A GaussianModel of ``n`` Gaussians on a head-shaped shell (normalised frame, radius ~1) with K logits.
 
-    Geometry from ``cpu_backend_speed.head_shell_scene`` (anisotropic, tangent to the shell,
+    Geometry from ``benchmarks.cpu_backend_speed.head_shell_scene`` (anisotropic, tangent to the shell,
     opacity 0.3-0.95); colours random; logits ``3 * one_hot(random class)``.
     """
     import torch
-
-    from cpu_backend_speed import head_shell_scene
 
     from labelsplat.splat.model import GaussianModel, rgb_to_sh0
 
@@ -387,7 +382,6 @@ def backend_vs_naive(device: str, *, size: int = 128, n: int = 5000, channels: i
     """Rasteriser fwd+bwd (CPU: numba backend; CUDA: gsplat) vs the frozen naive reference, same device."""
     import torch
 
-    from cpu_backend_speed import head_shell_scene, time_fwd_bwd
 
     args = tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in head_shell_scene(n, size, channels))
     fast_name = "gsplat" if device == "cuda" else "cpu"
@@ -545,7 +539,8 @@ def main(argv=None) -> int:
     ap.add_argument("--table", type=Path, default=None, help="print markdown tables of a results JSON and exit")
     a = ap.parse_args(argv)
     if a.table is not None:
-        print(markdown_tables(json.loads(a.table.read_text())))
+        for name, run in runs_of(json.loads(a.table.read_text())).items():
+            print((f"### run `{name}`\n\n" if name else "") + markdown_tables(run))
         return 0
     if a.quick:
         a.preset, a.views, a.resolution, a.novel_views = "micro", 8, 64, 6

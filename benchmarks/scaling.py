@@ -1,6 +1,6 @@
 """How a fit step's time and memory grow with views, resolution, classes K and Gaussians (JSON + plots).
 
-Each cell is one :func:`refine_speed.step_profile` (a fixed model of N Gaussians on a
+Each cell is one :func:`benchmarks.refine_speed.step_profile` (a fixed model of N Gaussians on a
 head-shaped shell, V views at R x R, K logit channels, ``semantic_grad`` = the presets' default
 ``scaled:0.1``; median of ``--steps`` timed steps after one warm-up, split into data, raster
 forward, loss forward, loss backward, raster backward, optimiser, densification bookkeeping,
@@ -13,8 +13,8 @@ views 4/8/64, resolution 64..512, K 0/19/64/128, N 2k/10k/50k (11 cells).
 
 Usage::
 
-    python benchmarks/scaling.py --device cpu --out benchmarks/results/scaling_cpu.json
-    python benchmarks/scaling.py --plot benchmarks/results/scaling_cpu.json   # -> docs/images/perf_*.png
+    python -m benchmarks.scaling --device cpu --out benchmarks/results/scaling_cpu.json
+    python -m benchmarks.scaling --plot benchmarks/results/scaling_cpu.json   # -> docs/images/perf_*.png
 """
 
 from __future__ import annotations
@@ -26,13 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+from benchmarks.common import loadavg, machine_info
 
-from _common import loadavg, machine_info  # noqa: E402
-
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parents[1]
 BASE = {"views": 8, "resolution": 128, "K": 19, "n_gaussians": 10_000}
 SWEEPS = {
     "views": [4, 8, 64],
@@ -66,7 +62,7 @@ def run_cell(cell: dict, device: str, steps: int, semantic_grad: str) -> dict:
     The rasteriser is called once first (numba cache load / gsplat JIT), so the cell's memory
     growth excludes the compiled kernels.
     """
-    from refine_speed import preflight, step_profile
+    from benchmarks.refine_speed import preflight, step_profile  # torch: only the cell processes need it
 
     preflight(device)
     return step_profile(n_gaussians=cell["n_gaussians"], views=cell["views"], resolution=cell["resolution"],
@@ -75,7 +71,8 @@ def run_cell(cell: dict, device: str, steps: int, semantic_grad: str) -> dict:
 
 def run_cell_subprocess(cell: dict, device: str, steps: int, semantic_grad: str) -> dict:
     arg = json.dumps({"cell": cell, "device": device, "steps": steps, "semantic_grad": semantic_grad})
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--cell", arg], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "--cell", arg], cwd=ROOT, capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"cell {cell_key(cell)} failed: {proc.stderr[-1500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,10 +1,10 @@
-"""Speed of the synthetic renderer (issue 4 target: <= 1 s per 512x512 view on 2 CPU cores).
+"""Speed of the synthetic renderer (target: <= 1 s per 512x512 view on 2 CPU cores).
 
 Times, per view, on the facescape rig: rasterisation alone, the full `render_head` (raster +
 shading + background), and `render_head` + the `simulated:medium` noise model; also the one-time
 head build and the numba compile/cache load. Writes benchmarks/results/synth_speed.json.
 
-    python benchmarks/synth_speed.py [--resolution 512] [--views 12]
+    python -m benchmarks.synth_speed [--resolution 512] [--views 12]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""benchmarks/experiments/consensus_bound.py: vote arithmetic on hand-built tables, and on a tiny
+"""benchmarks.consensus_bound: vote arithmetic on hand-built tables, and on a tiny
 synthetic head with exact input labels every vote rule reproduces the exact labels at novel views."""
 
 from __future__ import annotations
@@ -10,8 +10,11 @@ from labelsplat.errors import LabelsplatError
 
 
 @pytest.fixture(scope="module")
-def cb(load_script):
-    return load_script("benchmarks/experiments/consensus_bound.py")
+def cb():
+    # imported when the first test runs, not at collection: the script sets OMP/numba thread defaults
+    from benchmarks import consensus_bound
+
+    return consensus_bound
 
 
 def _table(cb):

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/paper_loop.py: the whole loop at micro sizes writes the results JSON
+"""Smoke test of benchmarks.paper_loop: the whole loop at micro sizes writes the results JSON
 with the expected keys, and a rerun skips every finished stage."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ STAGES = ["frontal", "baseline", "multiview", "refine", "aux", "ft_refined", "ft
 
 
 @pytest.fixture(scope="module")
-def pl(load_script):
-    return load_script("benchmarks/paper_loop.py")
+def pl():
+    from benchmarks import paper_loop
+
+    return paper_loop
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/refine_speed.py and benchmarks/scaling.py at micro sizes.
+"""Smoke test of benchmarks.refine_speed and benchmarks.scaling at micro sizes.
 
 Checks that every part of the benchmark runs end to end and writes the figures it promises
 (no timing is asserted: timings are benchmarks, not tests).
@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import refine_speed as rs  # noqa: E402
-import scaling  # noqa: E402
+from benchmarks import refine_speed as rs
+from benchmarks import scaling
 
 
 @pytest.fixture(scope="module")

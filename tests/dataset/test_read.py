@@ -1,4 +1,4 @@
-"""Reading datasets in the DESIGN.md layout: tolerant manifest, rejected views, clear errors."""
+"""Reading datasets in the dataset layout of docs/design.md: tolerant manifest, rejected views, clear errors."""
 
 from __future__ import annotations
 

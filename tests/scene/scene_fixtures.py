@@ -36,7 +36,7 @@ HEAD = HeadFrame(
 
 
 def head_dir(yaw: float, pitch: float) -> np.ndarray:
-    """Unit direction in head axes (x left, y up, z forward) for DESIGN.md yaw/pitch in degrees."""
+    """Unit direction in head axes (x left, y up, z forward) for yaw/pitch in degrees (docs/design.md)."""
     y, p = np.radians(yaw), np.radians(pitch)
     return np.array([np.cos(p) * np.sin(y), np.sin(p), np.cos(p) * np.cos(y)])
 

@@ -1,4 +1,4 @@
-"""A tiny synthetic face-like dataset in the DESIGN.md layout (session-cached)."""
+"""A tiny synthetic face-like dataset in the dataset layout of docs/design.md (session-cached)."""
 
 from __future__ import annotations
 
