@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .options import Device, Overwrite, Seed, file_or_none
+from .options import Device, Overwrite, Scheme, Seed, file_or_none
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         labels: Optional[Path] = typer.Option(
             None, "--labels",
             help="Optional per-frame label PNGs: frame_<video frame index, 5 digits>.png, or <photo stem>.png."),
-        scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme recorded in the scene."),
+        scheme: Scheme = "celebamask19-zll",
         overwrite: Overwrite = False,
         verbose: bool = typer.Option(False, "--verbose", help="Show COLMAP's log."),
         threads: int = typer.Option(

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .options import Device, Seed
+from .options import Device, Scheme, Seed
 
 
 def _fmt(x) -> str:
@@ -23,9 +23,7 @@ def evaluate_cmd(
         None, help="Folder of ground-truth label PNGs with the same file names (255 = ignore). "
         "Optional with a scene: then each frame's gt_label_path."
     ),
-    scheme: Optional[str] = typer.Option(
-        None, "--scheme", help="Label scheme of both sides (default: the scene's, else celebamask19-zll)."
-    ),
+    scheme: Scheme = None,
     out: Path = typer.Option(..., "--out", "-o", help="metrics.json to write (schema_version 1)."),
     scene_dir: Optional[Path] = typer.Option(
         None, "--scene", help="Scene directory: its cameras + head frame give each view's yaw (fills by_yaw)."

@@ -28,6 +28,15 @@ Resume = Annotated[bool, typer.Option(
                      "skipped, interrupted fits continue from their last checkpoint).")]
 AllowOutside = Annotated[bool, typer.Option(
     "--allow-outside", help="Accept scene file paths that are absolute or leave the scene folder ('..').")]
+Scheme = Annotated[Optional[str], typer.Option(
+    "--scheme", help="Label scheme (`labelsplat labels schemes`) of the labels this command reads or writes, or that "
+                     "the weights predict (default: the input's own - scene, weights sidecar - else celebamask19-zll).")]
+InputSize = Annotated[Optional[int], typer.Option(
+    "--input-size", help="Network input side in pixels (default: the weights' .json sidecar, else 512).")]
+Crop = Annotated[bool, typer.Option(
+    "--crop/--no-crop", help="Scenes: crop around the projected head centre before resizing (as `parse` does).")]
+CropRadius = Annotated[Optional[float], typer.Option(
+    "--crop-radius", help="Scenes: crop half-extent in scene units (default 15 cm in the scene's units).")]
 Backend = Annotated[Optional[str], typer.Option(
     "--backend", help="Expert override of the fit's rasteriser: cpu | gsplat (default auto: gsplat on CUDA).")]
 SemanticGrad = Annotated[Optional[str], typer.Option(
@@ -139,8 +148,7 @@ TRAIN_OPTIONS: tuple[Option, ...] = (
     ("mix", Annotated[Optional[List[str]], typer.Option(
         "--mix", help="DIR:RATIO - draw that fraction of samples from DIR (e.g. the original training set at 0.5).")],
      None),
-    ("input_size", Annotated[Optional[int], typer.Option(
-        "--input-size", help="Network input side (train: 512; finetune: --init's sidecar, else 512).")], None),
+    ("input_size", InputSize, None),
     ("crop_size", Annotated[Optional[int], typer.Option(
         "--crop-size", help="Training crop side (default input x 448/512).")], None),
     ("iters", Annotated[int, typer.Option("--iters", help="Optimiser steps (original recipe: 80000).")], 80000),
@@ -150,8 +158,7 @@ TRAIN_OPTIONS: tuple[Option, ...] = (
     ("lr", Annotated[float, typer.Option(
         "--lr", help="Peak learning rate (heads get 10x); fine-tuning uses a lower one.")], 1e-2),
     ("warmup", Annotated[Optional[int], typer.Option("--warmup", help="Warm-up steps (default iters/80).")], None),
-    ("scheme", Annotated[Optional[str], typer.Option(
-        "--scheme", help="Label scheme of the model (default: --init's sidecar, else celebamask19-zll).")], None),
+    ("scheme", Scheme, None),
     ("ckpt_every", Annotated[int, typer.Option("--ckpt-every", help="Steps between resume checkpoints.")], 1000),
     ("log_every", Annotated[int, typer.Option("--log-every", help="Steps between train_log.jsonl lines.")], 20),
     ("no_augment", Annotated[bool, typer.Option(
@@ -187,5 +194,6 @@ TrainOut = Annotated[Path, typer.Option("--out", help="Output weights file, e.g.
 
 __all__ = ["Device", "Seed", "Quiet", "Overwrite", "Resume", "AllowOutside", "Backend", "SemanticGrad", "Steps",
            "Preset", "FitSet", "PpSet", "NovelViews", "Sampler", "Extract", "BeyondCoverage", "CelebamaskLayout",
-           "Data", "TrainOut", "with_options", "with_refine_options", "build_refine_config", "REFINE_OPTIONS", "RENDER_OPTIONS",
+           "Data", "TrainOut", "Scheme", "InputSize", "Crop", "CropRadius",
+           "with_options", "with_refine_options", "build_refine_config", "REFINE_OPTIONS", "RENDER_OPTIONS",
            "TRAIN_OPTIONS", "train_options"]

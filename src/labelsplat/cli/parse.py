@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .options import AllowOutside, Device
+from .options import AllowOutside, Crop, CropRadius, Device, InputSize, Scheme
 
 PARSE_EPILOG = (
     "Examples:\n\n"
@@ -30,11 +30,11 @@ def parse_cmd(
     weights: Optional[Path] = typer.Option(None, "--weights", help="BiSeNet state dict (face-parsing.PyTorch's 79999_iter.pth or `labelsplat train` output)."),
     parser_name: Optional[str] = typer.Option(None, "--parser", help="A weight-free parser instead of --weights: mediapipe (face mesh + selfie segmentation; needs the [mediapipe] extra in its own environment)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (image folders only): <stem>.png labels + overlays/."),
-    scheme: Optional[str] = typer.Option(None, "--scheme", help="Label scheme the weights predict (default: the weights' .json sidecar, else celebamask19-zll); with --parser mediapipe, the scheme to write."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="Network input side in pixels (default: sidecar, else 512)."),
+    scheme: Scheme = None,
+    input_size: InputSize = None,
     batch_size: int = typer.Option(4, "--batch-size", help="Images per forward pass."),
-    crop: bool = typer.Option(True, "--crop/--no-crop", help="Scenes: crop around the projected head centre before resizing."),
-    crop_radius: Optional[float] = typer.Option(None, "--crop-radius", help="Scenes: crop half-extent in scene units (default 15 cm in the scene's units)."),
+    crop: Crop = True,
+    crop_radius: CropRadius = None,
     lr_convention: Optional[str] = typer.Option(None, "--lr-convention", help="What the parser's 'left' means: subject | image | auto (scenes: measure it on the near-frontal views as `labels check-lr` does, and swap if needed). Default: the scheme's."),
     device: Device = "auto",
     allow_outside: AllowOutside = False,
@@ -46,6 +46,7 @@ def parse_cmd(
     overlays. A scene gets labels/<stem>.png for every frame and its transforms.json
     label_path entries filled (rewritten atomically); faces are cropped around the
     projected head centre first, and labels are converted to the scene's label scheme.
+    --scheme is the scheme the weights predict (with --parser mediapipe: the scheme to write).
     The landmark parser labels skin, brows, eyes, nose, lips and mouth from the face mesh,
     background from selfie segmentation, and 255 (unknown) on other person pixels; images
     without a detected face get no face classes (counted in the summary).

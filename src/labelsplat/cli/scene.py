@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .options import AllowOutside, Overwrite, file_or_none
+from .options import AllowOutside, Overwrite, Scheme, file_or_none
 
 scene_app = typer.Typer(
     name="scene",
@@ -41,7 +41,7 @@ def import_cmd(
         None, "--head-frame",
         help="Head frame as inline JSON {center, up, forward} or a JSON file; default: estimated (frontal rigs only).",
     ),
-    scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme of --labels."),
+    scheme: Scheme = "celebamask19-zll",
     link: bool = typer.Option(False, "--link", help="Hard-link files that need no undistortion instead of copying."),
     overwrite: Overwrite = False,
 ) -> None:

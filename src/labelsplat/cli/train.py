@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .options import Data, Overwrite, Seed, TrainOut, train_options, with_options
+from .options import Crop, CropRadius, Data, InputSize, Overwrite, Scheme, Seed, TrainOut, train_options, with_options
 
 Init = Annotated[Path, typer.Option("--init", help="Starting weights (79999_iter.pth or a `train` output).")]
 
@@ -160,8 +160,8 @@ def register(app: typer.Typer) -> None:
     def export_onnx_cmd(
         weights: Path = typer.Argument(..., help="BiSeNet weights (state dict)."),
         out: Path = typer.Option(..., "--out", help="Output .onnx file (a .json sidecar is written next to it)."),
-        input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side (default: sidecar, else 512)."),
-        scheme: Optional[str] = typer.Option(None, "--scheme", help="Label scheme of the weights (default: sidecar, else celebamask19-zll)."),
+        input_size: InputSize = None,
+        scheme: Scheme = None,
         opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     ) -> None:
         """Export the parser's main head to ONNX: input (B,3,S,S) normalised RGB -> logits (B,K,S,S)."""
@@ -180,8 +180,8 @@ def register(app: typer.Typer) -> None:
         scenes: List[Path] = typer.Argument(..., help="Scene directories."),
         out: Path = typer.Option(..., "--out", help="Dataset directory to create."),
         labels: str = typer.Option("gt", "--labels", help="gt (gt_label_path) or noisy (label_path)."),
-        crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop around the projected head centre as `parse` does."),
-        crop_radius: Optional[float] = typer.Option(None, "--crop-radius", help="Crop half-extent in scene units (default 15 cm)."),
+        crop: Crop = True,
+        crop_radius: CropRadius = None,
         max_yaw: Optional[float] = typer.Option(None, "--max-yaw", help="Keep only views with |yaw| below this (degrees)."),
         val_fraction: float = typer.Option(0.0, "--val-fraction", help="Fraction of scenes (identities) put in split 'val'."),
         overwrite: Overwrite = False,
