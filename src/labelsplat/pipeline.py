@@ -306,10 +306,12 @@ def export_novel_views(
 
     t = time.perf_counter()
     names = [f"{scene.name}_nv{k:04d}" for k in range(len(cams))]
-    # the post-processing that ran (resolved thresholds, each step's status) is recorded with the views
+    # recorded with the views: the fit that made them (the run's own) and the post-processing that ran
+    # (resolved thresholds, each step's status)
     pp = {"config": report.config, "steps": dict(report.steps)}
+    config = {**cfg.to_dict(), "fit": run.meta.get("config"), "postprocess": pp}
     with DatasetWriter(views_dir, scene.label_scheme, overwrite=True, head_frame=scene.head_frame,
-                       config={**cfg.to_dict(), "postprocess": pp}, seed=cfg.seed, allow_empty=True) as writer:
+                       config=config, seed=cfg.seed, allow_empty=True) as writer:
         for k, (sv, r) in enumerate(zip(views, rendered)):
             vr = report.views[k]
             meta = {
