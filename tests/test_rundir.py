@@ -58,12 +58,14 @@ def test_overwrite_removes_a_marked_directory(tmp_path):
 
 
 @pytest.mark.parametrize("sign", ["run.json", "refine.json", "DONE.json", "transforms.json", "ckpt/step_000020.pt",
-                                  "scenes/head_000/DONE.json", "refined/refine.json"])
+                                  "scenes/head_000/DONE.json", "refined/refine.json",
+                                  "metrics.json+dataset/manifest.json"])
 def test_legacy_outputs_are_recognised(tmp_path, sign):
     out = tmp_path / "out"
-    p = out / sign
-    p.parent.mkdir(parents=True)
-    p.write_text(json.dumps({"schema_version": 1}) if p.suffix == ".json" else "x")
+    for rel in sign.split("+"):
+        p = out / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"schema_version": 1}) if p.suffix == ".json" else "x")
     (out / "other.png").write_text("x")
     rd = RunDir(out, "refine")
     assert rd.origin() == "legacy"
@@ -75,6 +77,7 @@ def test_a_folder_labelsplat_did_not_create_is_never_replaced(tmp_path):
     out.mkdir()
     (out / "holiday.jpg").write_text("precious")
     (out / "transforms.json").write_text(json.dumps({"frames": []}))  # no schema_version: not labelsplat's
+    (out / "metrics.json").write_text(json.dumps({"schema_version": 1}))  # an evaluate result saved here
     rd = RunDir(out, "demo")
     assert rd.origin() is None
     with pytest.raises(LabelsplatError, match="did not create"):

@@ -40,12 +40,15 @@ from .io import atomic_write_json, clean_leftovers, ensure_dir
 MARKER = ".labelsplat-run.json"
 MARKER_SCHEMA_VERSION = 1
 
-#: Files that identify a labelsplat output written before the marker existed (relative globs).
-#: JSON files count only when they hold a ``schema_version`` (every JSON labelsplat writes has one).
-LEGACY_SIGNS: tuple[str, ...] = (
-    "run.json", "refine.json", "batch.json", "DONE.json", "metrics.json", "transforms.json", "synth.json",
-    "checkpoint.pt", "ckpt/step_*.pt", "train_log.jsonl",
-    "refined/refine.json", "scenes/*/DONE.json", "scenes/*/run/run.json",
+#: Files that identify a labelsplat output written before the marker existed: each sign is a
+#: tuple of relative globs that must all match. JSON files count only when they hold a
+#: ``schema_version`` (every JSON labelsplat writes has one).
+LEGACY_SIGNS: tuple[tuple[str, ...], ...] = (
+    ("run.json",), ("refine.json",), ("batch.json",), ("DONE.json",), ("transforms.json",), ("synth.json",),
+    ("checkpoint.pt",), ("ckpt/step_*.pt",), ("train_log.jsonl",),  # fit
+    ("metrics.json", "dataset/manifest.json"),  # render
+    ("refined/refine.json",),  # demo
+    ("scenes/*/DONE.json",), ("scenes/*/run/run.json",),  # refine / batch
 )
 
 #: Run-level settings a resumed run may change (where it runs, not what it computes).
@@ -148,9 +151,8 @@ class RunDir:
         if self.marker() is not None:
             return "marker"
         for sign in LEGACY_SIGNS:
-            for p in self.path.glob(sign):
-                if p.suffix != ".json" or _json_with_schema(p):
-                    return "legacy"
+            if all(any(p.suffix != ".json" or _json_with_schema(p) for p in self.path.glob(g)) for g in sign):
+                return "legacy"
         return None
 
     def existing_kind(self) -> str | None:
