@@ -132,7 +132,7 @@ def main() -> None:
     out_json = args.out or Path(__file__).parent / "results" / f"batch_scaling_{'gpu' if args.gpu else 'cpu'}.json"
 
     from labelsplat.io import atomic_write_json
-    from labelsplat.pipeline import RefineConfig
+    from labelsplat.config import preset, with_overrides
     from labelsplat.synth import SynthConfig, synthesize
 
     work = args.work or Path(tempfile.mkdtemp(prefix="batch_scaling_"))
@@ -144,8 +144,9 @@ def main() -> None:
     t_synth = time.perf_counter() - t
     scenes = sorted(p for p in (work / "scenes").iterdir() if (p / "transforms.json").is_file())
     device = "cuda" if args.gpu else "cpu"
-    cfg = RefineConfig(preset=args.preset, novel_views=args.novel_views, seed=args.seed, device=device,
-                       sampler=args.sampler, beyond_coverage=not args.within_coverage)
+    cfg = with_overrides(preset(args.preset), seed=args.seed, device=device, sampler=args.sampler,
+                         beyond_coverage=not args.within_coverage,
+                         **({} if args.novel_views is None else {"novel_views": args.novel_views}))
 
     results = []
     if args.gpu:

@@ -286,10 +286,10 @@ def tune_class_weights(datas: list[TuneData], *, grid=WEIGHT_GRID, passes: int =
 # ============================================================================ one head
 def fast_preset_weights(scheme: str) -> np.ndarray:
     """The ``fast`` preset's semantic class weights (K,) in ``scheme``'s order."""
-    from labelsplat.splat.config import make_config
+    from labelsplat.config import fit_preset
     from labelsplat.splat.trainer import concept_class_weights
 
-    cfg = make_config("fast")
+    cfg = fit_preset("fast")
     if cfg.class_weights is not None:
         return np.asarray(cfg.class_weights, dtype=np.float64)
     return np.asarray(concept_class_weights(scheme, cfg.class_weights_by_concept), dtype=np.float64)
@@ -320,16 +320,16 @@ def load_head_data(seed: int, noisy_dir: Path, work: Path, novel_views: int = 10
     """Rebuild one benchmark head: ``novel_views`` novel cameras (as refine_quality samples them with
     the ``fast`` preset's sampler settings), exact / initial labels and triangle ids at them (cached in
     ``work``), and the votes of its input views (noisy labels and exact labels)."""
+    from labelsplat.config import preset, with_overrides
     from labelsplat.io import read_label
-    from labelsplat.pipeline import RefineConfig
     from labelsplat.scene import yaw_pitch
     from labelsplat.schemes import get_scheme
     from labelsplat.synth import build_head, load_head, load_synth, render_views
     from labelsplat.synth.render import rasterize_head
 
     t0 = time.perf_counter()
-    rcfg = RefineConfig(preset="fast", seed=seed, device="cpu", novel_views=novel_views)
-    scene, cams, yaws = rq.novel_cameras(noisy_dir, novel_views, seed, rcfg.sampler, rcfg.min_head_inside)
+    rcfg = with_overrides(preset("fast"), seed=seed, device="cpu", novel_views=novel_views)
+    scene, cams, yaws = rq.novel_cameras(noisy_dir, novel_views, seed, rcfg.sampler)
     scheme = get_scheme(scene.label_scheme)
     K = scheme.num_classes
     bg = scheme.index("background")
@@ -554,7 +554,7 @@ def calibration(h: Head, cw3_json: Path = CW3_JSON, gap_json: Path = GAP_JSON) -
     from labelsplat.eval import LabellingScores
     from labelsplat.io import read_label
     from labelsplat.scene import load_scene
-    from labelsplat.splat.config import FACE_PART_WEIGHTS
+    from labelsplat.config import FACE_PART_WEIGHTS
     from labelsplat.splat.trainer import concept_class_weights
     from labelsplat.synth import build_head, load_head
     from labelsplat.synth.render import rasterize_head
@@ -632,9 +632,10 @@ def fit_vote_scene(h: Head, sdir: Path, preset: str, work: Path):
     (LabellingScores of the post-processed labels, fit seconds)."""
     import shutil
 
-    from labelsplat.pipeline import RefineConfig
+    from labelsplat.config import preset as preset_tree
+    from labelsplat.config import with_overrides
 
-    rcfg = RefineConfig(preset=preset, seed=h.seed, device="cpu", novel_views=len(h.cameras))
+    rcfg = with_overrides(preset_tree(preset), seed=h.seed, device="cpu", novel_views=len(h.cameras))
     ns = argparse.Namespace(preset=preset, seed=h.seed, fit_set=None, work=work)
     run_dir, _cfg, _res, t_fit, _rendered, pp, _report = gs.fit_and_label(sdir, ns, f"votefit_{h.seed}_{h.identity}",
                                                                          rcfg, h.cameras, h.yaws)

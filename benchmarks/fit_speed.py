@@ -83,7 +83,7 @@ def main(argv=None) -> int:
 
     from labelsplat.cli import main as cli_main
     from labelsplat.device import resolve_device
-    from labelsplat.splat.config import make_config
+    from labelsplat.config import fit_preset
     from labelsplat.splat.trainer import fit
 
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     # once, so the first cell's fit_loop_s is not charged for them
     t0 = time.perf_counter()
     shutil.rmtree(args.work / "warmup", ignore_errors=True)
-    fit(scene_dir, args.work / "warmup", make_config(args.preset, steps=2, seed=args.seed), device=device,
+    fit(scene_dir, args.work / "warmup", fit_preset(args.preset, steps=2, seed=args.seed), device=device,
         write_outputs=False)
     shutil.rmtree(args.work / "warmup", ignore_errors=True)
     results["warmup_s"] = round(time.perf_counter() - t0, 2)
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
             over["semantics"] = False
         else:
             over["semantic_grad"] = mode
-        cfg = make_config(args.preset, **over)
+        cfg = fit_preset(args.preset, **over)
         run_dir = args.work / f"run_{mode.replace(':', '_')}"
         shutil.rmtree(run_dir, ignore_errors=True)
         load0 = os.getloadavg()[0]

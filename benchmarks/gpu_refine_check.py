@@ -95,7 +95,8 @@ def main(argv=None) -> int:
 
     from labelsplat import __version__
     from labelsplat.io import atomic_write_json, read_json
-    from labelsplat.pipeline import RefineConfig, refine
+    from labelsplat.config import preset, with_overrides
+    from labelsplat.pipeline import refine
     from labelsplat.synth import SynthConfig, synthesize
 
     doc = read_json(args.out) if args.out.is_file() else {"benchmark": "gpu_refine_check", "cells": {}}
@@ -117,8 +118,8 @@ def main(argv=None) -> int:
     synthesize(work / "scenes", SynthConfig(identities=1, views=args.views, rig="facescape",
                                             resolution=args.resolution, noise=args.noise, seed=args.seed))
     t_synth = time.perf_counter() - t
-    cfg = RefineConfig(preset=args.preset, seed=args.seed, device=args.device, novel_views=args.novel_views,
-                       steps=args.steps, fit_overrides=fit_over, **ref_over)
+    given = {k: v for k, v in (("novel_views", args.novel_views), ("steps", args.steps)) if v is not None}
+    cfg = with_overrides(preset(args.preset), seed=args.seed, device=args.device, fit=fit_over, **given, **ref_over)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         torch.cuda.synchronize()

@@ -376,15 +376,15 @@ def stage_multiview(root: Path, cfg: LoopConfig, seed: int, device: str, log) ->
 
 
 def stage_refine(root: Path, cfg: LoopConfig, seed: int, device: str, scenes: list[str], log) -> dict:
-    from labelsplat.pipeline import RefineConfig, refine
+    from labelsplat.config import parse_fit_set, preset, with_overrides
+    from labelsplat.pipeline import refine
 
     t0 = time.perf_counter()
     out = root / "refine"
-    from labelsplat.splat.config import parse_fit_overrides
-
-    rc = RefineConfig(preset=cfg.refine_preset, novel_views=cfg.novel_views, sampler="extreme", seed=seed,
-                      device=device, steps=cfg.refine_steps,
-                      fit_overrides=parse_fit_overrides([x for x in cfg.refine_fit_set.split(";") if x.strip()]))
+    given = {} if cfg.refine_steps is None else {"steps": cfg.refine_steps}
+    rc = with_overrides(preset(cfg.refine_preset), novel_views=cfg.novel_views, sampler="extreme", seed=seed,
+                        device=device, fit=parse_fit_set([x for x in cfg.refine_fit_set.split(";") if x.strip()]),
+                        **given)
     resume = (out / "refine.json").is_file()
     pooled, outcomes = refine(scenes, out, rc, resume=resume, overwrite=not resume, progress=False,
                               log=lambda m: log("  refine: " + m), title="paper_loop refine")

@@ -158,19 +158,19 @@ def _trust_pose(scene_dir: Path, max_yaw: float) -> Path:
     return out
 
 
-def novel_cameras(scene_dir: Path, n: int, seed: int, sampler: str, min_head_inside: float):
-    """``n`` extreme novel views around the synthetic head (head points from its mesh), seeded."""
+def novel_cameras(scene_dir: Path, n: int, seed: int, sampler):
+    """``n`` novel views drawn by ``sampler`` (a ViewSamplerConfig, e.g. a RefineConfig's ``sampler``)
+    around the synthetic head (head points from its mesh), seeded."""
     from labelsplat.scene import load_scene
     from labelsplat.synth import build_head, load_head
-    from labelsplat.views import sample_views, sampler_config
+    from labelsplat.views import sample_views
 
     scene = load_scene(scene_dir)
     mesh = build_head(load_head(scene.root))
     verts = np.asarray(mesh.vertices)
     rng = np.random.default_rng(0)
     pts = verts[rng.choice(len(verts), size=min(len(verts), 20000), replace=False)]
-    sampled = sample_views(scene.cameras, scene.head_frame, n, sampler_config(sampler, min_head_inside=min_head_inside),
-                           seed=seed, head_points=pts)
+    sampled = sample_views(scene.cameras, scene.head_frame, n, sampler, seed=seed, head_points=pts)
     return scene, [v.camera for v in sampled], np.array([v.yaw for v in sampled])
 
 
@@ -204,11 +204,11 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
         from labelsplat.extract import extract_palette
 
         raw = extract_palette(stack_views(rendered, "seg_rgb"), scene.label_scheme, rcfg.palette_method,
-                              alpha=stack_views(rendered, "alpha"), alpha_threshold=rcfg.alpha_threshold,
+                              alpha=stack_views(rendered, "alpha"), alpha_threshold=rcfg.export.alpha_threshold,
                               seed=rcfg.seed).labels
     else:
         raw = extract_argmax(stack_views(rendered, "logits"), stack_views(rendered, "alpha"),
-                             alpha_threshold=rcfg.alpha_threshold).labels
+                             alpha_threshold=rcfg.export.alpha_threshold).labels
     raw = raw.cpu().numpy() if hasattr(raw, "cpu") else np.asarray(raw)
     t_label = time.perf_counter() - t
     last = res.summary.get("last_log", {}) if hasattr(res, "summary") else {}
@@ -227,16 +227,16 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
     ``partial`` ({identity: {fit name: {"info", "scores"}}}) holds fits finished by an earlier, killed
     run (they are not redone); ``save()`` is called after every fit (the caller writes it to the JSON)."""
     from labelsplat.eval import LabellingScores
-    from labelsplat.pipeline import RefineConfig
+    from labelsplat.config import apply_fit_overrides, fit_preset, preset, with_overrides
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.config import apply_fit_overrides, make_config
     from labelsplat.synth import load_head, load_synth, render_views
 
     if palette:
         refine_overrides = {**refine_overrides, "extract": "palette"}
         fit_overrides = {**fit_overrides, "semantic_target": "palette"}
-    rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=args.novel_views, **refine_overrides)
-    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=seed, semantic_grad=semantic_grad),
+    rcfg = with_overrides(preset(args.preset), seed=seed, device="cpu", novel_views=args.novel_views,
+                          **refine_overrides)
+    fit_cfg = apply_fit_overrides(fit_preset(args.preset, seed=seed, semantic_grad=semantic_grad),
                                   fit_overrides)  # "none" values apply too (= off)
     partial = {} if partial is None else partial
     for noisy_dir, exact_dir in synth_inputs(work, args, seed):
@@ -245,7 +245,7 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
         runs = [("refined", noisy_dir)] + ([] if args.no_ceiling else [("ceiling", exact_dir)])
         if all(name in done for name, _ in runs) and "initial" in done:
             continue
-        scene, cams, yaws = novel_cameras(noisy_dir, args.novel_views, seed, rcfg.sampler, rcfg.min_head_inside)
+        scene, cams, yaws = novel_cameras(noisy_dir, args.novel_views, seed, rcfg.sampler)
         scheme = get_scheme(scene.label_scheme)
         gt_views = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
         gt = np.stack([g.gt_labels for g in gt_views])
@@ -414,11 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         return merge_results(args.out, args.merge)
 
-    from labelsplat.splat.config import make_config
+    from labelsplat.config import fit_preset
 
     fit_overrides = parse_sets(args.fit_set)
     refine_overrides = parse_sets(args.refine_set)
-    main_sg = args.semantic_grad or make_config(args.preset, **{k: v for k, v in fit_overrides.items()
+    main_sg = args.semantic_grad or fit_preset(args.preset, **{k: v for k, v in fit_overrides.items()
                                                                 if k != "semantic_grad"}).semantic_grad
     fit_overrides.pop("semantic_grad", None)
     settings = {"preset": args.preset, "views": args.views, "resolution": args.resolution, "novel_views": args.novel_views,

@@ -123,10 +123,12 @@ def time_refine(scene_dir: Path, out: Path, *, preset: str, novel_views: int | N
                 steps: int | None = None, fit_overrides: dict | None = None) -> dict:
     """One full ``refine`` of ``scene_dir``: stage times, memory, Gaussians, quality."""
     from labelsplat.io import read_json
-    from labelsplat.pipeline import RefineConfig, refine
+    from labelsplat.config import preset as preset_tree
+    from labelsplat.config import with_overrides
+    from labelsplat.pipeline import refine
 
-    cfg = RefineConfig(preset=preset, novel_views=novel_views, seed=seed, device=device, steps=steps,
-                       fit_overrides=dict(fit_overrides or {}))
+    given = {k: v for k, v in (("novel_views", novel_views), ("steps", steps)) if v is not None}
+    cfg = with_overrides(preset_tree(preset), seed=seed, device=device, fit=dict(fit_overrides or {}), **given)
     reset_peak(device)
     load0 = loadavg()
     c0 = time.process_time()
@@ -154,7 +156,7 @@ def time_refine(scene_dir: Path, out: Path, *, preset: str, novel_views: int | N
         "fit_loop_s": fit_loop,
         "fit_steps_per_s": round(summ["steps"] / fit_loop, 3) if fit_loop else None,
         "train_view_psnr_fg": summ.get("train_view_psnr_fg"),
-        "novel_views": cfg.n_novel, "accepted_views": o.n_accepted, "rejected_views": o.n_rejected,
+        "novel_views": cfg.export.novel_views, "accepted_views": o.n_accepted, "rejected_views": o.n_rejected,
         "miou_refined_vs_gt": miou("refined"), "miou_initial_vs_gt": miou("initial"),
         "memory": peak_memory(device),
         "loadavg_before": load0, "loadavg_after": loadavg(),
@@ -169,13 +171,13 @@ def time_fit_modes(scene_dir: Path, work: Path, *, preset: str, steps: int, mode
     Every cell runs the same trainer code (``fit``) on the same scene and seed; the ratio
     joint / RGB-only compares fit-loop times (``fit_time_s``, outputs excluded).
     """
-    from labelsplat.splat.config import make_config
+    from labelsplat.config import fit_preset
     from labelsplat.splat.trainer import fit
 
     cells = {}
     for mode in ["rgb", *[m for m in modes if m != "rgb"]]:
         over = {"semantics": False} if mode == "rgb" else {"semantic_grad": mode}
-        cfg = make_config(preset, **{**dict(fit_overrides or {}), "steps": steps, "seed": seed, **over})
+        cfg = fit_preset(preset, **{**dict(fit_overrides or {}), "steps": steps, "seed": seed, **over})
         run_dir = work / f"fit_{mode.replace(':', '_')}"
         shutil.rmtree(run_dir, ignore_errors=True)
         reset_peak(device)
@@ -275,7 +277,7 @@ def _step_profile(*, model_args, views, resolution, semantic_grad, steps, warmup
     import torch
     from gsplat.strategy import DefaultStrategy
 
-    from labelsplat.splat.config import make_config
+    from labelsplat.config import fit_preset
     from labelsplat.splat.losses import alpha_loss, rgb_loss, semantic_loss
     from labelsplat.splat.trainer import _make_optimizers, render_model
 
@@ -294,7 +296,7 @@ def _step_profile(*, model_args, views, resolution, semantic_grad, steps, warmup
             images.append((out["rgb"][0] + noise).clamp(0, 1))
             masks.append((out["alpha"][0] > 0.5).float())
             labels.append(out["logits"][0].argmax(-1) if K > 0 else None)
-    cfg = make_config("fast", steps=10**6, seed=seed, semantic_grad=semantic_grad, semantics=K > 0)
+    cfg = fit_preset("fast", steps=10**6, seed=seed, semantic_grad=semantic_grad, semantics=K > 0)
     optimizers = _make_optimizers(model, cfg)
     strat_kw = dict(prune_opa=cfg.prune_opa, grow_grad2d=cfg.grow_grad2d, grow_scale3d=cfg.grow_scale3d,
                     prune_scale3d=cfg.prune_scale3d, verbose=False, reset_every=10**9)
@@ -554,16 +556,16 @@ def main(argv=None) -> int:
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
     out = a.out or ROOT / "benchmarks" / "results" / f"refine_speed_{a.device}_{'quick' if a.quick else a.preset}.json"
 
-    from labelsplat.pipeline import NOVEL_VIEWS
-    from labelsplat.splat.config import PRESETS
+    from labelsplat.config import preset
 
-    preset_steps = a.steps or PRESETS[a.preset].steps
+    tree = preset(a.preset)
+    preset_steps = a.steps or tree.fit.steps
     ratio_steps = a.ratio_steps or max(10, min(2000, preset_steps // 5))
     doc: dict = {
         "schema_version": 1, "benchmark": "refine_speed",
         "settings": {
             "device": a.device, "preset": a.preset, "views": a.views, "resolution": a.resolution,
-            "novel_views": a.novel_views or NOVEL_VIEWS[a.preset], "fit_steps": preset_steps,
+            "novel_views": a.novel_views or tree.export.novel_views, "fit_steps": preset_steps,
             "ratio_steps": ratio_steps, "modes": modes, "profile_steps": a.profile_steps, "noise": a.noise,
             "seed": a.seed, "rig": "facescape", "quick": a.quick, "skip": sorted(skip), "fit_overrides": fit_over,
             "num_classes": 19, "label_scheme": "celebamask19-zll",
@@ -603,7 +605,7 @@ def main(argv=None) -> int:
             save()
         if "step_profile" not in skip:
             n = (doc.get("refine") or {}).get("n_gaussians") or 5000
-            max_res = fit_over.get("max_resolution", PRESETS[a.preset].max_resolution)
+            max_res = fit_over.get("max_resolution", tree.fit.max_resolution)
             res = a.resolution if max_res is None else min(a.resolution, int(max_res))
             doc["step_profile"] = profile_modes(n_gaussians=int(n), resolution=res, K=19, device=a.device, modes=modes,
                                                 steps=a.profile_steps, seed=a.seed)

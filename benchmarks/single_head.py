@@ -151,13 +151,14 @@ def study_setup(work: Path, seed: int, preset: str, refine_sets: dict | None = N
     """The benchmark's seed-``seed`` head (noisy and exact-label scenes), its 100 extreme novel
     cameras and their exact / initial labels (cached in ``work``). Returns (noisy_dir, exact_dir,
     RefineConfig, scene, cameras, yaws, gt (V, H, W), initial (V, H, W))."""
-    from labelsplat.pipeline import RefineConfig
+    from labelsplat.config import preset as preset_tree
+    from labelsplat.config import with_overrides
     from labelsplat.synth import load_head, load_synth, render_views
 
     work.mkdir(parents=True, exist_ok=True)
     (noisy_dir, exact_dir), = rq.synth_inputs(work, bench_args(seed), seed)
-    rcfg = RefineConfig(preset=preset, seed=seed, device="cpu", novel_views=100, **(refine_sets or {}))
-    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, seed, rcfg.sampler, rcfg.min_head_inside)
+    rcfg = with_overrides(preset_tree(preset), seed=seed, device="cpu", novel_views=100, **(refine_sets or {}))
+    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, seed, rcfg.sampler)
     gt_cache = work / f"gt_s{seed}.npz"
     if gt_cache.is_file():
         z = np.load(gt_cache)
@@ -175,11 +176,11 @@ def fit_and_label(sdir: Path, args, run_name: str, rcfg, cams, yaws):
     fit result, fit seconds, rendered views, post-processed labels, post-processing report)."""
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
-    from labelsplat.splat.config import apply_fit_overrides, make_config
+    from labelsplat.config import apply_fit_overrides, fit_preset
     from labelsplat.splat.render_views import load_run
     from labelsplat.splat.trainer import fit
 
-    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq.parse_sets(args.fit_set))
+    fit_cfg = apply_fit_overrides(fit_preset(args.preset, seed=args.seed), rq.parse_sets(args.fit_set))
     run_dir = args.work / f"{run_name}_{os.getpid()}"
     if run_dir.exists():
         shutil.rmtree(run_dir)

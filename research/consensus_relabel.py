@@ -104,7 +104,7 @@ def fit_run(scene_dir: Path, run_dir: Path, preset: str, seed: int) -> float:
     """Fit ``scene_dir`` into ``run_dir`` (CPU, ``preset``, ``seed``; as ``refine_quality.fit_and_label``)
     unless ``run_dir/FIT_DONE.json`` exists; returns the fit seconds (of the run that made it)."""
     from labelsplat.scene import load_scene
-    from labelsplat.splat.config import make_config
+    from labelsplat.config import fit_preset
     from labelsplat.splat.trainer import fit
 
     done = run_dir / "FIT_DONE.json"
@@ -113,7 +113,7 @@ def fit_run(scene_dir: Path, run_dir: Path, preset: str, seed: int) -> float:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     t = time.perf_counter()
-    fit(load_scene(scene_dir), run_dir, make_config(preset, seed=seed), device="cpu", progress=False,
+    fit(load_scene(scene_dir), run_dir, fit_preset(preset, seed=seed), device="cpu", progress=False,
         write_outputs=False)
     t_fit = time.perf_counter() - t
     done.write_text(json.dumps({"fit_s": round(t_fit, 1), "loadavg": list(os.getloadavg())}) + "\n")
@@ -132,20 +132,20 @@ def score_run(run_dir: Path, scene_dir: Path, rcfg, cams, yaws, gt, scheme):
 
 
 def input_depths(run_dir: Path, scene, rcfg) -> list[np.ndarray]:
-    """Rendered depth at the input cameras where alpha >= ``rcfg.alpha_threshold`` (else 0), as
+    """Rendered depth at the input cameras where alpha >= ``rcfg.export.alpha_threshold`` (else 0), as
     ``pipeline._consistency``."""
     from labelsplat.splat.render_views import load_run, render_cameras
 
-    rendered = render_cameras(load_run(run_dir, "cpu"), scene.cameras, batch_size=rcfg.render_batch,
-                              min_views=rcfg.min_views_seen)
-    return [np.where(r["alpha"] >= rcfg.alpha_threshold, r["depth"], 0.0).astype(np.float64) for r in rendered]
+    rendered = render_cameras(load_run(run_dir, "cpu"), scene.cameras, batch_size=rcfg.export.render_batch,
+                              min_views=rcfg.export.min_views_seen)
+    return [np.where(r["alpha"] >= rcfg.export.alpha_threshold, r["depth"], 0.0).astype(np.float64) for r in rendered]
 
 
 # ============================================================================ one head
 def run_head(seed: int, noisy_dir: Path, args, rec: dict, save) -> dict:
     """All stages for one head; ``rec`` holds finished stages (resumed), ``save()`` persists it."""
     from labelsplat.io import read_label
-    from labelsplat.pipeline import RefineConfig
+    from labelsplat.config import preset, with_overrides
     from labelsplat.schemes import get_scheme
     from labelsplat.splat.consensus import consensus_labels
     from labelsplat.synth import load_head, load_synth, render_views
@@ -153,8 +153,8 @@ def run_head(seed: int, noisy_dir: Path, args, rec: dict, save) -> dict:
     ident = noisy_dir.name
     hdir = args.work / "consensus_relabel" / args.preset / f"s{seed}" / ident
     hdir.mkdir(parents=True, exist_ok=True)
-    rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=100)
-    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, seed, rcfg.sampler, rcfg.min_head_inside)
+    rcfg = with_overrides(preset(args.preset), seed=seed, device="cpu", novel_views=100)
+    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, seed, rcfg.sampler)
     scheme = get_scheme(scene.label_scheme)
     K = scheme.num_classes
     cache = args.work / f"novel_s{seed}_{ident}_n100.npz"
@@ -274,7 +274,7 @@ def diagnose_head(seed: int, noisy_dir: Path, args) -> dict | None:
     per exact class), and the fused input labels' accuracy / mIoU with the EXACT depth vs the FITTED
     depth at several tolerances (same ``consensus_labels``, same noisy labels). No fit."""
     from labelsplat.io import read_label
-    from labelsplat.pipeline import RefineConfig
+    from labelsplat.config import preset, with_overrides
     from labelsplat.schemes import get_scheme
     from labelsplat.scene import load_scene
     from labelsplat.splat.consensus import consensus_labels
@@ -287,7 +287,7 @@ def diagnose_head(seed: int, noisy_dir: Path, args) -> dict | None:
     scene = load_scene(noisy_dir)
     scheme = get_scheme(scene.label_scheme)
     K = scheme.num_classes
-    rcfg = RefineConfig(preset=args.preset, seed=seed, device="cpu", novel_views=100)
+    rcfg = with_overrides(preset(args.preset), seed=seed, device="cpu", novel_views=100)
     mesh = build_head(load_head(scene.root))
     exact_d = []
     for fr in scene.frames:

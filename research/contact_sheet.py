@@ -21,16 +21,15 @@ def main(argv=None) -> int:
     ap.add_argument("--novel-views", type=int, default=24)
     ap.add_argument("--fit-set", action="append")
     args = ap.parse_args(argv)
+    from labelsplat.config import fit_preset, preset, with_overrides
     from labelsplat.io import write_png
-    from labelsplat.pipeline import RefineConfig
     from labelsplat.schemes import colorize, get_scheme
-    from labelsplat.splat.config import make_config
     from labelsplat.synth import load_head, load_synth, render_views
 
-    rcfg = RefineConfig(preset=args.preset, seed=args.seed, device="cpu", novel_views=args.novel_views)
-    scene, cams, yaws = novel_cameras(args.scene, args.novel_views, args.seed, rcfg.sampler, rcfg.min_head_inside)
+    rcfg = with_overrides(preset(args.preset), seed=args.seed, device="cpu", novel_views=args.novel_views)
+    scene, cams, yaws = novel_cameras(args.scene, args.novel_views, args.seed, rcfg.sampler)
     gv = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
-    raw, _, _ = fit_and_label(args.scene, Path("/tmp/contact_run"), make_config(args.preset, seed=args.seed,
+    raw, _, _ = fit_and_label(args.scene, Path("/tmp/contact_run"), fit_preset(args.preset, seed=args.seed,
                               **parse_sets(args.fit_set)), rcfg, cams, yaws)
     sch = get_scheme(scene.label_scheme)
     rows = []

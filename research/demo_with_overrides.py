@@ -1,7 +1,7 @@
 """Run ``labelsplat.pipeline.demo`` with extra fit / RefineConfig settings.
 
-The demo builds its fit config from ``RefineConfig`` (preset + seed + steps + semantic_grad); to
-try other fit settings without editing ``splat/config.py`` this wraps ``pipeline._fit_config``.
+The demo takes a whole RefineConfig: the ``tiny`` preset with ``--fit-set`` (fit settings) and
+``--refine-set`` (any other setting by its flat name, as ``labelsplat config show`` lists them) over it.
 Prints the wall time per stage and initial vs refined mIoU by yaw bin (the demo's own scoring:
 views rejected by post-processing are left out of both).
 
@@ -30,22 +30,11 @@ def main(argv=None) -> int:
     fit_over, ref_over = parse_sets(args.fit_set), parse_sets(args.refine_set)
 
     from labelsplat import pipeline
-    from labelsplat.splat.config import make_config
+    from labelsplat.config import preset, with_overrides
 
-    orig_init = pipeline.RefineConfig.__init__
-
-    def patched_fit_config(cfg):
-        return make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad, **fit_over)
-
-    def patched_init(self, *a, **kw):
-        orig_init(self, *a, **kw)
-        for k, v in ref_over.items():
-            setattr(self, k, v)
-
-    pipeline._fit_config = patched_fit_config
-    pipeline.RefineConfig.__init__ = patched_init
+    cfg = with_overrides(preset("tiny"), seed=args.seed, device="cpu", fit=fit_over, **ref_over)
     t = time.perf_counter()
-    pooled, timings = pipeline.demo(args.out, device="cpu", seed=args.seed, progress=False, log=lambda s: None)
+    pooled, timings = pipeline.demo(args.out, cfg, progress=False, log=lambda s: None)
     wall = time.perf_counter() - t
     L = pooled["labellings"]
     row = {"seed": args.seed, "wall_s": round(wall, 1), "timings": timings, "fit_overrides": fit_over,

@@ -18,6 +18,7 @@ mIoU, per-class IoU overall and in the 60-90 bin, fit time, config).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ def extract_pp(npz, scene, cams, yaws, rcfg, logit_adjust: float, class_w: np.nd
     """Raw argmax and post-processed labels from kept renders (the pipeline's extraction + PP)."""
     import torch
 
-    from labelsplat.extract import PostprocessConfig, extract_argmax, postprocess
+    from labelsplat.extract import extract_argmax, postprocess
 
     if "low_view_fraction" not in npz or "logits" not in npz:
         raise SystemExit("--rescore needs kept logits and low_view_fraction (renders of a pipeline version that "
@@ -45,14 +46,13 @@ def extract_pp(npz, scene, cams, yaws, rcfg, logit_adjust: float, class_w: np.nd
     if logit_adjust and class_w is not None:
         logits = logits - logit_adjust * torch.log(torch.from_numpy(class_w.astype(np.float32)))[None, None, None, :]  # logits are (B, H, W, K)
     alpha = torch.from_numpy(npz["alpha"].astype(np.float32))
-    ext = extract_argmax(logits, alpha, alpha_threshold=rcfg.alpha_threshold)
+    ext = extract_argmax(logits, alpha, alpha_threshold=rcfg.export.alpha_threshold)
     lab = ext.labels.cpu().numpy() if hasattr(ext.labels, "cpu") else np.asarray(ext.labels)
     conf = ext.confidence.cpu().numpy() if hasattr(ext.confidence, "cpu") else np.asarray(ext.confidence)
     a = npz["alpha"].astype(np.float32)
-    low_vis = (npz["low_view_fraction"].astype(np.float32) > rcfg.low_view_threshold) & (a >= rcfg.alpha_threshold)
+    low_vis = (npz["low_view_fraction"].astype(np.float32) > rcfg.export.low_view_threshold) & (a >= rcfg.export.alpha_threshold)
     h, w = lab.shape[1:]
-    pp_cfg = PostprocessConfig(min_confidence=rcfg.min_confidence, min_view_confidence=rcfg.min_view_confidence,
-                               min_area=max(1, round(rcfg.min_area_fraction * h * w)))
+    pp_cfg = dataclasses.replace(rcfg.postprocess, min_area=rcfg.export.min_area(rcfg.postprocess, h, w))
     pp, _ = postprocess(lab.astype(np.uint8), conf, config=pp_cfg, scheme=scene.label_scheme, yaw=np.asarray(yaws),
                         low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame,
                         depth=npz["depth"].astype(np.float32), alpha=np.clip(a, 0.0, 1.0))
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
         import torch
 
         raw = extract_argmax(torch.from_numpy(keep["logits"]), torch.from_numpy(keep["alpha"]),
-                             alpha_threshold=rcfg.alpha_threshold).labels
+                             alpha_threshold=rcfg.export.alpha_threshold).labels
         raw = raw.cpu().numpy() if hasattr(raw, "cpu") else np.asarray(raw)
         last = res.summary.get("last_log", {}) if hasattr(res, "summary") else {}
         record.update({"fit_config": fit_cfg.to_dict(), "fit_s": round(t_fit, 1), "class_weights_used": cw,

@@ -112,7 +112,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from labelsplat.pipeline import RefineConfig, label_novel_views
+    from labelsplat.config import preset, with_overrides
+    from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
     from labelsplat.splat.render_views import load_run
 
@@ -123,8 +124,8 @@ def main(argv=None) -> int:
         ident = int(ident)
         ba = gs.bench_args(args.seed, ident + 1 if ident else 1)
         noisy_dir, exact_dir = rq.synth_inputs(args.work, ba, args.seed)[ident]
-        rcfg = RefineConfig(preset=args.preset, seed=args.seed, device="cpu", novel_views=100)
-        scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, args.seed, rcfg.sampler, rcfg.min_head_inside)
+        rcfg = with_overrides(preset(args.preset), seed=args.seed, device="cpu", novel_views=100)
+        scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, args.seed, rcfg.sampler)
         gt_cache = args.work / (f"gt_s{args.seed}.npz" if not ident else f"gt_s{args.seed}_i{ident}.npz")
         gt = np.load(gt_cache)["gt"]
         sc = load_scene(gs.variant_scene(noisy_dir, exact_dir, labels))
@@ -133,11 +134,11 @@ def main(argv=None) -> int:
         raw = np.stack([r["raw_labels"] for r in rendered]).astype(np.uint8)
         alpha = np.stack([r["alpha"] for r in rendered]).reshape(raw.shape)
         h, w = raw.shape[1:]
-        rows = hole_table(raw, alpha, gt, max(1, round(rcfg.min_area_fraction * h * w)))
+        rows = hole_table(raw, alpha, gt, rcfg.export.min_area(rcfg.postprocess, h, w))
         summ = summary(rows)
         from labelsplat.schemes import get_scheme
 
-        kl = largest_table(raw, gt, max(1, round(rcfg.min_area_fraction * h * w)), get_scheme(sc.label_scheme))
+        kl = largest_table(raw, gt, rcfg.export.min_area(rcfg.postprocess, h, w), get_scheme(sc.label_scheme))
         doc["fits"][f"{tag}"] = {"labels": labels, "identity": ident, "seed": args.seed, "summary": summ,
                                  "keep_largest": kl, "holes": rows}
         print(f"{tag} ({labels}): {len(rows)} holes, {sum(r['area'] for r in rows)} px")

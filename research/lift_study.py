@@ -93,11 +93,12 @@ def pp_ablation(rendered, raw, scene, cams, yaws, rcfg, steps=PP_STEPS) -> dict:
     """The pipeline's post-processing of ``raw`` with the settings of ``steps`` ((name, PostprocessConfig
     overrides, whether the low-visibility mask is used); the rendered alpha is always passed, so
     hole filling is alpha-aware unless ``hole_min_alpha`` is None)."""
+    import dataclasses
+
     from labelsplat.extract import PostprocessConfig, postprocess
 
     h, w = raw.shape[1:]
-    base = dict(min_confidence=rcfg.min_confidence, min_view_confidence=rcfg.min_view_confidence,
-                min_area=max(1, round(rcfg.min_area_fraction * h * w)))
+    base = {**dataclasses.asdict(rcfg.postprocess), "min_area": rcfg.export.min_area(rcfg.postprocess, h, w)}
     conf = np.stack([r["confidence"] for r in rendered])
     depth = np.stack([r["depth"] for r in rendered])
     alpha = np.stack([r["alpha"] for r in rendered])
@@ -172,10 +173,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from labelsplat.pipeline import RefineConfig, label_novel_views
+    from labelsplat.config import apply_fit_overrides, fit_preset, preset, with_overrides
+    from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.config import apply_fit_overrides, make_config
     from labelsplat.splat.lift import vote_semantics
     from labelsplat.splat.render_views import load_run
     from labelsplat.splat.trainer import _Levels, concept_class_weights, fit, load_views
@@ -183,8 +184,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     ba = gs.bench_args(args.seed, args.identity + 1 if args.identity else 1)
     noisy_dir, exact_dir = rq.synth_inputs(args.work, ba, args.seed)[args.identity]
-    rcfg = RefineConfig(preset=args.preset, seed=args.seed, device="cpu", novel_views=100)
-    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, args.seed, rcfg.sampler, rcfg.min_head_inside)
+    rcfg = with_overrides(preset(args.preset), seed=args.seed, device="cpu", novel_views=100)
+    scene, cams, yaws = rq.novel_cameras(noisy_dir, 100, args.seed, rcfg.sampler)
     scheme = get_scheme(scene.label_scheme)
     gt_cache = args.work / (f"gt_s{args.seed}.npz" if not args.identity else f"gt_s{args.seed}_i{args.identity}.npz")
     if not gt_cache.is_file():
@@ -195,7 +196,7 @@ def main(argv=None) -> int:
     z = np.load(gt_cache)
     gt, initial = z["gt"], z["initial"]
     sdir = gs.variant_scene(noisy_dir, exact_dir, args.labels)
-    fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq.parse_sets(args.fit_set))
+    fit_cfg = apply_fit_overrides(fit_preset(args.preset, seed=args.seed), rq.parse_sets(args.fit_set))
     run_dir = args.work / f"keep_{args.run_tag or args.tag}"
     if not (run_dir / "checkpoint.pt").is_file():
         t = time.perf_counter()

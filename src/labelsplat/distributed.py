@@ -3,7 +3,8 @@
 The driver (the process running ``labelsplat batch``) does what ``refine`` does around the
 per-scene work, and Ray runs the per-scene work itself:
 
-1. ``prepare_output`` (refuse / resume / overwrite OUT), ``OUT/refine.json`` as ``refine``;
+1. the output's rules as ``refine`` (:class:`labelsplat.rundir.RunDir`: refuse / resume /
+   overwrite OUT), ``OUT/refine.json`` as ``refine``;
 2. scenes with a valid ``OUT/scenes/<scene>/DONE.json`` are skipped under ``--resume`` (never
    submitted);
 3. every other scene becomes one Ray task calling :func:`labelsplat.pipeline.refine_scene`
@@ -35,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from . import SCHEMA_VERSION, __version__
+from . import __version__
 from .errors import LabelsplatError
 from .io import atomic_write_json
 
@@ -177,9 +178,10 @@ def refine_scene_task(scene_dir: str, out: str, cfg_dict: dict, resume: bool, th
         import torch
 
         torch.set_num_threads(threads)
-        from .pipeline import RefineConfig, refine_scene
+        from .config import RefineConfig  # after the thread settings above (the rasteriser reads them)
+        from .pipeline import refine_scene
 
-        cfg = RefineConfig(**cfg_dict)
+        cfg = RefineConfig.from_dict(cfg_dict)
         # a retry (attempt > 1) continues the failed attempt's fit from its last checkpoint
         outcome = refine_scene(scene_dir, out, cfg, resume=resume or attempt > 1, progress=False, log=lines.append,
                                allow_outside=allow_outside)
@@ -367,13 +369,15 @@ def run_batch(
     allow_outside: bool = False,
 ) -> BatchResult:
     """Refine ``scenes`` with one Ray task each into ``out`` (module docstring); ``cfg`` is a
-    :class:`labelsplat.pipeline.RefineConfig`. Input errors about the whole run (OUT exists,
+    :class:`labelsplat.config.RefineConfig`. Input errors about the whole run (OUT exists,
     relative OUT with an address, duplicate names, impossible GPU request) raise
     :class:`LabelsplatError` before any task is submitted; per-scene failures do not raise:
     they are in ``result.failures`` and ``OUT/batch.json``. ``allow_outside``: accept scene file
     paths that leave the scene directory (see ``load_scene``).
     """
-    from .pipeline import DONE, RefineConfig, _valid_done, finish_outputs, prepare_output, refine_scene
+    # torch-heavy modules: imported when a batch runs, not with this module's policy helpers
+    from .config import RefineConfig
+    from .pipeline import DONE, _valid_done, check_refine_output, finish_outputs, start_refine_output
 
     if not isinstance(cfg, RefineConfig):
         raise LabelsplatError("run_batch needs a RefineConfig")
@@ -383,7 +387,7 @@ def run_batch(
     out = check_out(out, bcfg.address)
     names, unreadable = _scene_names(scenes, allow_outside)
     t_all = time.perf_counter()
-    prepare_output(out, resume=resume, overwrite=overwrite)  # refuse an existing OUT before starting Ray
+    rd = check_refine_output(out, cfg, list(scenes), resume=resume, overwrite=overwrite)  # before starting Ray
 
     with ray_session(bcfg.address, bcfg.num_cpus) as ray:
         cluster = dict(ray.cluster_resources())
@@ -393,10 +397,7 @@ def run_batch(
                 f"--cpus-per-scene {bcfg.cpus_per_scene} but the Ray cluster has {cluster.get('CPU', 0):g} CPUs",
                 hint="lower --cpus-per-scene",
             )
-        atomic_write_json(out / "refine.json", {
-            "scenes": [str(Path(s).resolve()) for s in scenes], "config": cfg.to_dict(), "version": __version__,
-            "schema_version": SCHEMA_VERSION})
-
+        start_refine_output(rd, cfg, list(scenes), resume=resume, overwrite=overwrite)
         skipped = [n for n, p in names.items() if resume and _valid_done(out / "scenes" / n / DONE)]
         todo = [n for n in names if n not in skipped]
         for n in skipped:
@@ -406,39 +407,63 @@ def run_batch(
             name="labelsplat-refine-scene")
         specs = [TaskSpec(n, (str(Path(names[n]).resolve()), str(out.resolve()), cfg.to_dict(), resume,
                               bcfg.cpus_per_scene, allow_outside)) for n in todo]
-
         log(f"{len(todo)} scene(s) to refine on Ray ({cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; "
             f"{bcfg.cpus_per_scene} CPU + {gpus:g} GPU per scene), {len(skipped)} already done, "
             f"{len(unreadable)} unreadable")
+        results = _drive_with_progress(ray, remote, specs, bcfg, progress=progress, log=log, console=console)
 
-        bar = None
-        if progress and todo:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    outcomes, failures, scenes_doc = _collect(scenes, names, unreadable, skipped, results, out, cfg, allow_outside)
+    pooled = finish_outputs(out, outcomes, cfg, title=title) if outcomes else None
+    record = {
+        "status": "complete" if not failures else "some scenes failed",
+        "n_scenes": len(scenes), "n_done": sum(1 for d in scenes_doc.values() if d["status"] == "done"),
+        "n_skipped": len(skipped), "n_failed": len(failures),
+        "scenes": scenes_doc,
+        "batch": {**asdict(bcfg), "gpus_per_task": gpus, "cluster_resources": {k: v for k, v in cluster.items()
+                                                                             if k in ("CPU", "GPU", "memory")}},
+        "refine": cfg.to_dict(), "wall_s": round(time.perf_counter() - t_all, 3), "version": __version__,
+    }
+    record_path = out / BATCH_JSON
+    atomic_write_json(record_path, record)
+    return BatchResult(pooled, outcomes, failures, skipped, record, record_path)
 
-            bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           console=console, transient=False)
-            bar.start()
-            bar_task = bar.add_task("scenes", total=len(todo))
 
-        def on_event(kind: str, res: TaskResult | None, err: dict | None) -> None:
-            if kind == "retry":
-                log(f"{err['key']}: attempt {err.get('attempt')} failed ({err.get('type')}: "
-                    f"{_first_line(err.get('message'))}), retrying")
-                return
-            assert res is not None
-            if kind == "done":
-                log(f"{res.key}: done in {res.elapsed_s:.1f} s on {res.node} (attempt {res.attempts})")
-            else:
-                log(f"{res.key}: FAILED after {res.attempts} attempt(s): {_first_line(err.get('message'))}")
-            if bar is not None:
-                bar.advance(bar_task)
+def _drive_with_progress(ray, remote, specs: list[TaskSpec], bcfg: BatchConfig, *, progress: bool,
+                         log: Callable[[str], None], console=None) -> dict[str, TaskResult]:
+    """:func:`drive_tasks` with one log line per event and, with ``progress``, a bar of finished scenes."""
+    bar = None
+    if progress and specs:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        try:
-            results = drive_tasks(ray, remote, specs, max_retries=bcfg.max_retries, poll_s=bcfg.poll_s,
-                                  on_event=on_event)
-        finally:
-            if bar is not None:
-                bar.stop()
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console, transient=False)
+        bar.start()
+        bar_task = bar.add_task("scenes", total=len(specs))
+
+    def on_event(kind: str, res: TaskResult | None, err: dict | None) -> None:
+        if kind == "retry":
+            log(f"{err['key']}: attempt {err.get('attempt')} failed ({err.get('type')}: "
+                f"{_first_line(err.get('message'))}), retrying")
+            return
+        assert res is not None
+        if kind == "done":
+            log(f"{res.key}: done in {res.elapsed_s:.1f} s on {res.node} (attempt {res.attempts})")
+        else:
+            log(f"{res.key}: FAILED after {res.attempts} attempt(s): {_first_line(err.get('message'))}")
+        if bar is not None:
+            bar.advance(bar_task)
+
+    try:
+        return drive_tasks(ray, remote, specs, max_retries=bcfg.max_retries, poll_s=bcfg.poll_s, on_event=on_event)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _collect(scenes, names: dict[str, Path], unreadable: dict[str, dict], skipped: list[str],
+             results: dict[str, TaskResult], out: Path, cfg, allow_outside: bool) -> tuple[list, dict, dict]:
+    """(outcomes in input order, failures by name, batch.json's per-scene entries)."""
+    from .pipeline import refine_scene  # torch-heavy: see run_batch
 
     outcomes, failures, scenes_doc = [], {}, {}
     for s in scenes:
@@ -463,22 +488,7 @@ def run_batch(
         else:
             failures[name] = {**entry, "errors": res.errors}
             scenes_doc[name] = {"status": "failed", **entry, "errors": res.errors}
-
-    pooled = None
-    if outcomes:
-        pooled = finish_outputs(out, outcomes, cfg, title=title)
-    record = {
-        "status": "complete" if not failures else "some scenes failed",
-        "n_scenes": len(scenes), "n_done": sum(1 for d in scenes_doc.values() if d["status"] == "done"),
-        "n_skipped": len(skipped), "n_failed": len(failures),
-        "scenes": scenes_doc,
-        "batch": {**asdict(bcfg), "gpus_per_task": gpus, "cluster_resources": {k: v for k, v in cluster.items()
-                                                                             if k in ("CPU", "GPU", "memory")}},
-        "refine": cfg.to_dict(), "wall_s": round(time.perf_counter() - t_all, 3), "version": __version__,
-    }
-    record_path = out / BATCH_JSON
-    atomic_write_json(record_path, record)
-    return BatchResult(pooled, outcomes, failures, skipped, record, record_path)
+    return outcomes, failures, scenes_doc
 
 
 def _first_line(text: Any) -> str:

@@ -5,7 +5,8 @@ take them (``--fit-set`` for :class:`labelsplat.splat.config.FitConfig`, ``--pp-
 Values are read by the field's annotation: ``true``/``false`` for switches, numbers, words,
 comma-separated tuples (``nose,neck`` or ``1,1,5``), and ``none`` (also ``null``/``off``) for an
 optional field. A field whose value has its own grammar (e.g. ``l_eye:10,mouth:5``) passes a reader
-in ``readers``. Every problem is one :class:`~labelsplat.errors.LabelsplatError` naming the option.
+in ``readers``; a field typed with a class that has ``parse(text)`` is read by it. Every problem is
+one :class:`~labelsplat.errors.LabelsplatError` naming the option.
 """
 
 from __future__ import annotations
@@ -28,16 +29,19 @@ def parse_value(option: str, name: str, text: str, hint: Any,
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
+    grammar = getattr(base, "parse", None) if isinstance(base, type) else None  # a typed value read from its text
     if t.lower() in ("none", "null", "off"):
         if optional:
             return None
-        if base is str:  # a word of the setting's own grammar, e.g. semantic_grad=none
-            return t
+        if base is str or grammar is not None:  # a word of the setting's own grammar, e.g. semantic_grad=none
+            return t if grammar is None else grammar(t)
         raise LabelsplatError(f"{option} {name}: this setting cannot be none")
     origin = typing.get_origin(base)
     try:
         if readers and name in readers:
             return readers[name](t)
+        if grammar is not None:
+            return grammar(t)
         if base is bool:
             if t.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(t)

@@ -29,79 +29,13 @@ from typing import Any, Callable
 import numpy as np
 
 from . import SCHEMA_VERSION, __version__
+from .config import RefineConfig, preset
 from .errors import LabelsplatError
-from .io import atomic_write_json, clean_leftovers, ensure_dir, read_json, write_png
+from .io import atomic_write_json, read_json, write_png
+from .rundir import RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 
-#: Novel views per preset (the fit preset of the same name sets the fit).
-NOVEL_VIEWS = {"micro": 6, "tiny": 24, "fast": 100, "paper": 500}
 DONE = "DONE.json"
-
-
-@dataclass
-class RefineConfig:
-    """Settings of ``labelsplat refine`` (fit preset + novel views + extraction)."""
-
-    preset: str = "tiny"
-    novel_views: int | None = None  # None: NOVEL_VIEWS[preset]
-    sampler: str = "extreme"
-    extract: str = "argmax"  # argmax of rendered logits | palette (the paper's variant)
-    palette_method: str = "nearest"  # palette extraction: nearest | kmeans
-    beyond_coverage: bool = False
-    seed: int = 0
-    device: str = "auto"
-    backend: str | None = None
-    semantic_grad: str | None = None
-    steps: int | None = None
-    min_views_seen: int = 2  # pixels dominated by Gaussians seen by fewer input views -> 255
-    low_view_threshold: float = 0.5
-    alpha_threshold: float = 0.5
-    val_fraction: float = 0.2
-    render_batch: int = 4
-    label_chunk: int = 32  # views rendered + extracted + post-processed together
-    # confidence-based 255 marking and view rejection: off by default, measured to cost more
-    # correct pixels than wrong ones (docs/quality.md); unseen regions are still marked
-    min_confidence: float | None = None
-    min_view_confidence: float | None = None
-    # components smaller than this fraction of the image are reassigned (scales with resolution:
-    # a fixed pixel count would erase eyes and lips at 128 px)
-    min_area_fraction: float = 2e-4
-    # a novel view is kept when this fraction of the fitted head's points project inside it
-    # (shoulders and collar may leave the frame in views from above)
-    min_head_inside: float = 0.75
-    celebamask_layout: bool = False  # also write OUT/dataset/CelebAMask-HQ-mask-anno/
-    score_gt: bool = True  # synthetic scenes: score initial/refined against exact labels
-    # any FitConfig field over the preset's (None values included), e.g. {"max_resolution": None} to
-    # fit at full size or {"label_colour_weight": None} to switch the colour weights off
-    fit_overrides: dict = field(default_factory=dict)
-    # any PostprocessConfig field (labelsplat.extract.postprocess), e.g. {"fill_holes": False}; wins
-    # over min_confidence / min_view_confidence / min_area_fraction above (min_area is in pixels)
-    postprocess_overrides: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.preset not in NOVEL_VIEWS:
-            raise LabelsplatError(f"unknown preset {self.preset!r}", hint=f"choose one of {', '.join(NOVEL_VIEWS)}")
-        if self.extract not in ("argmax", "palette"):
-            raise LabelsplatError(f"unknown extraction {self.extract!r}", hint="choose argmax or palette")
-        if self.palette_method not in ("nearest", "kmeans"):
-            raise LabelsplatError(f"unknown palette method {self.palette_method!r}", hint="choose nearest or kmeans")
-        if self.novel_views is not None and self.novel_views < 1:
-            raise LabelsplatError(f"--novel-views must be positive, got {self.novel_views}")
-        if self.postprocess_overrides:
-            from .extract import PostprocessConfig
-
-            names = {f.name for f in dataclasses.fields(PostprocessConfig)}
-            unknown = sorted(set(self.postprocess_overrides) - names)
-            if unknown:
-                raise LabelsplatError(f"unknown post-processing settings {unknown}", hint=f"choose from {sorted(names)}")
-            PostprocessConfig(**self.postprocess_overrides)  # value checks now, not after the fit
-
-    @property
-    def n_novel(self) -> int:
-        return int(self.novel_views if self.novel_views is not None else NOVEL_VIEWS[self.preset])
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -118,15 +52,6 @@ class SceneOutcome:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _fit_config(cfg: RefineConfig):
-    from .splat.config import apply_fit_overrides, make_config
-
-    extra = {"semantic_target": "palette"} if cfg.extract == "palette" else {}
-    # every override applies, explicit None values too (e.g. {"label_colour_weight": None} = off)
-    return apply_fit_overrides(make_config(cfg.preset, seed=cfg.seed, steps=cfg.steps, semantic_grad=cfg.semantic_grad),
-                               {**dict(cfg.fit_overrides), **extra})
-
-
 def _is_synthetic(scene: Scene) -> bool:
     return (Path(scene.root) / "synth.json").is_file()
 
@@ -141,21 +66,22 @@ def _valid_done(path: Path) -> bool:
     return isinstance(doc, dict) and doc.get("status") == "done" and (path.parent / "views" / "manifest.json").is_file()
 
 
-def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse an existing OUT unless ``--resume`` (continue) or ``--overwrite`` (start over)."""
-    if out.exists() and not out.is_dir():
-        raise LabelsplatError("the output path is a file, not a directory", path=out)
-    if out.exists() and any(out.iterdir()):
-        if resume:
-            clean_leftovers(out)  # temporaries of a killed run (never another live process's)
-            return
-        if not overwrite:
-            raise LabelsplatError(
-                "the output directory already exists", path=out,
-                hint="pass --resume to continue it or --overwrite to start over",
-            )
-        shutil.rmtree(out)
-    ensure_dir(out)
+def check_refine_output(out: Path, cfg: RefineConfig, scenes: list, *, resume: bool, overwrite: bool) -> RunDir:
+    """The refine output's :class:`RunDir` after its rules are checked (nothing written yet): an
+    existing OUT only with ``resume`` (the same configuration) or ``overwrite``."""
+    rd = RunDir(out, "refine", inputs=scenes, resumable=True)
+    if rd.check(resume=resume, overwrite=overwrite) == RESUME:
+        rd.check_resume_config(cfg.to_dict())
+    return rd
+
+
+def start_refine_output(rd: RunDir, cfg: RefineConfig, scenes: list, *, resume: bool, overwrite: bool) -> None:
+    """Create (or continue) the refine output and record its configuration and inputs."""
+    rd.create(resume=resume, overwrite=overwrite)
+    rd.write_provenance(cfg.to_dict(), cfg.seed)
+    atomic_write_json(rd.path / "refine.json", {"scenes": [str(Path(s).resolve()) for s in scenes],
+                                               "config": cfg.to_dict(), "version": __version__,
+                                               "schema_version": SCHEMA_VERSION})
 
 
 def _stack(rendered: list[dict], key: str) -> np.ndarray:
@@ -185,6 +111,58 @@ def _head_points(run, *, min_opacity: float = 0.3, keep_quantile: float = 0.98) 
     return run.norm.to_scene(means.numpy())
 
 
+def _render_and_extract(run, scene: Scene, cams: list[Camera], cfg: RefineConfig, keep_logits: bool,
+                        timings: dict[str, float]) -> dict[str, Any]:
+    """Render one chunk of cameras and extract its labels on the model's device (the GPU when
+    there is one); returns host arrays: ``ext`` (labels, confidence), ``low_vis``, ``host`` (rgb,
+    alpha, depth), ``sem_key`` and ``sem`` (the semantic channels when ``keep_logits``)."""
+    import torch
+
+    from .extract import extract_argmax, extract_palette
+    from .splat.render_views import render_batches
+
+    ex = cfg.export
+    t = time.perf_counter()
+    batches = list(render_batches(run, cams, batch_size=ex.render_batch, min_views=ex.min_views_seen))
+    cat = {key: torch.cat([bt[key] for bt in batches]) for key in batches[0] if key != "start"}
+    timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t
+
+    t = time.perf_counter()
+    alpha = cat["alpha"]
+    if cfg.extract == "palette":
+        if "seg_rgb" not in cat:
+            raise LabelsplatError("--extract palette needs a run fitted with semantic_target=palette",
+                                  hint="refit with --extract palette (refine) or --semantic-target palette (fit)")
+        ext = extract_palette(cat["seg_rgb"], scene.label_scheme, cfg.palette_method, alpha=alpha,
+                              alpha_threshold=ex.alpha_threshold, seed=cfg.seed)
+    else:
+        if "logits" not in cat:
+            raise LabelsplatError("the run was fitted in palette mode: use --extract palette")
+        ext = extract_argmax(cat["logits"], alpha, alpha_threshold=ex.alpha_threshold)
+    low_vis = ((cat["low_view_fraction"] > ex.low_view_threshold) & (alpha >= ex.alpha_threshold)).cpu().numpy()
+    host = {key: cat[key].cpu().numpy() for key in ("rgb", "alpha", "depth")}
+    sem_key = "seg_rgb" if "seg_rgb" in cat else "logits"
+    sem = cat[sem_key].cpu().numpy() if keep_logits else None
+    del cat, batches
+    timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - t
+    return {"ext": ext, "low_vis": low_vis, "host": host, "sem_key": sem_key, "sem": sem}
+
+
+def _view_dicts(chunk: dict[str, Any]) -> list[dict]:
+    """One render dict per view of a chunk from :func:`_render_and_extract`."""
+    host, ext, sem = chunk["host"], chunk["ext"], chunk["sem"]
+    out = []
+    for b in range(len(ext.labels)):
+        d = {key: host[key][b] for key in host}
+        d["confidence"] = ext.confidence[b]
+        d["raw_labels"] = ext.labels[b]
+        d["low_visibility"] = chunk["low_vis"][b]
+        if sem is not None:
+            d[chunk["sem_key"]] = sem[b]
+        out.append(d)
+    return out
+
+
 def label_novel_views(
     run,
     scene: Scene,
@@ -197,11 +175,11 @@ def label_novel_views(
 ) -> tuple[list[dict], np.ndarray, Any]:
     """Render ``cameras`` from a fitted run, extract and post-process labels (no file I/O).
 
-    Works in chunks of ``cfg.label_chunk`` views: each chunk is rendered, its labels extracted
-    on the model's device (the GPU when there is one) and post-processed before the next, so
-    memory stays bounded by the chunk (500 views of 512x512x19 float logits would be 10 GB).
-    Returns (renders, labels (B, H, W) uint8, post-processing report). Each render dict holds
-    numpy ``rgb``, ``alpha``, ``depth``, ``confidence``, ``raw_labels`` (the argmax before
+    Works in chunks of ``cfg.export.label_chunk`` views: each chunk is rendered, its labels
+    extracted on the model's device (the GPU when there is one) and post-processed before the
+    next, so memory stays bounded by the chunk (500 views of 512x512x19 float logits would be
+    10 GB). Returns (renders, labels (B, H, W) uint8, post-processing report). Each render dict
+    holds numpy ``rgb``, ``alpha``, ``depth``, ``confidence``, ``raw_labels`` (the argmax before
     post-processing) and ``low_visibility`` (pixels dominated by rarely seen Gaussians);
     ``logits`` / ``seg_rgb`` are kept only when ``keep_logits`` (default: when
     all of them take less than 1 GB).
@@ -209,10 +187,7 @@ def label_novel_views(
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    import torch
-
-    from .extract import PostprocessConfig, extract_argmax, extract_palette, postprocess
-    from .splat.render_views import render_batches
+    from .extract import postprocess
 
     yaws = np.asarray(yaws)
     if keep_logits is None:
@@ -220,15 +195,13 @@ def label_novel_views(
         keep_logits = sum(c.width * c.height for c in cameras) * k * 4 < 1 << 30
     rendered: list[dict] = []
     jobs = []
-    chunk = max(1, int(cfg.label_chunk))
+    chunk = max(1, int(cfg.export.label_chunk))
     t_wall = time.perf_counter()
 
     def post(c0, labels, confidence, low_vis, cams, depth, alpha):
         t0 = time.perf_counter()
         h, w = labels.shape[1:]
-        pp_cfg = PostprocessConfig(**{"min_confidence": cfg.min_confidence, "min_view_confidence": cfg.min_view_confidence,
-                                      "min_area": max(1, round(cfg.min_area_fraction * h * w)),
-                                      **cfg.postprocess_overrides})
+        pp_cfg = dataclasses.replace(cfg.postprocess, min_area=cfg.export.min_area(cfg.postprocess, h, w))
         out = postprocess(labels, confidence, config=pp_cfg, scheme=scene.label_scheme, yaw=yaws[c0:c0 + len(cams)],
                           low_visibility_mask=low_vis, cameras=cams, head=scene.head_frame, depth=depth, alpha=alpha)
         return out, time.perf_counter() - t0
@@ -238,40 +211,12 @@ def label_novel_views(
     with ThreadPoolExecutor(max(1, min(8, (os.cpu_count() or 1) // 2))) as pool:
         for c0 in range(0, len(cameras), chunk):
             cams = cameras[c0:c0 + chunk]
-            t = time.perf_counter()
-            batches = list(render_batches(run, cams, batch_size=cfg.render_batch, min_views=cfg.min_views_seen))
-            cat = {key: torch.cat([bt[key] for bt in batches]) for key in batches[0] if key != "start"}
-            timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t
-
-            t = time.perf_counter()
-            alpha = cat["alpha"]
-            if cfg.extract == "palette":
-                if "seg_rgb" not in cat:
-                    raise LabelsplatError("--extract palette needs a run fitted with semantic_target=palette",
-                                          hint="refit with --extract palette (refine) or --semantic-target palette (fit)")
-                ext = extract_palette(cat["seg_rgb"], scene.label_scheme, cfg.palette_method, alpha=alpha,
-                                      alpha_threshold=cfg.alpha_threshold, seed=cfg.seed)
-            else:
-                if "logits" not in cat:
-                    raise LabelsplatError("the run was fitted in palette mode: use --extract palette")
-                ext = extract_argmax(cat["logits"], alpha, alpha_threshold=cfg.alpha_threshold)
-            low_vis = ((cat["low_view_fraction"] > cfg.low_view_threshold) & (alpha >= cfg.alpha_threshold)).cpu().numpy()
-            host = {key: cat[key].cpu().numpy() for key in ("rgb", "alpha", "depth")}
-            sem_key = "seg_rgb" if "seg_rgb" in cat else "logits"
-            sem = cat[sem_key].cpu().numpy() if keep_logits else None
-            del cat, batches
-            timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - t
-
-            jobs.append((c0, pool.submit(post, c0, ext.labels, ext.confidence, low_vis, cams, host["depth"],
+            part = _render_and_extract(run, scene, cams, cfg, keep_logits, timings)
+            ext, host = part["ext"], part["host"]
+            jobs.append((c0, pool.submit(post, c0, ext.labels, ext.confidence, part["low_vis"], cams, host["depth"],
                                          host["alpha"])))
-            for b in range(len(cams)):
-                d = {key: host[key][b] for key in host}
-                d["confidence"] = ext.confidence[b]
-                d["raw_labels"] = ext.labels[b]
-                d["low_visibility"] = low_vis[b]
-                if sem is not None:
-                    d[sem_key] = sem[b]
-                rendered.append(d)
+            rendered.extend(_view_dicts(part))
+            del part
         labels_all, reports = [], []
         for c0, fut in jobs:
             (labels, report), seconds = fut.result()
@@ -284,8 +229,6 @@ def label_novel_views(
 
 def _merge_reports(reports: list) -> Any:
     """One PostprocessReport from the reports of consecutive chunks (view indices made global)."""
-    import dataclasses
-
     if len(reports) == 1:
         return reports[0][1]
     views = []
@@ -325,8 +268,8 @@ def _consistency(run, scene: Scene, cfg: RefineConfig) -> dict:
     from .splat.render_views import render_cameras
 
     cams = scene.cameras
-    rendered = render_cameras(run, cams, batch_size=cfg.render_batch, min_views=cfg.min_views_seen)
-    depths = [np.where(r["alpha"] >= cfg.alpha_threshold, r["depth"], 0.0) for r in rendered]
+    rendered = render_cameras(run, cams, batch_size=cfg.export.render_batch, min_views=cfg.export.min_views_seen)
+    depths = [np.where(r["alpha"] >= cfg.export.alpha_threshold, r["depth"], 0.0) for r in rendered]
     k = get_scheme(scene.label_scheme).num_classes
     before = [read_label(scene.path(f.label_path), k, shape=(f.camera.height, f.camera.width)) for f in scene.frames]
     after = [r["labels"] for r in rendered]
@@ -363,10 +306,12 @@ def export_novel_views(
 
     t = time.perf_counter()
     names = [f"{scene.name}_nv{k:04d}" for k in range(len(cams))]
-    # the post-processing that ran (resolved thresholds, each step's status) is recorded with the views
+    # recorded with the views: the fit that made them (the run's own) and the post-processing that ran
+    # (resolved thresholds, each step's status)
     pp = {"config": report.config, "steps": dict(report.steps)}
+    config = {**cfg.to_dict(), "fit": run.meta.get("config"), "postprocess": pp}
     with DatasetWriter(views_dir, scene.label_scheme, overwrite=True, head_frame=scene.head_frame,
-                       config={**cfg.to_dict(), "postprocess": pp}, seed=cfg.seed, allow_empty=True) as writer:
+                       config=config, seed=cfg.seed, allow_empty=True) as writer:
         for k, (sv, r) in enumerate(zip(views, rendered)):
             vr = report.views[k]
             meta = {
@@ -394,6 +339,41 @@ def export_novel_views(
     return labellings, accepted
 
 
+def _load_refine_scene(scene_dir: str | Path, allow_outside: bool) -> Scene:
+    from .schemes import get_scheme
+
+    scene = load_scene(scene_dir, allow_outside=allow_outside)
+    if scene.head_frame is None:
+        raise LabelsplatError(
+            "the scene has no head_frame: novel viewpoints are defined around it", path=Path(scene.root) / "transforms.json",
+            hint="import it with --head-frame, or add head_frame {center, up, forward} to transforms.json",
+        )
+    get_scheme(scene.label_scheme)
+    return scene
+
+
+def _fit_scene(scene: Scene, run_dir: Path, cfg: RefineConfig, device, *, resume: bool, progress: bool,
+               log: Callable[[str], None]) -> None:
+    """The scene's fit in ``run_dir``: reused when finished (``resume``), continued from its last
+    checkpoint when interrupted (``resume``), else fitted from scratch."""
+    from .splat.trainer import fit, latest_checkpoint
+
+    if (run_dir / "checkpoint.pt").is_file() and resume:
+        log(f"{scene.name}: fit already finished, reusing {run_dir}")
+        return
+    can_resume = resume and run_dir.exists() and latest_checkpoint(run_dir) is not None
+    if run_dir.exists() and not can_resume:
+        shutil.rmtree(run_dir)  # an unfinished fit inside this refine output: start it again
+    fit(scene, run_dir, None if can_resume else cfg.fit, device=device, backend=cfg.backend, resume=can_resume,
+        progress=progress)
+
+
+def _done_outcome(sdir: Path, name: str) -> SceneOutcome:
+    doc = read_json(sdir / DONE)
+    metrics = read_json(sdir / "metrics.json") if (sdir / "metrics.json").is_file() else None
+    return SceneOutcome(name, sdir, metrics, doc.get("timings", {}), doc.get("accepted", 0), doc.get("rejected", 0), True)
+
+
 def refine_scene(
     scene_dir: str | Path,
     out: str | Path,
@@ -412,56 +392,30 @@ def refine_scene(
 
     from .device import resolve_device
     from .eval import metrics_document, write_metrics
-    from .schemes import get_scheme
     from .splat.render_views import load_run
-    from .splat.trainer import fit
-    from .views import sample_views, sampler_config
+    from .views import sample_views
 
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    scene = load_scene(scene_dir, allow_outside=allow_outside)
-    if scene.head_frame is None:
-        raise LabelsplatError(
-            "the scene has no head_frame: novel viewpoints are defined around it", path=Path(scene.root) / "transforms.json",
-            hint="import it with --head-frame, or add head_frame {center, up, forward} to transforms.json",
-        )
-    get_scheme(scene.label_scheme)
-    name = scene.name
-    sdir = Path(out) / "scenes" / name
-    done_path = sdir / DONE
-    if resume and _valid_done(done_path):
-        doc = read_json(done_path)
-        metrics = read_json(sdir / "metrics.json") if (sdir / "metrics.json").is_file() else None
-        log(f"{name}: already done, skipped")
-        return SceneOutcome(name, sdir, metrics, doc.get("timings", {}), doc.get("accepted", 0), doc.get("rejected", 0), True)
+    scene = _load_refine_scene(scene_dir, allow_outside)
+    sdir = Path(out) / "scenes" / scene.name
+    if resume and _valid_done(sdir / DONE):
+        log(f"{scene.name}: already done, skipped")
+        return _done_outcome(sdir, scene.name)
     sdir.mkdir(parents=True, exist_ok=True)
     timings["load"] = time.perf_counter() - t
 
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    run_dir = sdir / "run"
     t = time.perf_counter()
-    if (run_dir / "checkpoint.pt").is_file() and resume:
-        log(f"{name}: fit already finished, reusing {run_dir}")
-    else:
-        from .splat.trainer import latest_checkpoint
-
-        can_resume = resume and run_dir.exists() and latest_checkpoint(run_dir) is not None
-        if run_dir.exists() and not can_resume:
-            shutil.rmtree(run_dir)
-        fit(scene, run_dir, None if can_resume else _fit_config(cfg), device=device, backend=cfg.backend,
-            resume=can_resume, progress=progress)
+    _fit_scene(scene, sdir / "run", cfg, device, resume=resume, progress=progress, log=log)
     timings["fit"] = time.perf_counter() - t
-    run = load_run(run_dir, device)
+    run = load_run(sdir / "run", device)
 
     t = time.perf_counter()
-    head_points = _head_points(run)
-    sampler = sampler_config(cfg.sampler, min_head_inside=cfg.min_head_inside)
-    sampled = sample_views(
-        scene.cameras, scene.head_frame, cfg.n_novel, sampler, seed=cfg.seed,
-        beyond_coverage=cfg.beyond_coverage, head_points=head_points,
-    )
+    sampled = sample_views(scene.cameras, scene.head_frame, cfg.export.novel_views, cfg.sampler, seed=cfg.seed,
+                           beyond_coverage=cfg.beyond_coverage, head_points=_head_points(run))
     timings["sample_views"] = time.perf_counter() - t
 
     labellings, accepted = export_novel_views(run, scene, sampled, sdir / "views", cfg, timings=timings,
@@ -474,11 +428,10 @@ def refine_scene(
               "timings_s": timings, "n_gaussians": int(run.model.num_gaussians)}
     metrics = metrics_document(labellings, consistency=consistency, config=config, seed=cfg.seed)
     write_metrics(sdir / "metrics.json", metrics)
-    atomic_write_json(done_path, {
-        "status": "done", "scene": str(Path(scene.root).resolve()), "accepted": int(accepted.sum()),
-        "rejected": int((~accepted).sum()), "timings": timings, "seed": cfg.seed, "version": __version__,
-    })
-    return SceneOutcome(name, sdir, metrics, timings, int(accepted.sum()), int((~accepted).sum()))
+    n_acc, n_rej = int(accepted.sum()), int((~accepted).sum())
+    atomic_write_json(sdir / DONE, {"status": "done", "scene": str(Path(scene.root).resolve()), "accepted": n_acc,
+                                    "rejected": n_rej, "timings": timings, "seed": cfg.seed, "version": __version__})
+    return SceneOutcome(scene.name, sdir, metrics, timings, n_acc, n_rej)
 
 
 # ----------------------------------------------------------------------------- many scenes
@@ -492,7 +445,7 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     from .report import ReportView, write_report
 
     merge_datasets([o.out_dir / "views" for o in outcomes], out / "dataset", overwrite=True,
-                   val_fraction=cfg.val_fraction, seed=cfg.seed, celebamask_layout=cfg.celebamask_layout)
+                   val_fraction=cfg.export.val_fraction, seed=cfg.seed, celebamask_layout=cfg.export.celebamask_layout)
     docs = [o.metrics for o in outcomes if o.metrics is not None]
     if docs and any(d.get("labellings") for d in docs):
         pooled = pool_metrics_documents(docs, names=[o.name for o in outcomes], config={"refine": cfg.to_dict()}, seed=cfg.seed)
@@ -574,9 +527,8 @@ def refine(
     if dup:
         raise LabelsplatError(f"scene names must be unique within one run, repeated: {sorted(dup)}")
     out = Path(out)
-    prepare_output(out, resume=resume, overwrite=overwrite)
-    atomic_write_json(out / "refine.json", {"scenes": [str(Path(s).resolve()) for s in scenes], "config": cfg.to_dict(),
-                                           "version": __version__, "schema_version": SCHEMA_VERSION})
+    rd = check_refine_output(out, cfg, scenes, resume=resume, overwrite=overwrite)
+    start_refine_output(rd, cfg, scenes, resume=resume, overwrite=overwrite)
     outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log, allow_outside=allow_outside)
                 for s in scenes]
     pooled = finish_outputs(out, outcomes, cfg, title=title)
@@ -615,9 +567,39 @@ def render_run(
     from .device import resolve_device
     from .eval import metrics_document, write_metrics
     from .splat.render_views import load_run
-    from .views import sample_views, sampler_config
+    from .views import sample_views
 
     run_dir = Path(run_dir)
+    scene = _render_scene(run_dir, scene_dir)
+    out = Path(out)
+    rd = RunDir(out, "render", inputs=[run_dir, scene.root, cameras])
+    rd.create(overwrite=overwrite)
+    run = load_run(run_dir, resolve_device(cfg.device))
+    if getattr(run.config, "semantic_target", "logits") == "palette" and cfg.extract != "palette":
+        cfg = dataclasses.replace(cfg, extract="palette")  # a palette fit has no logits to argmax
+    # the run's own fit configuration is in its run.json; this command's fit subtree is unused
+    record = {k: v for k, v in cfg.to_dict().items() if k != "fit"}
+    rd.write_provenance(record, cfg.seed)
+    timings: dict[str, float] = {}
+    if cameras is not None:
+        views = []
+        for cam in load_scene(cameras).cameras:
+            yaw, pitch = yaw_pitch(cam.center, scene.head_frame)
+            views.append(GivenView(cam, yaw, pitch))
+    else:
+        views = sample_views(scene.cameras, scene.head_frame, cfg.export.novel_views, cfg.sampler, seed=cfg.seed,
+                             beyond_coverage=cfg.beyond_coverage, head_points=_head_points(run))
+    labellings, accepted = export_novel_views(run, scene, views, out / "dataset", cfg, timings=timings,
+                                              gt_dir=out / "gt")
+    doc = metrics_document(labellings, config={"render": record, "run": str(run_dir.resolve()),
+                                               "timings_s": timings}, seed=cfg.seed)
+    write_metrics(out / "metrics.json", doc)
+    log(f"rendered {len(views)} views from {run_dir}")
+    return doc, int(accepted.sum()), int((~accepted).sum())
+
+
+def _render_scene(run_dir: Path, scene_dir: str | Path | None) -> Scene:
+    """The scene a run was fitted on (``scene_dir`` where it moved), checked against the run."""
     run_json = run_dir / "run.json"
     meta = read_json(run_json)
     src = scene_dir if scene_dir is not None else meta.get("scene")
@@ -631,50 +613,41 @@ def render_run(
         )
     if scene.head_frame is None:
         raise LabelsplatError("the run's scene has no head_frame", path=Path(scene.root) / "transforms.json")
-    out = Path(out)
-    prepare_output(out, resume=False, overwrite=overwrite)
-    run = load_run(run_dir, resolve_device(cfg.device))
-    if getattr(run.config, "semantic_target", "logits") == "palette" and cfg.extract != "palette":
-        cfg = dataclasses.replace(cfg, extract="palette")  # a palette fit has no logits to argmax
-    timings: dict[str, float] = {}
-    if cameras is not None:
-        views = []
-        for cam in load_scene(cameras).cameras:
-            yaw, pitch = yaw_pitch(cam.center, scene.head_frame)
-            views.append(GivenView(cam, yaw, pitch))
-    else:
-        sampler = sampler_config(cfg.sampler, min_head_inside=cfg.min_head_inside)
-        views = sample_views(scene.cameras, scene.head_frame, cfg.n_novel, sampler, seed=cfg.seed,
-                             beyond_coverage=cfg.beyond_coverage, head_points=_head_points(run))
-    labellings, accepted = export_novel_views(run, scene, views, out / "dataset", cfg, timings=timings,
-                                              gt_dir=out / "gt")
-    doc = metrics_document(labellings, config={"render": cfg.to_dict(), "run": str(run_dir.resolve()),
-                                               "timings_s": timings}, seed=cfg.seed)
-    write_metrics(out / "metrics.json", doc)
-    log(f"rendered {len(views)} views from {run_dir}")
-    return doc, int(accepted.sum()), int((~accepted).sum())
+    return scene
 
 
 # ----------------------------------------------------------------------------- demo
-def demo(out: str | Path, *, device: str = "auto", seed: int = 0, preset: str = "tiny", views: int = 16,
-         resolution: int = 128, noise: str = "simulated:medium", novel_views: int | None = None,
-         overwrite: bool = True, progress: bool = True, log: Callable[[str], None] = print) -> tuple[dict, dict]:
-    """The embedded default: one synthetic head with simulated noise, refined with ``preset``.
+def demo(out: str | Path, cfg: RefineConfig | None = None, *, views: int = 16, resolution: int = 128,
+         noise: str = "simulated:medium", overwrite: bool = False, progress: bool = True,
+         log: Callable[[str], None] = print) -> tuple[dict, dict]:
+    """The embedded default: one synthetic head with simulated noise, refined with ``cfg``
+    (default: the ``tiny`` preset). A previous demo output at ``out`` is replaced; any other
+    labelsplat output only with ``overwrite``, and a directory labelsplat did not write never.
 
     Returns (pooled metrics, timings).
     """
     from .synth import SynthConfig, synthesize
 
+    cfg = cfg if cfg is not None else preset("tiny")
     out = Path(out)
-    prepare_output(out, resume=False, overwrite=overwrite)
+    rd = RunDir(out, "demo")
+    rd.create(overwrite=overwrite or (rd.path.is_dir() and _is_demo_output(rd)))
+    rd.write_provenance(cfg.to_dict(), cfg.seed)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     synthesize(out / "input", SynthConfig(identities=1, views=views, rig="facescape", resolution=resolution,
-                                          noise=noise, seed=seed), overwrite=True)
+                                          noise=noise, seed=cfg.seed), overwrite=True)
     timings["synth"] = time.perf_counter() - t
-    cfg = RefineConfig(preset=preset, seed=seed, device=device, novel_views=novel_views)
     t = time.perf_counter()
     pooled, _ = refine([out / "input" / "head_000"], out / "refined", cfg, overwrite=True, progress=progress, log=log,
                        title="labelsplat demo: one synthetic head, simulated parser noise")
     timings["refine"] = time.perf_counter() - t
     return pooled, timings
+
+
+def _is_demo_output(rd: RunDir) -> bool:
+    """A previous ``demo`` output: its marker says so, or (older versions) it holds input/ and refined/refine.json."""
+    kind = rd.existing_kind()
+    if kind is not None:
+        return kind == "demo"
+    return rd.origin() == "legacy" and (rd.path / "input").is_dir() and (rd.path / "refined" / "refine.json").is_file()

@@ -110,18 +110,18 @@ class ViewSamplerConfig:
     ``distance``/``focal``: factors of the inputs' median distance / focal length.
     """
 
-    preset: str = "custom"
-    mode: Literal["angles", "around_inputs"] = "angles"
-    yaw: Dist = Dist.uniform(-180.0, 180.0)
-    pitch: Dist = Dist.uniform(-60.0, 60.0)
-    roll: Dist = Dist.uniform(-20.0, 20.0)
-    distance: Dist = Dist.uniform(0.9, 1.1)
-    focal: Dist = Dist.fixed(1.0)
-    extreme_fraction: float | None = None
-    coverage_margin_deg: float = 15.0
-    min_head_fraction: float = 0.05
-    min_head_inside: float = 0.9
-    max_tries: int | None = None  # default: max(2000, 200 * n)
+    preset: str = "custom"  # the named preset these settings started from (extreme | uniform | input-like)
+    mode: Literal["angles", "around_inputs"] = "angles"  # angles: yaw/pitch drawn directly | around_inputs: jitter
+    yaw: Dist = Dist.uniform(-180.0, 180.0)  # yaw draws in degrees (around_inputs: added to an input's)
+    pitch: Dist = Dist.uniform(-60.0, 60.0)  # pitch draws in degrees (around_inputs: added to an input's)
+    roll: Dist = Dist.uniform(-20.0, 20.0)  # roll draws in degrees about the viewing axis
+    distance: Dist = Dist.uniform(0.9, 1.1)  # distance as a factor of the inputs' median distance
+    focal: Dist = Dist.fixed(1.0)  # focal length as a factor of the inputs' median focal length
+    extreme_fraction: float | None = None  # exactly this fraction of the views is extreme (none: as drawn)
+    coverage_margin_deg: float = 15.0  # widening of the inputs' yaw/pitch coverage in degrees
+    min_head_fraction: float = 0.05  # reject views where the head covers less of the image
+    min_head_inside: float = 0.75  # reject views with less of the head's silhouette inside the image
+    max_tries: int | None = None  # candidates drawn at most (none: max(2000, 200 * n))
 
     def __post_init__(self) -> None:
         if self.mode not in ("angles", "around_inputs"):

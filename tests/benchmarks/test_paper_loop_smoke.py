@@ -170,7 +170,7 @@ def test_reuse_with_another_refine_setting_reruns_refine_and_aux(pl, micro_run, 
     assert load_parser(root / "baseline.pth", device="cpu").info.input_size == pl.CONFIGS["micro"].input_size
     assert (root / "refined_dataset" / "manifest.json").is_file()
     ref = json.loads((root / "refine.done.json").read_text())
-    assert ref["config"]["fit_overrides"] == {"label_view_weight": "yaw:30:0.2"}
+    assert ref["config"]["fit"]["label_view_weight"] == "yaw:30:0.2"
     assert json.loads((root / "baseline.done.json").read_text()) == json.loads(
         (work / "seed_0" / "baseline.done.json").read_text())
 

@@ -82,12 +82,12 @@ def test_fit_set_overrides_any_fit_setting(cli, scene_dir, tmp_path):
 
 
 def test_refine_fit_overrides_apply_none_values():
-    from labelsplat.pipeline import RefineConfig, _fit_config
+    from labelsplat.config import preset, with_overrides
 
-    assert _fit_config(RefineConfig(preset="fast")).label_colour_weight == 0.1
-    off = _fit_config(RefineConfig(preset="fast", fit_overrides={"label_colour_weight": None, "sem_lr": 0.01}))
+    assert preset("fast").fit.label_colour_weight == 0.1
+    off = with_overrides(preset("fast"), fit={"label_colour_weight": None, "sem_lr": 0.01}).fit
     assert off.label_colour_weight is None and off.sem_lr == 0.01
-    assert _fit_config(RefineConfig(preset="fast", fit_overrides={"max_resolution": None})).max_resolution is None
+    assert with_overrides(preset("fast"), fit={"max_resolution": None}).fit.max_resolution is None
 
 
 def test_fit_help_has_an_example(cli):

@@ -4,7 +4,8 @@ import numpy as np
 
 
 def test_chunked_labelling_equals_single_chunk(refined, synth_scene):
-    from labelsplat.pipeline import RefineConfig, label_novel_views
+    from labelsplat.config import preset, with_overrides
+    from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene, yaw_pitch
     from labelsplat.splat.render_views import load_run
 
@@ -14,7 +15,7 @@ def test_chunked_labelling_equals_single_chunk(refined, synth_scene):
     yaws = np.array([yaw_pitch(c.center, scene.head_frame)[0] for c in cams])
     out = {}
     for chunk in (len(cams), 2):
-        cfg = RefineConfig(preset="micro", label_chunk=chunk, render_batch=3, device="cpu")
+        cfg = with_overrides(preset("micro"), label_chunk=chunk, render_batch=3, device="cpu")
         rendered, labels, report = label_novel_views(run, scene, cams, cfg, yaws=yaws, timings={},
                                                      keep_logits=(chunk == 2))
         out[chunk] = (rendered, labels, report)

@@ -10,7 +10,7 @@ import pytest
 from labelsplat.errors import LabelsplatError
 from labelsplat.extract import PostprocessConfig
 from labelsplat.overrides import parse_overrides
-from labelsplat.pipeline import RefineConfig
+from labelsplat.config import preset, with_overrides
 
 
 def test_values_are_read_by_the_field_type():
@@ -36,9 +36,9 @@ def test_bad_items_name_the_option_and_the_problem(item, words):
 
 def test_refine_config_checks_overrides_before_any_work():
     with pytest.raises(LabelsplatError, match="unknown post-processing settings"):
-        RefineConfig(preset="micro", postprocess_overrides={"fill_hole": False})
+        with_overrides(preset("micro"), postprocess={"fill_hole": False})
     with pytest.raises(LabelsplatError, match="hole_min_alpha"):
-        RefineConfig(preset="micro", postprocess_overrides={"hole_min_alpha": 2.0})
+        with_overrides(preset("micro"), postprocess={"hole_min_alpha": 2.0})
 
 
 def _pp(out):
@@ -54,8 +54,11 @@ def test_render_pp_set_changes_and_records_the_post_processing(cli, refined, tmp
     assert r.exit_code == 0, r.output
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())["config"]["render"]
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())["config"]["render"]
-    assert a["postprocess_overrides"] == {}
-    assert b["postprocess_overrides"] == {"fill_holes": False, "keep_largest": False, "min_area": 50}
+    assert a["postprocess"] == preset("tiny").postprocess.to_dict()  # render's default preset
+    changed = {k: v for k, v in b["postprocess"].items() if a["postprocess"][k] != v}
+    assert changed == {"fill_holes": False, "keep_largest": False, "min_area": 50}
+    # a pixel count on the command line replaces the fraction of the image
+    assert a["export"]["min_area_fraction"] == 2e-4 and b["export"]["min_area_fraction"] is None
 
 
 def test_refine_pp_set_reaches_the_post_processing(cli, synth_scene, tmp_path):

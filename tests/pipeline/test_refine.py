@@ -96,3 +96,41 @@ def test_palette_extraction_variant(cli, tmp_path, synth_scene):
     r = cli("render", out / "scenes" / "head_000" / "run", "--out", tmp_path / "again", "--novel-views", "2")
     assert r.exit_code == 0, r.output
     assert read_metrics(tmp_path / "again" / "metrics.json")["config"]["render"]["extract"] == "palette"
+
+
+def test_resume_with_other_settings_is_refused(cli, refined, synth_scene):
+    from labelsplat.rundir import MARKER
+
+    marker = json.loads((refined / MARKER).read_text())
+    assert marker["kind"] == "refine" and marker["provenance"]["config"]["export"]["novel_views"] == 6
+    assert marker["provenance"]["inputs"][0]["path"] == str(synth_scene.resolve())
+    r = cli("refine", synth_scene, "--out", refined, "--preset", "micro", "--novel-views", "5", "--quiet",
+            "--seed", "1", "--resume")
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "differs from the run's (export.novel_views)" in out and "--overwrite" in out
+
+
+def test_overwrite_never_removes_an_input(cli, synth_scene):
+    before = sorted(p.name for p in synth_scene.iterdir())
+    r = cli("refine", synth_scene, "--out", synth_scene, "--preset", "micro", "--quiet", "--overwrite")
+    assert r.exit_code == 2 and "is an input" in " ".join(r.output.split())
+    assert sorted(p.name for p in synth_scene.iterdir()) == before
+
+
+def test_a_previous_demo_output_is_recognised(tmp_path):
+    from labelsplat.pipeline import _is_demo_output
+    from labelsplat.rundir import RunDir
+
+    old = tmp_path / "old_demo"  # written before the marker existed
+    (old / "input" / "head_000").mkdir(parents=True)
+    (old / "refined").mkdir()
+    (old / "refined" / "refine.json").write_text(json.dumps({"schema_version": 1}))
+    assert _is_demo_output(RunDir(old, "demo"))
+    new = tmp_path / "new_demo"
+    RunDir(new, "demo").create()
+    (new / "input").mkdir()
+    assert _is_demo_output(RunDir(new, "demo"))
+    other = tmp_path / "refined"
+    RunDir(other, "refine").create()
+    (other / "refine.json").write_text(json.dumps({"schema_version": 1}))
+    assert not _is_demo_output(RunDir(other, "demo"))

@@ -412,7 +412,7 @@ def test_synth_out_exists(cli, tiny_scene, tmp_path):
     shutil.copytree(tiny_scene, out / "head_000")
     before = snapshot(out)
     r = cli("synth", "--out", out, "--identities", "1", "--views", "2", "--resolution", "32")
-    assert_clean_error(r, "head_000", "already holds this scene", "--overwrite")
+    assert_clean_error(r, "head_000", "already exists", "--overwrite")
     assert snapshot(out) == before
 
 
@@ -429,11 +429,11 @@ def test_import_out_is_a_file(cli, tiny_scene, tmp_path):
 @pytest.fixture(scope="module")
 def fitted(tiny_scene, tmp_path_factory):
     """A finished micro fit of the tiny scene (read-only: copy it)."""
-    from labelsplat.splat.config import make_config
+    from labelsplat.config import fit_preset
     from labelsplat.splat.trainer import fit
 
     out = tmp_path_factory.mktemp("rel_fit") / "run"
-    fit(tiny_scene, out, make_config("micro", steps=30), device="cpu")  # ckpt/step_000020.pt + checkpoint.pt
+    fit(tiny_scene, out, fit_preset("micro", steps=30), device="cpu")  # ckpt/step_000020.pt + checkpoint.pt
     return out
 
 

@@ -9,7 +9,7 @@ import torch
 from fit_scene import cached_scene
 from labelsplat.errors import LabelsplatError
 from labelsplat.splat.colour_weights import colour_label_weights
-from labelsplat.splat.config import make_config
+from labelsplat.config import fit_preset as make_config
 from labelsplat.splat.trainer import fit
 
 

@@ -14,7 +14,7 @@ from fit_scene import CENTER, RADIUS, cached_scene
 from labelsplat.errors import LabelsplatError
 from labelsplat.io import read_label
 from labelsplat.scene import load_scene, save_scene
-from labelsplat.splat.config import make_config
+from labelsplat.config import fit_preset as make_config
 from labelsplat.splat.trainer import fit, latest_checkpoint, load_checkpoint
 
 
@@ -284,18 +284,18 @@ def test_load_views_on_threads_keeps_frame_order_and_reports_the_first_bad_frame
     from fit_scene import make_scene
 
     from labelsplat.scene import load_scene
-    from labelsplat.splat.config import PRESETS
+    from labelsplat.config import PRESETS
     from labelsplat.splat.trainer import load_views
 
     root = make_scene(tmp_path / "s", n_views=6, res=32)
-    views = load_views(load_scene(root), PRESETS["micro"], 19)
+    views = load_views(load_scene(root), PRESETS["micro"].fit, 19)
     assert views.names == [f"view_{i:02d}" for i in range(6)]
     assert views.label_files == [str(root / "labels" / f"view_{i:02d}.png") for i in range(6)]
     # two broken frames: the error names the first one in frame order
     (root / "images" / "view_02.png").write_bytes(b"not a png")
     (root / "images" / "view_04.png").unlink()
     with pytest.raises(LabelsplatError) as e:
-        load_views(load_scene(root), PRESETS["micro"], 19)
+        load_views(load_scene(root), PRESETS["micro"].fit, 19)
     assert "view_02.png" in str(e.value)
 
 

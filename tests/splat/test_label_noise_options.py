@@ -8,7 +8,8 @@ import torch
 from fit_scene import cached_scene, make_scene
 from labelsplat.errors import LabelsplatError
 from labelsplat.scene import load_scene, yaw_pitch
-from labelsplat.splat.config import label_view_weight, make_config, parse_label_view_weight, parse_semantic_loss
+from labelsplat.config import fit_preset as make_config
+from labelsplat.splat.config import label_view_weight, parse_label_view_weight, parse_semantic_loss
 from labelsplat.splat.losses import semantic_loss
 from labelsplat.splat.trainer import fit, semantic_view_weights
 

@@ -10,7 +10,7 @@ import torch
 
 from fit_scene import CENTER, RADIUS, cached_scene, head_gaussians, ring_cameras
 from labelsplat.errors import LabelsplatError
-from labelsplat.splat.config import make_config
+from labelsplat.config import fit_preset as make_config
 from labelsplat.splat.lift import lifted_logits, parse_semantic_lift, vote_semantics
 from labelsplat.splat.model import GaussianModel
 from labelsplat.splat.rasterize import rasterize

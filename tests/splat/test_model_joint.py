@@ -8,7 +8,9 @@ import torch
 
 from labelsplat.errors import LabelsplatError
 from labelsplat.scene import HeadFrame, look_at
-from labelsplat.splat.config import PRESETS, FitConfig, make_config, parse_semantic_grad
+from labelsplat.config import PRESETS
+from labelsplat.config import fit_preset as make_config
+from labelsplat.splat.config import FitConfig, parse_semantic_grad
 from labelsplat.splat.losses import alpha_loss, label_accuracy, rgb_loss, semantic_loss, ssim
 from labelsplat.splat.model import C0, GaussianModel
 from labelsplat.splat.normalize import Normalization, estimate_normalization, look_at_point
@@ -96,7 +98,7 @@ def test_config_presets_and_overrides():
     assert FitConfig.from_dict(c.to_dict()) == c
     sched = make_config("tiny").strategy_schedule()
     assert 0 < sched["refine_start_iter"] < sched["refine_stop_iter"] <= 300
-    assert PRESETS["paper"].strategy_schedule()["refine_start_iter"] == 500
+    assert PRESETS["paper"].fit.strategy_schedule()["refine_start_iter"] == 500
     assert parse_semantic_grad("none") == 0.0 and parse_semantic_grad("FULL") == 1.0
     for bad in ("half", "scaled:2", "scaled:x"):
         with pytest.raises(LabelsplatError, match="semantic_grad"):
@@ -150,7 +152,7 @@ def test_losses():
 
 def test_class_weights_by_concept_follow_the_scheme():
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.config import FACE_PART_WEIGHTS, make_config
+    from labelsplat.config import FACE_PART_WEIGHTS
     from labelsplat.splat.trainer import concept_class_weights
 
     zll = concept_class_weights("celebamask19-zll", FACE_PART_WEIGHTS)
@@ -162,7 +164,7 @@ def test_class_weights_by_concept_follow_the_scheme():
     cfg = make_config("tiny")
     assert cfg.class_weights_by_concept == FACE_PART_WEIGHTS and cfg.semantic_grad == "scaled:0.1"
     assert cfg.label_colour_weight is None
-    from labelsplat.splat.config import FACE_PART_WEIGHTS_FINE
+    from labelsplat.config import FACE_PART_WEIGHTS_FINE
 
     fast = make_config("fast")
     assert fast.class_weights_by_concept == FACE_PART_WEIGHTS_FINE and fast.label_colour_weight == 0.1

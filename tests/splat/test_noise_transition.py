@@ -9,7 +9,9 @@ import torch
 
 from fit_scene import cached_scene
 from labelsplat.errors import LabelsplatError
-from labelsplat.splat.config import (FitConfig, LabelNoiseSpec, make_config, parse_fit_overrides,
+from labelsplat.config import fit_preset as make_config
+from labelsplat.config import parse_fit_set as parse_fit_overrides
+from labelsplat.splat.config import (FitConfig, LabelNoiseSpec,
                                      parse_label_noise)
 from labelsplat.splat.losses import NoiseTransition, confusion_counts, floor_diagonal, semantic_loss
 from labelsplat.splat.trainer import fit, load_checkpoint

@@ -21,7 +21,8 @@ from labelsplat.errors import LabelsplatError
 from labelsplat.io import read_label
 from labelsplat.scene import load_scene
 from labelsplat.schemes import get_scheme
-from labelsplat.splat.config import FitConfig, make_config
+from labelsplat.config import fit_preset as make_config
+from labelsplat.splat.config import FitConfig
 from labelsplat.splat.losses import palette_accuracy, palette_loss, palette_nearest
 from labelsplat.splat.model import GaussianModel
 from labelsplat.splat.trainer import fit, load_checkpoint

@@ -1,6 +1,7 @@
 """The ``labelsplat`` command line: thin commands over the package's functions.
 
-Each command group lives in its own module here and exposes ``register(app)``.
+Each command group lives in its own module here and exposes ``register(app)``; options that
+several commands take are defined once in :mod:`.options`.
 Heavy imports (torch, numba, gsplat) happen inside the commands, so ``--help`` is fast.
 Errors of type :class:`~labelsplat.errors.LabelsplatError` are printed as one readable
 message without a traceback; ``--debug`` (anywhere on the command line, or
@@ -20,7 +21,8 @@ from rich.console import Console
 from ..errors import LabelsplatError
 
 # Command modules in pipeline order; each defines register(app).
-COMMAND_MODULES = ("scene", "labels", "evaluate", "synth", "fit", "refine", "parse", "train", "capture", "batch")
+COMMAND_MODULES = ("scene", "labels", "evaluate", "synth", "fit", "refine", "parse", "train", "capture", "batch",
+                   "config")
 
 app = typer.Typer(
     name="labelsplat",
@@ -103,12 +105,3 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
-
-
-# Shared option helpers so every computing command spells them the same way.
-def device_option():
-    return typer.Option("auto", "--device", help="auto | cpu | cuda", case_sensitive=False)
-
-
-def seed_option(default: int = 0):
-    return typer.Option(default, "--seed", help="Random seed (recorded in every output).")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
 import typer
 
 from . import console
-from .refine import _print_scores, with_refine_options
+from .options import AllowOutside, Overwrite, Quiet, Resume, with_refine_options
+from .refine import _print_scores
 
 
 def _print_failures(failures: dict[str, dict]) -> None:
@@ -27,7 +29,7 @@ def register(app: typer.Typer) -> None:
     @app.command("batch")
     @with_refine_options
     def batch_cmd(
-        scenes: list[Path] = typer.Argument(..., metavar="SCENE...", help="Scene directories (transforms.json)."),
+        scenes: List[Path] = typer.Argument(..., metavar="SCENE...", help="Scene directories (transforms.json)."),
         out: Path = typer.Option(..., "--out", help="Output directory, as refine's (absolute with --address)."),
         address: str = typer.Option(
             None, "--address",
@@ -41,12 +43,10 @@ def register(app: typer.Typer) -> None:
             2, "--max-retries", help="Resubmissions of a failed scene (input errors are not retried)."),
         num_cpus: int = typer.Option(
             None, "--num-cpus", help="CPUs of the local Ray instance (default: all); ignored with --address."),
-        resume: bool = typer.Option(False, "--resume", help="Skip finished scenes, continue interrupted fits."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
-        quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-        allow_outside: bool = typer.Option(
-            False, "--allow-outside",
-            help="Accept scene file paths that are absolute or leave the scene folder ('..')."),
+        resume: Resume = False,
+        overwrite: Overwrite = False,
+        quiet: Quiet = False,
+        allow_outside: AllowOutside = False,
         cfg=None,
     ) -> None:
         """Refine many scenes on a Ray cluster (or a local Ray instance): one task per scene.

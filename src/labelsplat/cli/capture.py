@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import device_option, seed_option
+from .options import Device, Overwrite, Scheme, Seed, file_or_none
 
 
 def register(app: typer.Typer) -> None:
@@ -31,15 +31,15 @@ def register(app: typer.Typer) -> None:
         labels: Optional[Path] = typer.Option(
             None, "--labels",
             help="Optional per-frame label PNGs: frame_<video frame index, 5 digits>.png, or <photo stem>.png."),
-        scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme recorded in the scene."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+        scheme: Scheme = "celebamask19-zll",
+        overwrite: Overwrite = False,
         verbose: bool = typer.Option(False, "--verbose", help="Show COLMAP's log."),
         threads: int = typer.Option(
             -1, "--threads",
             help="CPU threads of feature extraction, matching and mapping (-1 = all cores); 1 makes the "
                  "reconstruction repeatable run to run (COLMAP's multi-threaded mapping is not)."),
-        seed: int = seed_option(0),
-        device: str = device_option(),
+        seed: Seed = 0,
+        device: Device = "auto",
     ) -> None:
         """Reconstruct cameras from a video or photos (pycolmap SfM on the CPU) and write a scene.
 
@@ -58,15 +58,19 @@ def register(app: typer.Typer) -> None:
         from ..capture.pipeline import CaptureConfig, capture
         from ..capture.sfm import SfmConfig
         from ..errors import LabelsplatError
+        from ..rundir import NEW, RunDir
 
         if device.lower() not in ("auto", "cpu", "cuda"):  # SfM runs on the CPU (no torch import needed)
             raise LabelsplatError(f"unknown --device {device!r}", hint="choose auto, cpu or cuda")
+        frame_file = file_or_none(head_frame)
+        rd = RunDir(out, "scene", inputs=[input, labels, work_dir, frame_file])
+        replace = rd.check(overwrite=overwrite) != NEW
         err = Console(stderr=True)
         cfg = CaptureConfig(frames=frames, resolution=resolution, mask=mask, label_scheme=scheme,
                             sfm=SfmConfig(matcher=matcher.lower(), seed=seed, num_threads=threads))
         try:
             scene = capture(input, out, cfg, head_frame=head_frame, work_dir=work_dir, labels_dir=labels,
-                            overwrite=overwrite,
+                            overwrite=replace,
                             log=lambda s: err.print(f"[bold]capture[/bold] {s}", highlight=False),
                             verbose=verbose)
         except LabelsplatError as exc:
@@ -74,6 +78,8 @@ def register(app: typer.Typer) -> None:
                 exc.hint = (exc.hint + "; " if exc.hint else "") + \
                     "add --work-dir DIR to keep the reconstruction, so a rerun with --head-frame skips structure from motion"
             raise
+        rd.write_provenance({"frames": frames, "resolution": resolution, "mask": mask, "matcher": matcher,
+                             "scheme": scheme, "threads": threads, "head_frame": head_frame}, seed)
         info = scene.extra.get("capture", {})
         sfm = info.get("sfm", {})
         Console().print(

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import device_option
+from .options import Device, Scheme, Seed
 
 
 def _fmt(x) -> str:
@@ -23,9 +23,7 @@ def evaluate_cmd(
         None, help="Folder of ground-truth label PNGs with the same file names (255 = ignore). "
         "Optional with a scene: then each frame's gt_label_path."
     ),
-    scheme: Optional[str] = typer.Option(
-        None, "--scheme", help="Label scheme of both sides (default: the scene's, else celebamask19-zll)."
-    ),
+    scheme: Scheme = None,
     out: Path = typer.Option(..., "--out", "-o", help="metrics.json to write (schema_version 1)."),
     scene_dir: Optional[Path] = typer.Option(
         None, "--scene", help="Scene directory: its cameras + head frame give each view's yaw (fills by_yaw)."
@@ -33,15 +31,15 @@ def evaluate_cmd(
     name: str = typer.Option("prediction", "--name", help="Labelling name in metrics.json."),
     boundary_radius: int = typer.Option(1, "--boundary-radius", help="Pixels this close to a GT boundary are "
                                         "skipped in the boundary-excluded variant.", min=0),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the run that produced PRED, recorded in "
-                                       "metrics.json (the evaluation itself is deterministic)."),
-    device: str = device_option(),
+    seed: Seed = None,
+    device: Device = "auto",
 ) -> None:
     """Score predicted label maps against ground truth: dataset-level confusion, mIoU, mean F1 (no
     background), pixel accuracy, coverage, per class, by |yaw| bin (with a scene) and boundary-excluded.
 
-    Files are matched by name. Metrics are computed with numpy on the CPU whatever --device says
-    (accepted for a uniform CLI).
+    Files are matched by name. --seed is the seed of the run that produced PRED, recorded in
+    metrics.json (the evaluation itself is deterministic). Metrics are computed with numpy on the
+    CPU whatever --device says (accepted for a uniform CLI).
     """
     from rich.console import Console
     from rich.table import Table

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import typer
 
 from ..errors import LabelsplatError
-from . import console, device_option, err_console
+from . import console, err_console
+from .options import AllowOutside, Backend, Device, FitSet, Overwrite, Preset, Quiet, Resume, Seed, SemanticGrad, Steps
 
 FIT_HELP = """Fit one set of 3D Gaussians with colour and per-class semantic logits to a scene's views.
 
@@ -30,74 +30,45 @@ Example:
 def fit_command(
     scene: Path = typer.Argument(..., help="Scene directory (transforms.json) with images and per-view labels."),
     out: Path = typer.Option(..., "--out", help="Run directory to write."),
-    preset: str = typer.Option(None, "--preset", help="micro | tiny | fast | paper (default tiny; on --resume the run's)."),
-    device: str = device_option(),
-    backend: str = typer.Option("auto", "--backend", help="Expert override: cpu | gsplat (auto: gsplat on CUDA)."),
-    semantic_grad: str = typer.Option(None, "--semantic-grad", help="full | none | scaled:<f> (preset default: full)."),
+    preset: Preset = None,
+    device: Device = "auto",
+    backend: Backend = None,
+    semantic_grad: SemanticGrad = None,
     semantic_target: str = typer.Option(
         None, "--semantic-target",
         help="logits (K class logits, cross-entropy; default) | palette (the paper's variant: the labels fitted "
              "as a palette colour image with L1, labels = nearest palette colour).",
     ),
-    steps: int = typer.Option(None, "--steps", help="Training steps (overrides the preset)."),
-    fit_set: list[str] = typer.Option(
-        None, "--fit-set", metavar="KEY=VALUE",
-        help="Any fit setting over the preset's (repeatable), e.g. --fit-set label_colour_weight=none "
-             "or --fit-set class_weights_by_concept=l_eye:10,mouth:5 (FitConfig's fields)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (default 0; recorded in every output)."),
+    steps: Steps = None,
+    fit_set: FitSet = None,
+    seed: Seed = None,
     rgb_only: bool = typer.Option(False, "--rgb-only", help="Fit colour only (K = 0); labels not needed."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted fit from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    allow_outside: bool = typer.Option(
-        False, "--allow-outside", help="Accept scene file paths that are absolute or leave the scene folder ('..')."),
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    allow_outside: AllowOutside = False,
 ) -> None:
+    from ..config import apply_fit_overrides, fit_preset, parse_fit_set
     from ..device import resolve_device
+    from ..rundir import RunDir
     from ..scene import load_scene
-    from ..splat.config import apply_fit_overrides, make_config, parse_fit_overrides
     from ..splat.trainer import fit
 
-    if resume and overwrite:
-        raise LabelsplatError("--resume and --overwrite exclude each other")
-    scene_obj = load_scene(scene, allow_outside=allow_outside)
-    dev = resolve_device(device)
     overrides = {"steps": steps, "seed": seed, "semantic_grad": semantic_grad, "semantic_target": semantic_target}
     if rgb_only:
         overrides["semantics"] = False
-    extra = parse_fit_overrides(fit_set)
-    cfg = apply_fit_overrides(make_config(preset or "tiny", **overrides), extra)
-    if out.exists() and not out.is_dir():
-        raise LabelsplatError("--out exists and is not a directory", path=out, hint="choose another --out")
-    for anc in out.parents:  # a file on the way: refuse before any work (the fit creates --out later)
-        if anc.exists():
-            if not anc.is_dir():
-                raise LabelsplatError("cannot create the run directory: this path is a file, not a directory",
-                                      path=anc, hint=f"choose another --out than {out}")
-            break
-    if out.exists() and any(out.iterdir()) and not resume:
-        if not overwrite:
-            raise LabelsplatError("the run directory already exists", path=out,
-                                  hint="pass --resume to continue it or --overwrite to start again")
-        if not ((out / "run.json").exists() or (out / "ckpt").exists() or (out / "train_log.jsonl").exists()):
-            raise LabelsplatError("refusing to overwrite a directory that is not a labelsplat run", path=out,
-                                  hint="choose another --out")
-        shutil.rmtree(out)
+    extra = parse_fit_set(fit_set)
+    cfg = apply_fit_overrides(fit_preset(preset or "tiny", **overrides), extra)
+    rd = RunDir(out, "fit", inputs=[scene], resumable=True)
+    rd.check(resume=resume, overwrite=overwrite)
+    scene_obj = load_scene(scene, allow_outside=allow_outside)
+    dev = resolve_device(device)
     if resume:
-        from ..splat.config import FitConfig
-        from ..splat.trainer import latest_checkpoint, load_checkpoint
-
-        ck = latest_checkpoint(out)
-        if ck is None:
-            raise LabelsplatError("nothing to resume: no checkpoint in the run directory", path=out,
-                                  hint="run without --resume to start a new fit")
-        stored = FitConfig.from_dict(load_checkpoint(ck)["meta"]["config"])
-        if (preset is None and not any(v is not None for v in (steps, seed, semantic_grad, semantic_target))
-                and not rgb_only and not extra):
-            cfg = None  # plain --resume: continue with the run's own configuration
-        else:  # explicit options must match the run's (fit() names any difference)
-            cfg = apply_fit_overrides(make_config(preset or stored.preset, **overrides), extra)
-    result = fit(scene_obj, out, cfg, device=dev, backend=None if backend == "auto" else backend, resume=resume,
-                 progress=not quiet)
+        cfg = _resume_config(out, preset, overrides, extra)
+    rd.prepare(resume=resume, overwrite=overwrite)  # the fit creates the directory once its inputs are read
+    result = fit(scene_obj, out, cfg, device=dev, backend=None if backend in (None, "auto") else backend,
+                 resume=resume, progress=not quiet)
+    rd.write_provenance(result.config.to_dict(), result.config.seed)
     for note in result.notes:
         err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     s = result.summary
@@ -109,6 +80,23 @@ def fit_command(
         + f"\nwrote {out}",
         highlight=False,
     )
+
+
+def _resume_config(out: Path, preset: str | None, overrides: dict, extra: dict):
+    """The configuration to resume with: None (the run's own) for a plain ``--resume``, else the
+    options over the run's preset (the fit refuses any difference from the run's configuration)."""
+    from ..config import apply_fit_overrides, fit_preset
+    from ..splat.config import FitConfig
+    from ..splat.trainer import latest_checkpoint, load_checkpoint
+
+    ck = latest_checkpoint(out)
+    if ck is None:
+        raise LabelsplatError("nothing to resume: no checkpoint in the run directory", path=out,
+                              hint="run without --resume to start a new fit")
+    if preset is None and not any(v is not None for v in overrides.values()) and not extra:
+        return None  # plain --resume: continue with the run's own configuration
+    stored = FitConfig.from_dict(load_checkpoint(ck)["meta"]["config"])
+    return apply_fit_overrides(fit_preset(preset or stored.preset, **overrides), extra)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from .options import AllowOutside, Overwrite
+
 labels_app = typer.Typer(
     name="labels",
     help="Label schemes: list them, convert label maps between them, check a scene's left/right convention.",
@@ -53,7 +55,7 @@ def convert_cmd(
         False, "--colors", help="Inputs are colour-coded with the source scheme's palette (RGB): each pixel takes "
         "the nearest palette colour, white = ignore (255)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT_DIR (only after success)."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Convert every label map in IN_DIR from one label scheme to another, by class meaning.
 
@@ -68,13 +70,14 @@ def convert_cmd(
 
     from ..errors import LabelsplatError
     from ..io import atomic_dir, list_images, read_label, read_rgb, write_png
+    from ..rundir import NEW, RunDir
     from ..schemes import colorize, conversion_report, conversion_table, get_scheme, lr_swap_needed, palette_to_labels
 
     s, d = get_scheme(src), get_scheme(dst)
     s_lr, d_lr = _lr_value(src_lr, "--src-lr"), _lr_value(dst_lr, "--dst-lr")
     files = list_images(in_dir)
-    if out_dir.resolve() == in_dir.resolve() and not overwrite:
-        raise LabelsplatError("OUT_DIR is IN_DIR", path=out_dir, hint="choose another folder, or pass --overwrite")
+    rd = RunDir(out_dir, "labels", inputs=[in_dir])
+    replace = rd.check(overwrite=overwrite) != NEW or out_dir.exists()  # an empty folder is replaced too
     names = {}
     for f in files:
         name = f.name if f.suffix.lower() == ".png" else f.stem + ".png"
@@ -84,7 +87,7 @@ def convert_cmd(
     lut = conversion_table(s, d, src_lr=s_lr, dst_lr=d_lr)
     hist = np.zeros(256, dtype=np.int64)
     inexact = 0
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=replace) as tmp:
         for name, f in names.items():
             if colors:
                 rgb = read_rgb(f)
@@ -95,6 +98,7 @@ def convert_cmd(
             hist += np.bincount(arr.reshape(-1), minlength=256)
             write_png(tmp / name, lut[arr])
 
+    rd.write_provenance({"from": s.name, "to": d.name, "src_lr": s_lr, "dst_lr": d_lr, "colors": colors}, None)
     console = Console()
     console.print(f"[green]converted[/green] {len(names)} label maps {s.name} -> {d.name} into {out_dir}")
     swap = lr_swap_needed(s, d, src_lr=s_lr, dst_lr=d_lr)
@@ -178,8 +182,7 @@ def check_lr_cmd(
     max_yaw: float = typer.Option(30.0, "--max-yaw", help="Use views with |yaw| below this (degrees)."),
     min_pixels: int = typer.Option(5, "--min-pixels", help="A class needs at least this many pixels in a view to vote."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full result (per view, per pair) as JSON."),
-    allow_outside: bool = typer.Option(
-        False, "--allow-outside", help="Accept file paths that are absolute or leave the scene folder ('..')."),
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Measure whether the scene's l_/r_ labels follow the subject's left or the image's left.
 

@@ -8,144 +8,180 @@ from typing import Optional
 
 import typer
 
+from .options import AllowOutside, Crop, CropRadius, Device, InputSize, Scheme
+
+PARSE_EPILOG = (
+    "Examples:\n\n"
+    "  labelsplat parse photos/ --weights 79999_iter.pth --out parsed/\n\n"
+    "  labelsplat parse scenes/head_000 --weights model.pth --batch-size 8\n\n"
+    "  labelsplat parse scenes/head_000 --weights model.pth --crop-radius 180   (scene in mm)\n\n"
+    "  labelsplat parse photos/ --parser mediapipe --out parsed/   (needs the [mediapipe] extra)\n\n"
+    "  labelsplat parse scenes/head_000 --weights model.pth --lr-convention auto"
+)
+
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    from . import device_option
+    app.command("parse", epilog=PARSE_EPILOG)(parse_cmd)
 
-    @app.command(
-        "parse",
-        epilog=(
-            "Examples:\n\n"
-            "  labelsplat parse photos/ --weights 79999_iter.pth --out parsed/\n\n"
-            "  labelsplat parse scenes/head_000 --weights model.pth --batch-size 8\n\n"
-            "  labelsplat parse scenes/head_000 --weights model.pth --crop-radius 180   (scene in mm)\n\n"
-            "  labelsplat parse photos/ --parser mediapipe --out parsed/   (needs the [mediapipe] extra)\n\n"
-            "  labelsplat parse scenes/head_000 --weights model.pth --lr-convention auto"
-        ),
-    )
-    def parse_cmd(
-        input: Path = typer.Argument(..., help="A folder of images, or a scene directory (with transforms.json)."),
-        weights: Optional[Path] = typer.Option(None, "--weights", help="BiSeNet state dict (face-parsing.PyTorch's 79999_iter.pth or `labelsplat train` output)."),
-        parser_name: Optional[str] = typer.Option(None, "--parser", help="A weight-free parser instead of --weights: mediapipe (face mesh + selfie segmentation; needs the [mediapipe] extra in its own environment)."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Output folder (image folders only): <stem>.png labels + overlays/."),
-        scheme: Optional[str] = typer.Option(None, "--scheme", help="Label scheme the weights predict (default: the weights' .json sidecar, else celebamask19-zll); with --parser mediapipe, the scheme to write."),
-        input_size: Optional[int] = typer.Option(None, "--input-size", help="Network input side in pixels (default: sidecar, else 512)."),
-        batch_size: int = typer.Option(4, "--batch-size", help="Images per forward pass."),
-        crop: bool = typer.Option(True, "--crop/--no-crop", help="Scenes: crop around the projected head centre before resizing."),
-        crop_radius: Optional[float] = typer.Option(None, "--crop-radius", help="Scenes: crop half-extent in scene units (default 15 cm in the scene's units)."),
-        lr_convention: Optional[str] = typer.Option(None, "--lr-convention", help="What the parser's 'left' means: subject | image | auto (scenes: measure it on the near-frontal views as `labels check-lr` does, and swap if needed). Default: the scheme's."),
-        device: str = device_option(),
-        allow_outside: bool = typer.Option(
-            False, "--allow-outside", help="Scenes: accept file paths that are absolute or leave the scene folder ('..')."),
-    ) -> None:
-        """Label images with a BiSeNet face parser (--weights) or the MediaPipe landmark parser (--parser mediapipe).
 
-        A folder (needs --out) gets one uint8 label PNG per image at the image's resolution
-        (the whole image is resized to the network input, as face-parsing.PyTorch), plus
-        overlays. A scene gets labels/<stem>.png for every frame and its transforms.json
-        label_path entries filled (rewritten atomically); faces are cropped around the
-        projected head centre first, and labels are converted to the scene's label scheme.
-        The landmark parser labels skin, brows, eyes, nose, lips and mouth from the face mesh,
-        background from selfie segmentation, and 255 (unknown) on other person pixels; images
-        without a detected face get no face classes (counted in the summary).
-        """
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def parse_cmd(
+    input: Path = typer.Argument(..., help="A folder of images, or a scene directory (with transforms.json)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="BiSeNet state dict (face-parsing.PyTorch's 79999_iter.pth or `labelsplat train` output)."),
+    parser_name: Optional[str] = typer.Option(None, "--parser", help="A weight-free parser instead of --weights: mediapipe (face mesh + selfie segmentation; needs the [mediapipe] extra in its own environment)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (image folders only): <stem>.png labels + overlays/."),
+    scheme: Scheme = None,
+    input_size: InputSize = None,
+    batch_size: int = typer.Option(4, "--batch-size", help="Images per forward pass."),
+    crop: Crop = True,
+    crop_radius: CropRadius = None,
+    lr_convention: Optional[str] = typer.Option(None, "--lr-convention", help="What the parser's 'left' means: subject | image | auto (scenes: measure it on the near-frontal views as `labels check-lr` does, and swap if needed). Default: the scheme's."),
+    device: Device = "auto",
+    allow_outside: AllowOutside = False,
+) -> None:
+    """Label images with a BiSeNet face parser (--weights) or the MediaPipe landmark parser (--parser mediapipe).
 
-        from ..errors import LabelsplatError
-        from ..parsers.infer import load_parser, parse_folder, parse_scene
-        from ..scene import TRANSFORMS
+    A folder (needs --out) gets one uint8 label PNG per image at the image's resolution
+    (the whole image is resized to the network input, as face-parsing.PyTorch), plus
+    overlays. A scene gets labels/<stem>.png for every frame and its transforms.json
+    label_path entries filled (rewritten atomically); faces are cropped around the
+    projected head centre first, and labels are converted to the scene's label scheme.
+    --scheme is the scheme the weights predict (with --parser mediapipe: the scheme to write).
+    The landmark parser labels skin, brows, eyes, nose, lips and mouth from the face mesh,
+    background from selfie segmentation, and 255 (unknown) on other person pixels; images
+    without a detected face get no face classes (counted in the summary).
+    """
+    from rich.console import Console
 
-        console = Console()
-        if lr_convention is not None and lr_convention not in ("subject", "image", "auto"):
-            raise LabelsplatError(f"--lr-convention must be subject, image or auto, got {lr_convention!r}")
-        if (weights is None) == (parser_name is None):
-            raise LabelsplatError("pass exactly one of --weights W (BiSeNet) or --parser mediapipe",
-                                  hint="e.g. labelsplat parse photos/ --weights 79999_iter.pth --out parsed/")
-        if parser_name is not None:
-            parser_name = parser_name.strip().lower()
-            if parser_name != "mediapipe":
-                raise LabelsplatError(f"unknown --parser {parser_name!r}; weight-free parsers: mediapipe",
-                                      hint="for BiSeNet pass --weights instead")
-            if input_size is not None:
-                raise LabelsplatError("--input-size is for BiSeNet weights; the landmark parser takes any image size")
-            if lr_convention in ("subject", "image"):
-                raise LabelsplatError("--lr-convention subject|image does not apply to --parser mediapipe: its left/right "
-                                      "comes from the face mesh's anatomical indices (the subject's left)",
-                                      hint="drop --lr-convention (or use auto to measure it on a scene)")
-        if not input.exists():
-            raise LabelsplatError("input not found", path=input)
-        is_scene = input.is_file() and input.name == TRANSFORMS or (input / TRANSFORMS).is_file()
-        scene_dir = input.parent if input.is_file() else input
-        if not is_scene and not input.is_dir():
-            raise LabelsplatError("INPUT must be a folder of images or a scene directory", path=input)
-        if is_scene and out is not None:
-            raise LabelsplatError("--out is for image folders; a scene is labelled in place (labels/ + transforms.json)",
-                                  path=input, hint="drop --out, or copy the scene first")
-        if not is_scene and out is None:
-            raise LabelsplatError("parsing an image folder needs --out DIR", path=input)
-        if batch_size < 1:
-            raise LabelsplatError(f"--batch-size must be >= 1, got {batch_size}")
-        if lr_convention == "auto" and not is_scene:
-            raise LabelsplatError("--lr-convention auto measures the convention on a scene's near-frontal views; "
-                                  "an image folder has no cameras", path=input,
-                                  hint="pass subject or image, or run on a scene")
-        if parser_name is not None:
-            from ..parsers.landmarks import load_landmark_parser
+    console = Console()
+    if parser_name is not None:
+        parser_name = parser_name.strip().lower()
+    is_scene, scene_dir = _check_parse_args(input, weights, parser_name, out, input_size, batch_size, lr_convention)
+    parser = _load_parser(console, weights, parser_name, scheme, input_size, device)
+    if parser_name is not None and not is_scene:
+        return _parse_folder_landmarks(console, parser, input, out)
+    scene_lr = None if lr_convention == "auto" else lr_convention
+    if lr_convention == "auto" and parser_name is None:
+        scene_lr = "unknown"  # labels at face value first; the measurement below decides
+    summary = _run_parser(console, parser, input, out, is_scene, scene_dir, batch_size=batch_size, crop=crop,
+                          crop_radius=crop_radius, lr_convention=scene_lr, allow_outside=allow_outside)
+    if parser_name is not None:
+        parser.close()
+    if not is_scene:
+        console.print(f"labelled {summary.n_images} images -> {out} (+ overlays/)")
+        return
+    _report_scene(console, summary, scene_dir, parser if parser_name is not None else None)
+    if lr_convention == "auto":
+        _auto_lr(console, scene_dir, parser_name is not None, allow_outside=allow_outside)
 
-            parser = load_landmark_parser(scheme)
-            console.print(f"parser: mediapipe face mesh + selfie segmentation ({parser.info.label_scheme}, "
-                          "subject's left/right), CPU")
-        else:
-            parser = load_parser(weights, scheme=scheme, input_size=input_size, device=device)
-            console.print(f"parser: bisenet {parser.n_classes} classes ({parser.info.label_scheme}), "
-                          f"input {parser.info.input_size}px, device {parser.device}")
-        if parser_name is not None and not is_scene:
-            from ..parsers.landmarks import parse_folder_landmarks
 
-            with Progress(TextColumn("[bold]parse"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=console, transient=True) as prog:
-                task = prog.add_task("parse", total=None)
-                fsum = parse_folder_landmarks(parser, input, out, progress=lambda n: prog.advance(task, n))
-            parser.close()
-            listed = ", ".join(fsum.no_face[:5]) + (", ..." if len(fsum.no_face) > 5 else "")
-            console.print(f"labelled {fsum.n_images} images -> {out} (+ overlays/); no face found in {len(fsum.no_face)}"
-                          + (f" ({listed}: person pixels 255, no face classes)" if fsum.no_face else ""))
-            return
-        scene_lr = None if lr_convention == "auto" else lr_convention
-        if lr_convention == "auto" and parser_name is None:
-            scene_lr = "unknown"  # labels at face value first; the measurement below decides
-        with Progress(TextColumn("[bold]parse"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as prog:
-            task = prog.add_task("parse", total=None)
+def _check_parse_args(input: Path, weights, parser_name, out, input_size, batch_size: int,
+                      lr_convention) -> tuple[bool, Path]:
+    """Refuse inconsistent options before any model is loaded; returns (is a scene, scene dir)."""
+    from ..errors import LabelsplatError
+    from ..scene import TRANSFORMS
 
-            def step(n: int) -> None:
-                prog.advance(task, n)
+    if lr_convention is not None and lr_convention not in ("subject", "image", "auto"):
+        raise LabelsplatError(f"--lr-convention must be subject, image or auto, got {lr_convention!r}")
+    if (weights is None) == (parser_name is None):
+        raise LabelsplatError("pass exactly one of --weights W (BiSeNet) or --parser mediapipe",
+                              hint="e.g. labelsplat parse photos/ --weights 79999_iter.pth --out parsed/")
+    if parser_name is not None:
+        if parser_name != "mediapipe":
+            raise LabelsplatError(f"unknown --parser {parser_name!r}; weight-free parsers: mediapipe",
+                                  hint="for BiSeNet pass --weights instead")
+        if input_size is not None:
+            raise LabelsplatError("--input-size is for BiSeNet weights; the landmark parser takes any image size")
+        if lr_convention in ("subject", "image"):
+            raise LabelsplatError("--lr-convention subject|image does not apply to --parser mediapipe: its left/right "
+                                  "comes from the face mesh's anatomical indices (the subject's left)",
+                                  hint="drop --lr-convention (or use auto to measure it on a scene)")
+    if not input.exists():
+        raise LabelsplatError("input not found", path=input)
+    is_scene = input.is_file() and input.name == TRANSFORMS or (input / TRANSFORMS).is_file()
+    scene_dir = input.parent if input.is_file() else input
+    if not is_scene and not input.is_dir():
+        raise LabelsplatError("INPUT must be a folder of images or a scene directory", path=input)
+    if is_scene and out is not None:
+        raise LabelsplatError("--out is for image folders; a scene is labelled in place (labels/ + transforms.json)",
+                              path=input, hint="drop --out, or copy the scene first")
+    if not is_scene and out is None:
+        raise LabelsplatError("parsing an image folder needs --out DIR", path=input)
+    if batch_size < 1:
+        raise LabelsplatError(f"--batch-size must be >= 1, got {batch_size}")
+    if lr_convention == "auto" and not is_scene:
+        raise LabelsplatError("--lr-convention auto measures the convention on a scene's near-frontal views; "
+                              "an image folder has no cameras", path=input,
+                              hint="pass subject or image, or run on a scene")
+    return is_scene, scene_dir
 
-            if is_scene:
-                summary = parse_scene(parser, scene_dir, batch_size=batch_size, crop=crop, crop_radius=crop_radius,
-                                      lr_convention=scene_lr, progress=step,
-                                      allow_outside=allow_outside)
-            else:
-                summary = parse_folder(parser, input, out, batch_size=batch_size, progress=step)
-        if parser_name is not None:
-            parser.close()
+
+def _load_parser(console, weights, parser_name, scheme, input_size, device):
+    from ..parsers.infer import load_parser
+
+    if parser_name is not None:
+        from ..parsers.landmarks import load_landmark_parser
+
+        parser = load_landmark_parser(scheme)
+        console.print(f"parser: mediapipe face mesh + selfie segmentation ({parser.info.label_scheme}, "
+                      "subject's left/right), CPU")
+        return parser
+    parser = load_parser(weights, scheme=scheme, input_size=input_size, device=device)
+    console.print(f"parser: bisenet {parser.n_classes} classes ({parser.info.label_scheme}), "
+                  f"input {parser.info.input_size}px, device {parser.device}")
+    return parser
+
+
+def _progress(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]parse"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def _parse_folder_landmarks(console, parser, input: Path, out: Path) -> None:
+    from ..parsers.landmarks import parse_folder_landmarks
+
+    with _progress(console) as prog:
+        task = prog.add_task("parse", total=None)
+        fsum = parse_folder_landmarks(parser, input, out, progress=lambda n: prog.advance(task, n))
+    parser.close()
+    listed = ", ".join(fsum.no_face[:5]) + (", ..." if len(fsum.no_face) > 5 else "")
+    console.print(f"labelled {fsum.n_images} images -> {out} (+ overlays/); no face found in {len(fsum.no_face)}"
+                  + (f" ({listed}: person pixels 255, no face classes)" if fsum.no_face else ""))
+
+
+def _run_parser(console, parser, input: Path, out, is_scene: bool, scene_dir: Path, *, batch_size: int, crop: bool,
+                crop_radius, lr_convention, allow_outside: bool):
+    from ..parsers.infer import parse_folder, parse_scene
+
+    with _progress(console) as prog:
+        task = prog.add_task("parse", total=None)
+
+        def step(n: int) -> None:
+            prog.advance(task, n)
+
         if is_scene:
-            conv = (f", converted {summary.converted_from} -> {summary.converted_to}"
-                    + (" with a left/right swap" if summary.lr_swapped else "")) if summary.converted_from else ""
-            console.print(f"labelled {summary.n_images} frames of {scene_dir} ({summary.cropped} face-cropped{conv}); "
-                          f"label_path set in {TRANSFORMS}"
-                          + (f" ({summary.replaced_labels} previous label_path entries replaced)" if summary.replaced_labels else ""))
-            if parser_name is not None:
-                console.print(f"  no face found in {parser.no_face} of {parser.n_images} frames (person pixels 255, no face classes)")
-                if parser.no_face == parser.n_images:
-                    console.print("[yellow]warning:[/yellow] MediaPipe found no face in any frame; the labels hold no face "
-                                  "classes. For profiles or small faces use --weights (BiSeNet).")
-            if lr_convention == "auto":
-                _auto_lr(console, scene_dir, parser_name is not None, allow_outside=allow_outside)
-        else:
-            console.print(f"labelled {summary.n_images} images -> {out} (+ overlays/)")
+            return parse_scene(parser, scene_dir, batch_size=batch_size, crop=crop, crop_radius=crop_radius,
+                               lr_convention=lr_convention, progress=step, allow_outside=allow_outside)
+        return parse_folder(parser, input, out, batch_size=batch_size, progress=step)
+
+
+def _report_scene(console, summary, scene_dir: Path, landmarks) -> None:
+    """The scene summary line (and, for the landmark parser, how many frames had no face)."""
+    from ..scene import TRANSFORMS
+
+    conv = (f", converted {summary.converted_from} -> {summary.converted_to}"
+            + (" with a left/right swap" if summary.lr_swapped else "")) if summary.converted_from else ""
+    console.print(f"labelled {summary.n_images} frames of {scene_dir} ({summary.cropped} face-cropped{conv}); "
+                  f"label_path set in {TRANSFORMS}"
+                  + (f" ({summary.replaced_labels} previous label_path entries replaced)" if summary.replaced_labels else ""))
+    if landmarks is not None:
+        console.print(f"  no face found in {landmarks.no_face} of {landmarks.n_images} frames (person pixels 255, "
+                      "no face classes)")
+        if landmarks.no_face == landmarks.n_images:
+            console.print("[yellow]warning:[/yellow] MediaPipe found no face in any frame; the labels hold no face "
+                          "classes. For profiles or small faces use --weights (BiSeNet).")
 
 
 def _auto_lr(console, scene_dir: Path, known_subject: bool, *, allow_outside: bool = False) -> None:

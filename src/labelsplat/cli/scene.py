@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from .options import AllowOutside, Overwrite, Scheme, file_or_none
+
 scene_app = typer.Typer(
     name="scene",
     help="Import calibrated captures as scene directories and inspect them.",
@@ -39,9 +41,9 @@ def import_cmd(
         None, "--head-frame",
         help="Head frame as inline JSON {center, up, forward} or a JSON file; default: estimated (frontal rigs only).",
     ),
-    scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme of --labels."),
+    scheme: Scheme = "celebamask19-zll",
     link: bool = typer.Option(False, "--link", help="Hard-link files that need no undistortion instead of copying."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty OUT."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Import a calibrated capture as a canonical scene (transforms.json + images, undistorted to pinhole).
 
@@ -50,12 +52,17 @@ def import_cmd(
     """
     from rich.console import Console
 
+    from ..rundir import NEW, RunDir
     from ..scene import import_scene, validate_scene
 
+    frame_file = file_or_none(head_frame)
+    rd = RunDir(out, "scene", inputs=[src, images, labels, masks, frame_file])
+    replace = rd.check(overwrite=overwrite) != NEW
     scene = import_scene(
         fmt, src, images, out, labels_dir=labels, head_frame=head_frame, label_scheme=scheme, link=link,
-        masks_dir=masks, overwrite=overwrite,
+        masks_dir=masks, overwrite=replace,
     )
+    rd.write_provenance({"format": fmt, "head_frame": head_frame, "scheme": scheme, "link": link}, None)
     console = Console()
     info = scene.extra.get("import", {})
     console.print(f"[green]imported[/green] {len(scene.frames)} views ({fmt}) -> {out}")
@@ -77,9 +84,7 @@ def info_cmd(
     scene_dir: Path = typer.Argument(..., help="Scene directory (or its transforms.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
     quick: bool = typer.Option(False, "--quick", help="Skip decoding labels (sizes from headers only, ids unchecked)."),
-    allow_outside: bool = typer.Option(
-        False, "--allow-outside", help="Accept file paths that are absolute or leave the scene folder ('..')."
-    ),
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Summarise and validate a scene: frames, resolutions, scheme, head frame, yaw/pitch, optional files.
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 
-from . import device_option, seed_option
+from .options import Device, Overwrite, Seed
 
 
 def register(app: typer.Typer) -> None:
@@ -29,9 +30,9 @@ def register(app: typer.Typer) -> None:
         texture: str = typer.Option(
             "smooth", "--texture",
             help="smooth (default) | procedural: add high-frequency surface detail (for structure-from-motion tests)."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output scenes."),
-        seed: int = seed_option(0),
-        device: str = device_option(),
+        overwrite: Overwrite = False,
+        seed: Seed = 0,
+        device: Device = "auto",
     ) -> None:
         """Render synthetic heads (ICT-FaceKit + procedural hair/cloth) with exact per-pixel labels.
 
@@ -45,35 +46,70 @@ def register(app: typer.Typer) -> None:
 
           labelsplat synth --like data/head_000 --cameras novel/transforms.json --out gt
         """
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         from ..device import resolve_device
         from ..errors import LabelsplatError
-        from ..synth.scene import SynthConfig, render_like, synthesize
+        from ..synth.scene import SynthConfig
 
         resolve_device(device)  # the renderer is CPU-only; validates the flag
-        console = Console()
+        if (like is None) != (cameras is None):
+            raise LabelsplatError("--like and --cameras go together",
+                                  hint="labelsplat synth --like SCENE --cameras transforms.json --out DIR")
+        config = None
+        if like is None:
+            config = SynthConfig(identities=identities, views=views, rig=rig.lower(), resolution=resolution,
+                                 noise=noise or "none", seed=seed, texture=texture.lower())
+        dirs = _scene_dirs(out, identities, like)
+        replace = _check_scene_dirs(dirs, [like, cameras], overwrite)
+        results = _render(out, config, like, cameras, noise, replace)
+        record = {"like": None if like is None else str(like), "cameras": None if cameras is None else str(cameras),
+                  "noise": noise, "identities": identities, "views": views, "rig": rig, "resolution": resolution,
+                  "texture": texture}
         err = Console(stderr=True)
-        columns = (TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=err, transient=True) as bar:
-            task = bar.add_task("render", total=None)
-
-            def progress(k: int, n: int) -> None:
-                bar.update(task, completed=k, total=n)
-
-            if like is not None or cameras is not None:
-                if like is None or cameras is None:
-                    raise LabelsplatError("--like and --cameras go together",
-                                          hint="labelsplat synth --like SCENE --cameras transforms.json --out DIR")
-                scene, warnings = render_like(like, cameras, out, noise=noise, overwrite=overwrite,
-                                              progress=progress)
-                results = [(scene, warnings)]
-            else:
-                config = SynthConfig(identities=identities, views=views, rig=rig.lower(), resolution=resolution,
-                                     noise=noise or "none", seed=seed, texture=texture.lower())
-                results = synthesize(out, config, overwrite=overwrite, progress=progress)
         for scene, warnings in results:
+            _scene_rundir(Path(scene.root), [like, cameras]).write_provenance(record, seed)
             for w in warnings:
                 err.print(f"[yellow]warning:[/yellow] {scene.name}: {w}", highlight=False)
-            console.print(f"wrote {scene.root} ({len(scene.frames)} views)", highlight=False)
+            Console().print(f"wrote {scene.root} ({len(scene.frames)} views)", highlight=False)
+
+
+def _scene_rundir(path: Path, inputs):
+    from ..rundir import RunDir
+
+    return RunDir(path, "scene", inputs=[p for p in inputs if p is not None])
+
+
+def _scene_dirs(out: Path, identities: int, like: Optional[Path]) -> list[Path]:
+    """The scene directories this synth writes (``--like``: ``OUT/<the source scene's name>``)."""
+    if like is None:
+        return [out / f"head_{i:03d}" for i in range(identities)]
+    src = Path(like).resolve()
+    return [out / (src.name if src.is_dir() else src.parent.name)]
+
+
+def _check_scene_dirs(dirs: list[Path], inputs, overwrite: bool) -> bool:
+    """Every scene directory passes the output rules (before any rendering); True when an
+    existing one (replaceable, or empty) is replaced."""
+    from ..errors import LabelsplatError
+    from ..rundir import NEW
+
+    if dirs and dirs[0].parent.exists() and not dirs[0].parent.is_dir():
+        raise LabelsplatError("--out exists and is not a directory", path=dirs[0].parent)
+    modes = [_scene_rundir(d, inputs).check(overwrite=overwrite) for d in dirs]
+    return any(m != NEW or d.exists() for m, d in zip(modes, dirs))
+
+
+def _render(out: Path, config, like, cameras, noise, replace: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..synth.scene import render_like, synthesize
+
+    columns = (TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("render", total=None)
+
+        def progress(k: int, n: int) -> None:
+            bar.update(task, completed=k, total=n)
+
+        if like is not None:
+            return [render_like(like, cameras, out, noise=noise, overwrite=replace, progress=progress)]
+        return synthesize(out, config, overwrite=replace, progress=progress)

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
+
+from .options import Crop, CropRadius, Data, InputSize, Overwrite, Scheme, Seed, TrainOut, train_options, with_options
+
+Init = Annotated[Path, typer.Option("--init", help="Starting weights (79999_iter.pth or a `train` output).")]
 
 dataset_app = typer.Typer(
     name="dataset",
@@ -16,32 +20,37 @@ dataset_app = typer.Typer(
 )
 
 
-def _run_training(*, data, mix, out, init, scheme, input_size, crop_size, iters, batch_size, lr, warmup, seed,
-                  device, ckpt_every, log_every, no_augment, resume, overwrite, amp, workers, accumulate=1,
-                  sync_bn=False) -> None:
+def _run_training(*, data, out, init, opts: dict) -> None:
+    """Train (``init`` None) or fine-tune with the shared training options ``opts``."""
     from rich.console import Console
 
+    from ..rundir import check_output_file
     from ..train.data import parse_mix
     from ..train.loop import TrainConfig, artifact_paths, train
 
     console = Console()
-    mixes = [parse_mix(m) for m in (mix or [])]
+    mixes = [parse_mix(m) for m in (opts["mix"] or [])]
+    check_output_file(out, overwrite=opts["overwrite"], resume=opts["resume"],
+                      inputs=[init, *data, *(d for d, _ in mixes)])
     cfg = TrainConfig(
-        data=[str(d) for d in data], out=str(out), mix=[(str(d), r) for d, r in mixes], init=None if init is None else str(init),
-        scheme=scheme, input_size=input_size, crop_size=crop_size, iters=iters, batch_size=batch_size, lr=lr,
-        warmup_iters=warmup, seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every,
-        augment=not no_augment, amp=amp, workers=workers, accumulate=accumulate, sync_bn=sync_bn,
+        data=[str(d) for d in data], out=str(out), mix=[(str(d), r) for d, r in mixes],
+        init=None if init is None else str(init), scheme=opts["scheme"], input_size=opts["input_size"],
+        crop_size=opts["crop_size"], iters=opts["iters"], batch_size=opts["batch_size"], lr=opts["lr"],
+        warmup_iters=opts["warmup"], seed=opts["seed"], device=opts["device"], ckpt_every=opts["ckpt_every"],
+        log_every=opts["log_every"], augment=not opts["no_augment"], amp=opts["amp"], workers=opts["workers"],
+        accumulate=opts["accumulate"], sync_bn=opts["sync_bn"],
     )
-    res = train(cfg, resume=resume, overwrite=overwrite, progress=True)
+    res = train(cfg, resume=opts["resume"], overwrite=opts["overwrite"], progress=True)
     if res.rank != 0:  # under torchrun only rank 0 reports (and writes files)
         return
     paths = artifact_paths(out)
     procs = f" x {res.world_size} processes" if res.world_size > 1 else ""
-    acc = f" x {accumulate} accumulated" if accumulate > 1 else ""
+    acc = f" x {cfg.accumulate} accumulated" if cfg.accumulate > 1 else ""
+    first = res.first_loss if res.first_loss is None else round(res.first_loss, 4)
+    last = res.last_loss if res.last_loss is None else round(res.last_loss, 4)
     console.print(
         f"{'resumed at step ' + str(res.start_step) + ', ' if res.start_step else ''}trained {res.steps - res.start_step} "
-        f"steps (batch {batch_size}{procs}{acc}) in {res.seconds:.1f} s; loss {res.first_loss if res.first_loss is None else round(res.first_loss, 4)} -> "
-        f"{res.last_loss if res.last_loss is None else round(res.last_loss, 4)}\n"
+        f"steps (batch {cfg.batch_size}{procs}{acc}) in {res.seconds:.1f} s; loss {first} -> {last}\n"
         f"weights: {paths['weights']} (plain state dict, face-parsing.PyTorch names)\n"
         f"metadata: {paths['meta']}; resume state: {paths['state']}; log: {paths['log']}"
     )
@@ -98,98 +107,51 @@ def _launch_local(ctx: typer.Context, command: str, nproc: int) -> None:
                 signal.signal(sig, h)
 
 
+COMMON_EPILOG = "Outputs: CKPT (state dict), CKPT.json (metadata), CKPT.state.pt (resume), CKPT.train_log.jsonl."
+TRAIN_EPILOG = ("Examples:\n\n"
+                "  labelsplat train --data frontal_ds --out baseline.pth --input-size 128 --iters 4000 --batch-size 8\n\n"
+                "  labelsplat train --data ds_a --data ds_b --out model.pth --resume\n\n" + COMMON_EPILOG)
+FINETUNE_EPILOG = (
+    "Examples:\n\n"
+    "  labelsplat finetune --init baseline.pth --data refined/dataset --mix frontal_ds:0.5 --out ft.pth\n\n"
+    "  labelsplat finetune --init 79999_iter.pth --data refined/dataset --out ft.pth --iters 2000\n\n"
+    "  torchrun --nproc_per_node 4 -m labelsplat.cli finetune --init w.pth --data ds --out ft.pth  (DDP; --batch-size "
+    "per process)\n\n" + COMMON_EPILOG)
+
+
+def _opts(values: dict) -> dict:
+    return values
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    from . import device_option, seed_option
 
-    common_epilog = "Outputs: CKPT (state dict), CKPT.json (metadata), CKPT.state.pt (resume), CKPT.train_log.jsonl."
-
-    @app.command("train", epilog=(
-        "Examples:\n\n"
-        "  labelsplat train --data frontal_ds --out baseline.pth --input-size 128 --iters 4000 --batch-size 8\n\n"
-        "  labelsplat train --data ds_a --data ds_b --out model.pth --resume\n\n" + common_epilog))
-    def train_cmd(
-        ctx: typer.Context,
-        data: List[Path] = typer.Option(..., "--data", help="Dataset directory (repeatable); pooled uniformly."),
-        out: Path = typer.Option(..., "--out", help="Output weights file, e.g. model.pth."),
-        input_size: int = typer.Option(512, "--input-size", help="Network input side (images resized to it)."),
-        crop_size: Optional[int] = typer.Option(None, "--crop-size", help="Training crop side (default input x 448/512)."),
-        iters: int = typer.Option(80000, "--iters", help="Optimiser steps (original recipe: 80000)."),
-        batch_size: int = typer.Option(16, "--batch-size", help="Images per micro-batch, per process (>= 2); global batch = this x processes x --accumulate."),
-        lr: float = typer.Option(1e-2, "--lr", help="Peak learning rate (heads get 10x)."),
-        warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up steps (default iters/80)."),
-        scheme: str = typer.Option("celebamask19-zll", "--scheme", help="Label scheme of the model."),
-        mix: Optional[List[str]] = typer.Option(None, "--mix", help="DIR:RATIO - draw that fraction of samples from DIR."),
-        ckpt_every: int = typer.Option(1000, "--ckpt-every", help="Steps between resume checkpoints."),
-        log_every: int = typer.Option(20, "--log-every", help="Steps between train_log.jsonl lines."),
-        no_augment: bool = typer.Option(False, "--no-augment", help="Disable scale/crop/jitter/flip augmentation."),
-        amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (ignored on CPU)."),
-        workers: Optional[int] = typer.Option(None, "--workers", help="Threads preparing batches ahead (default 0 on CPU, 4 on CUDA)."),
-        accumulate: int = typer.Option(1, "--accumulate", help="Micro-batches of --batch-size per step per process (gradients averaged); --accumulate N on one device reproduces N torchrun processes."),
-        sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across torchrun processes (CUDA only)."),
-        nproc: int = typer.Option(1, "--nproc", help="Run in N local processes (DDP) without calling torchrun yourself."),
-        resume: bool = typer.Option(False, "--resume", help="Continue from CKPT.state.pt."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CKPT."),
-        seed: int = seed_option(),
-        device: str = device_option(),
-    ) -> None:
+    @app.command("train", epilog=TRAIN_EPILOG)
+    @with_options(train_options(), into="opts", build=_opts)
+    def train_cmd(ctx: typer.Context, data: Data, out: TrainOut, opts=None) -> None:
         """Train BiSeNet from scratch on datasets in the dataset layout.
 
         face-parsing.PyTorch recipe (OHEM CE on three heads, SGD, warm-up + poly) on datasets in the dataset layout. No ImageNet weights are available
         offline, so the backbone starts from random initialisation."""
-        if nproc > 1:
-            return _launch_local(ctx, "train", nproc)
-        _run_training(data=data, mix=mix, out=out, init=None, scheme=scheme, input_size=input_size, crop_size=crop_size,
-                      iters=iters, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device,
-                      ckpt_every=ckpt_every, log_every=log_every, no_augment=no_augment, resume=resume,
-                      overwrite=overwrite, amp=amp, workers=workers, accumulate=accumulate, sync_bn=sync_bn)
+        if opts["nproc"] > 1:
+            return _launch_local(ctx, "train", opts["nproc"])
+        opts = {**opts, "scheme": opts["scheme"] or "celebamask19-zll", "input_size": opts["input_size"] or 512}
+        _run_training(data=data, out=out, init=None, opts=opts)
 
-    @app.command("finetune", epilog=(
-        "Examples:\n\n"
-        "  labelsplat finetune --init baseline.pth --data refined/dataset --mix frontal_ds:0.5 --out ft.pth\n\n"
-        "  labelsplat finetune --init 79999_iter.pth --data refined/dataset --out ft.pth --iters 2000\n\n"
-        "  torchrun --nproc_per_node 4 -m labelsplat.cli finetune --init w.pth --data ds --out ft.pth  (DDP; --batch-size per process)\n\n"
-        + common_epilog))
-    def finetune_cmd(
-        ctx: typer.Context,
-        init: Path = typer.Option(..., "--init", help="Starting weights (79999_iter.pth or a `train` output)."),
-        data: List[Path] = typer.Option(..., "--data", help="Dataset directory (repeatable), e.g. refined extreme views."),
-        out: Path = typer.Option(..., "--out", help="Output weights file."),
-        mix: Optional[List[str]] = typer.Option(None, "--mix", help="DIR:RATIO - e.g. the original training set at 0.5."),
-        input_size: Optional[int] = typer.Option(None, "--input-size", help="Network input side (default: --init's sidecar, else 512)."),
-        crop_size: Optional[int] = typer.Option(None, "--crop-size", help="Training crop side (default input x 448/512)."),
-        iters: int = typer.Option(4000, "--iters", help="Optimiser steps."),
-        batch_size: int = typer.Option(16, "--batch-size", help="Images per micro-batch, per process (>= 2); global batch = this x processes x --accumulate."),
-        lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (heads get 10x); lower than training from scratch."),
-        warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up steps (default iters/80)."),
-        scheme: Optional[str] = typer.Option(None, "--scheme", help="Label scheme of the model (default: --init's sidecar, else celebamask19-zll)."),
-        ckpt_every: int = typer.Option(1000, "--ckpt-every", help="Steps between resume checkpoints."),
-        log_every: int = typer.Option(20, "--log-every", help="Steps between train_log.jsonl lines."),
-        no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
-        amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (ignored on CPU)."),
-        workers: Optional[int] = typer.Option(None, "--workers", help="Threads preparing batches ahead (default 0 on CPU, 4 on CUDA)."),
-        accumulate: int = typer.Option(1, "--accumulate", help="Micro-batches of --batch-size per step per process (gradients averaged); --accumulate N on one device reproduces N torchrun processes."),
-        sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across torchrun processes (CUDA only)."),
-        nproc: int = typer.Option(1, "--nproc", help="Run in N local processes (DDP) without calling torchrun yourself."),
-        resume: bool = typer.Option(False, "--resume", help="Continue from CKPT.state.pt."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CKPT."),
-        seed: int = seed_option(),
-        device: str = device_option(),
-    ) -> None:
+    @app.command("finetune", epilog=FINETUNE_EPILOG)
+    @with_options(train_options(iters=4000, lr=1e-3), into="opts", build=_opts)
+    def finetune_cmd(ctx: typer.Context, init: Init, data: Data, out: TrainOut, opts=None) -> None:
         """Fine-tune BiSeNet weights on datasets (e.g. refined extreme views).
 
         Optionally mixed with the original training set at a chosen ratio (--mix DIR:RATIO)."""
-        if nproc > 1:
-            return _launch_local(ctx, "finetune", nproc)
+        if opts["nproc"] > 1:
+            return _launch_local(ctx, "finetune", opts["nproc"])
         from ..parsers.infer import read_weights_metadata
 
         meta = read_weights_metadata(init) or {}
-        _run_training(data=data, mix=mix, out=out, init=init,
-                      scheme=scheme or meta.get("label_scheme", "celebamask19-zll"),
-                      input_size=input_size or int(meta.get("input_size", 512)), crop_size=crop_size,
-                      iters=iters, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device,
-                      ckpt_every=ckpt_every, log_every=log_every, no_augment=no_augment, resume=resume,
-                      overwrite=overwrite, amp=amp, workers=workers, accumulate=accumulate, sync_bn=sync_bn)
+        opts = {**opts, "scheme": opts["scheme"] or meta.get("label_scheme", "celebamask19-zll"),
+                "input_size": opts["input_size"] or int(meta.get("input_size", 512))}
+        _run_training(data=data, out=out, init=init, opts=opts)
 
     @app.command("export-onnx", epilog=(
         "Examples:\n\n  labelsplat export-onnx 79999_iter.pth --out bisenet.onnx\n\n"
@@ -198,8 +160,8 @@ def register(app: typer.Typer) -> None:
     def export_onnx_cmd(
         weights: Path = typer.Argument(..., help="BiSeNet weights (state dict)."),
         out: Path = typer.Option(..., "--out", help="Output .onnx file (a .json sidecar is written next to it)."),
-        input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side (default: sidecar, else 512)."),
-        scheme: Optional[str] = typer.Option(None, "--scheme", help="Label scheme of the weights (default: sidecar, else celebamask19-zll)."),
+        input_size: InputSize = None,
+        scheme: Scheme = None,
         opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     ) -> None:
         """Export the parser's main head to ONNX: input (B,3,S,S) normalised RGB -> logits (B,K,S,S)."""
@@ -218,21 +180,26 @@ def register(app: typer.Typer) -> None:
         scenes: List[Path] = typer.Argument(..., help="Scene directories."),
         out: Path = typer.Option(..., "--out", help="Dataset directory to create."),
         labels: str = typer.Option("gt", "--labels", help="gt (gt_label_path) or noisy (label_path)."),
-        crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop around the projected head centre as `parse` does."),
-        crop_radius: Optional[float] = typer.Option(None, "--crop-radius", help="Crop half-extent in scene units (default 15 cm)."),
+        crop: Crop = True,
+        crop_radius: CropRadius = None,
         max_yaw: Optional[float] = typer.Option(None, "--max-yaw", help="Keep only views with |yaw| below this (degrees)."),
         val_fraction: float = typer.Option(0.0, "--val-fraction", help="Fraction of scenes (identities) put in split 'val'."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT (only after success)."),
-        seed: int = seed_option(),
+        overwrite: Overwrite = False,
+        seed: Seed = 0,
     ) -> None:
         """Build a training set (images/, labels/, overlays/, transforms.json, manifest.json) from
         scenes' frames and their labels, with yaw/pitch per view from the head frame."""
         from rich.console import Console
 
+        from ..rundir import NEW, RunDir
         from ..train.scenes_dataset import dataset_from_scenes
 
+        rd = RunDir(out, "dataset", inputs=scenes)
+        replace = rd.check(overwrite=overwrite) != NEW or out.exists()  # an empty folder is replaced too
         s = dataset_from_scenes(scenes, out, labels=labels.lower(), crop=crop, crop_radius=crop_radius,
-                                max_abs_yaw=max_yaw, overwrite=overwrite, val_fraction=val_fraction, seed=seed)
+                                max_abs_yaw=max_yaw, overwrite=replace, val_fraction=val_fraction, seed=seed)
+        rd.write_provenance({"labels": labels.lower(), "crop": crop, "crop_radius": crop_radius, "max_yaw": max_yaw,
+                             "val_fraction": val_fraction}, seed)
         Console().print(f"wrote {s.n_views} views ({s.n_cropped} face-cropped, {s.n_skipped_yaw} skipped by --max-yaw) "
                         f"in {s.label_scheme} -> {s.out}")
 

@@ -78,23 +78,23 @@ DEFAULT_SINGLE_INSTANCE: tuple[str, ...] = (
 class PostprocessConfig:
     """Switches and thresholds of :func:`postprocess` (module docstring). Areas in pixels."""
 
-    lr_consistency: bool = True
-    lr_min_fraction: float = 0.9
-    lr_min_pixels: int = 10
-    profile_yaw: float = 80.0
-    remove_small: bool = True
-    min_area: int = 20
-    fill_holes: bool = True
-    max_hole_fraction: float | None = 0.02
-    hole_min_alpha: float | None = 0.9
-    hole_alpha_rule: str = "mean"
-    keep_largest: bool = True
-    single_instance: tuple[str, ...] = ("neck",)
-    largest_keep_ratio: float | None = None
-    connectivity: int = 2
-    min_confidence: float | None = 0.5
-    min_view_confidence: float | None = 0.6
-    chunk: int = 8
+    lr_consistency: bool = True  # step 1: relabel left/right parts found on the wrong side of the head
+    lr_min_fraction: float = 0.9  # a left/right component is swapped when this fraction of it is on the wrong side
+    lr_min_pixels: int = 10  # left/right components with fewer pixels of known side are left alone
+    profile_yaw: float = 80.0  # |yaw| in degrees from which the profile rule applies (no depth given)
+    remove_small: bool = True  # step 2: reassign components smaller than min_area
+    min_area: int = 20  # smallest kept component in pixels
+    fill_holes: bool = True  # step 3: fill enclosed background holes the model renders a surface over
+    max_hole_fraction: float | None = 0.02  # largest filled hole as a fraction of the image (none: any size)
+    hole_min_alpha: float | None = 0.9  # fill a hole only where the rendered alpha reaches this (none: every hole)
+    hole_alpha_rule: str = "mean"  # mean: the hole's mean alpha | majority: at least half of its pixels
+    keep_largest: bool = True  # step 4: keep the largest component of each single-instance class only
+    single_instance: tuple[str, ...] = ("neck",)  # classes (names or concepts) that occur once per head
+    largest_keep_ratio: float | None = None  # also keep components at least this fraction of the largest
+    connectivity: int = 2  # components: 1 = 4-neighbours, 2 = 8-neighbours
+    min_confidence: float | None = None  # step 5: pixels below this confidence become 255 (none: off)
+    min_view_confidence: float | None = None  # step 6: reject views below this mean foreground confidence (none: off)
+    chunk: int = 8  # views post-processed together
 
     def __post_init__(self) -> None:
         if self.connectivity not in (1, 2):

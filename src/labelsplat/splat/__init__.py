@@ -3,7 +3,7 @@
 Modules (import them directly; nothing heavy is imported here so ``labelsplat --help`` stays fast):
 
 * :mod:`.rasterize` -- one call renders RGB + K logits + depth + alpha (``cpu`` | ``naive`` | ``gsplat``).
-* :mod:`.config` -- :class:`~.config.FitConfig` and the presets ``micro``, ``tiny``, ``fast``, ``paper``.
+* :mod:`.config` -- :class:`~.config.FitConfig` (the presets are whole trees in :mod:`labelsplat.config`).
 * :mod:`.normalize` -- the similarity transform between scene units and the normalised fit frame.
 * :mod:`.init` -- initial Gaussians from a point cloud or a voting visual hull.
 * :mod:`.model` -- :class:`~.model.GaussianModel` (a ``ParameterDict`` usable by gsplat's strategies).

@@ -1,7 +1,7 @@
-"""Typed fit configuration and presets (``micro``, ``tiny``, ``fast``, ``paper``).
+"""Typed fit configuration.
 
-A preset is a :class:`FitConfig`; explicit options override it through
-:func:`make_config` (``make_config("tiny", steps=500)``). All lengths are in the
+The presets (``micro``, ``tiny``, ``fast``, ``paper``) are whole trees in :mod:`labelsplat.config`;
+``labelsplat.config.fit_preset("tiny", steps=500)`` is a preset's :class:`FitConfig`. All lengths are in the
 normalised fit frame (head centred, radius ~1, see :mod:`.normalize`); learning rates
 follow gsplat's ``simple_trainer`` defaults with a multiplier for short CPU presets.
 Densification steps are derived from ``steps`` by :meth:`FitConfig.strategy_schedule`,
@@ -324,96 +324,6 @@ class FitConfig:
         return cls(**d)
 
 
-#: Class-balanced semantic loss measured best by benchmarks/refine_quality.py (docs/quality.md,
-#: "CW3"): small parts weigh more so the fit keeps them; by concept, so any scheme can use it.
-#: The ``tiny`` preset's weights (128 px inputs).
-FACE_PART_WEIGHTS: tuple[tuple[str, float], ...] = (
-    ("l_brow", 5.0), ("r_brow", 5.0), ("l_eye", 10.0), ("r_eye", 10.0), ("eye_g", 5.0),
-    ("l_ear", 5.0), ("r_ear", 5.0), ("ear_r", 5.0), ("nose", 3.0), ("mouth", 10.0),
-    ("u_lip", 5.0), ("l_lip", 5.0), ("neck_l", 5.0), ("cloth", 1.5),
-)
-#: The ``fast`` preset's weights (256 px inputs): CW3 with the nose at 1. At 256 px the simulated
-#: parser over-extends the nose by several pixels in every view, and with weight 3 the refined nose
-#: grew to 1.65x its true area; at 128 px the same change cost 0.04 mIoU (docs/quality.md).
-FACE_PART_WEIGHTS_FINE: tuple[tuple[str, float], ...] = tuple((c, w) for c, w in FACE_PART_WEIGHTS if c != "nose")
-
-PRESETS: dict[str, FitConfig] = {
-    # unit tests: a few seconds on a 64x64 scene
-    "micro": FitConfig(
-        preset="micro", steps=60, max_resolution=64, coarse_to_fine=((0.0, 0.5), (0.3, 1.0)), sh_degree=1,
-        sh_degree_interval=30, lr_scale=5.0, sem_lr=5e-2, hull_resolution=24, init_max_points=1500,
-        refine_start_frac=0.2, refine_stop_frac=0.7, refine_every=10, checkpoint_every=20, log_every=5,
-        init_opacity=0.3,
-    ),
-    # the demo: one head, 16-24 views at ~128 px, ~1 min on 2 CPU cores
-    "tiny": FitConfig(
-        preset="tiny", steps=300, max_resolution=128, coarse_to_fine=((0.0, 0.5), (0.4, 1.0)), sh_degree=1,
-        sh_degree_interval=100, lr_scale=4.0, sem_lr=5e-2, hull_resolution=40, init_max_points=4000,
-        refine_start_frac=0.15, refine_stop_frac=0.6, refine_every=50, checkpoint_every=100, init_opacity=0.3,
-        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS,
-    ),
-    # 32 views at 256^2, whole refine <= 10 min on 2 cores
-    "fast": FitConfig(
-        preset="fast", steps=1000, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.25, 0.5), (0.65, 1.0)),
-        sh_degree=2, sh_degree_interval=250, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
-        init_max_points=8000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
-        checkpoint_every=250, init_opacity=0.2,
-        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS_FINE,
-        label_colour_weight=0.1,
-    ),
-    # the paper's schedule (GPU): 30k steps at native resolution, gsplat defaults
-    "paper": FitConfig(
-        preset="paper", steps=30_000, max_resolution=None, coarse_to_fine=((0.0, 1.0),), sh_degree=3,
-        sh_degree_interval=1000, lr_scale=1.0, sem_lr=2.5e-2, hull_resolution=96, init_max_points=50_000,
-        refine_start_frac=500 / 30_000, refine_stop_frac=0.5, refine_every=100, reset_every=3000,
-        checkpoint_every=5000, log_every=100, init_opacity=0.1,
-    ),
-}
-
-
-def _pairs(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple(tuple(x.strip() for x in part.split(":")) for part in text.split(","))  # type: ignore[misc]
-
-
-# FitConfig fields whose --fit-set value has its own grammar ("a:b,c:d")
-_FIT_READERS = {
-    "class_weights_by_concept": lambda t: tuple((c, float(w)) for c, w in _pairs(t)),
-    "coarse_to_fine": lambda t: tuple((float(a), float(b)) for a, b in _pairs(t)),
-}
-
-
-def parse_fit_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (the CLI's repeatable ``--fit-set``) -> typed FitConfig overrides
-    (:func:`labelsplat.overrides.parse_overrides`; ``class_weights_by_concept`` as
-    ``l_eye:10,mouth:5``, ``coarse_to_fine`` as ``0:0.25,0.5:1``).
-
-    Values are read by the field's type; ``none`` sets an optional field to None (kept in the dict:
-    :func:`apply_fit_overrides` applies it, while :func:`make_config` would ignore it).
-    """
-    from ..overrides import VALUE_HINT, parse_overrides
-
-    return parse_overrides(items, FitConfig, option="--fit-set", exclude=("preset",), readers=_FIT_READERS,
-                           example="label_colour_weight=none", what="fit setting",
-                           names_hint="the settings are FitConfig's fields (labelsplat.splat.config), "
-                                      "e.g. label_colour_weight, class_weights_by_concept, semantic_loss, sem_lr",
-                           value_hint=VALUE_HINT + "; class_weights_by_concept as l_eye:10,mouth:5")
-
-
-def apply_fit_overrides(cfg: FitConfig, overrides: dict[str, Any]) -> FitConfig:
-    """A validated copy of ``cfg`` with every override applied, ``None`` values included."""
-    names = {f.name for f in dataclasses.fields(FitConfig)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise LabelsplatError(f"unknown fit options {sorted(unknown)}")
-    return dataclasses.replace(cfg, **overrides)
-
-
-def make_config(preset: str = "tiny", **overrides: Any) -> FitConfig:
-    """The named preset with ``overrides`` (``None`` values are ignored) applied."""
-    if preset not in PRESETS:
-        raise LabelsplatError(f"unknown preset {preset!r}", hint=f"choose one of {', '.join(PRESETS)}")
-    return apply_fit_overrides(PRESETS[preset], {k: v for k, v in overrides.items() if v is not None})
-
-
-__all__ = ["LABEL_NOISE_HELP", "LabelNoiseSpec", "parse_label_noise", "apply_fit_overrides", "parse_fit_overrides", "FACE_PART_WEIGHTS", "FACE_PART_WEIGHTS_FINE", "FitConfig", "LABEL_VIEW_WEIGHT_HELP", "label_view_weight", "parse_label_view_weight",
-           "parse_semantic_loss", "PRESETS", "make_config", "parse_semantic_grad", "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]
+__all__ = ["LABEL_NOISE_HELP", "LabelNoiseSpec", "parse_label_noise", "FitConfig", "LABEL_VIEW_WEIGHT_HELP",
+           "label_view_weight", "parse_label_view_weight", "parse_semantic_loss", "parse_semantic_grad",
+           "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]

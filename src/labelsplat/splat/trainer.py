@@ -552,8 +552,8 @@ def fit(
 ) -> FitResult:
     """Fit the joint model to ``scene`` and write the run directory ``out_dir``.
 
-    ``cfg`` defaults to the ``tiny`` preset (on ``resume`` to the run's stored config; a
-    different explicit config is refused). ``stop_after`` ends the loop after that many
+    ``cfg`` is required for a new fit (e.g. ``labelsplat.config.fit_preset("tiny")``); on
+    ``resume`` it defaults to the run's stored config (a different explicit config is refused). ``stop_after`` ends the loop after that many
     total steps without writing final outputs (used to test resume; the checkpoint at
     that step is written). Raises :class:`LabelsplatError` for bad input and NaN losses.
 
@@ -623,8 +623,6 @@ def _import_in_background(module: str):
 
 
 def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_outputs, stop_after) -> FitResult:
-    from .config import PRESETS
-
     t_start = time.perf_counter()
     # wall seconds of the fit's phases (run.json summary "phases_s"): where the time outside the
     # step loop goes
@@ -663,7 +661,9 @@ def _fit(scene, out_dir, cfg, *, device, backend, resume, progress, write_output
         if (out_dir / "run.json").exists() or latest_checkpoint(out_dir) is not None:
             raise LabelsplatError("the run directory already holds a fit", path=out_dir,
                                   hint="pass --resume to continue it or --overwrite to start again")
-        cfg = cfg if cfg is not None else PRESETS["tiny"]
+        if cfg is None:
+            raise LabelsplatError("a new fit needs its configuration",
+                                  hint="pass a FitConfig, e.g. labelsplat.config.fit_preset('tiny')")
     cfg.validate()
 
     scheme_name, K = scheme_classes(scene)
