@@ -8,7 +8,7 @@ import importlib
 
 _EXPORTS = {
     "BiSeNet": "bisenet", "load_bisenet": "bisenet", "bisenet_from_state_dict": "bisenet",
-    "ModelInfo": "registry", "register_model": "registry", "get_model_info": "registry",
+    "ModelInfo": "model_info", "register_model": "registry", "get_model_info": "registry",
     "create_model": "registry", "list_models": "registry",
     "preprocess": "preprocess", "CropBox": "preprocess", "face_crop_box": "preprocess",
     "Parser": "infer", "load_parser": "infer", "read_weights_metadata": "infer", "metadata_path": "infer",
