@@ -37,12 +37,18 @@ def _fig_to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plot_miou_by_yaw(labellings: dict[str, Any]) -> str | None:
-    import matplotlib
+def _pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend."""
+    import matplotlib  # lazy: matplotlib (~0.4 s), only for the report's plots
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as above; imported after the backend is chosen
 
+    return plt
+
+
+def _plot_miou_by_yaw(labellings: dict[str, Any]) -> str | None:
+    plt = _pyplot()
     bins = [name for name, _, _ in YAW_BINS]
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     plotted = False
@@ -71,11 +77,7 @@ def _plot_miou_by_yaw(labellings: dict[str, Any]) -> str | None:
 
 
 def _plot_losses(train_logs: dict[str, list[dict]]) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     keys = ("loss", "rgb_loss", "sem_loss", "alpha_loss")
     series = {}
     for run, rows in train_logs.items():

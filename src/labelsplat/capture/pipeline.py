@@ -31,10 +31,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 
 from ..errors import LabelsplatError
-from ..io import atomic_write_json, read_json, write_png
+from ..io import atomic_write_json, read_json, read_label, read_rgb, write_png
+from ..parsers import landmarks
 from ..scene import Camera, HeadFrame, Scene, load_scene, save_scene
+from ..scene.distortion import undistort_image
+from ..scene.headframe import parse_head_frame
+from ..scene.importers import ImportReport, write_scene
+from ..scene.importers.colmap import read_colmap
+from ..scene.validate import image_size
 from .align import Similarity
 from .frames import is_video, select_photos, select_video_frames
 from .headframe import head_frame_from_landmarks, head_frame_normalisation, scale_from_cameras
@@ -150,8 +157,6 @@ def _check_registered(doc: dict, cfg: CaptureConfig, work: Path) -> None:
 
 
 def _undistorted(view, rgb: np.ndarray) -> np.ndarray:
-    from ..scene.distortion import undistort_image
-
     d = view.distortion
     if d is None or d.is_zero:
         return rgb
@@ -160,19 +165,11 @@ def _undistorted(view, rgb: np.ndarray) -> np.ndarray:
 
 def landmark_head_frame(views, cams: list[Camera], cfg: CaptureConfig, log: Log):
     """Head frame + units per cm from MediaPipe face landmarks (needs the [mediapipe] extra)."""
-    from ..io import read_rgb
-
-    try:
-        from ..parsers.landmarks import detect_face_landmarks
-    except ImportError as exc:
-        raise LabelsplatError(
-            f"the head frame needs face landmarks, but the landmark parser is unavailable ({exc})",
-            hint="install the [mediapipe] extra, or give the head frame with --head-frame JSON") from exc
     lms = []
     log(f"detecting face landmarks in {len(views)} frames")
     for v in views:
         try:
-            lms.append(detect_face_landmarks(_undistorted(v, read_rgb(v.image))))
+            lms.append(landmarks.detect_face_landmarks(_undistorted(v, read_rgb(v.image))))
         except LabelsplatError as exc:
             raise LabelsplatError(
                 f"the head frame needs face landmarks: {exc.message}",
@@ -191,8 +188,6 @@ def landmark_head_frame(views, cams: list[Camera], cfg: CaptureConfig, log: Log)
 
 
 def _given_head_frame(value: Any) -> tuple[HeadFrame, float | None]:
-    from ..scene.headframe import parse_head_frame
-
     hf = parse_head_frame(value)
     raw = value
     if isinstance(value, (str, Path)):
@@ -222,9 +217,6 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
     frame, 5 digits, from 0), for photos ``<photo stem>.png``; resized (nearest) and undistorted
     like the images. Returns the written scene (cameras in cm, head frame = identity).
     """
-    from ..scene.importers import ImportReport, write_scene
-    from ..scene.importers.colmap import read_colmap
-
     out = Path(out)
     if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
         raise LabelsplatError("the output already exists", path=out, hint="pass --overwrite or choose another --out")
@@ -311,11 +303,6 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
 
 def _collect_labels(labels_dir: Path, doc: dict, views, work: Path) -> Path:
     """Copy the labels of the kept frames to ``work/labels/<view name>.png`` at the frames' size."""
-    from PIL import Image
-
-    from ..io import read_label
-    from ..scene.validate import image_size
-
     if not labels_dir.is_dir():
         raise LabelsplatError("--labels folder not found", path=labels_dir)
     d = work / "labels"
@@ -345,18 +332,12 @@ def _collect_labels(labels_dir: Path, doc: dict, views, work: Path) -> Path:
 
 
 def _write_masks(views, work: Path, log: Log) -> Path:
-    from ..io import read_rgb
-
-    try:
-        from ..parsers.landmarks import selfie_mask
-    except ImportError as exc:
-        raise LabelsplatError(f"--mask needs the landmark parser ({exc})", hint="install the [mediapipe] extra or drop --mask") from exc
     d = work / "masks"
     if d.exists():
         shutil.rmtree(d)
     log(f"selfie segmentation masks for {len(views)} frames")
     for v in views:
-        m = selfie_mask(read_rgb(v.image))  # distorted like the image; write_scene undistorts both
+        m = landmarks.selfie_mask(read_rgb(v.image))  # distorted like the image; write_scene undistorts both
         write_png(d / f"{v.name}.png", (np.asarray(m, dtype=bool).astype(np.uint8) * 255))
     return d
 

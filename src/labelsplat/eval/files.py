@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LabelsplatError
+from ..io import list_images, read_label
+from ..scene import TRANSFORMS, load_scene, yaw_pitch
+from ..scene.headframe import estimate_head_frame
+from ..schemes import get_scheme
 from .scores import LabellingScores
 
 
@@ -30,8 +34,6 @@ class FolderEvaluation:
 
 
 def _index_folder(folder: Path) -> dict[str, Path]:
-    from ..io import list_images
-
     out: dict[str, Path] = {}
     for p in list_images(folder):
         if p.stem in out:
@@ -54,8 +56,6 @@ def _aliases(frame) -> list[str]:
 
 
 def _is_scene_dir(path: Path) -> bool:
-    from ..scene import TRANSFORMS
-
     return path.is_dir() and (path / TRANSFORMS).is_file()
 
 
@@ -85,10 +85,6 @@ def evaluate_label_folders(
     validated against it (ids outside -> error naming the file) and each prediction must have its
     GT's size (and, with a scene, the camera's).
     """
-    from ..io import read_label
-    from ..scene import load_scene, yaw_pitch
-    from ..schemes import get_scheme
-
     pred, gt = Path(pred), None if gt is None else Path(gt)
     scene_path = None if scene is None else Path(scene)
     pred_is_scene = scene_path is None and _is_scene_dir(pred)
@@ -154,8 +150,6 @@ def evaluate_label_folders(
     if sc is not None:
         head = sc.head_frame
         if head is None:
-            from ..scene.headframe import estimate_head_frame
-
             head = estimate_head_frame(sc.cameras, source=scene_path)
 
     acc = LabellingScores(s.num_classes, s.classes, boundary_radius=boundary_radius)

@@ -66,6 +66,7 @@ import numpy as np
 
 from ..errors import LabelsplatError
 from ..io import IGNORE_INDEX
+from ..schemes import get_scheme
 
 # the face parts that occur once per head (the ``single_instance`` default before 2026-11-26; now
 # the default is the neck only, see the module docstring)
@@ -175,6 +176,7 @@ class Components:
 
 def connected_components(labels: np.ndarray, connectivity: int = 2) -> Components:
     """Components of every class in every view in one pass (views stacked with separator rows)."""
+    # lazy: scikit-image's measure module (~0.2 s); the post-processing config is used without it
     from skimage.measure import label as sk_label
 
     lab = np.asarray(labels)
@@ -398,8 +400,6 @@ def postprocess(
     alpha-aware (only holes the model renders a surface over are filled). The inputs are not
     modified.
     """
-    from ..schemes import get_scheme
-
     t0 = time.perf_counter()
     cfg = config or PostprocessConfig()
     s = get_scheme(scheme)

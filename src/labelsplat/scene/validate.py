@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import LabelsplatError
 from ..io import read_label
+from ..schemes import get_scheme
 from .format import TRANSFORMS, Scene, path_escapes
 
 _PATH_KEYS = ("file_path", "label_path", "gt_label_path", "mask_path")
@@ -31,12 +33,6 @@ def scheme_num_classes(scheme: Any, *, source: str | Path | None = None) -> int:
             raise LabelsplatError(f"label scheme object {scheme!r} has no positive 'num_classes'")
         return n
     try:
-        from ..schemes import get_scheme  # the shared label-scheme registry
-    except ImportError:  # registry not installed yet: only the project's default scheme is known
-        if scheme == "celebamask19-zll":
-            return 19
-        raise LabelsplatError(f"unknown label scheme {scheme!r} (labelsplat.schemes is unavailable)", path=source)
-    try:
         return int(get_scheme(scheme).num_classes)
     except LabelsplatError as exc:
         msg = exc.message if "unknown label scheme" in exc.message else f"unknown label scheme {scheme!r} ({exc.message})"
@@ -47,8 +43,6 @@ def scheme_num_classes(scheme: Any, *, source: str | Path | None = None) -> int:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
     damaged = "the file is damaged or incomplete (an interrupted copy?): copy or export it again"
     if not path.exists():
         raise LabelsplatError("file not found", path=path, hint="check the path (scene paths are relative to transforms.json)")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from plyfile import PlyData, PlyElement
 
 from ...errors import LabelsplatError
 from ...io import IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, read_label, read_rgb, write_jpg, write_png
@@ -179,8 +180,6 @@ def _write_image(dst_stem: Path, src: Path, arr: np.ndarray) -> Path:
 
 def write_ply_points(path: Path, xyz: np.ndarray, rgb: np.ndarray | None = None) -> Path:
     """Write a point cloud (N, 3) float with optional (N, 3) uint8 colours as a binary PLY."""
-    from plyfile import PlyData, PlyElement
-
     xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
     fields = [("x", "f4"), ("y", "f4"), ("z", "f4")]
     if rgb is not None:
