@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
+from ..dataset.export import DatasetWriter
 from ..errors import LabelsplatError
+from ..io import read_label, read_rgb
+from ..parsers.preprocess import DEFAULT_CROP_RADIUS_CM, face_crop_box, scene_units_per_cm
+from ..scene import Camera, load_scene, yaw_pitch
+from ..schemes import convert_labels, get_scheme
 
 
 @dataclass
@@ -50,14 +57,6 @@ def dataset_from_scenes(
     seed: int = 0,
 ) -> FromScenesSummary:
     """Build the dataset (see the module doc); returns counts. Atomic: all or nothing."""
-    import numpy as np
-
-    from ..dataset.export import DatasetWriter
-    from ..io import read_label, read_rgb
-    from ..parsers.preprocess import DEFAULT_CROP_RADIUS_CM, face_crop_box, scene_units_per_cm
-    from ..scene import Camera, load_scene, yaw_pitch
-    from ..schemes import convert_labels, get_scheme
-
     if labels not in ("gt", "noisy"):
         raise LabelsplatError(f"--labels must be gt or noisy, got {labels!r}")
     if not scenes:
