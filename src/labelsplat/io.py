@@ -8,6 +8,7 @@ are built in a temporary sibling and renamed with :func:`atomic_dir`.
 from __future__ import annotations
 
 import contextlib
+import io as _io
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from . import SCHEMA_VERSION
 from .errors import LabelsplatError
@@ -232,8 +234,6 @@ def atomic_dir(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
 
 # ----------------------------------------------------------------------------- images
 def _open_image(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
     damaged = "the file is damaged or incomplete (an interrupted copy?): copy or export it again"
     if not path.exists():
         raise LabelsplatError("image file not found", path=path,
@@ -313,10 +313,6 @@ def read_label(path: str | Path, num_classes: int | None = None, *, shape: tuple
 
 
 def _encode_image(arr: np.ndarray, fmt: str, **kwargs) -> bytes:
-    import io as _io
-
-    from PIL import Image
-
     buf = _io.BytesIO()
     Image.fromarray(arr).save(buf, format=fmt, **kwargs)
     return buf.getvalue()

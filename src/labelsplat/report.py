@@ -37,12 +37,18 @@ def _fig_to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plot_miou_by_yaw(labellings: dict[str, Any]) -> str | None:
-    import matplotlib
+def _pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend."""
+    import matplotlib  # lazy: matplotlib (~0.4 s), only for the report's plots
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as above; imported after the backend is chosen
 
+    return plt
+
+
+def _plot_miou_by_yaw(labellings: dict[str, Any]) -> str | None:
+    plt = _pyplot()
     bins = [name for name, _, _ in YAW_BINS]
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     plotted = False
@@ -71,11 +77,7 @@ def _plot_miou_by_yaw(labellings: dict[str, Any]) -> str | None:
 
 
 def _plot_losses(train_logs: dict[str, list[dict]]) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     keys = ("loss", "rgb_loss", "sem_loss", "alpha_loss")
     series = {}
     for run, rows in train_logs.items():
@@ -138,6 +140,87 @@ def _metrics_tables(labellings: dict[str, Any]) -> tuple[str, str]:
     return summary, per_class
 
 
+_STYLE = (
+    "<style>body{font-family:sans-serif;margin:24px;max-width:1400px}"
+    "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 7px;"
+    "font-size:13px;text-align:right}td:first-child,th:first-child{text-align:left}"
+    ".grid img{width:128px;height:128px;object-fit:contain;background:#222;image-rendering:pixelated}"
+    ".grid td{text-align:center;font-size:11px}.muted{color:#777}</style></head><body>"
+)
+
+
+def _scores_section(labellings: dict) -> list[str]:
+    if not labellings:
+        return ["<p class='muted'>No ground truth for these scenes: no label scores.</p>"]
+    summary, per_class = _metrics_tables(labellings)
+    parts = ["<h2>Scores against ground truth</h2>", summary]
+    uri = _plot_miou_by_yaw(labellings)
+    if uri:
+        parts.append(f"<p><img alt='mIoU vs yaw' src='{uri}'></p>")
+    return parts + ["<h3>Per class</h3>", per_class]
+
+
+def _consistency_section(consistency: dict) -> list[str]:
+    if not consistency:
+        return []
+    parts = ["<h2>Multiview consistency of the input views' labels</h2>",
+             "<p class='muted'>Labels of each input view reprojected into its nearest views through "
+             "the fitted model's depth; agreement over visible pixels. Before = the input labels, "
+             "after = the refined model's labels at the same views.</p><table>",
+             "<tr><th>scene</th><th>before</th><th>after</th><th>pixels compared</th></tr>"]
+    for k, v in consistency.items():
+        v = v if isinstance(v, dict) else {}
+        before, after = v.get("before") or {}, v.get("after") or {}
+        parts.append(
+            f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(before.get('agreement'))}</td>"
+            f"<td>{_fmt(after.get('agreement'))}</td><td>{_fmt(after.get('compared'))}</td></tr>"
+        )
+    parts.append("</table>")
+    return parts
+
+
+def _view_row(v: ReportView, columns: list[str], root: Path) -> list[str]:
+    """One table row: the view's name and pose, then its image in each column (paths relative to ``root``)."""
+    label = f"{html.escape(v.name)}<br>yaw {v.yaw:+.0f}&deg; pitch {v.pitch:+.0f}&deg;"
+    if v.note:
+        label += f"<br><span class='muted'>{html.escape(v.note)}</span>"
+    parts = [f"<tr><td>{label}</td>"]
+    for c in columns:
+        p = v.images.get(c)
+        if p is None:
+            parts.append("<td></td>")
+            continue
+        try:
+            rel = Path(p).resolve().relative_to(root).as_posix()
+        except ValueError:
+            rel = Path(p).resolve().as_posix()
+        parts.append(f"<td><img loading='lazy' src='{html.escape(rel)}'></td>")
+    parts.append("</tr>")
+    return parts
+
+
+def _views_section(views: list[ReportView], root: Path, max_views_per_bin: int) -> list[str]:
+    if not views:
+        return []
+    parts = ["<h2>Novel views by |yaw| bin</h2>"]
+    columns: list[str] = []
+    for v in views:
+        for c in v.images:
+            if c not in columns:
+                columns.append(c)
+    for b, _, _ in YAW_BINS:
+        in_bin = [v for v in views if yaw_bin(v.yaw) == b][:max_views_per_bin]
+        if not in_bin:
+            continue
+        parts.append(f"<h3>|yaw| {b}</h3><table class='grid'><tr><th>view</th>")
+        parts += [f"<th>{html.escape(c)}</th>" for c in columns]
+        parts.append("</tr>")
+        for v in in_bin:
+            parts += _view_row(v, columns, root)
+        parts.append("</table>")
+    return parts
+
+
 def write_report(
     out_html: str | Path,
     *,
@@ -154,73 +237,16 @@ def write_report(
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;margin:24px;max-width:1400px}"
-        "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 7px;"
-        "font-size:13px;text-align:right}td:first-child,th:first-child{text-align:left}"
-        ".grid img{width:128px;height:128px;object-fit:contain;background:#222;image-rendering:pixelated}"
-        ".grid td{text-align:center;font-size:11px}.muted{color:#777}</style></head><body>",
+        _STYLE,
         f"<h1>{html.escape(title)}</h1>",
     ]
     for note in notes or []:
         parts.append(f"<p class='muted'>{html.escape(note)}</p>")
-    labellings = (metrics or {}).get("labellings") or {}
-    if labellings:
-        summary, per_class = _metrics_tables(labellings)
-        parts += ["<h2>Scores against ground truth</h2>", summary]
-        uri = _plot_miou_by_yaw(labellings)
-        if uri:
-            parts.append(f"<p><img alt='mIoU vs yaw' src='{uri}'></p>")
-        parts += ["<h3>Per class</h3>", per_class]
-    else:
-        parts.append("<p class='muted'>No ground truth for these scenes: no label scores.</p>")
-    consistency = (metrics or {}).get("consistency") or {}
-    if consistency:
-        parts.append("<h2>Multiview consistency of the input views' labels</h2>")
-        parts.append("<p class='muted'>Labels of each input view reprojected into its nearest views through "
-                     "the fitted model's depth; agreement over visible pixels. Before = the input labels, "
-                     "after = the refined model's labels at the same views.</p><table>")
-        parts.append("<tr><th>scene</th><th>before</th><th>after</th><th>pixels compared</th></tr>")
-        for k, v in consistency.items():
-            v = v if isinstance(v, dict) else {}
-            before, after = v.get("before") or {}, v.get("after") or {}
-            parts.append(
-                f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(before.get('agreement'))}</td>"
-                f"<td>{_fmt(after.get('agreement'))}</td><td>{_fmt(after.get('compared'))}</td></tr>"
-            )
-        parts.append("</table>")
+    parts += _scores_section((metrics or {}).get("labellings") or {})
+    parts += _consistency_section((metrics or {}).get("consistency") or {})
     uri = _plot_losses(train_logs or {})
     if uri:
         parts += ["<h2>Fit losses</h2>", f"<p><img alt='losses' src='{uri}'></p>"]
-    if views:
-        parts.append("<h2>Novel views by |yaw| bin</h2>")
-        columns: list[str] = []
-        for v in views:
-            for c in v.images:
-                if c not in columns:
-                    columns.append(c)
-        for b, _, _ in YAW_BINS:
-            in_bin = [v for v in views if yaw_bin(v.yaw) == b][:max_views_per_bin]
-            if not in_bin:
-                continue
-            parts.append(f"<h3>|yaw| {b}</h3><table class='grid'><tr><th>view</th>")
-            parts += [f"<th>{html.escape(c)}</th>" for c in columns]
-            parts.append("</tr>")
-            for v in in_bin:
-                label = f"{html.escape(v.name)}<br>yaw {v.yaw:+.0f}&deg; pitch {v.pitch:+.0f}&deg;"
-                if v.note:
-                    label += f"<br><span class='muted'>{html.escape(v.note)}</span>"
-                parts.append(f"<tr><td>{label}</td>")
-                for c in columns:
-                    p = v.images.get(c)
-                    if p is None:
-                        parts.append("<td></td>")
-                        continue
-                    try:
-                        rel = Path(p).resolve().relative_to(root).as_posix()
-                    except ValueError:
-                        rel = Path(p).resolve().as_posix()
-                    parts.append(f"<td><img loading='lazy' src='{html.escape(rel)}'></td>")
-                parts.append("</tr>")
-            parts.append("</table>")
+    parts += _views_section(views, root, max_views_per_bin)
     parts.append("</body></html>")
     return atomic_write_text(out_html, "\n".join(parts))

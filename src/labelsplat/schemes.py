@@ -397,7 +397,7 @@ def flip_labels(labels, scheme: str | LabelScheme):
     s = get_scheme(scheme)
     lut = s.flip_permutation()
     if type(labels).__module__.startswith("torch"):
-        import torch
+        import torch  # lazy: torch (~1 s); every command uses the schemes, few need torch
 
         if labels.ndim < 2:
             raise LabelsplatError(f"flip_labels expects (H, W) or (B, H, W), got shape {tuple(labels.shape)}")

@@ -319,7 +319,7 @@ def head_coverage_points(camera: Camera, points: np.ndarray, grid: int = 64) -> 
     hole filling), so a dense cloud such as fitted Gaussian means gives the silhouette area.
     Points behind the camera count as outside.
     """
-    from scipy.ndimage import binary_fill_holes
+    from scipy.ndimage import binary_fill_holes  # lazy: scipy.ndimage (~0.2 s), only for head-coverage points
 
     uv, z = camera.project(points)
     front = z > 0
@@ -356,6 +356,79 @@ def _output_size(cams: list[Camera], width: int | None, height: int | None) -> t
     return int(width), int(height)
 
 
+@dataclass
+class _Inputs:
+    """What the input cameras fix for the sampler: their poses around the head (``yaw``, ``pitch``,
+    ``dist``), their focal lengths rescaled to the output ``width``, the medians, and the head's
+    stand-in (``head_points``, else a sphere of ``head_radius``)."""
+
+    yaw: np.ndarray
+    pitch: np.ndarray
+    dist: np.ndarray
+    focal: np.ndarray
+    med_dist: float
+    med_focal: float
+    width: int
+    height: int
+    head: HeadFrame
+    head_points: np.ndarray | None
+    head_radius: float | None
+
+    def head_coverage(self, cam: Camera) -> tuple[float, float]:
+        if self.head_points is not None:
+            return head_coverage_points(cam, self.head_points)
+        return head_coverage_sphere(cam, self.head.center, float(self.head_radius))
+
+
+def _sampler_inputs(cams: list[Camera], head: HeadFrame, width: int | None, height: int | None,
+                    head_radius: float | None, head_points: np.ndarray | None) -> _Inputs:
+    if head_radius is not None and not (math.isfinite(head_radius) and head_radius > 0):
+        raise LabelsplatError(f"head_radius must be a positive number, got {head_radius}")
+    if head_points is not None:
+        head_points = np.asarray(head_points, dtype=np.float64)
+        if head_points.ndim != 2 or head_points.shape[1] != 3 or head_points.shape[0] == 0:
+            raise LabelsplatError(f"head_points must be a non-empty (N, 3) array, got shape {head_points.shape}")
+    in_yaw, in_pitch, in_dist = _median_pose(cams, head)
+    if np.any(in_dist <= 0):
+        raise LabelsplatError("an input camera sits at the head centre; check the head frame")
+    W, H = _output_size(cams, width, height)
+    in_focal = np.array([c.fx * W / c.width for c in cams], dtype=np.float64)
+    med_dist, med_focal = float(np.median(in_dist)), float(np.median(in_focal))
+    if head_points is None and head_radius is None:
+        half_angle = math.atan(0.25 * min(W, H) / med_focal)  # sphere spans half the shorter side
+        head_radius = med_dist * math.sin(half_angle)
+    return _Inputs(in_yaw, in_pitch, in_dist, in_focal, med_dist, med_focal, W, H, head, head_points, head_radius)
+
+
+def _draw(config: ViewSamplerConfig, rng: np.random.Generator, m: int, inp: _Inputs):
+    """``m`` candidate poses: (yaw, pitch, distance, focal, roll), pitch clipped to the limit."""
+    if config.mode == "around_inputs":
+        src = rng.integers(0, len(inp.yaw), m)
+        yaw = _wrap180(config.yaw.sample(rng, m, offset=inp.yaw[src]))
+        pitch = config.pitch.sample(rng, m, offset=inp.pitch[src])
+        dist = inp.dist[src] * config.distance.sample(rng, m)
+        focal = inp.focal[src] * config.focal.sample(rng, m)
+    else:
+        yaw = _wrap180(config.yaw.sample(rng, m))
+        pitch = config.pitch.sample(rng, m)
+        dist = inp.med_dist * config.distance.sample(rng, m)
+        focal = inp.med_focal * config.focal.sample(rng, m)
+    roll = config.roll.sample(rng, m)
+    pitch = np.clip(pitch, -PITCH_LIMIT_DEG, PITCH_LIMIT_DEG)
+    return yaw, pitch, dist, focal, roll
+
+
+def _too_few_views(accepted: int, n: int, tries: int, reasons: dict[str, int], cover: Coverage) -> LabelsplatError:
+    counts = ", ".join(f"{k}: {v}" for k, v in reasons.items() if v)
+    return LabelsplatError(
+        f"view sampling accepted only {accepted} of {n} views after {tries} candidates "
+        f"(rejected - {counts or 'none'}); input coverage: yaw {cover.yaw_center:.0f} +- "
+        f"{cover.yaw_half_width:.0f} deg, pitch {cover.pitch_low:.0f}..{cover.pitch_high:.0f} deg",
+        hint="allow views beyond the inputs' coverage (beyond_coverage / --beyond-coverage), use another "
+        "sampler preset, lower min_head_fraction/min_head_inside, or raise max_tries",
+    )
+
+
 def sample_views(
     input_cameras: list[Camera],
     head: HeadFrame,
@@ -387,25 +460,9 @@ def sample_views(
     cams = list(input_cameras)
     if not cams:
         raise LabelsplatError("view sampling needs the input cameras (got none)")
-    if head_radius is not None and not (math.isfinite(head_radius) and head_radius > 0):
-        raise LabelsplatError(f"head_radius must be a positive number, got {head_radius}")
-    if head_points is not None:
-        head_points = np.asarray(head_points, dtype=np.float64)
-        if head_points.ndim != 2 or head_points.shape[1] != 3 or head_points.shape[0] == 0:
-            raise LabelsplatError(f"head_points must be a non-empty (N, 3) array, got shape {head_points.shape}")
-
-    in_yaw, in_pitch, in_dist = _median_pose(cams, head)
-    if np.any(in_dist <= 0):
-        raise LabelsplatError("an input camera sits at the head centre; check the head frame")
-    W, H = _output_size(cams, width, height)
-    in_focal = np.array([c.fx * W / c.width for c in cams], dtype=np.float64)
-    med_dist, med_focal = float(np.median(in_dist)), float(np.median(in_focal))
-    if head_points is None and head_radius is None:
-        half_angle = math.atan(0.25 * min(W, H) / med_focal)  # sphere spans half the shorter side
-        head_radius = med_dist * math.sin(half_angle)
-    cover = input_coverage(in_yaw, in_pitch, config.coverage_margin_deg)
+    inp = _sampler_inputs(cams, head, width, height, head_radius, head_points)
+    cover = input_coverage(inp.yaw, inp.pitch, config.coverage_margin_deg)
     max_tries = config.max_tries if config.max_tries is not None else max(2000, 200 * n)
-
     if config.extreme_fraction is None:
         quota = None
     else:
@@ -419,19 +476,7 @@ def sample_views(
     batch = max(64, 4 * n)
     while len(accepted) < n and tries < max_tries:
         m = min(batch, max_tries - tries)
-        if config.mode == "around_inputs":
-            src = rng.integers(0, len(cams), m)
-            yaw = _wrap180(config.yaw.sample(rng, m, offset=in_yaw[src]))
-            pitch = config.pitch.sample(rng, m, offset=in_pitch[src])
-            dist = in_dist[src] * config.distance.sample(rng, m)
-            focal = in_focal[src] * config.focal.sample(rng, m)
-        else:
-            yaw = _wrap180(config.yaw.sample(rng, m))
-            pitch = config.pitch.sample(rng, m)
-            dist = med_dist * config.distance.sample(rng, m)
-            focal = med_focal * config.focal.sample(rng, m)
-        roll = config.roll.sample(rng, m)
-        pitch = np.clip(pitch, -PITCH_LIMIT_DEG, PITCH_LIMIT_DEG)
+        yaw, pitch, dist, focal, roll = _draw(config, rng, m, inp)
         inside_cov = cover.contains(yaw, pitch)
         for i in range(m):
             tries += 1
@@ -442,11 +487,8 @@ def sample_views(
             if quota is not None and quota[ext] <= 0:
                 reasons["extreme_quota"] += 1
                 continue
-            cam = camera_from_pose(head, yaw[i], pitch[i], roll[i], dist[i], focal[i], W, H)
-            if head_points is not None:
-                frac, inside = head_coverage_points(cam, head_points)
-            else:
-                frac, inside = head_coverage_sphere(cam, head.center, float(head_radius))
+            cam = camera_from_pose(head, yaw[i], pitch[i], roll[i], dist[i], focal[i], inp.width, inp.height)
+            frac, inside = inp.head_coverage(cam)
             if frac < config.min_head_fraction:
                 reasons["head_too_small"] += 1
                 continue
@@ -460,14 +502,7 @@ def sample_views(
             if len(accepted) == n:
                 break
     if len(accepted) < n:
-        counts = ", ".join(f"{k}: {v}" for k, v in reasons.items() if v)
-        raise LabelsplatError(
-            f"view sampling accepted only {len(accepted)} of {n} views after {tries} candidates "
-            f"(rejected - {counts or 'none'}); input coverage: yaw {cover.yaw_center:.0f} +- "
-            f"{cover.yaw_half_width:.0f} deg, pitch {cover.pitch_low:.0f}..{cover.pitch_high:.0f} deg",
-            hint="allow views beyond the inputs' coverage (beyond_coverage / --beyond-coverage), use another "
-            "sampler preset, lower min_head_fraction/min_head_inside, or raise max_tries",
-        )
+        raise _too_few_views(len(accepted), n, tries, reasons, cover)
     return accepted
 
 

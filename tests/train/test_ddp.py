@@ -122,9 +122,9 @@ def test_two_processes_match_single_process_accumulation(runs, which):
 def test_interrupt_inside_a_step_resumes_exactly(runs, tiny_dataset, tmp_path, monkeypatch):
     """Ctrl-C after step 3's first forward (BN running stats already updated): the saved state
     (step 2) has that update undone, so resuming gives bitwise the uninterrupted weights."""
-    import labelsplat.train.loss as loss_mod
+    import labelsplat.train.loop as loop_mod
 
-    real, calls = loss_mod.ohem_ce_loss, {"n": 0}
+    real, calls = loop_mod.ohem_ce_loss, {"n": 0}
 
     def interrupting(*a, **kw):  # 3 heads x 2 micro-batches per step: call 13 is in step 3
         calls["n"] += 1
@@ -133,10 +133,10 @@ def test_interrupt_inside_a_step_resumes_exactly(runs, tiny_dataset, tmp_path, m
         return real(*a, **kw)
 
     out = tmp_path / "cut.pth"
-    monkeypatch.setattr(loss_mod, "ohem_ce_loss", interrupting)
+    monkeypatch.setattr(loop_mod, "ohem_ce_loss", interrupting)
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(tiny_dataset, runs["init"], out, accumulate=2))
-    monkeypatch.setattr(loss_mod, "ohem_ce_loss", real)
+    monkeypatch.setattr(loop_mod, "ohem_ce_loss", real)
     assert torch.load(artifact_paths(out)["state"], weights_only=True)["step"] == 2
     res = train(_cfg(tiny_dataset, runs["init"], out, accumulate=2), resume=True)
     a, b = torch.load(res.weights, weights_only=True), torch.load(runs["ref"].weights, weights_only=True)

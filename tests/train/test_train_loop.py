@@ -77,3 +77,35 @@ def test_finetune_from_init_and_class_check(tiny_dataset, tmp_path):
         train(_cfg(tiny_dataset, tmp_path / "bad.pth", iters=2, init=str(init), scheme="lapa11"))
     with pytest.raises(LabelsplatError, match="batch-size"):
         train(_cfg(tiny_dataset, tmp_path / "b1.pth", batch_size=1))
+
+
+def test_loop_step_by_step_matches_train(tiny_dataset, tmp_path):
+    """TrainLoop driven by hand (setup, step, finish) gives train()'s losses and weights; run()
+    calls the callbacks in order: setup, every step, finish."""
+    from labelsplat.train.distributed import setup
+    from labelsplat.train.loop import TrainLoop
+
+    ref = train(_cfg(tiny_dataset, tmp_path / "ref.pth"))
+    cfg = _cfg(tiny_dataset, tmp_path / "loop.pth").resolved()
+    loop = TrainLoop(cfg, setup("cpu"))
+    loop.setup()
+    stats = [loop.step() for _ in range(cfg.iters)]
+    assert [s.step for s in stats] == [1, 2, 3, 4] and [s.loss for s in stats] == ref.losses
+    res = loop.finish()
+    a, b = torch.load(ref.weights, weights_only=True), torch.load(res.weights, weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    seen = []
+
+    class Recorder:
+        def on_setup(self, loop):
+            seen.append(("setup", loop.start))
+
+        def on_step(self, loop, stats):
+            seen.append(("step", stats.step))
+
+        def on_finish(self, loop):
+            seen.append(("finish", loop.step_count))
+
+    TrainLoop(cfg, setup("cpu"), overwrite=True, callbacks=[Recorder()]).run()
+    assert seen == [("setup", 0), ("step", 1), ("step", 2), ("step", 3), ("step", 4), ("finish", 4)]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+from PIL import Image
 
 from ..errors import LabelsplatError
 from ..io import IMAGE_EXTENSIONS, list_images, read_rgb
@@ -26,7 +27,7 @@ Progress = Callable[[int, int], None]
 def sharpness(rgb: np.ndarray) -> float:
     """Variance of the Laplacian of the greyscale image (uint8 RGB (H, W, 3) or grey (H, W));
     higher = sharper."""
-    from scipy.ndimage import laplace
+    from scipy.ndimage import laplace  # lazy: scipy.ndimage (~0.2 s), only for the sharpness score
 
     a = np.asarray(rgb)
     if a.ndim == 3:
@@ -63,8 +64,6 @@ def resize_long_side(rgb: np.ndarray, resolution: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     if max(h, w) <= resolution:
         return rgb
-    from PIL import Image
-
     s = resolution / max(h, w)
     size = (max(1, int(round(w * s))), max(1, int(round(h * s))))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
@@ -87,7 +86,7 @@ def iter_video(path: str | Path) -> Iterator[np.ndarray]:
     display rotation when the file has one (portrait phone videos)."""
     path = Path(path)
     try:
-        import av
+        import av  # lazy: optional dependency (the [capture] extra)
     except ImportError as exc:  # pragma: no cover - av is a dependency of the [capture] extra
         raise LabelsplatError("video input needs PyAV", hint="pip install 'labelsplat[capture]' (or pip install av)") from exc
     try:

@@ -31,10 +31,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 
 from ..errors import LabelsplatError
-from ..io import atomic_write_json, read_json, write_png
+from ..io import atomic_write_json, read_json, read_label, read_rgb, write_png
+from ..parsers import landmarks
 from ..scene import Camera, HeadFrame, Scene, load_scene, save_scene
+from ..scene.distortion import undistort_image
+from ..scene.headframe import parse_head_frame
+from ..scene.importers import ImportReport, write_scene
+from ..scene.importers.colmap import read_colmap
+from ..scene.validate import image_size
 from .align import Similarity
 from .frames import is_video, select_photos, select_video_frames
 from .headframe import head_frame_from_landmarks, head_frame_normalisation, scale_from_cameras
@@ -150,8 +157,6 @@ def _check_registered(doc: dict, cfg: CaptureConfig, work: Path) -> None:
 
 
 def _undistorted(view, rgb: np.ndarray) -> np.ndarray:
-    from ..scene.distortion import undistort_image
-
     d = view.distortion
     if d is None or d.is_zero:
         return rgb
@@ -160,19 +165,11 @@ def _undistorted(view, rgb: np.ndarray) -> np.ndarray:
 
 def landmark_head_frame(views, cams: list[Camera], cfg: CaptureConfig, log: Log):
     """Head frame + units per cm from MediaPipe face landmarks (needs the [mediapipe] extra)."""
-    from ..io import read_rgb
-
-    try:
-        from ..parsers.landmarks import detect_face_landmarks
-    except ImportError as exc:
-        raise LabelsplatError(
-            f"the head frame needs face landmarks, but the landmark parser is unavailable ({exc})",
-            hint="install the [mediapipe] extra, or give the head frame with --head-frame JSON") from exc
     lms = []
     log(f"detecting face landmarks in {len(views)} frames")
     for v in views:
         try:
-            lms.append(detect_face_landmarks(_undistorted(v, read_rgb(v.image))))
+            lms.append(landmarks.detect_face_landmarks(_undistorted(v, read_rgb(v.image))))
         except LabelsplatError as exc:
             raise LabelsplatError(
                 f"the head frame needs face landmarks: {exc.message}",
@@ -191,8 +188,6 @@ def landmark_head_frame(views, cams: list[Camera], cfg: CaptureConfig, log: Log)
 
 
 def _given_head_frame(value: Any) -> tuple[HeadFrame, float | None]:
-    from ..scene.headframe import parse_head_frame
-
     hf = parse_head_frame(value)
     raw = value
     if isinstance(value, (str, Path)):
@@ -209,6 +204,70 @@ def _given_head_frame(value: Any) -> tuple[HeadFrame, float | None]:
     return hf, scale
 
 
+def _scene_head_frame(head_frame, views, cams: list[Camera], cfg: CaptureConfig, log: Log,
+                      report: ImportReport) -> tuple[HeadFrame, float, dict[str, Any]]:
+    """The head frame in the reconstruction, its scale (units per cm) and how they were found:
+    given (the scale from the cameras when not given), or from face landmarks."""
+    if head_frame is None:
+        hf, scale, info = landmark_head_frame(views, cams, cfg, log)
+        info["scale_source"] = "landmarks (synthetic-head template, inter-ocular 6.6 cm)"
+        return hf, scale, info
+    hf, scale = _given_head_frame(head_frame)
+    info: dict[str, Any] = {"source": "given"}
+    if scale is None:
+        scale = scale_from_cameras(hf, cams)
+        info["scale_source"] = "median camera distance set to 60 cm"
+        report.notes.append("head frame given without scale: median camera distance set to 60 cm")
+    else:
+        info["scale_source"] = "given"
+    return hf, scale, info
+
+
+def _normalise(views, points, norm: Similarity, cfg: CaptureConfig, report: ImportReport):
+    """Moves the cameras (in place) and the sparse points into the head's frame in cm; keeps the
+    points near the head (none when too few). Returns the points."""
+    for v in views:  # world' = N(world): w2c' = [R_w2c R_N^T | s t - R_w2c R_N^T t_N]
+        R, t = v.w2c[:3, :3], v.w2c[:3, 3]
+        Rn = R @ norm.R.T
+        m = np.eye(4)
+        m[:3, :3] = Rn
+        m[:3, 3] = norm.scale * t - Rn @ norm.t
+        v.w2c = m
+    if points is None or not len(points[0]):
+        return points
+    xyz = norm.apply(points[0])
+    near = np.linalg.norm(xyz, axis=1) <= float(cfg.points_radius_cm)
+    report.notes.append(f"{int(near.sum())} of {len(xyz)} sparse points within {cfg.points_radius_cm:g} cm "
+                        f"of the head centre kept")
+    points = (xyz[near], points[1][near])
+    if len(points[0]) < int(cfg.min_points):
+        report.notes.append(f"fewer than {cfg.min_points} points near the head: no point cloud written "
+                            f"(the fit starts from its visual hull)")
+        points = None
+    return points
+
+
+def _record_provenance(scene: Scene, inp: str | Path, doc: dict, cfg: CaptureConfig, info: dict, norm: Similarity,
+                       hf: HeadFrame, scale: float, seconds: float) -> None:
+    """Each frame's source index (and name), and the capture's record in the scene's extras."""
+    by_name = {s["name"].rsplit(".", 1)[0]: s for s in doc["selected"]}
+    for f in scene.frames:
+        sel = by_name.get(f.name)
+        if sel is not None:
+            f.extra["source_index"] = sel["source_index"]
+            if sel.get("source_name"):
+                f.extra["source_name"] = sel["source_name"]
+    scene.extra["units"] = "cm"
+    scene.extra["capture"] = {
+        "input": str(Path(inp).resolve()), "video": doc["video"], "frames_seen": doc["frames_seen"],
+        "frames_selected": len(doc["selected"]), "sfm": doc["sfm"], "head_frame": info,
+        "reconstruction_to_scene": norm.to_dict(),
+        "reconstruction_head_frame": {**hf.to_dict(), "scale": scale},
+        "config": json.loads(json.dumps(asdict(cfg))),
+        "seconds": round(seconds, 2),
+    }
+
+
 def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig(), *,
             head_frame: HeadFrame | dict | str | Path | None = None, work_dir: str | Path | None = None,
             labels_dir: str | Path | None = None,
@@ -222,9 +281,6 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
     frame, 5 digits, from 0), for photos ``<photo stem>.png``; resized (nearest) and undistorted
     like the images. Returns the written scene (cameras in cm, head frame = identity).
     """
-    from ..scene.importers import ImportReport, write_scene
-    from ..scene.importers.colmap import read_colmap
-
     out = Path(out)
     if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
         raise LabelsplatError("the output already exists", path=out, hint="pass --overwrite or choose another --out")
@@ -246,36 +302,9 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
             views = [v for v in views if v.image.name in registered]
         cams = [Camera.from_w2c_opencv(v.w2c, v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2], v.width, v.height)
                 for v in views]
-        if head_frame is not None:
-            hf, scale = _given_head_frame(head_frame)
-            info: dict[str, Any] = {"source": "given"}
-            if scale is None:
-                scale = scale_from_cameras(hf, cams)
-                info["scale_source"] = "median camera distance set to 60 cm"
-                report.notes.append("head frame given without scale: median camera distance set to 60 cm")
-            else:
-                info["scale_source"] = "given"
-        else:
-            hf, scale, info = landmark_head_frame(views, cams, cfg, log)
-            info["scale_source"] = "landmarks (synthetic-head template, inter-ocular 6.6 cm)"
+        hf, scale, info = _scene_head_frame(head_frame, views, cams, cfg, log, report)
         norm = head_frame_normalisation(hf, scale)
-        for v in views:  # world' = N(world): w2c' = [R_w2c R_N^T | s t - R_w2c R_N^T t_N]
-            R, t = v.w2c[:3, :3], v.w2c[:3, 3]
-            Rn = R @ norm.R.T
-            m = np.eye(4)
-            m[:3, :3] = Rn
-            m[:3, 3] = norm.scale * t - Rn @ norm.t
-            v.w2c = m
-        if points is not None and len(points[0]):
-            xyz = norm.apply(points[0])
-            near = np.linalg.norm(xyz, axis=1) <= float(cfg.points_radius_cm)
-            report.notes.append(f"{int(near.sum())} of {len(xyz)} sparse points within {cfg.points_radius_cm:g} cm "
-                                f"of the head centre kept")
-            points = (xyz[near], points[1][near])
-            if len(points[0]) < int(cfg.min_points):
-                report.notes.append(f"fewer than {cfg.min_points} points near the head: no point cloud written "
-                                    f"(the fit starts from its visual hull)")
-                points = None
+        points = _normalise(views, points, norm, cfg, report)
         labels = None
         if labels_dir is not None:
             labels = _collect_labels(Path(labels_dir), doc, views, work)
@@ -286,22 +315,7 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
                             labels_dir=labels,
                             head_frame=HeadFrame.identity(), label_scheme=cfg.label_scheme, overwrite=overwrite,
                             points=points)
-        by_name = {s["name"].rsplit(".", 1)[0]: s for s in doc["selected"]}
-        for f in scene.frames:
-            sel = by_name.get(f.name)
-            if sel is not None:
-                f.extra["source_index"] = sel["source_index"]
-                if sel.get("source_name"):
-                    f.extra["source_name"] = sel["source_name"]
-        scene.extra["units"] = "cm"
-        scene.extra["capture"] = {
-            "input": str(Path(inp).resolve()), "video": doc["video"], "frames_seen": doc["frames_seen"],
-            "frames_selected": len(doc["selected"]), "sfm": doc["sfm"], "head_frame": info,
-            "reconstruction_to_scene": norm.to_dict(),
-            "reconstruction_head_frame": {**hf.to_dict(), "scale": scale},
-            "config": json.loads(json.dumps(asdict(cfg))),
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
+        _record_provenance(scene, inp, doc, cfg, info, norm, hf, scale, time.perf_counter() - t0)
         save_scene(scene)
         return load_scene(out)
     finally:
@@ -311,11 +325,6 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
 
 def _collect_labels(labels_dir: Path, doc: dict, views, work: Path) -> Path:
     """Copy the labels of the kept frames to ``work/labels/<view name>.png`` at the frames' size."""
-    from PIL import Image
-
-    from ..io import read_label
-    from ..scene.validate import image_size
-
     if not labels_dir.is_dir():
         raise LabelsplatError("--labels folder not found", path=labels_dir)
     d = work / "labels"
@@ -345,18 +354,12 @@ def _collect_labels(labels_dir: Path, doc: dict, views, work: Path) -> Path:
 
 
 def _write_masks(views, work: Path, log: Log) -> Path:
-    from ..io import read_rgb
-
-    try:
-        from ..parsers.landmarks import selfie_mask
-    except ImportError as exc:
-        raise LabelsplatError(f"--mask needs the landmark parser ({exc})", hint="install the [mediapipe] extra or drop --mask") from exc
     d = work / "masks"
     if d.exists():
         shutil.rmtree(d)
     log(f"selfie segmentation masks for {len(views)} frames")
     for v in views:
-        m = selfie_mask(read_rgb(v.image))  # distorted like the image; write_scene undistorts both
+        m = landmarks.selfie_mask(read_rgb(v.image))  # distorted like the image; write_scene undistorts both
         write_png(d / f"{v.name}.png", (np.asarray(m, dtype=bool).astype(np.uint8) * 255))
     return d
 

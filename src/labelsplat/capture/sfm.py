@@ -56,7 +56,7 @@ class SfmResult:
 
 
 def _import_pycolmap():
-    try:
+    try:  # lazy: optional dependency (the [capture] extra)
         import pycolmap
     except ImportError as exc:
         raise LabelsplatError("capture needs pycolmap", hint="pip install 'labelsplat[capture]' (or pip install pycolmap)") from exc

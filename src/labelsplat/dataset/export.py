@@ -31,15 +31,18 @@ import re
 import shutil
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .. import __version__
 from ..errors import LabelsplatError
-from ..io import IGNORE_INDEX, atomic_dir, read_json, write_png
+from ..io import IGNORE_INDEX, atomic_dir, atomic_write_json, read_json, read_label, write_png
 from ..scene import Camera, Frame, HeadFrame, Scene, load_scene, save_scene
+from ..schemes import convert_labels, get_scheme, overlay
 
 MANIFEST = "manifest.json"
 CELEBAMASK_DIR = "CelebAMask-HQ-mask-anno"
@@ -49,8 +52,6 @@ _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 def versions() -> dict[str, str]:
     """Versions of the software that wrote a file (no heavy imports)."""
-    from importlib import metadata
-
     out = {"labelsplat": __version__, "python": sys.version.split()[0], "numpy": np.__version__}
     for pkg in ("torch", "gsplat"):
         try:
@@ -120,8 +121,6 @@ class DatasetWriter:
         overlay_alpha: float = 0.5,
         workers: int | None = None,
     ):
-        from ..schemes import get_scheme
-
         self.out_dir = Path(out_dir)
         self.scheme = get_scheme(scheme)
         self.overwrite = overwrite
@@ -204,8 +203,6 @@ class DatasetWriter:
         make = arr if callable(arr) else (lambda a=arr: a)
 
         def job() -> None:
-            from PIL import Image
-
             kw = {"compress_level": 1} if fmt == "PNG" else {"quality": 90}
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb") as fh:
@@ -237,8 +234,6 @@ class DatasetWriter:
         rendered camera (same size). ``meta``: ``source_scene``, ``yaw``, ``pitch``,
         ``accepted`` (default True), ``reason``, ``split``, ``mean_confidence`` and any other
         JSON-able keys (stored in the manifest entry). Returns the manifest entry."""
-        from ..schemes import overlay
-
         tmp = self._require_open()
         self._check_name(name)
         meta = dict(meta or {})
@@ -337,8 +332,6 @@ class DatasetWriter:
                                       extra=extra))
 
     def _write_celebamask(self, tmp: Path, name: str, lab: np.ndarray) -> int:
-        from ..schemes import convert_labels, get_scheme
-
         dst = get_scheme("celebamask-hq")
         conv = convert_labels(lab, self.scheme, dst, dst_lr=self.celebamask_lr)
         idx = self._camhq_count
@@ -354,8 +347,6 @@ class DatasetWriter:
 
     def _merge_view(self, src_dir: Path, name: str, files: dict, camera: Camera, meta: dict) -> None:
         """Copy one view's files from an existing dataset (used by :func:`merge_datasets`)."""
-        from ..io import read_label
-
         tmp = self._require_open()
         self._check_name(name)
         accepted = bool(meta.pop("accepted", True))
@@ -411,8 +402,6 @@ class DatasetWriter:
         if self._frames:
             save_scene(Scene(tmp, self._frames, label_scheme=self.scheme.name, head_frame=self.head_frame), tmp)
         if self.celebamask_layout:
-            from ..io import atomic_write_json
-
             atomic_write_json(tmp / CELEBAMASK_DIR / "index.json", {
                 "scheme": "celebamask-hq", "source_scheme": self.scheme.name, "dst_lr": self.celebamask_lr,
                 "views": self._camhq_index,
@@ -427,8 +416,6 @@ class DatasetWriter:
             "celebamask_layout": CELEBAMASK_DIR if self.celebamask_layout else None,
             "views": self._views,
         }
-        from ..io import atomic_write_json
-
         atomic_write_json(tmp / MANIFEST, manifest)
 
 

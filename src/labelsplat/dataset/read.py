@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import LabelsplatError
 from ..io import read_json
+from ..schemes import get_scheme
 
 MANIFEST = "manifest.json"
 
@@ -101,8 +102,6 @@ def read_dataset(path: str | Path, *, split: str | None = None, check_files: boo
     scheme = data.get("label_scheme")
     if not isinstance(scheme, str) or not scheme:
         raise LabelsplatError("manifest.json has no 'label_scheme' (the scheme of labels/)", path=manifest)
-    from ..schemes import get_scheme
-
     try:
         get_scheme(scheme)
     except LabelsplatError as exc:

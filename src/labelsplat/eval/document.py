@@ -16,8 +16,11 @@ carry ``"pooled_from": [source names]`` and keep each source's consistency under
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import numpy
 
 from .. import SCHEMA_VERSION, __version__
 from ..errors import LabelsplatError
@@ -27,15 +30,11 @@ from .scores import LabellingScores
 
 def versions() -> dict[str, str | None]:
     """Versions of labelsplat, torch, numpy and Python (torch read from package metadata, not imported)."""
-    from importlib import metadata
-
     def v(pkg: str) -> str | None:
         try:
             return metadata.version(pkg)
         except metadata.PackageNotFoundError:
             return None
-
-    import numpy
 
     return {"labelsplat": __version__, "torch": v("torch"), "numpy": numpy.__version__, "python": platform.python_version()}
 

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LabelsplatError
+from ..io import list_images, read_label
+from ..scene import TRANSFORMS, load_scene, yaw_pitch
+from ..scene.headframe import estimate_head_frame
+from ..schemes import get_scheme
 from .scores import LabellingScores
 
 
@@ -30,8 +34,6 @@ class FolderEvaluation:
 
 
 def _index_folder(folder: Path) -> dict[str, Path]:
-    from ..io import list_images
-
     out: dict[str, Path] = {}
     for p in list_images(folder):
         if p.stem in out:
@@ -54,8 +56,6 @@ def _aliases(frame) -> list[str]:
 
 
 def _is_scene_dir(path: Path) -> bool:
-    from ..scene import TRANSFORMS
-
     return path.is_dir() and (path / TRANSFORMS).is_file()
 
 
@@ -69,6 +69,64 @@ def _mismatch(only_pred, only_gt, where) -> None:
         parts.append(f"ground truth without prediction: {_few(only_gt)}")
     raise LabelsplatError("label files do not match by name; " + "; ".join(parts), path=where,
                           hint="both sides need the same file names (stems)")
+
+
+def _scene_views(sc, pred: Path, gt: Path | None) -> dict[str, tuple[Path, Path, object]]:
+    """PRED a scene: its frames' labels, against ``gt`` (a folder) or the frames' GT labels."""
+    frames = [f for f in sc.frames if f.label_path]
+    if not frames:
+        raise LabelsplatError("the scene's frames have no label_path to evaluate", path=pred)
+    views: dict[str, tuple[Path, Path, object]] = {}
+    gts = _index_folder(gt) if gt is not None else None
+    used: set[str] = set()
+    missing = []
+    for f in frames:
+        if gts is None:
+            if not f.gt_label_path:
+                missing.append(f.name)
+                continue
+            views[f.name] = (sc.path(f.label_path), sc.path(f.gt_label_path), f)
+        else:
+            key = next((k for k in _aliases(f) if k in gts), None)
+            if key is None:
+                missing.append(f.name)
+                continue
+            used.add(key)
+            views[f.name] = (sc.path(f.label_path), gts[key], f)
+    if gts is None and missing:
+        raise LabelsplatError(f"frames without gt_label_path: {_few(missing)}", path=pred,
+                              hint="give the GT folder as the second argument")
+    _mismatch(missing, set(gts) - used if gts is not None else set(), gt or pred)
+    return views
+
+
+def _folder_views(pred: Path, gt: Path | None, sc, scene_path: Path | None) -> dict[str, tuple[Path, Path, object]]:
+    """PRED a folder: its files against ``gt`` (a folder) or the scene frames' GT labels, matched by
+    stem; with a scene, every file must match a frame."""
+    preds = _index_folder(pred)
+    alias_map: dict[str, object] = {}
+    if sc is not None:
+        for f in sc.frames:
+            for k in _aliases(f):
+                alias_map.setdefault(k, f)
+    if gt is not None:
+        gts = _index_folder(gt)
+    elif sc is not None:
+        gts = {}
+        for stem in preds:
+            f = alias_map.get(stem)
+            if f is not None and f.gt_label_path:
+                gts[stem] = sc.path(f.gt_label_path)
+    else:
+        raise LabelsplatError("no ground truth: give the GT folder (or a scene whose frames have gt_label_path)",
+                              path=pred)
+    _mismatch(set(preds) - set(gts), set(gts) - set(preds), pred)
+    if sc is not None:
+        unknown = [stem for stem in preds if stem not in alias_map]
+        if unknown:
+            raise LabelsplatError(f"no scene frame matches {_few(unknown)} (by frame name or file stem)",
+                                  path=scene_path)
+    return {stem: (preds[stem], gts[stem], alias_map.get(stem)) for stem in preds}
 
 
 def evaluate_label_folders(
@@ -85,10 +143,6 @@ def evaluate_label_folders(
     validated against it (ids outside -> error naming the file) and each prediction must have its
     GT's size (and, with a scene, the camera's).
     """
-    from ..io import read_label
-    from ..scene import load_scene, yaw_pitch
-    from ..schemes import get_scheme
-
     pred, gt = Path(pred), None if gt is None else Path(gt)
     scene_path = None if scene is None else Path(scene)
     pred_is_scene = scene_path is None and _is_scene_dir(pred)
@@ -96,66 +150,13 @@ def evaluate_label_folders(
         scene_path = pred
     sc = load_scene(scene_path) if scene_path is not None else None
     s = get_scheme(scheme if scheme is not None else (sc.label_scheme if sc is not None else "celebamask19-zll"))
-
     # views: name -> (pred path, gt path, frame or None)
-    views: dict[str, tuple[Path, Path, object]] = {}
-    if pred_is_scene:
-        frames = [f for f in sc.frames if f.label_path]
-        if not frames:
-            raise LabelsplatError("the scene's frames have no label_path to evaluate", path=pred)
-        gts = _index_folder(gt) if gt is not None else None
-        used: set[str] = set()
-        missing = []
-        for f in frames:
-            if gts is None:
-                if not f.gt_label_path:
-                    missing.append(f.name)
-                    continue
-                views[f.name] = (sc.path(f.label_path), sc.path(f.gt_label_path), f)
-            else:
-                key = next((k for k in _aliases(f) if k in gts), None)
-                if key is None:
-                    missing.append(f.name)
-                    continue
-                used.add(key)
-                views[f.name] = (sc.path(f.label_path), gts[key], f)
-        if gts is None and missing:
-            raise LabelsplatError(f"frames without gt_label_path: {_few(missing)}", path=pred,
-                                  hint="give the GT folder as the second argument")
-        _mismatch(missing, set(gts) - used if gts is not None else set(), gt or pred)
-    else:
-        preds = _index_folder(pred)
-        alias_map: dict[str, object] = {}
-        if sc is not None:
-            for f in sc.frames:
-                for k in _aliases(f):
-                    alias_map.setdefault(k, f)
-        if gt is not None:
-            gts = _index_folder(gt)
-        elif sc is not None:
-            gts = {}
-            for stem in preds:
-                f = alias_map.get(stem)
-                if f is not None and f.gt_label_path:
-                    gts[stem] = sc.path(f.gt_label_path)
-        else:
-            raise LabelsplatError("no ground truth: give the GT folder (or a scene whose frames have gt_label_path)",
-                                  path=pred)
-        _mismatch(set(preds) - set(gts), set(gts) - set(preds), pred)
-        if sc is not None:
-            unknown = [stem for stem in preds if stem not in alias_map]
-            if unknown:
-                raise LabelsplatError(f"no scene frame matches {_few(unknown)} (by frame name or file stem)",
-                                      path=scene_path)
-        for stem in preds:
-            views[stem] = (preds[stem], gts[stem], alias_map.get(stem))
+    views = _scene_views(sc, pred, gt) if pred_is_scene else _folder_views(pred, gt, sc, scene_path)
 
     head = None
     if sc is not None:
         head = sc.head_frame
         if head is None:
-            from ..scene.headframe import estimate_head_frame
-
             head = estimate_head_frame(sc.cameras, source=scene_path)
 
     acc = LabellingScores(s.num_classes, s.classes, boundary_radius=boundary_radius)

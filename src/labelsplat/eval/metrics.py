@@ -140,7 +140,7 @@ def boundary_exclusion_mask(gt, radius: int = 1) -> np.ndarray:
     not a boundary; a change to/from 255 counts as a boundary. The boundary-excluded metrics
     count only pixels where this mask is False.
     """
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: scipy.ndimage (~0.2 s), only for boundary exclusion
 
     g = _as_ids(gt, "ground truth")
     if g.ndim not in (2, 3):

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import LabelsplatError
 from ..scene.camera import YAW_BINS, yaw_bin
+from ..schemes import get_scheme
 from .metrics import METRIC_KEYS, boundary_exclusion_mask, confusion_matrix, scores_from_confusion
 
 BIN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in YAW_BINS)
@@ -59,8 +60,6 @@ class LabellingScores:
 
     @classmethod
     def for_scheme(cls, scheme) -> "LabellingScores":
-        from ..schemes import get_scheme
-
         s = get_scheme(scheme)
         return cls(s.num_classes, s.classes)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LabelsplatError
+from ..schemes import get_scheme
 
 
 @dataclass
@@ -33,7 +34,7 @@ class ExtractResult:
 
 
 def _as_tensor(x, name: str):
-    import torch
+    import torch  # lazy: torch (~1 s); extract's post-processing runs without it
 
     if isinstance(x, torch.Tensor):
         t = x.detach()
@@ -48,7 +49,7 @@ def _as_tensor(x, name: str):
 
 
 def _check_alpha(alpha, shape: tuple[int, int, int], device):
-    import torch
+    import torch  # lazy: torch (~1 s); extract's post-processing runs without it
 
     a = _as_tensor(alpha, "alpha").to(device=device, dtype=torch.float32)
     if tuple(a.shape) == shape + (1,):
@@ -59,7 +60,7 @@ def _check_alpha(alpha, shape: tuple[int, int, int], device):
 
 
 def _background_fill(labels, conf, ent, alpha, alpha_threshold: float, background_index: int):
-    import torch
+    import torch  # lazy: torch (~1 s); extract's post-processing runs without it
 
     bg = alpha < alpha_threshold
     a = alpha.clamp(1e-7, 1 - 1e-7)
@@ -71,7 +72,7 @@ def _background_fill(labels, conf, ent, alpha, alpha_threshold: float, backgroun
 
 
 def _result(labels, conf, ent) -> ExtractResult:
-    import torch
+    import torch  # lazy: torch (~1 s); extract's post-processing runs without it
 
     return ExtractResult(
         labels.to("cpu", dtype=torch.uint8).numpy(),
@@ -93,7 +94,7 @@ def extract_argmax(
     ``logits`` and ``alpha`` may be numpy arrays or torch tensors (computed on the tensor's
     device, ``chunk`` views at a time to bound memory). See the module docstring for alpha.
     """
-    import torch
+    import torch  # lazy: torch (~1 s); extract's post-processing runs without it
 
     t = _as_tensor(logits, "logits")
     if t.ndim != 4:
@@ -144,7 +145,7 @@ def _soft_assign(x, centres, centre_class, num_classes: int, sigma: float):
     """Per-pixel class distribution from colour distances to ``centres`` (C, 3):
     ``softmax(-|x - c|^2 / (2 sigma^2))`` over centres, summed per class (``centre_class`` (C,)).
     Returns (label, max class probability, class entropy)."""
-    import torch
+    import torch  # lazy: torch (~1 s); extract's post-processing runs without it
 
     d2 = ((x[..., None, :] - centres) ** 2).sum(-1)
     p_c = torch.softmax(-d2 / (2.0 * sigma * sigma), dim=-1)
@@ -184,9 +185,7 @@ def extract_palette(
     :func:`default_sigma` of the palette. ``background_index`` defaults to the scheme's
     ``background`` class (or 0).
     """
-    import torch
-
-    from ..schemes import get_scheme
+    import torch  # lazy: torch (~1 s); extract's post-processing runs without it
 
     s = get_scheme(scheme)
     if method not in ("nearest", "kmeans"):

@@ -66,6 +66,7 @@ import numpy as np
 
 from ..errors import LabelsplatError
 from ..io import IGNORE_INDEX
+from ..schemes import get_scheme
 
 # the face parts that occur once per head (the ``single_instance`` default before 2026-11-26; now
 # the default is the neck only, see the module docstring)
@@ -175,6 +176,7 @@ class Components:
 
 def connected_components(labels: np.ndarray, connectivity: int = 2) -> Components:
     """Components of every class in every view in one pass (views stacked with separator rows)."""
+    # lazy: scikit-image's measure module (~0.2 s); the post-processing config is used without it
     from skimage.measure import label as sk_label
 
     lab = np.asarray(labels)
@@ -376,6 +378,166 @@ def _per_pixel(arr, dtype, shape: tuple, name: str, expected: str = "") -> np.nd
     return out
 
 
+@dataclass
+class _Plan:
+    """What :func:`postprocess` does to one batch, resolved once from the config, the scheme and
+    which inputs were given; ``steps`` is the report's description of each step."""
+
+    cfg: PostprocessConfig
+    bg: int
+    pairs: list[tuple[int, int]]
+    lr_mode: str | None  # "geometric" | "profile" | None
+    alpha_holes: bool
+    is_single: np.ndarray  # (256,) bool: single-instance class ids
+    max_hole: float | None
+    steps: dict[str, str]
+    missing: list[str]
+
+    @property
+    def remove_small(self) -> bool:
+        return self.steps["remove_small"] != "off"
+
+    @property
+    def keep_largest(self) -> bool:
+        return self.steps["keep_largest"] != "off"
+
+
+def _lr_step(cfg: PostprocessConfig, s, pairs, *, geometric: bool, has_yaw: bool) -> tuple[str | None, str]:
+    """The left/right consistency mode (``geometric``, ``profile`` or None) and its report string."""
+    if not cfg.lr_consistency:
+        return None, "off"
+    if s.lr_convention != "subject":
+        return None, f"skipped: scheme {s.name!r} has lr_convention {s.lr_convention!r} (needs 'subject')"
+    if not pairs:
+        return None, "skipped: the scheme has no left/right pairs"
+    if geometric:
+        return "geometric", "applied (geometric: depth + head frame)"
+    if has_yaw:
+        return "profile", f"applied (profile rule: |yaw| >= {cfg.profile_yaw:g})"
+    return None, "skipped: needs depth + cameras + head, or yaw"
+
+
+def _fill_holes_step(cfg: PostprocessConfig, alpha_holes: bool) -> str:
+    if not cfg.fill_holes:
+        return "off"
+    if alpha_holes:
+        rule = ("mean alpha" if cfg.hole_alpha_rule == "mean" else "majority of pixels with alpha")
+        return f"applied (alpha-aware: holes with {rule} >= {cfg.hole_min_alpha:g})"
+    if cfg.hole_min_alpha is not None:
+        return "applied (no alpha given: every enclosed hole, not alpha-aware)"
+    return "applied (hole_min_alpha None: every enclosed hole)"
+
+
+def _plan(cfg: PostprocessConfig, s, h: int, w: int, *, geometric: bool, has_yaw: bool, has_alpha: bool,
+          has_low_visibility: bool) -> _Plan:
+    pairs = _lr_pairs(s)
+    steps: dict[str, str] = {}
+    lr_mode, steps["lr_consistency"] = _lr_step(cfg, s, pairs, geometric=geometric, has_yaw=has_yaw)
+    steps["remove_small"] = f"applied (min_area {cfg.min_area})" if cfg.remove_small and cfg.min_area > 0 else "off"
+    alpha_holes = cfg.fill_holes and has_alpha and cfg.hole_min_alpha is not None
+    steps["fill_holes"] = _fill_holes_step(cfg, alpha_holes)
+    single_ids, missing = [], []
+    for name in cfg.single_instance:
+        if name in s.classes or name in s.concepts:
+            single_ids.append(s.index(name))
+        else:
+            missing.append(name)
+    steps["keep_largest"] = "applied" if cfg.keep_largest and single_ids else "off"
+    steps["min_confidence"] = f"applied (< {cfg.min_confidence:g} -> 255)" if cfg.min_confidence is not None else "off"
+    steps["low_visibility"] = "applied" if has_low_visibility else "off (no mask given)"
+    steps["min_view_confidence"] = (f"applied (< {cfg.min_view_confidence:g} rejected)"
+                                    if cfg.min_view_confidence is not None else "off")
+    is_single = np.zeros(256, dtype=bool)
+    is_single[single_ids] = True
+    max_hole = None if cfg.max_hole_fraction is None else cfg.max_hole_fraction * h * w
+    bg = s.index("background") if "background" in s.concepts else 0
+    return _Plan(cfg, bg, pairs, lr_mode, alpha_holes, is_single, max_hole, steps, missing)
+
+
+def _extra_components(comps: Components, real: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Components of single-instance classes other than the largest of their (view, class)
+    (and, with ``largest_keep_ratio``, smaller than that ratio of it)."""
+    extra = np.zeros(comps.label.size, dtype=bool)
+    cand = np.flatnonzero(plan.is_single[comps.label] & real)
+    if cand.size:
+        key = comps.view[cand] * 256 + comps.label[cand]
+        order = np.lexsort((-comps.area[cand], key))
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = key[order][1:] != key[order][:-1]
+        drop = ~first
+        if plan.cfg.largest_keep_ratio is not None:
+            a_sorted = comps.area[cand[order]]
+            largest = a_sorted[np.maximum.accumulate(np.where(first, np.arange(order.size), 0))]
+            drop &= a_sorted < plan.cfg.largest_keep_ratio * largest
+        extra[cand[order[drop]]] = True
+    return extra
+
+
+def _clean_components(cur: np.ndarray, alpha: np.ndarray | None, plan: _Plan, counts: dict) -> np.ndarray:
+    """Steps 2-4 on one chunk: small components, holes, all but the largest of single-instance
+    classes; removed pixels take the nearest kept label. ``counts`` gets the pixels changed."""
+    cfg, nb = plan.cfg, cur.shape[0]
+    comps = connected_components(cur, cfg.connectivity)
+    n = comps.label.size
+    real = comps.label != IGNORE_INDEX
+    small = np.zeros(n, dtype=bool)
+    hole = np.zeros(n, dtype=bool)
+    extra = np.zeros(n, dtype=bool)
+    if plan.remove_small:
+        small = real & (comps.area < cfg.min_area)
+    if cfg.fill_holes:
+        hole = (comps.label == plan.bg) & ~comps.touches_border
+        if plan.max_hole is not None:
+            hole &= comps.area <= plan.max_hole
+        hole &= ~small
+        if plan.alpha_holes and hole.any():
+            hole &= _opaque_components(comps, alpha, hole, cfg)
+    if plan.keep_largest:
+        extra = _extra_components(comps, real, plan)
+        extra &= ~small
+    removed = small | hole | extra
+    if not removed.any():
+        return cur
+    mask = removed[comps.ids]
+    for key_name, sel in (("small_components", small), ("holes", hole), ("extra_components", extra)):
+        counts[key_name] = np.bincount(comps.view[sel], weights=comps.area[sel], minlength=nb).astype(np.int64)
+    return reassign_nearest(cur, mask)
+
+
+def _ignore_and_report(cur: np.ndarray, conf: np.ndarray, low_vis: np.ndarray | None, plan: _Plan, counts: dict,
+                       reports: list[ViewReport]) -> np.ndarray:
+    """Steps 5-6 on one chunk: low confidence / low visibility -> 255, and each view's report
+    (``reports``: the chunk's views). Returns the final labels."""
+    cfg, bg = plan.cfg, plan.bg
+    nb, h, w = cur.shape
+    fg = (cur != bg) & (cur != IGNORE_INDEX)
+    fg_n = fg.reshape(nb, -1).sum(1)
+    mean_conf = np.where(fg_n > 0, (conf * fg).reshape(nb, -1).sum(1) / np.maximum(fg_n, 1), 0.0)
+    final = cur.copy()
+    if cfg.min_confidence is not None:
+        low = (conf < cfg.min_confidence) & (final != IGNORE_INDEX)
+        counts["low_confidence"] = low.reshape(nb, -1).sum(1)
+        final[low] = IGNORE_INDEX
+    if low_vis is not None:
+        lowv = low_vis & (final != IGNORE_INDEX)
+        counts["low_visibility"] = lowv.reshape(nb, -1).sum(1)
+        final[lowv] = IGNORE_INDEX
+    ign = (final == IGNORE_INDEX).reshape(nb, -1).mean(1)
+    for i, r in enumerate(reports):
+        r.mean_confidence = float(mean_conf[i])
+        r.foreground_fraction = float(fg_n[i] / (h * w))
+        r.ignore_fraction = float(ign[i])
+        r.changed = {k: int(counts[k][i]) for k in CHANGE_KEYS}
+        if cfg.min_view_confidence is not None:
+            if fg_n[i] == 0:
+                r.accepted, r.reason = False, "no foreground pixels"
+            elif mean_conf[i] < cfg.min_view_confidence:
+                r.accepted = False
+                r.reason = (f"mean foreground confidence {mean_conf[i]:.3f} < "
+                            f"min_view_confidence {cfg.min_view_confidence:g}")
+    return final
+
+
 def postprocess(
     labels,
     confidence,
@@ -398,148 +560,37 @@ def postprocess(
     alpha-aware (only holes the model renders a surface over are filled). The inputs are not
     modified.
     """
-    from ..schemes import get_scheme
-
     t0 = time.perf_counter()
     cfg = config or PostprocessConfig()
     s = get_scheme(scheme)
     lab, conf, yaw_arr, lv, dep, alp = _check_inputs(labels, confidence, s, yaw, low_visibility_mask, cameras, depth,
                                                      alpha)
     b, h, w = lab.shape
-    bg = s.index("background") if "background" in s.concepts else 0
-    pairs = _lr_pairs(s)
-
-    steps: dict[str, str] = {}
-    lr_mode: str | None = None  # "geometric" | "profile" | None
-    if not cfg.lr_consistency:
-        steps["lr_consistency"] = "off"
-    elif s.lr_convention != "subject":
-        steps["lr_consistency"] = f"skipped: scheme {s.name!r} has lr_convention {s.lr_convention!r} (needs 'subject')"
-    elif not pairs:
-        steps["lr_consistency"] = "skipped: the scheme has no left/right pairs"
-    elif dep is not None and head is not None:
-        lr_mode = "geometric"
-        steps["lr_consistency"] = "applied (geometric: depth + head frame)"
-    elif yaw_arr is not None:
-        lr_mode = "profile"
-        steps["lr_consistency"] = f"applied (profile rule: |yaw| >= {cfg.profile_yaw:g})"
-    else:
-        steps["lr_consistency"] = "skipped: needs depth + cameras + head, or yaw"
-    steps["remove_small"] = f"applied (min_area {cfg.min_area})" if cfg.remove_small and cfg.min_area > 0 else "off"
-    alpha_holes = cfg.fill_holes and alp is not None and cfg.hole_min_alpha is not None
-    if not cfg.fill_holes:
-        steps["fill_holes"] = "off"
-    elif alpha_holes:
-        rule = ("mean alpha" if cfg.hole_alpha_rule == "mean" else "majority of pixels with alpha")
-        steps["fill_holes"] = f"applied (alpha-aware: holes with {rule} >= {cfg.hole_min_alpha:g})"
-    elif cfg.hole_min_alpha is not None:
-        steps["fill_holes"] = "applied (no alpha given: every enclosed hole, not alpha-aware)"
-    else:
-        steps["fill_holes"] = "applied (hole_min_alpha None: every enclosed hole)"
-    single_ids, missing = [], []
-    for name in cfg.single_instance:
-        if name in s.classes or name in s.concepts:
-            single_ids.append(s.index(name))
-        else:
-            missing.append(name)
-    steps["keep_largest"] = "applied" if cfg.keep_largest and single_ids else "off"
-    steps["min_confidence"] = f"applied (< {cfg.min_confidence:g} -> 255)" if cfg.min_confidence is not None else "off"
-    steps["low_visibility"] = "applied" if lv is not None else "off (no mask given)"
-    steps["min_view_confidence"] = (f"applied (< {cfg.min_view_confidence:g} rejected)"
-                                    if cfg.min_view_confidence is not None else "off")
-
+    plan = _plan(cfg, s, h, w, geometric=dep is not None and head is not None, has_yaw=yaw_arr is not None,
+                 has_alpha=alp is not None, has_low_visibility=lv is not None)
     out = np.empty_like(lab)
     reports = [ViewReport(i) for i in range(b)]
-    is_single = np.zeros(256, dtype=bool)
-    is_single[single_ids] = True
-    max_hole = None if cfg.max_hole_fraction is None else cfg.max_hole_fraction * h * w
-
     for st in range(0, b, cfg.chunk):
         sl = slice(st, min(b, st + cfg.chunk))
         cur = lab[sl]
         nb = cur.shape[0]
         counts = {k: np.zeros(nb, dtype=np.int64) for k in CHANGE_KEYS}
-
         # 1. left/right consistency
-        if lr_mode is not None:
-            if lr_mode == "geometric":
-                comps = connected_components(cur, cfg.connectivity)
-                xs = np.stack([head_x_from_depth(dep[st + i], cameras[st + i], head) for i in range(nb)])
-                new_label = _lr_geometric(cur, comps, xs, pairs, cfg)
-                new = new_label[comps.ids].astype(np.uint8)
-            else:
-                new = _lr_profile(cur, yaw_arr[sl], pairs, cfg)
+        if plan.lr_mode == "geometric":
+            comps = connected_components(cur, cfg.connectivity)
+            xs = np.stack([head_x_from_depth(dep[st + i], cameras[st + i], head) for i in range(nb)])
+            new = _lr_geometric(cur, comps, xs, plan.pairs, cfg)[comps.ids].astype(np.uint8)
+        elif plan.lr_mode == "profile":
+            new = _lr_profile(cur, yaw_arr[sl], plan.pairs, cfg)
+        if plan.lr_mode is not None:
             counts["lr_swap"] = (new != cur).reshape(nb, -1).sum(1)
             cur = new
-
         # 2-4. components: small, holes, all but the largest of single-instance classes
-        if steps["remove_small"] != "off" or cfg.fill_holes or steps["keep_largest"] != "off":
-            comps = connected_components(cur, cfg.connectivity)
-            n = comps.label.size
-            real = comps.label != IGNORE_INDEX
-            small = np.zeros(n, dtype=bool)
-            hole = np.zeros(n, dtype=bool)
-            extra = np.zeros(n, dtype=bool)
-            if steps["remove_small"] != "off":
-                small = real & (comps.area < cfg.min_area)
-            if cfg.fill_holes:
-                hole = (comps.label == bg) & ~comps.touches_border
-                if max_hole is not None:
-                    hole &= comps.area <= max_hole
-                hole &= ~small
-                if alpha_holes and hole.any():
-                    hole &= _opaque_components(comps, alp[sl], hole, cfg)
-            if steps["keep_largest"] != "off":
-                cand = np.flatnonzero(is_single[comps.label] & real)
-                if cand.size:
-                    key = comps.view[cand] * 256 + comps.label[cand]
-                    order = np.lexsort((-comps.area[cand], key))
-                    first = np.ones(order.size, dtype=bool)
-                    first[1:] = key[order][1:] != key[order][:-1]
-                    drop = ~first
-                    if cfg.largest_keep_ratio is not None:
-                        a_sorted = comps.area[cand[order]]
-                        largest = a_sorted[np.maximum.accumulate(np.where(first, np.arange(order.size), 0))]
-                        drop &= a_sorted < cfg.largest_keep_ratio * largest
-                    extra[cand[order[drop]]] = True
-                    extra &= ~small
-            removed = small | hole | extra
-            if removed.any():
-                mask = removed[comps.ids]
-                for key_name, sel in (("small_components", small), ("holes", hole), ("extra_components", extra)):
-                    counts[key_name] = np.bincount(comps.view[sel], weights=comps.area[sel], minlength=nb).astype(np.int64)
-                cur = reassign_nearest(cur, mask)
-
+        if plan.remove_small or cfg.fill_holes or plan.keep_largest:
+            cur = _clean_components(cur, None if alp is None else alp[sl], plan, counts)
         # 5. ignore + 6. view statistics
-        fg = (cur != bg) & (cur != IGNORE_INDEX)
-        csub = conf[sl]
-        fg_n = fg.reshape(nb, -1).sum(1)
-        mean_conf = np.where(fg_n > 0, (csub * fg).reshape(nb, -1).sum(1) / np.maximum(fg_n, 1), 0.0)
-        final = cur.copy()
-        if cfg.min_confidence is not None:
-            low = (csub < cfg.min_confidence) & (final != IGNORE_INDEX)
-            counts["low_confidence"] = low.reshape(nb, -1).sum(1)
-            final[low] = IGNORE_INDEX
-        if lv is not None:
-            lowv = lv[sl] & (final != IGNORE_INDEX)
-            counts["low_visibility"] = lowv.reshape(nb, -1).sum(1)
-            final[lowv] = IGNORE_INDEX
-        out[sl] = final
-        ign = (final == IGNORE_INDEX).reshape(nb, -1).mean(1)
-        for i in range(nb):
-            r = reports[st + i]
-            r.mean_confidence = float(mean_conf[i])
-            r.foreground_fraction = float(fg_n[i] / (h * w))
-            r.ignore_fraction = float(ign[i])
-            r.changed = {k: int(counts[k][i]) for k in CHANGE_KEYS}
-            if cfg.min_view_confidence is not None:
-                if fg_n[i] == 0:
-                    r.accepted, r.reason = False, "no foreground pixels"
-                elif mean_conf[i] < cfg.min_view_confidence:
-                    r.accepted = False
-                    r.reason = (f"mean foreground confidence {mean_conf[i]:.3f} < "
-                                f"min_view_confidence {cfg.min_view_confidence:g}")
-    report = PostprocessReport(reports, steps, cfg.to_dict(), time.perf_counter() - t0, missing)
+        out[sl] = _ignore_and_report(cur, conf[sl], None if lv is None else lv[sl], plan, counts, reports[sl])
+    report = PostprocessReport(reports, plan.steps, cfg.to_dict(), time.perf_counter() - t0, plan.missing)
     return out, report
 
 

@@ -8,7 +8,7 @@ import importlib
 
 _EXPORTS = {
     "BiSeNet": "bisenet", "load_bisenet": "bisenet", "bisenet_from_state_dict": "bisenet",
-    "ModelInfo": "registry", "register_model": "registry", "get_model_info": "registry",
+    "ModelInfo": "model_info", "register_model": "registry", "get_model_info": "registry",
     "create_model": "registry", "list_models": "registry",
     "preprocess": "preprocess", "CropBox": "preprocess", "face_crop_box": "preprocess",
     "Parser": "infer", "load_parser": "infer", "read_weights_metadata": "infer", "metadata_path": "infer",
@@ -25,5 +25,6 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
+        # lazy: torch (BiSeNet) loads only with the names that need it
         return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,9 +17,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..device import resolve_device
 from ..errors import LabelsplatError
-from .preprocess import CropBox, preprocess
-from .registry import ModelInfo, get_model_info
+from ..io import read_json, read_rgb, write_jpg, write_png
+from ..scene import load_scene, save_scene
+from ..schemes import convert_labels, get_scheme, lr_swap_needed, overlay
+from .folders import folder_images
+from .model_info import ModelInfo
+from .preprocess import DEFAULT_CROP_RADIUS_CM, CropBox, face_crop_box, preprocess, resize_labels, scene_units_per_cm
+from .registry import get_model_info, scheme_num_classes
 
 MAX_LOGIT_UPSAMPLE_PIXELS = 16_000_000
 
@@ -31,8 +37,6 @@ def metadata_path(weights: str | Path) -> Path:
 
 def read_weights_metadata(weights: str | Path) -> dict[str, Any] | None:
     """The sidecar metadata of ``weights`` if it exists (written by ``labelsplat train``)."""
-    from ..io import read_json
-
     p = metadata_path(weights)
     if not p.is_file():
         # a symlinked weights file (experiment folders link their baseline) keeps its target's
@@ -64,8 +68,6 @@ class Parser:
 
     def background_index(self) -> int:
         try:
-            from ..schemes import get_scheme
-
             return int(get_scheme(self.info.label_scheme).index("background"))
         except Exception:
             return 0
@@ -82,7 +84,7 @@ class Parser:
         ``boxes[i]`` (or ``None``) is the crop of image ``i`` that is parsed; pixels outside
         it get the background class.
         """
-        import torch
+        import torch  # lazy: torch (~1 s); landmark-parser runs use this module without it
         import torch.nn.functional as F
 
         if boxes is None:
@@ -118,8 +120,6 @@ class Parser:
                     lg = F.interpolate(lg, (box.height, box.width), mode="bilinear", align_corners=False)
                     lab = lg[0].argmax(0).to(torch.uint8).cpu().numpy()
                 else:  # very large outputs: argmax at input size, nearest upsampling
-                    from .preprocess import resize_labels
-
                     lab = resize_labels(lg[0].argmax(0).to(torch.uint8).cpu().numpy(), (box.width, box.height))
                 out = np.full((H, W), bg, dtype=np.uint8)
                 out[box.y0 : box.y1, box.x0 : box.x1] = lab
@@ -136,9 +136,7 @@ def load_parser(
     model_name: str = "bisenet",
 ) -> Parser:
     """Load weights and resolve scheme / input size / normalisation (see module doc)."""
-    from ..device import resolve_device
-    from .bisenet import load_bisenet
-    from .registry import scheme_num_classes
+    from .bisenet import load_bisenet  # lazy: torch (~1 s); landmark-parser runs use this module without it
 
     weights = Path(weights)
     info = get_model_info(model_name)
@@ -177,30 +175,10 @@ class ParseSummary:
     replaced_labels: int = 0
 
 
-def folder_images(folder: Path, out: Path) -> list[Path]:
-    """The images of an input folder to label into ``out``: refuses two images with the same
-    stem (outputs are ``<stem>.png``) and ``out`` equal to ``folder``."""
-    from ..io import list_images
-
-    files = list_images(folder)
-    stems: dict[str, Path] = {}
-    for f in files:
-        if f.stem in stems:
-            raise LabelsplatError(f"two images share the name {f.stem!r} ({stems[f.stem].name}, {f.name})",
-                                  path=folder, hint="rename one: outputs are named <stem>.png")
-        stems[f.stem] = f
-    if out.resolve() == folder.resolve():
-        raise LabelsplatError("--out must differ from the input folder (labels would overwrite images)", path=out)
-    return files
-
-
 def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_size: int = 4,
                  progress=None) -> ParseSummary:
     """Label every image in ``folder``: ``out/<stem>.png`` (uint8 ids, parser's scheme, input
     resolution) and ``out/overlays/<stem>.jpg``. The full image is parsed (no face crop)."""
-    from ..io import read_rgb, write_jpg, write_png
-    from ..schemes import overlay
-
     folder, out = Path(folder), Path(out)
     files = folder_images(folder, out)
     outputs = []
@@ -228,11 +206,6 @@ def parse_scene(parser: Parser, scene_dir: str | Path, *, batch_size: int = 4, c
     Labels are converted from the parser's scheme (and ``lr_convention``, default the
     scheme's) to the scene's scheme when they differ.
     """
-    from ..io import read_rgb, write_png
-    from ..scene import load_scene, save_scene
-    from ..schemes import convert_labels, get_scheme, lr_swap_needed
-    from .preprocess import DEFAULT_CROP_RADIUS_CM, face_crop_box, scene_units_per_cm
-
     scene = load_scene(scene_dir, allow_outside=allow_outside)
     src, dst = get_scheme(parser.info.label_scheme), get_scheme(scene.label_scheme)
     swap = lr_swap_needed(src, dst, src_lr=lr_convention)

@@ -34,14 +34,18 @@ x - 0.5)``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from skimage.draw import polygon
 
 from ..errors import LabelsplatError
-from ..io import IGNORE_INDEX
+from ..io import IGNORE_INDEX, read_rgb, write_jpg, write_png
+from ..schemes import convert_labels, get_scheme, overlay
+from .folders import folder_images
+from .model_info import ModelInfo
 
 #: Native scheme of :func:`labels_from_landmarks` (its ``lr_convention`` is ``subject``).
 NATIVE_SCHEME = "celebamask19-zll"
@@ -51,6 +55,19 @@ INSTALL_HINT = (
     "install the extra in a separate environment (MediaPipe pins numpy<2 and protobuf<5): "
     "python -m venv .venv-mp && .venv-mp/bin/pip install 'labelsplat[mediapipe]'  "
     "(or use the BiSeNet path: labelsplat parse INPUT --weights 79999_iter.pth)"
+)
+#: The landmark parser's entry in the model registry (:mod:`.registry`).
+LANDMARK_INFO = ModelInfo(
+    input_size=0,
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
+    label_scheme=NATIVE_SCHEME,
+    source="https://github.com/google-ai-edge/mediapipe (mediapipe==0.10.21 wheel: face_detection_short_range, "
+           "face_landmark_with_attention, selfie_segmentation .tflite models inside the package)",
+    license="Apache-2.0",
+    description="Landmark parser: face-mesh polygons (skin, brows, eyes, nose, lips, mouth; subject's left) + "
+                "selfie segmentation (background); other person pixels 255. Any input size (input_size 0: "
+                "the image is passed as is, uint8 RGB); needs the [mediapipe] extra in its own environment",
 )
 
 # MediaPipe face-mesh index loops (from mediapipe/python/solutions/face_mesh_connections.py,
@@ -101,8 +118,6 @@ def rasterize_polygon(xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     DESIGN.md (pixel ``(i, j)``'s centre is ``(i + 0.5, j + 0.5)``). Vertices outside the image
     are fine (the polygon is clipped).
     """
-    from skimage.draw import polygon
-
     xy = np.asarray(xy, dtype=np.float64)
     if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) < 3:
         raise ValueError(f"polygon must be (N >= 3, 2), got {xy.shape}")
@@ -152,8 +167,6 @@ def labels_from_landmarks(
     The result is in ``scheme`` (converted from the native subject-convention
     ``celebamask19-zll`` with :func:`labelsplat.schemes.convert_labels`).
     """
-    from ..schemes import convert_labels, get_scheme
-
     H, W = int(shape[0]), int(shape[1])
     if H <= 0 or W <= 0:
         raise ValueError(f"shape must be positive (H, W), got {shape}")
@@ -184,7 +197,7 @@ def labels_from_landmarks(
 
 # ----------------------------------------------------------------------------- MediaPipe part
 def _require_mediapipe():
-    try:
+    try:  # lazy: optional dependency (the [mediapipe] extra, its own environment)
         import mediapipe  # noqa: F401
         from mediapipe.python.solutions import face_mesh, selfie_segmentation  # noqa: F401
     except ImportError as e:
@@ -301,8 +314,6 @@ class LandmarkParser:
 
     @property
     def n_classes(self) -> int:
-        from ..schemes import get_scheme
-
         return get_scheme(self.info.label_scheme).num_classes
 
     def detect(self, rgb: np.ndarray, box=None) -> np.ndarray | None:
@@ -346,15 +357,10 @@ def load_landmark_parser(scheme: str | None = None, *, selfie_model: int = 0) ->
     Raises :class:`LabelsplatError` with the install hint when MediaPipe is not installed.
     ``selfie_model``: 0 = general (256x256), 1 = landscape (144x256).
     """
-    from dataclasses import replace
-
-    from ..schemes import get_scheme
-    from .registry import get_model_info
-
     _require_mediapipe()
     if selfie_model not in (0, 1):
         raise LabelsplatError(f"selfie model must be 0 (general) or 1 (landscape), got {selfie_model}")
-    info = get_model_info("mediapipe")
+    info = LANDMARK_INFO
     if scheme is not None:
         info = replace(info, label_scheme=get_scheme(scheme).name)
     return LandmarkParser(info=info, models=_Models(selfie_model))
@@ -379,10 +385,6 @@ def parse_folder_landmarks(parser: LandmarkParser, folder: str | Path, out: str 
     MediaPipe). Otherwise images without a face get labels that are 255 on person pixels and
     background elsewhere, and their names are returned in ``no_face``.
     """
-    from ..io import read_rgb, write_jpg, write_png
-    from ..schemes import overlay
-    from .infer import folder_images
-
     folder, out = Path(folder), Path(out)
     files = folder_images(folder, out)
     landmarks = []

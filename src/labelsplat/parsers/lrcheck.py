@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import LabelsplatError
+from ..io import atomic_write_json, read_label, write_png
+from ..scene import load_scene, yaw_pitch
+from ..schemes import get_scheme
 
 PAIR_CONCEPTS = (("l_brow", "r_brow"), ("l_eye", "r_eye"), ("l_ear", "r_ear"))
 
@@ -87,8 +90,6 @@ def _left_direction(camera, head) -> np.ndarray | None:
 def view_votes(labels: np.ndarray, camera, head, scheme, *, min_pixels: int = 5,
                min_separation: float = 1.0) -> list[PairVote]:
     """Pair votes for one label map (H, W) seen by ``camera`` (see the module doc)."""
-    from ..schemes import get_scheme
-
     s = get_scheme(scheme)
     lab = np.asarray(labels)
     if lab.ndim != 2:
@@ -129,10 +130,6 @@ def check_lr(scene_dir, *, labels: str = "label", max_yaw: float = 30.0, min_pix
     Needs the scene's ``head_frame``. Frames without that label file are skipped.
     ``allow_outside``: accept file paths leaving the scene folder (see :func:`load_scene`).
     """
-    from ..io import read_label
-    from ..scene import load_scene, yaw_pitch
-    from ..schemes import get_scheme
-
     if labels not in ("label", "gt"):
         raise LabelsplatError(f"labels must be 'label' or 'gt', got {labels!r}")
     if not 0 < max_yaw <= 90:
@@ -177,10 +174,6 @@ def check_lr(scene_dir, *, labels: str = "label", max_yaw: float = 30.0, min_pix
 def swap_scene_lr(scene_dir, *, labels: str = "label", allow_outside: bool = False) -> int:
     """Exchange the left/right partner classes in every label file of a scene (in place, each
     file written atomically; pixels are not mirrored). Returns the number of files rewritten."""
-    from ..io import read_label, write_png
-    from ..scene import load_scene
-    from ..schemes import get_scheme
-
     scene = load_scene(scene_dir, allow_outside=allow_outside)
     s = get_scheme(scene.label_scheme)
     lut = s.flip_permutation()
@@ -197,8 +190,6 @@ def swap_scene_lr(scene_dir, *, labels: str = "label", allow_outside: bool = Fal
 
 def check_lr_json(result: LRCheck, out: str | Path) -> Path:
     """Write ``result`` atomically as JSON (with ``schema_version``)."""
-    from ..io import atomic_write_json
-
     out = Path(out)
     atomic_write_json(out, result.to_dict())
     return out

@@ -13,18 +13,17 @@ import io as _io
 import warnings
 from pathlib import Path
 
+import torch
+
 from ..errors import LabelsplatError
+from ..io import atomic_write_bytes, atomic_write_json
+from ..schemes import get_scheme
+from .infer import load_parser
 
 
 def export_onnx(weights: str | Path, out: str | Path, *, input_size: int | None = None, scheme: str | None = None,
                 opset: int = 17) -> dict:
     """Export ``weights`` to ``out`` (atomic) and return the sidecar metadata written next to it."""
-    import torch
-
-    from ..io import atomic_write_bytes, atomic_write_json
-    from ..schemes import get_scheme
-    from .infer import load_parser
-
     parser = load_parser(weights, scheme=scheme, input_size=input_size, device="cpu")
     S = parser.info.input_size
 

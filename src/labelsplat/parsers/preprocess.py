@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from ..errors import LabelsplatError
 
@@ -38,8 +39,6 @@ def _check_rgb(rgb: np.ndarray, where: str = "image") -> np.ndarray:
 
 def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """PIL bilinear resize of uint8 RGB to ``size`` = (width, height)."""
-    from PIL import Image
-
     rgb = _check_rgb(rgb)
     if (rgb.shape[1], rgb.shape[0]) == tuple(size):
         return rgb
@@ -48,8 +47,6 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of uint8 label ids (H, W) to ``size`` = (width, height)."""
-    from PIL import Image
-
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype != np.uint8:
         raise ValueError(f"expected uint8 labels (H, W), got {labels.dtype} {labels.shape}")
@@ -60,7 +57,7 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def normalize(rgb: np.ndarray, mean, std):
     """uint8 RGB (H, W, 3) -> float32 torch tensor (3, H, W): ``(rgb / 255 - mean) / std``."""
-    import torch
+    import torch  # lazy: torch (~1 s); face crops and resizing are used without it
 
     rgb = _check_rgb(rgb)
     x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)

@@ -7,38 +7,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from ..errors import LabelsplatError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Metadata of a registered parser.
-
-    ``input_size``: side in pixels of the square network input (images are resized to
-    ``input_size x input_size``); ``mean``/``std``: per-channel RGB normalisation applied
-    after scaling to [0, 1]; ``label_scheme``: name in :mod:`labelsplat.schemes` of the
-    class ids the model predicts; ``source``/``license``: where the architecture comes from.
-    """
-
-    input_size: int = 512
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    label_scheme: str = "celebamask19-zll"
-    source: str = ""
-    license: str = ""
-    description: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
-
+from ..schemes import get_scheme
+from .landmarks import LANDMARK_INFO, NATIVE_SCHEME, load_landmark_parser
+from .model_info import IMAGENET_MEAN, IMAGENET_STD, ModelInfo
 
 _REGISTRY: dict[str, tuple[ModelInfo, Callable[..., Any]]] = {}
 
@@ -77,13 +51,11 @@ def create_model(name: str = "bisenet", n_classes: int | None = None):
 
 def scheme_num_classes(scheme: str) -> int:
     """Class count of a label scheme (via :mod:`labelsplat.schemes`)."""
-    from ..schemes import get_scheme
-
     return get_scheme(scheme).num_classes
 
 
 def _bisenet_factory(n_classes: int):
-    from .bisenet import BiSeNet
+    from .bisenet import BiSeNet  # lazy: torch (~1 s), needed only to build the network
 
     return BiSeNet(n_classes)
 
@@ -105,28 +77,13 @@ register_model(
 
 def _mediapipe_factory(n_classes: int):
     """The landmark parser (MediaPipe models ship inside the wheel; nothing is trained)."""
-    from ..errors import LabelsplatError
-    from .landmarks import NATIVE_SCHEME, load_landmark_parser
-
     if n_classes != scheme_num_classes(NATIVE_SCHEME):
         raise LabelsplatError(f"the mediapipe landmark parser labels {NATIVE_SCHEME} "
                               f"({scheme_num_classes(NATIVE_SCHEME)} classes), not {n_classes} classes")
     return load_landmark_parser()
 
 
-register_model(
-    "mediapipe",
-    ModelInfo(
-        input_size=0,
-        mean=(0.0, 0.0, 0.0),
-        std=(1.0, 1.0, 1.0),
-        label_scheme="celebamask19-zll",
-        source="https://github.com/google-ai-edge/mediapipe (mediapipe==0.10.21 wheel: face_detection_short_range, "
-               "face_landmark_with_attention, selfie_segmentation .tflite models inside the package)",
-        license="Apache-2.0",
-        description="Landmark parser: face-mesh polygons (skin, brows, eyes, nose, lips, mouth; subject's left) + "
-                    "selfie segmentation (background); other person pixels 255. Any input size (input_size 0: "
-                    "the image is passed as is, uint8 RGB); needs the [mediapipe] extra in its own environment",
-    ),
-    _mediapipe_factory,
-)
+register_model("mediapipe", LANDMARK_INFO, _mediapipe_factory)
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelInfo", "register_model", "list_models", "get_model_info",
+           "create_model", "scheme_num_classes"]

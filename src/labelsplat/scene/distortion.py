@@ -154,7 +154,7 @@ def remap_bilinear(image: np.ndarray, su: np.ndarray, sv: np.ndarray, fill: floa
     Returns an array of su's shape (plus channels) and ``image``'s dtype (integers rounded
     and clipped). Positions outside the image get ``fill``.
     """
-    from scipy.ndimage import map_coordinates
+    from scipy.ndimage import map_coordinates  # lazy: scipy.ndimage (~0.2 s), only for remapping images
 
     img = np.asarray(image)
     if img.ndim not in (2, 3):
@@ -205,7 +205,7 @@ def undistort_image(image: np.ndarray, K: np.ndarray, dist: Distortion, *, fill:
     clipped. Compiled kernel; equals ``remap_bilinear(image, *undistort_map(...))`` up to
     rounding ties.
     """
-    from ._undistort_kernels import remap_linear
+    from ._undistort_kernels import remap_linear  # lazy: numba (~0.3 s), only to undistort
 
     img, img3, (fx, fy, cx, cy, c) = _kernel_args(image, K, dist)
     out = np.empty_like(img3)
@@ -221,7 +221,7 @@ def undistort_label(label: np.ndarray, K: np.ndarray, dist: Distortion, *, fill:
     Output pixels whose source lies outside the image get ``fill`` (255 = ignore for labels;
     pass 0 for masks). Equals ``remap_nearest(label, *undistort_map(...))``.
     """
-    from ._undistort_kernels import remap_nearest as _kernel
+    from ._undistort_kernels import remap_nearest as _kernel  # lazy: numba (~0.3 s), only to undistort
 
     img, img3, (fx, fy, cx, cy, c) = _kernel_args(label, K, dist)
     out = np.empty_like(img3)

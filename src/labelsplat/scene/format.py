@@ -150,6 +150,75 @@ def load_scene(path: str | Path, *, allow_outside: bool = False) -> Scene:
         raise
 
 
+def _head_frame_field(data: dict, json_path: Path) -> HeadFrame | None:
+    if data.get("head_frame") is None:
+        return None
+    try:
+        return HeadFrame.from_dict(data["head_frame"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LabelsplatError(
+            "'head_frame' must be {center: [x,y,z], up: [..], forward: [..]}", path=json_path
+        ) from exc
+    except LabelsplatError as exc:
+        raise LabelsplatError(exc.message, path=json_path) from exc
+
+
+_FRAME_KEYS = {"name", "file_path", "label_path", "gt_label_path", "mask_path", "transform_matrix", *_INTRINSIC_KEYS}
+
+
+def _frame_field(idx: int, fr: Any, data: dict, json_path: Path, seen: set[str]) -> Frame:
+    """Frame ``idx`` of transforms.json (intrinsics per frame or shared at the top level); its
+    name must not be in ``seen`` (the names of the frames before it), which gets it."""
+    where = f"frame {idx}"
+    if not isinstance(fr, dict):
+        raise LabelsplatError(f"{where} is not a JSON object", path=json_path)
+    if "transform_matrix" not in fr:
+        raise LabelsplatError(f"{where}: missing key 'transform_matrix'", path=json_path)
+    c2w = _matrix(fr["transform_matrix"], where, json_path)
+    intr = {}
+    for key in _INTRINSIC_KEYS:
+        src = fr if key in fr else data if key in data else None
+        if src is None:
+            raise LabelsplatError(f"{where}: missing intrinsic '{key}' (per frame or shared)", path=json_path)
+        intr[key] = _number(src, key, where, json_path, positive=key in ("fl_x", "fl_y", "w", "h"))
+        if key in ("w", "h") and intr[key] != int(intr[key]):
+            raise LabelsplatError(f"{where}: '{key}' must be a whole number of pixels, got {intr[key]}", path=json_path)
+    for key in ("file_path", "label_path", "gt_label_path", "mask_path"):
+        if key in fr and fr[key] is not None and not isinstance(fr[key], str):
+            raise LabelsplatError(f"{where}: '{key}' must be a string path", path=json_path)
+    name = fr.get("name") or (Path(fr["file_path"]).stem if fr.get("file_path") else f"frame_{idx:04d}")
+    if not isinstance(name, str):
+        raise LabelsplatError(f"{where}: 'name' must be a string", path=json_path)
+    if name in seen:
+        raise LabelsplatError(f"duplicate frame name '{name}'", path=json_path)
+    seen.add(name)
+    cam = Camera(intr["fl_x"], intr["fl_y"], intr["cx"], intr["cy"], int(intr["w"]), int(intr["h"]), c2w)
+    return Frame(
+        name=name,
+        camera=cam,
+        file_path=fr.get("file_path"),
+        label_path=fr.get("label_path"),
+        gt_label_path=fr.get("gt_label_path"),
+        mask_path=fr.get("mask_path"),
+        extra={k: v for k, v in fr.items() if k not in _FRAME_KEYS},
+    )
+
+
+def _check_inside(frames: list[Frame], ply: str | None, json_path: Path) -> None:
+    """No frame file and no point cloud path leaves the scene directory."""
+    checked = [(f.name, k, getattr(f, k)) for f in frames for k in ("file_path", "label_path", "gt_label_path", "mask_path")]
+    checked.append(("(scene)", "ply_file_path", ply))
+    for name, key, rel in checked:
+        if rel and path_escapes(rel):
+            raise LabelsplatError(
+                f"frame '{name}': {key} {rel!r} points outside the scene directory" if name != "(scene)"
+                else f"{key} {rel!r} points outside the scene directory",
+                path=json_path,
+                hint="keep files inside the scene (paths relative to transforms.json, no '..' or absolute paths), "
+                     "or pass --allow-outside if you trust this scene",
+            )
+
+
 def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
     path = Path(path)
     json_path = path / TRANSFORMS if path.is_dir() else path
@@ -167,71 +236,14 @@ def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
     scheme = data.get("label_scheme", "celebamask19-zll")
     if not isinstance(scheme, str):
         raise LabelsplatError("'label_scheme' must be a string", path=json_path)
-    head = None
-    if data.get("head_frame") is not None:
-        hf = data["head_frame"]
-        try:
-            head = HeadFrame.from_dict(hf)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LabelsplatError(
-                "'head_frame' must be {center: [x,y,z], up: [..], forward: [..]}", path=json_path
-            ) from exc
-        except LabelsplatError as exc:
-            raise LabelsplatError(exc.message, path=json_path) from exc
-    frames: list[Frame] = []
+    head = _head_frame_field(data, json_path)
     seen: set[str] = set()
-    known = {"name", "file_path", "label_path", "gt_label_path", "mask_path", "transform_matrix", *_INTRINSIC_KEYS}
-    for idx, fr in enumerate(frames_raw):
-        where = f"frame {idx}"
-        if not isinstance(fr, dict):
-            raise LabelsplatError(f"{where} is not a JSON object", path=json_path)
-        if "transform_matrix" not in fr:
-            raise LabelsplatError(f"{where}: missing key 'transform_matrix'", path=json_path)
-        c2w = _matrix(fr["transform_matrix"], where, json_path)
-        intr = {}
-        for key in _INTRINSIC_KEYS:
-            src = fr if key in fr else data if key in data else None
-            if src is None:
-                raise LabelsplatError(f"{where}: missing intrinsic '{key}' (per frame or shared)", path=json_path)
-            intr[key] = _number(src, key, where, json_path, positive=key in ("fl_x", "fl_y", "w", "h"))
-            if key in ("w", "h") and intr[key] != int(intr[key]):
-                raise LabelsplatError(f"{where}: '{key}' must be a whole number of pixels, got {intr[key]}", path=json_path)
-        for key in ("file_path", "label_path", "gt_label_path", "mask_path"):
-            if key in fr and fr[key] is not None and not isinstance(fr[key], str):
-                raise LabelsplatError(f"{where}: '{key}' must be a string path", path=json_path)
-        name = fr.get("name") or (Path(fr["file_path"]).stem if fr.get("file_path") else f"frame_{idx:04d}")
-        if not isinstance(name, str):
-            raise LabelsplatError(f"{where}: 'name' must be a string", path=json_path)
-        if name in seen:
-            raise LabelsplatError(f"duplicate frame name '{name}'", path=json_path)
-        seen.add(name)
-        cam = Camera(intr["fl_x"], intr["fl_y"], intr["cx"], intr["cy"], int(intr["w"]), int(intr["h"]), c2w)
-        frames.append(
-            Frame(
-                name=name,
-                camera=cam,
-                file_path=fr.get("file_path"),
-                label_path=fr.get("label_path"),
-                gt_label_path=fr.get("gt_label_path"),
-                mask_path=fr.get("mask_path"),
-                extra={k: v for k, v in fr.items() if k not in known},
-            )
-        )
+    frames = [_frame_field(idx, fr, data, json_path, seen) for idx, fr in enumerate(frames_raw)]
     ply = data.get("ply_file_path")
     if ply is not None and not isinstance(ply, str):
         raise LabelsplatError("'ply_file_path' must be a string path", path=json_path)
     if not allow_outside:
-        checked = [(f.name, k, getattr(f, k)) for f in frames for k in ("file_path", "label_path", "gt_label_path", "mask_path")]
-        checked.append(("(scene)", "ply_file_path", ply))
-        for name, key, rel in checked:
-            if rel and path_escapes(rel):
-                raise LabelsplatError(
-                    f"frame '{name}': {key} {rel!r} points outside the scene directory" if name != "(scene)"
-                    else f"{key} {rel!r} points outside the scene directory",
-                    path=json_path,
-                    hint="keep files inside the scene (paths relative to transforms.json, no '..' or absolute paths), "
-                         "or pass --allow-outside if you trust this scene",
-                )
+        _check_inside(frames, ply, json_path)
     extra = {k: v for k, v in data.items() if k not in {"frames", "label_scheme", "head_frame", "ply_file_path", "schema_version", *_INTRINSIC_KEYS}}
     return Scene(
         root=json_path.parent,

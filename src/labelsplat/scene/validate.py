@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import LabelsplatError
 from ..io import read_label
+from ..schemes import get_scheme
 from .format import TRANSFORMS, Scene, path_escapes
 
 _PATH_KEYS = ("file_path", "label_path", "gt_label_path", "mask_path")
@@ -31,12 +33,6 @@ def scheme_num_classes(scheme: Any, *, source: str | Path | None = None) -> int:
             raise LabelsplatError(f"label scheme object {scheme!r} has no positive 'num_classes'")
         return n
     try:
-        from ..schemes import get_scheme  # the shared label-scheme registry
-    except ImportError:  # registry not installed yet: only the project's default scheme is known
-        if scheme == "celebamask19-zll":
-            return 19
-        raise LabelsplatError(f"unknown label scheme {scheme!r} (labelsplat.schemes is unavailable)", path=source)
-    try:
         return int(get_scheme(scheme).num_classes)
     except LabelsplatError as exc:
         msg = exc.message if "unknown label scheme" in exc.message else f"unknown label scheme {scheme!r} ({exc.message})"
@@ -47,8 +43,6 @@ def scheme_num_classes(scheme: Any, *, source: str | Path | None = None) -> int:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
     damaged = "the file is damaged or incomplete (an interrupted copy?): copy or export it again"
     if not path.exists():
         raise LabelsplatError("file not found", path=path, hint="check the path (scene paths are relative to transforms.json)")
@@ -66,32 +60,8 @@ def image_size(path: Path) -> tuple[int, int]:
         raise LabelsplatError(f"cannot read the image ({exc})", path=path, hint=damaged) from exc
 
 
-def validate_scene(
-    scene: Scene,
-    *,
-    check_files: bool = True,
-    scheme: Any = None,
-    allow_outside: bool = False,
-    check_label_ids: bool = True,
-) -> list[str]:
-    """Check a scene; raise :class:`LabelsplatError` for hard problems, return warnings.
-
-    Hard problems: unknown label scheme; duplicate frame names or files; paths that are absolute
-    or leave the scene directory (unless ``allow_outside``); and with ``check_files``: missing
-    files, an image whose size differs from its intrinsics ``w, h``, a label / GT label / mask
-    whose size differs from its image, label ids outside the scheme (255 = ignore is allowed;
-    skipped with ``check_label_ids=False``, which avoids decoding every label).
-
-    ``scheme`` overrides ``scene.label_scheme`` (a name or an object with ``num_classes``).
-    Warnings: frames without an image or label, no head frame, head centre outside a view,
-    intrinsics with the principal point outside the image.
-    """
-    json_path = Path(scene.root) / TRANSFORMS
-    scheme = scene.label_scheme if scheme is None else scheme
-    num_classes = scheme_num_classes(scheme, source=json_path)
-    warnings: list[str] = []
-
-    # names and paths
+def _check_names_and_paths(scene: Scene, json_path: Path, allow_outside: bool) -> None:
+    """Unique frame names and files; no path leaving the scene directory (unless ``allow_outside``)."""
     names = Counter(f.name for f in scene.frames)
     dups = sorted(n for n, c in names.items() if c > 1)
     if dups:
@@ -116,6 +86,11 @@ def validate_scene(
                     hint="keep files inside the scene (paths relative to transforms.json, no '..'), or pass allow_outside=True",
                 )
 
+
+def _scene_warnings(scene: Scene) -> list[str]:
+    """Frames without an image or label, no head frame, principal points outside the image, the
+    head centre outside views."""
+    warnings: list[str] = []
     no_image = [f.name for f in scene.frames if not f.file_path]
     no_label = [f.name for f in scene.frames if not f.label_path]
     if no_image:
@@ -142,41 +117,73 @@ def validate_scene(
                 outside.append(f.name)
         if outside:
             warnings.append(f"the head centre is not inside {len(outside)} view(s), e.g. {outside[:3]}")
+    return warnings
 
+
+def _check_frame_files(scene: Scene, f, json_path: Path, num_classes: int, check_label_ids: bool) -> None:
+    """A frame's image matches its intrinsics; its labels and mask exist, match the image's size
+    and (``check_label_ids``) hold only the scheme's ids."""
+    cam = f.camera
+    shape = (cam.height, cam.width)
+    if f.file_path:
+        p = scene.path(f.file_path)
+        w, h = image_size(p)
+        if (w, h) != (cam.width, cam.height):
+            raise LabelsplatError(
+                f"frame '{f.name}': the image is {w}x{h} but its intrinsics say w={cam.width} h={cam.height}",
+                path=p,
+                hint=f"fix w/h in {json_path} or resize the image (and scale fl_x, fl_y, cx, cy with it)",
+            )
+    for key in ("label_path", "gt_label_path"):
+        rel = getattr(f, key)
+        if rel:
+            p = scene.path(rel)
+            if check_label_ids:
+                read_label(p, num_classes, shape=shape)
+            else:
+                w, h = image_size(p)
+                if (h, w) != shape:
+                    raise LabelsplatError(
+                        f"label size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p,
+                        hint="a label map must have its image's size: resize it (nearest-neighbour)",
+                    )
+    if f.mask_path:
+        p = scene.path(f.mask_path)
+        w, h = image_size(p)
+        if (h, w) != shape:
+            raise LabelsplatError(f"mask size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p,
+                                  hint="a mask must have its image's size: resize it (nearest-neighbour)")
+
+
+def validate_scene(
+    scene: Scene,
+    *,
+    check_files: bool = True,
+    scheme: Any = None,
+    allow_outside: bool = False,
+    check_label_ids: bool = True,
+) -> list[str]:
+    """Check a scene; raise :class:`LabelsplatError` for hard problems, return warnings.
+
+    Hard problems: unknown label scheme; duplicate frame names or files; paths that are absolute
+    or leave the scene directory (unless ``allow_outside``); and with ``check_files``: missing
+    files, an image whose size differs from its intrinsics ``w, h``, a label / GT label / mask
+    whose size differs from its image, label ids outside the scheme (255 = ignore is allowed;
+    skipped with ``check_label_ids=False``, which avoids decoding every label).
+
+    ``scheme`` overrides ``scene.label_scheme`` (a name or an object with ``num_classes``).
+    Warnings: frames without an image or label, no head frame, head centre outside a view,
+    intrinsics with the principal point outside the image.
+    """
+    json_path = Path(scene.root) / TRANSFORMS
+    scheme = scene.label_scheme if scheme is None else scheme
+    num_classes = scheme_num_classes(scheme, source=json_path)
+    _check_names_and_paths(scene, json_path, allow_outside)
+    warnings = _scene_warnings(scene)
     if not check_files:
         return warnings
-
     for f in scene.frames:
-        cam = f.camera
-        shape = (cam.height, cam.width)
-        if f.file_path:
-            p = scene.path(f.file_path)
-            w, h = image_size(p)
-            if (w, h) != (cam.width, cam.height):
-                raise LabelsplatError(
-                    f"frame '{f.name}': the image is {w}x{h} but its intrinsics say w={cam.width} h={cam.height}",
-                    path=p,
-                    hint=f"fix w/h in {json_path} or resize the image (and scale fl_x, fl_y, cx, cy with it)",
-                )
-        for key in ("label_path", "gt_label_path"):
-            rel = getattr(f, key)
-            if rel:
-                p = scene.path(rel)
-                if check_label_ids:
-                    read_label(p, num_classes, shape=shape)
-                else:
-                    w, h = image_size(p)
-                    if (h, w) != shape:
-                        raise LabelsplatError(
-                            f"label size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p,
-                            hint="a label map must have its image's size: resize it (nearest-neighbour)",
-                        )
-        if f.mask_path:
-            p = scene.path(f.mask_path)
-            w, h = image_size(p)
-            if (h, w) != shape:
-                raise LabelsplatError(f"mask size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p,
-                                      hint="a mask must have its image's size: resize it (nearest-neighbour)")
+        _check_frame_files(scene, f, json_path, num_classes, check_label_ids)
     if scene.ply_file_path:
         p = scene.path(scene.ply_file_path)
         if not p.is_file():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import colorsys
 import functools
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -501,15 +502,11 @@ def _iris_angle() -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _build_cached(key: str) -> HeadMesh:
-    import json
-
     return _build(HeadParams.from_dict(json.loads(key)))
 
 
 def build_head(params: HeadParams) -> HeadMesh:
     """The labelled, coloured mesh of a head (cached for the last few parameter sets)."""
-    import json
-
     return _build_cached(json.dumps(params.to_dict(), sort_keys=True))
 
 

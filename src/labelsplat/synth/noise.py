@@ -27,6 +27,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from ..errors import LabelsplatError
 from ..scene import Camera, HeadFrame, yaw_pitch
@@ -172,8 +173,6 @@ def patched_triangle_labels(mesh, patches: list[SurfacePatch], yaw_deg: float) -
 
 # ----------------------------------------------------------------------------- 2D errors
 def _smooth_field(rng, h, w, cells, channels):
-    from PIL import Image
-
     small = rng.uniform(-1, 1, (cells, cells, channels)).astype(np.float32)
     return np.stack([np.asarray(Image.fromarray(small[..., k], mode="F").resize((w, h), Image.BICUBIC))
                      for k in range(channels)], axis=-1)
@@ -191,7 +190,7 @@ def _warp(labels, rng, amp_px):
 
 
 def _dilate_into(labels, src, into, radius, rng=None, keep_frac=1.0):
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: scipy.ndimage (~0.2 s), only for noise regions
 
     if radius <= 0:
         return labels
@@ -220,7 +219,7 @@ def _convert_part(labels: np.ndarray, mask: np.ndarray, target: int, q: float, r
 
 
 def _touches(a: np.ndarray, b: np.ndarray) -> bool:
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: scipy.ndimage (~0.2 s), only for noise regions
 
     return bool(a.any() and (ndimage.binary_dilation(a, iterations=2) & b).any())
 

@@ -71,75 +71,64 @@ def triangle_labels() -> np.ndarray:
     return _triangle_labels(load_facekit())
 
 
-def _triangle_labels(kit: FaceKit) -> np.ndarray:
-    s = get_scheme(SCHEME)
-    L = s.index
-    F = kit.faces
-    nF = F.shape[0]
-    mat = kit.face_material
-    cent = kit.neutral[F].mean(axis=1)  # (F, 3) neutral centroids
-    left = cent[:, 0] > 0.0
-    tri_uv = kit.uv[kit.face_uv].mean(axis=1)  # (F, 2) centroid UV
-    lab = np.full(nF, L("skin"), dtype=np.uint8)
-    assigned = np.zeros(nF, dtype=bool)
+class _Painter:
+    """Per-triangle labels painted first-come: a triangle keeps the first label it gets."""
 
-    def put(mask, value):
-        nonlocal assigned
-        m = mask & ~assigned
-        lab[m] = value
-        assigned |= m
+    def __init__(self, n: int, default: int, left: np.ndarray):
+        self.lab = np.full(n, default, dtype=np.uint8)
+        self.assigned = np.zeros(n, dtype=bool)
+        self.left = left
 
-    def side(mask, lname, rname):
-        put(mask & left, L(lname))
-        put(mask & ~left, L(rname))
+    def put(self, mask: np.ndarray, value: int) -> None:
+        m = mask & ~self.assigned
+        self.lab[m] = value
+        self.assigned |= m
+
+    def side(self, mask: np.ndarray, left_value: int, right_value: int) -> None:
+        self.put(mask & self.left, left_value)
+        self.put(mask & ~self.left, right_value)
+
+
+def _paint_parts(kit: FaceKit, paint: _Painter, L) -> None:
+    """Steps 1-3, by material and vertex range: helper geometry dropped, eyeballs and sockets, the
+    inner mouth."""
+    F, mat = kit.faces, kit.face_material
+    vr = kit.vertex_range
+
+    def tri_in(name):
+        return vr(name)[F].all(axis=1)
 
     # 1. helpers dropped
     helpers = np.isin(mat, [kit.material(n) for n in ("M_LacrimalFluid", "M_EyeBlend", "M_EyeOcclusion", "M_EyeLashes")])
-    vr = kit.vertex_range
-    tri_in = lambda name: vr(name)[F].all(axis=1)  # noqa: E731
     for name in ("lacrimal_fluid_left", "lacrimal_fluid_right", "eye_blend_left", "eye_blend_right",
                  "eye_occlusion_left", "eye_occlusion_right", "eyelashes_left", "eyelashes_right"):
         helpers |= tri_in(name)
-    put(helpers, DROP)
+    paint.put(helpers, DROP)
     # 2. eyes
     eyeball = np.isin(mat, [kit.material(n) for n in ("M_ScleraLeft", "M_IrisLeft", "M_ScleraRight", "M_IrisRight")])
     eyeball |= tri_in("eyeball_left") | tri_in("eyeball_right")
     sockets = tri_in("eye_socket_left") | tri_in("eye_socket_right")
-    side(eyeball | sockets, "l_eye", "r_eye")
+    paint.side(eyeball | sockets, L("l_eye"), L("r_eye"))
     # 3. inner mouth
     mouth = np.isin(mat, [kit.material("M_Teeth"), kit.material("M_GumsTongue")])
     mouth |= tri_in("mouth_socket") | tri_in("teeth") | tri_in("gums_and_tongue")
-    put(mouth, L("mouth"))
+    paint.put(mouth, L("mouth"))
 
-    # 4. face tile
-    face = (mat == kit.material("M_Face")) & (tri_uv[:, 0] <= 1.0)
-    lm_uv = landmark_uv(kit)
-    uv = tri_uv
-    # ears (ellipse around each UV island; mirrored for the left ear)
-    uu = np.where(uv[:, 0] > 0.5, 1.0 - uv[:, 0], uv[:, 0])
-    ear = ((uu - EAR_UV_CENTER[0]) / EAR_UV_AXES[0]) ** 2 + ((uv[:, 1] - EAR_UV_CENTER[1]) / EAR_UV_AXES[1]) ** 2 <= 1.0
-    side(face & ear, "l_ear", "r_ear")
-    # neck below the jaw line
-    jaw = np.vstack([[0.0, 0.42], [0.12, 0.42], lm_uv[4:13], [0.88, 0.42], [1.0, 0.42]])
-    put(face & (uv[:, 1] < _interp_polyline(uv[:, 0], jaw)), L("neck"))
-    # eyes: eyelid opening polygons
-    side(face & (_in_polygon(uv, _grow(lm_uv[42:48], 1.08)) | _in_polygon(uv, _grow(lm_uv[36:42], 1.08))),
-         "l_eye", "r_eye")
-    # brows: band below the brow landmarks (which trace the upper brow edge), thinner at the tail
-    for ids, name in ((list(range(17, 22)), "r_brow"), (list(range(22, 27)), "l_brow")):
-        pts = lm_uv[ids]
-        tail_first = ids[0] == 17  # 17 is the right brow's outer tail, 26 the left brow's
-        thick = np.array([0.030, 0.040, 0.045, 0.045, 0.042])
-        if not tail_first:
-            thick = thick[::-1]
-        top = pts + np.array([0.0, 0.010])
-        bottom = pts - np.stack([np.zeros(5), thick], axis=1)
-        poly = np.vstack([top, bottom[::-1]])
-        # extend the tips a little along the brow
-        put(face & _in_polygon(uv, _grow(poly, 1.06)), L(name))
-    # nose
+
+def _brow_polygon(pts: np.ndarray, tail_first: bool) -> np.ndarray:
+    """A band below the brow landmarks ``pts`` (5, 2) (which trace the upper brow edge), thinner at
+    the tail; ``tail_first``: the first landmark is the brow's outer tail."""
+    thick = np.array([0.030, 0.040, 0.045, 0.045, 0.042])
+    if not tail_first:
+        thick = thick[::-1]
+    top = pts + np.array([0.0, 0.010])
+    bottom = pts - np.stack([np.zeros(5), thick], axis=1)
+    return np.vstack([top, bottom[::-1]])
+
+
+def _nose_polygon(lm_uv: np.ndarray) -> np.ndarray:
     c = lm_uv[27, 0]
-    nose = np.array([
+    return np.array([
         [c - 0.032, lm_uv[27, 1] + 0.012], [c + 0.032, lm_uv[27, 1] + 0.012],
         [c + 0.040, lm_uv[29, 1]], [lm_uv[35, 0] + 0.022, lm_uv[35, 1] + 0.045],
         [lm_uv[35, 0] + 0.030, lm_uv[35, 1] + 0.012], [lm_uv[35, 0] + 0.012, lm_uv[35, 1] - 0.008],
@@ -147,23 +136,51 @@ def _triangle_labels(kit: FaceKit) -> np.ndarray:
         [lm_uv[31, 0] - 0.012, lm_uv[31, 1] - 0.008], [lm_uv[31, 0] - 0.030, lm_uv[31, 1] + 0.012],
         [lm_uv[31, 0] - 0.022, lm_uv[31, 1] + 0.045], [c - 0.040, lm_uv[29, 1]],
     ])
-    put(face & _in_polygon(uv, nose), L("nose"))
+
+
+def _paint_face_tile(kit: FaceKit, paint: _Painter, L, uv: np.ndarray) -> None:
+    """Step 4, the face's UV tile: ears, neck below the jaw, eyelid openings, brows, nose, lips, skin."""
+    face = (kit.face_material == kit.material("M_Face")) & (uv[:, 0] <= 1.0)
+    lm_uv = landmark_uv(kit)
+    # ears (ellipse around each UV island; mirrored for the left ear)
+    uu = np.where(uv[:, 0] > 0.5, 1.0 - uv[:, 0], uv[:, 0])
+    ear = ((uu - EAR_UV_CENTER[0]) / EAR_UV_AXES[0]) ** 2 + ((uv[:, 1] - EAR_UV_CENTER[1]) / EAR_UV_AXES[1]) ** 2 <= 1.0
+    paint.side(face & ear, L("l_ear"), L("r_ear"))
+    # neck below the jaw line
+    jaw = np.vstack([[0.0, 0.42], [0.12, 0.42], lm_uv[4:13], [0.88, 0.42], [1.0, 0.42]])
+    paint.put(face & (uv[:, 1] < _interp_polyline(uv[:, 0], jaw)), L("neck"))
+    # eyes: eyelid opening polygons
+    paint.side(face & (_in_polygon(uv, _grow(lm_uv[42:48], 1.08)) | _in_polygon(uv, _grow(lm_uv[36:42], 1.08))),
+               L("l_eye"), L("r_eye"))
+    # brows (17 is the right brow's outer tail, 26 the left brow's); the tips extended a little
+    for ids, name in ((list(range(17, 22)), "r_brow"), (list(range(22, 27)), "l_brow")):
+        poly = _brow_polygon(lm_uv[ids], tail_first=ids[0] == 17)
+        paint.put(face & _in_polygon(uv, _grow(poly, 1.06)), L(name))
+    paint.put(face & _in_polygon(uv, _nose_polygon(lm_uv)), L("nose"))
     # lips
     outer = lm_uv[48:60]
     upper_inner = lm_uv[[60, 61, 62, 63, 64]]
     lower_inner = lm_uv[[60, 67, 66, 65, 64]]
     split = 0.5 * (_interp_polyline(uv[:, 0], upper_inner) + _interp_polyline(uv[:, 0], lower_inner))
     in_lips = face & _in_polygon(uv, outer)
-    put(in_lips & (uv[:, 1] >= split), L("u_lip"))
-    put(in_lips & (uv[:, 1] < split), L("l_lip"))
-    put(face, L("skin"))
+    paint.put(in_lips & (uv[:, 1] >= split), L("u_lip"))
+    paint.put(in_lips & (uv[:, 1] < split), L("l_lip"))
+    paint.put(face, L("skin"))
 
+
+def _triangle_labels(kit: FaceKit) -> np.ndarray:
+    L = get_scheme(SCHEME).index
+    cent = kit.neutral[kit.faces].mean(axis=1)  # (F, 3) neutral centroids
+    tri_uv = kit.uv[kit.face_uv].mean(axis=1)  # (F, 2) centroid UV
+    paint = _Painter(kit.faces.shape[0], L("skin"), left=cent[:, 0] > 0.0)
+    _paint_parts(kit, paint, L)
+    _paint_face_tile(kit, paint, L, tri_uv)
     # 5. back-head tile: neck below a plane from the ear-lobe level to the nape
-    back = ~assigned
+    back = ~paint.assigned
     y_cut = -2.5 + 0.30 * np.minimum(cent[:, 2], 0.0)  # -2.5 at z = 0, about -5.2 at the back (z = -9)
-    put(back & (cent[:, 1] < y_cut), L("neck"))
-    put(back, L("skin"))
-    return lab
+    paint.put(back & (cent[:, 1] < y_cut), L("neck"))
+    paint.put(back, L("skin"))
+    return paint.lab
 
 
 def landmark_uv(kit: FaceKit | None = None) -> np.ndarray:

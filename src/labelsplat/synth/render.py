@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from ..errors import LabelsplatError
 from ..scene import Camera
 from ..schemes import get_scheme
 from .head import HeadMesh, HeadParams, build_head
+from .noise import camera_key
 from .raster import rasterize, shade_pixels
 from .regions import SCHEME
 
@@ -47,8 +49,6 @@ class RenderResult:
 def background_image(seed: int, view_index: int, width: int, height: int) -> np.ndarray:
     """A varied background (H, W, 3) float in [0, 1]: a linear gradient between two random
     colours plus a blurred random texture; deterministic per (seed, view_index)."""
-    from PIL import Image
-
     rng = np.random.default_rng([int(seed), int(view_index), 0xB6])
     c0, c1 = rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.95, 3)
     ang = rng.uniform(0, 2 * np.pi)
@@ -160,8 +160,6 @@ def render_head(head: HeadParams | HeadMesh, camera: Camera, *, view_index: int 
         tex = procedural_texture(pts, mesh.params.seed)
         color = color.copy()
         color[fg] = np.clip(color[fg] * (1.0 + float(texture_amplitude) * tex)[:, None], 0.0, 1.0)
-    from .noise import camera_key
-
     key = camera_key(camera) if view_index is None else int(view_index)
     back = background_image(mesh.params.seed, key, camera.width, camera.height)
     img = np.where(fg[..., None], color, back)

@@ -12,6 +12,8 @@ World = the head frame of DESIGN.md (cm), recorded as ``head_frame`` (centre ``H
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,7 +27,7 @@ from ..scene import Camera, Frame, HeadFrame, Scene, load_scene, save_scene, yaw
 from .head import HEAD_CENTER, HeadMesh, HeadParams, build_head, sample_head
 from .noise import NoiseSpec, apply_noise, parse_noise, surface_patches
 from .regions import SCHEME
-from .render import RenderResult, render_head
+from .render import TEXTURES, RenderResult, render_head
 from .rigs import RigConfig, rig_cameras
 
 SYNTH_JSON = "synth.json"
@@ -47,8 +49,6 @@ class SynthConfig:
     texture: str = "smooth"
 
     def __post_init__(self) -> None:
-        from .render import TEXTURES
-
         if self.texture not in TEXTURES:
             raise LabelsplatError(f"unknown --texture {self.texture!r}", hint=f"choose one of {', '.join(TEXTURES)}")
         if int(self.identities) <= 0:
@@ -84,9 +84,6 @@ def render_views(head: HeadParams | HeadMesh, cameras: Sequence[Camera], *, nois
     views concurrently (the rasteriser is compiled without the GIL; default: the CPU count, at
     most 16); the results are in camera order and identical for any count.
     """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     spec = noise if isinstance(noise, NoiseSpec) else parse_noise(noise)
     mesh = head if isinstance(head, HeadMesh) else build_head(head)
     hf = head_frame()

@@ -9,6 +9,14 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from PIL import Image, ImageDraw
+
+from ..io import write_png
+from ..schemes import colorize
+from .head import build_head, sample_head
+from .render import render_head
+from .rigs import camera_at
+from .scene import head_seed
 
 VIEWS = (("front", 0.0, 0.0), ("subject's left profile", 90.0, 0.0), ("subject's right profile", -90.0, 0.0),
          ("above", 0.0, 45.0), ("below", 0.0, -35.0))
@@ -16,14 +24,6 @@ VIEWS = (("front", 0.0, 0.0), ("subject's left profile", 90.0, 0.0), ("subject's
 
 def contact_sheet(seeds=(0, 1, 2), resolution: int = 192) -> np.ndarray:
     """(rows, cols, 3) uint8: per head two rows (RGB, labels), one column per view in ``VIEWS``."""
-    from PIL import Image, ImageDraw
-
-    from ..schemes import colorize
-    from .head import build_head, sample_head
-    from .render import render_head
-    from .rigs import camera_at
-    from .scene import head_seed
-
     header = 18
     tiles = []
     for seed in seeds:
@@ -50,8 +50,6 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--resolution", type=int, default=192)
     args = ap.parse_args(argv)
-    from ..io import write_png
-
     write_png(args.out, contact_sheet(args.seeds, args.resolution))
 
 

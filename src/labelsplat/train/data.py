@@ -25,10 +25,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
+from PIL import Image, ImageEnhance
 
 from ..dataset.read import Dataset, DatasetView, read_dataset
 from ..errors import LabelsplatError
 from ..io import IGNORE_INDEX, read_label, read_rgb
+from ..parsers.preprocess import normalize, resize_labels, resize_rgb
+from ..schemes import conversion_table, flip_labels, get_scheme
 
 SCALES = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
@@ -43,15 +47,8 @@ class AugmentConfig:
     enabled: bool = True
 
 
-def _pil():
-    from PIL import Image, ImageEnhance
-
-    return Image, ImageEnhance
-
-
 def color_jitter(rgb: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
     """PIL ImageEnhance brightness, contrast, saturation with factors in [1-x, 1+x] (original order)."""
-    Image, ImageEnhance = _pil()
     img = Image.fromarray(rgb)
     for amount, enh in ((cfg.brightness, ImageEnhance.Brightness), (cfg.contrast, ImageEnhance.Contrast),
                         (cfg.saturation, ImageEnhance.Color)):
@@ -63,7 +60,6 @@ def color_jitter(rgb: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) 
 def random_scale_crop(rgb: np.ndarray, lab: np.ndarray, crop: int, rng: np.random.Generator,
                       scales: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Random scale from ``scales`` then a random ``crop x crop`` window (original RandomCrop)."""
-    Image, _ = _pil()
     h, w = lab.shape
     s = float(scales[int(rng.integers(len(scales)))]) if len(scales) else 1.0
     W, H = max(1, int(w * s)), max(1, int(h * s))
@@ -81,8 +77,6 @@ def random_scale_crop(rgb: np.ndarray, lab: np.ndarray, crop: int, rng: np.rando
 def augment(rgb: np.ndarray, lab: np.ndarray, crop: int, rng: np.random.Generator, cfg: AugmentConfig,
             scheme: str) -> tuple[np.ndarray, np.ndarray]:
     """Scale/crop, jitter, flip (with left/right class swap) of one resized sample."""
-    from ..schemes import flip_labels
-
     rgb, lab = random_scale_crop(rgb, lab, crop, rng, cfg.scales)
     rgb = color_jitter(rgb, rng, cfg)
     if rng.random() < cfg.hflip:
@@ -92,8 +86,6 @@ def augment(rgb: np.ndarray, lab: np.ndarray, crop: int, rng: np.random.Generato
 
 
 def center_resize(rgb: np.ndarray, lab: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    from ..parsers.preprocess import resize_labels, resize_rgb
-
     return resize_rgb(rgb, (size, size)), resize_labels(lab, (size, size))
 
 
@@ -130,8 +122,6 @@ class TrainData:
     def __init__(self, data: Sequence[str | Path], mix: Sequence[tuple[str | Path, float]], *, scheme: str,
                  input_size: int, crop_size: int, mean, std, augment_cfg: AugmentConfig | None = None,
                  split: str | None = "train"):
-        from ..schemes import conversion_table, get_scheme
-
         if not data:
             raise LabelsplatError("no training data: pass --data DIR at least once")
         self.scheme = scheme
@@ -167,18 +157,12 @@ class TrainData:
         ds_idx, view = self._views[src_idx][view_idx]
         rgb = read_rgb(view.image)
         ds = src.datasets[ds_idx]
-        from ..schemes import get_scheme
-
         lab = read_label(view.label, get_scheme(ds.label_scheme).num_classes, shape=rgb.shape[:2])
         lab = src.lut[ds_idx][lab]
         return center_resize(rgb, lab, self.input_size)
 
     def batch(self, step: int, batch_size: int, seed: int):
         """Batch of iteration ``step``: x (B, 3, C, C) float32 normalised, y (B, C, C) int64."""
-        import torch
-
-        from ..parsers.preprocess import normalize
-
         rng = np.random.default_rng([int(seed), int(step)])
         xs, ys = [], []
         for _ in range(batch_size):

@@ -36,6 +36,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from ..device import resolve_device
 from ..errors import LabelsplatError
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -101,8 +106,6 @@ def unwrap(model):
 @contextmanager
 def frozen_buffers(module) -> Iterator[None]:
     """Run the body and put every buffer (BN running mean/var, batches tracked) back as it was."""
-    import torch
-
     saved = [(b, b.detach().clone()) for b in module.buffers()]
     try:
         yield
@@ -138,9 +141,6 @@ class DistContext:
         """Sum ``values`` (floats) over processes; identity for a single process."""
         if not self.enabled:
             return [float(v) for v in values]
-        import torch
-        import torch.distributed as dist
-
         t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._comm_device())
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return [float(v) for v in t.cpu()]
@@ -154,9 +154,6 @@ class DistContext:
             if error is not None:
                 raise error
             return
-        import torch
-        import torch.distributed as dist
-
         flags = torch.zeros(self.world_size, dtype=torch.float64, device=self._comm_device())
         flags[self.rank] = 1.0 if error is not None else 0.0
         dist.all_reduce(flags, op=dist.ReduceOp.SUM)
@@ -169,8 +166,6 @@ class DistContext:
 
     def barrier(self) -> None:
         if self.enabled:
-            import torch.distributed as dist
-
             if self.backend == "nccl":
                 dist.barrier(device_ids=[self.device.index])
             else:
@@ -185,8 +180,6 @@ class DistContext:
         every process used."""
         if not self.enabled:
             return model
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DDP(model, device_ids=ids, output_device=ids[0] if ids else None)
 
@@ -195,8 +188,6 @@ class DistContext:
         destroy the process group if this context created it."""
         if not self.created:
             return
-        import torch.distributed as dist
-
         try:
             if success:
                 self.barrier()
@@ -206,8 +197,6 @@ class DistContext:
             self.created = False
 
     def _comm_device(self):
-        import torch
-
         return self.device if self.backend == "nccl" else torch.device("cpu")
 
 
@@ -218,15 +207,9 @@ def setup(device: str = "auto", env: DistEnv | None = None) -> DistContext:
     ``auto``/``cuda`` -> ``cuda:LOCAL_RANK`` with ``nccl``, ``cpu`` (or ``auto`` without CUDA)
     -> CPU with ``gloo``. A process group initialised by the caller is reused (and not destroyed).
     """
-    import torch
-
-    from ..device import resolve_device
-
     env = detect_env() if env is None else env
     if not env.enabled:
         return DistContext(env, resolve_device(device), None, False)
-    import torch.distributed as dist
-
     name = (device or "auto").strip().lower()
     if name.startswith("cuda:"):
         raise LabelsplatError(f"--device {device} under torchrun: each process uses cuda:LOCAL_RANK",

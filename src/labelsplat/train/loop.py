@@ -23,20 +23,39 @@ Data parallel: under ``torchrun`` every process runs :func:`train` on its own mi
 with a DistributedDataParallel model; ``accumulate`` micro-batches per step per process (one
 process with ``accumulate = N`` reproduces N processes). ``batch_size`` is per micro-batch;
 rank 0 alone writes the files above. Sharding, BN statistics and resume: :mod:`.distributed`.
+
+Structure: :class:`TrainLoop` runs :meth:`~TrainLoop.setup`, :meth:`~TrainLoop.step` per optimiser
+step and :meth:`~TrainLoop.finish`; the log writer, progress bar, periodic resume state and the
+caller's ``on_step`` are callbacks around the steps (:mod:`.callbacks`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import json
 import math
+import platform
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+import numpy
+import torch
+
+from .. import __version__
 from ..errors import LabelsplatError
 from ..io import atomic_write_bytes, atomic_write_json
+from ..parsers.bisenet import bisenet_from_state_dict, extract_state_dict, load_bisenet
+from ..parsers.registry import create_model, get_model_info
+from ..schemes import get_scheme
+from .callbacks import StepStats, TrainCallback, default_callbacks
+from .data import TrainData
+from .distributed import DistContext, frozen_buffers, micro_batch_index, setup
+from .loss import ohem_ce_loss
+from .optim import WarmupPoly, make_optimizer, set_lr
 
 
 @dataclass
@@ -124,21 +143,12 @@ class TrainResult:
 
 
 def _save_torch(path: Path, obj) -> None:
-    import torch
-
     buf = _io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def _versions() -> dict:
-    import platform
-
-    import numpy
-    import torch
-
-    from .. import __version__
-
     return {"labelsplat": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "python": platform.python_version()}
 
@@ -167,14 +177,14 @@ def train(
     counts completed steps; ``loss`` is the mean over all micro-batches of the step); an
     exception it raises interrupts training after the resume state is saved.
     """
-    from .distributed import setup
-
     cfg = config.resolved()
     cfg.validate()
     ctx = setup(cfg.device)
     ok = False
     try:
-        res = _train(cfg, ctx, resume=resume, overwrite=overwrite, progress=progress, on_step=on_step)
+        callbacks = default_callbacks(cfg, artifact_paths(cfg.out), main=ctx.is_main, progress=progress,
+                                      on_step=on_step)
+        res = TrainLoop(cfg, ctx, resume=resume, overwrite=overwrite, callbacks=callbacks).run()
         ok = True
         return res
     finally:
@@ -182,8 +192,6 @@ def train(
 
 
 def _load_resume_state(cfg: TrainConfig, paths: dict[str, Path], n_micro: int) -> dict:
-    import torch
-
     if not paths["state"].is_file():
         raise LabelsplatError("--resume: no resume state next to the output", path=paths["state"],
                               hint="run without --resume to start training")
@@ -211,220 +219,255 @@ def _load_resume_state(cfg: TrainConfig, paths: dict[str, Path], n_micro: int) -
     return state
 
 
-def _train(cfg: TrainConfig, ctx, *, resume: bool, overwrite: bool, progress: bool,
-           on_step: Callable[[int, float], None] | None) -> TrainResult:
-    import contextlib
+class _Batches:
+    """This process's micro-batches in order, prepared ``workers`` ahead in threads (a batch
+    depends only on (seed, index), so preparing them ahead changes nothing)."""
 
-    import torch
+    def __init__(self, data: TrainData, cfg: TrainConfig, ctx: DistContext, workers: int):
+        self.data, self.cfg, self.ctx, self.workers = data, cfg, ctx, workers
+        self.n_local = cfg.iters * cfg.accumulate  # this process's micro-batches over the run
+        self.pending: dict[int, Future] = {}
+        self.executor = (ThreadPoolExecutor(max_workers=workers, thread_name_prefix="labelsplat-data")
+                         if workers > 0 else None)
 
-    from ..parsers.bisenet import bisenet_from_state_dict, extract_state_dict, load_bisenet
-    from ..parsers.registry import create_model, get_model_info
-    from ..schemes import get_scheme
-    from .data import TrainData
-    from .distributed import frozen_buffers, micro_batch_index
-    from .loss import ohem_ce_loss
-    from .optim import WarmupPoly, make_optimizer, set_lr
+    def load(self, k: int):
+        """The ``k``-th micro-batch of this process."""
+        n_acc = self.cfg.accumulate
+        m = micro_batch_index(k // n_acc, k % n_acc, rank=self.ctx.rank, world_size=self.ctx.world_size,
+                              accumulate=n_acc)
+        return self.data.batch(m, self.cfg.batch_size, self.cfg.seed)
 
-    paths = artifact_paths(cfg.out)
-    scheme = get_scheme(cfg.scheme)
-    info = get_model_info("bisenet")
-    device = ctx.device
-    use_amp = bool(cfg.amp and device.type == "cuda")
-    n_acc = cfg.accumulate
-    n_micro = ctx.world_size * n_acc  # micro-batches per optimiser step, all processes together
-    main = ctx.is_main
+    def get(self, k: int):
+        if self.executor is None:
+            return self.load(k)
+        for t in range(k, min(k + self.workers + 1, self.n_local)):
+            if t not in self.pending:
+                self.pending[t] = self.executor.submit(self.load, t)
+        return self.pending.pop(k).result()
 
-    # Setup: every process checks and loads the same files; nothing is written before all agree.
-    error: BaseException | None = None
-    state = None
-    try:
-        if cfg.sync_bn and device.type != "cuda":
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+class TrainLoop:
+    """One training run, in three parts that tests can drive one by one:
+
+    * :meth:`setup` — checks the outputs, loads the data, builds (or restores) the model,
+      optimiser, AMP scaler, step and RNG; every process agrees before anything is written;
+    * :meth:`step` — one optimiser step over ``accumulate`` micro-batches per process; a step cut
+      short leaves the BN running statistics as they were before it;
+    * :meth:`finish` — the final resume state, the weights and their metadata (rank 0).
+
+    :meth:`run` does all three with the callbacks (:mod:`.callbacks`) around the steps, and saves
+    the resume state when the steps are interrupted.
+    """
+
+    def __init__(self, cfg: TrainConfig, ctx: DistContext, *, resume: bool = False, overwrite: bool = False,
+                 callbacks: Sequence[TrainCallback] = ()):
+        self.cfg, self.ctx = cfg, ctx
+        self.resume, self.overwrite = resume, overwrite
+        self.callbacks = list(callbacks)
+        self.paths = artifact_paths(cfg.out)
+        self.scheme = get_scheme(cfg.scheme)
+        self.info = get_model_info("bisenet")
+        self.device = ctx.device
+        self.use_amp = bool(cfg.amp and self.device.type == "cuda")
+        self.n_micro = ctx.world_size * cfg.accumulate  # micro-batches per optimiser step, all processes together
+        self.main = ctx.is_main
+        self.n_min = cfg.batch_size * cfg.crop_size * cfg.crop_size // cfg.n_min_divisor
+        self.state: dict | None = None  # the resume state loaded, if any
+        self.start = 0
+        self.step_count = 0  # completed optimiser steps
+        self.losses: list[float] = []
+
+    @property
+    def resumed(self) -> bool:
+        return self.state is not None
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        """Everything before the first step; every process checks and loads the same files and
+        nothing is written before all agree."""
+        cfg, ctx = self.cfg, self.ctx
+        error: BaseException | None = None
+        try:
+            self._load()
+        except Exception as exc:  # reported to every process before anyone raises
+            error = exc
+        ctx.agree(error)
+        if ctx.enabled:
+            s1, s2 = ctx.all_reduce_sum([self.start, self.start * self.start])
+            if s1 * s1 != s2 * ctx.world_size:  # all equal iff the variance is 0
+                raise LabelsplatError("--resume: the processes loaded different resume states",
+                                      path=self.paths["state"], hint="put the output on storage every process sees")
+        self.sched = WarmupPoly(cfg.lr, cfg.iters, cfg.warmup_iters, cfg.warmup_start_lr, cfg.power)
+        self.net = ctx.wrap(self.model)  # DistributedDataParallel under torchrun; `model` stays the plain module
+        workers = cfg.workers if cfg.workers is not None else (4 if self.device.type == "cuda" else 0)
+        self.batches = _Batches(self.data, cfg, ctx, workers)
+        self.step_count = self.start
+        self.t0 = time.perf_counter()
+
+    def _load(self) -> None:
+        cfg = self.cfg
+        if cfg.sync_bn and self.device.type != "cuda":
             raise LabelsplatError("--sync-bn needs CUDA: SyncBatchNorm does not run on CPU",
                                   hint="drop --sync-bn; each process then normalises its own micro-batch")
-        if resume:
-            state = _load_resume_state(cfg, paths, n_micro)
-        elif not overwrite:
+        if self.resume:
+            self.state = _load_resume_state(cfg, self.paths, self.n_micro)
+        elif not self.overwrite:
             for key in ("weights", "state"):
-                if paths[key].exists():
-                    raise LabelsplatError("the output already exists", path=paths[key],
+                if self.paths[key].exists():
+                    raise LabelsplatError("the output already exists", path=self.paths[key],
                                           hint="pass --resume to continue it, --overwrite to start again, or another --out")
-        data = TrainData(cfg.data, cfg.mix, scheme=cfg.scheme, input_size=cfg.input_size, crop_size=cfg.crop_size,
-                         mean=info.mean, std=info.std, split=cfg.split)
+        self.data = TrainData(cfg.data, cfg.mix, scheme=cfg.scheme, input_size=cfg.input_size,
+                              crop_size=cfg.crop_size, mean=self.info.mean, std=self.info.std, split=cfg.split)
         torch.manual_seed(cfg.seed)
-        if state is not None:
-            model = bisenet_from_state_dict(extract_state_dict(state["model"], paths["state"]), n_classes=scheme.num_classes)
+        self.model = self._build_model()
+        self.opt = make_optimizer(self.model, cfg.lr, cfg.momentum, cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        if self.state is not None:
+            self._restore(self.state)
+
+    def _build_model(self):
+        cfg, n_classes = self.cfg, self.scheme.num_classes
+        if self.state is not None:
+            model = bisenet_from_state_dict(extract_state_dict(self.state["model"], self.paths["state"]),
+                                            n_classes=n_classes)
         elif cfg.init is not None:
-            model = load_bisenet(cfg.init, n_classes=scheme.num_classes)
+            model = load_bisenet(cfg.init, n_classes=n_classes)
         else:
-            model = create_model("bisenet", n_classes=scheme.num_classes)
+            model = create_model("bisenet", n_classes=n_classes)
         if cfg.sync_bn:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = model.to(device).train()
-        opt = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        start = 0
-        if state is not None:
-            opt.load_state_dict(state["optimizer"])
-            if use_amp and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            start = int(state["step"])
-            torch.set_rng_state(state["rng_torch"])
-            if start > cfg.iters:
-                raise LabelsplatError(f"--resume: the run already has {start} steps, more than --iters {cfg.iters}")
-    except Exception as exc:  # reported to every process before anyone raises
-        error = exc
-    ctx.agree(error)
-    if ctx.enabled:
-        s1, s2 = ctx.all_reduce_sum([start, start * start])
-        if s1 * s1 != s2 * ctx.world_size:  # all equal iff the variance is 0
-            raise LabelsplatError("--resume: the processes loaded different resume states",
-                                  path=paths["state"], hint="put the output on storage every process sees")
-    sched = WarmupPoly(cfg.lr, cfg.iters, cfg.warmup_iters, cfg.warmup_start_lr, cfg.power)
-    net = ctx.wrap(model)  # DistributedDataParallel under torchrun; `model` stays the plain module
+        return model.to(self.device).train()
 
-    if main:
-        if state is not None and paths["log"].exists():
-            # drop log lines written after the checkpoint
-            keep = []
-            for ln in paths["log"].read_text().splitlines():
-                try:
-                    if json.loads(ln).get("step", 0) <= start:
-                        keep.append(ln)
-                except (ValueError, AttributeError):
-                    pass  # a line cut short by the interruption
-            atomic_write_bytes(paths["log"], ("\n".join(keep) + ("\n" if keep else "")).encode())
-        elif state is None and paths["log"].exists():
-            paths["log"].unlink()
+    def _restore(self, state: dict) -> None:
+        """Optimiser, AMP scaler, step and torch RNG from a resume state."""
+        self.opt.load_state_dict(state["optimizer"])
+        if self.use_amp and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.start = int(state["step"])
+        torch.set_rng_state(state["rng_torch"])
+        if self.start > self.cfg.iters:
+            raise LabelsplatError(f"--resume: the run already has {self.start} steps, more than --iters {self.cfg.iters}")
 
-    n_min = cfg.batch_size * cfg.crop_size * cfg.crop_size // cfg.n_min_divisor
+    # ------------------------------------------------------------------ steps
+    def step(self) -> StepStats:
+        """One optimiser step. Cut short (an error, Ctrl-C), it puts the BN running statistics
+        back as they were before it, so the saved resume state is the previous step's."""
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        try:
+            return self._step()
+        except BaseException:
+            with torch.no_grad():
+                for b, v in buffers:
+                    b.copy_(v)
+            raise
 
-    def save_state(step: int) -> None:
-        _save_torch(paths["state"], {
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict() if use_amp else {},
-            "step": int(step),
+    def _step(self) -> StepStats:
+        cfg, ctx, step = self.cfg, self.ctx, self.step_count
+        lr = self.sched(step)
+        set_lr(self.opt, lr)
+        self.opt.zero_grad(set_to_none=True)
+        sums = torch.zeros(4, dtype=torch.float64)
+        for a in range(cfg.accumulate):
+            sums += self._micro_batch(step, a)
+        tot = ctx.all_reduce_sum(sums.tolist())
+        lv, l_main, l16, l32 = (v / self.n_micro for v in tot)
+        if not math.isfinite(lv):
+            raise LabelsplatError(f"the loss became {lv} at step {step}", hint="lower --lr")
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.step_count = step + 1
+        self.losses.append(lv)
+        return StepStats(self.step_count, lv, l_main, l16, l32, lr, time.perf_counter() - self.t0)
+
+    def _micro_batch(self, step: int, a: int):
+        """Forward and backward of micro-batch ``a`` of ``step``; its (total, main, 16, 32) losses."""
+        cfg, ctx, device, n_acc = self.cfg, self.ctx, self.device, self.cfg.accumulate
+        x, y = self.batches.get(step * n_acc + a)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        # gradients are all-reduced on the last micro-batch only; BN running statistics
+        # follow the first micro-batch of the step only (see .distributed)
+        no_sync = self.net.no_sync() if ctx.enabled and a < n_acc - 1 else contextlib.nullcontext()
+        keep_bn = frozen_buffers(self.model) if a > 0 else contextlib.nullcontext()
+        with no_sync, keep_bn:
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=self.use_amp):
+                outs = self.net(x)
+            head_losses = [ohem_ce_loss(o.float(), y, thresh=cfg.ohem_thresh, n_min=self.n_min) for o in outs]
+            loss = head_losses[0] + head_losses[1] + head_losses[2]
+            self.scaler.scale(loss if n_acc == 1 else loss / n_acc).backward()
+        return torch.stack([loss.detach(), *(h.detach() for h in head_losses)]).double().cpu()
+
+    def run(self) -> TrainResult:
+        """:meth:`setup`, the steps with the callbacks, :meth:`finish`. Interrupted steps (an error,
+        Ctrl-C, a callback raising) save the resume state on rank 0 before the error propagates."""
+        self.setup()
+        try:
+            for cb in self.callbacks:
+                cb.on_setup(self)
+            while self.step_count < self.cfg.iters:
+                stats = self.step()
+                for cb in self.callbacks:
+                    cb.on_step(self, stats)
+        except BaseException:
+            if self.main and self.step_count > self.start:
+                self.save_state()
+            raise
+        finally:
+            self.batches.close()
+            for cb in self.callbacks:
+                cb.on_finish(self)
+        return self.finish()
+
+    # ------------------------------------------------------------------ outputs
+    def save_state(self) -> None:
+        """The resume state after the completed steps (``<out>.state.pt``)."""
+        _save_torch(self.paths["state"], {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict() if self.use_amp else {},
+            "step": int(self.step_count),
             "rng_torch": torch.get_rng_state(),
-            "config": _config_dict(cfg),
-            "world_size": ctx.world_size,
+            "config": _config_dict(self.cfg),
+            "world_size": self.ctx.world_size,
         })
 
-    workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
-    executor = None
-    pending: dict = {}
-    if workers > 0:
-        from concurrent.futures import ThreadPoolExecutor
+    def finish(self) -> TrainResult:
+        """Rank 0: the final resume state, the weights and their metadata sidecar."""
+        if self.main:
+            self.save_state()
+            weights = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            _save_torch(self.paths["weights"], weights)
+            atomic_write_json(self.paths["meta"], self._metadata())
+        losses = self.losses
+        return TrainResult(self.paths["weights"], self.step_count, self.start, losses[0] if losses else None,
+                           losses[-1] if losses else None, time.perf_counter() - self.t0, losses,
+                           rank=self.ctx.rank, world_size=self.ctx.world_size)
 
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="labelsplat-data")
-    n_local = cfg.iters * n_acc  # this process's micro-batches over the run
-
-    def load_micro(k: int):
-        # k-th micro-batch of this process; batches depend only on (seed, index), so preparing
-        # them ahead in threads changes nothing
-        m = micro_batch_index(k // n_acc, k % n_acc, rank=ctx.rank, world_size=ctx.world_size, accumulate=n_acc)
-        return data.batch(m, cfg.batch_size, cfg.seed)
-
-    def get_batch(k: int):
-        if executor is None:
-            return load_micro(k)
-        for t in range(k, min(k + workers + 1, n_local)):
-            if t not in pending:
-                pending[t] = executor.submit(load_micro, t)
-        return pending.pop(k).result()
-
-    losses: list[float] = []
-    t0 = time.perf_counter()
-    step = start
-    prog = None
-    if progress and main:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        prog = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                        TimeElapsedColumn(), TimeRemainingColumn())
-        task = prog.add_task("train", total=cfg.iters, completed=start, loss="-")
-        prog.start()
-    log_fh = open(paths["log"], "a", encoding="utf-8") if main else None
-    step_buffers = None  # buffers at the start of the step in progress (restored if it is cut short)
-    try:
-        while step < cfg.iters:
-            lr = sched(step)
-            set_lr(opt, lr)
-            step_buffers = [(b, b.detach().clone()) for b in model.buffers()]
-            opt.zero_grad(set_to_none=True)
-            sums = torch.zeros(4, dtype=torch.float64)
-            for a in range(n_acc):
-                x, y = get_batch(step * n_acc + a)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                # gradients are all-reduced on the last micro-batch only; BN running statistics
-                # follow the first micro-batch of the step only (see .distributed)
-                no_sync = net.no_sync() if ctx.enabled and a < n_acc - 1 else contextlib.nullcontext()
-                keep_bn = frozen_buffers(model) if a > 0 else contextlib.nullcontext()
-                with no_sync, keep_bn:
-                    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                        outs = net(x)
-                    head_losses = [ohem_ce_loss(o.float(), y, thresh=cfg.ohem_thresh, n_min=n_min) for o in outs]
-                    loss = head_losses[0] + head_losses[1] + head_losses[2]
-                    scaler.scale(loss if n_acc == 1 else loss / n_acc).backward()
-                sums += torch.stack([loss.detach(), *(h.detach() for h in head_losses)]).double().cpu()
-            tot = ctx.all_reduce_sum(sums.tolist())
-            lv, l_main, l16, l32 = (v / n_micro for v in tot)
-            if not math.isfinite(lv):
-                raise LabelsplatError(f"the loss became {lv} at step {step}", hint="lower --lr")
-            scaler.step(opt)
-            scaler.update()
-            step += 1
-            step_buffers = None
-            losses.append(lv)
-            if main and (step % cfg.log_every == 0 or step == cfg.iters or step == start + 1):
-                rec = {"step": step, "loss": lv, "loss_main": l_main, "loss16": l16, "loss32": l32,
-                       "lr": lr, "seconds": round(time.perf_counter() - t0, 3)}
-                log_fh.write(json.dumps(rec) + "\n")
-                log_fh.flush()
-            if prog is not None:
-                prog.update(task, completed=step, loss=f"{lv:.4f}")
-            if main and cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0 and step < cfg.iters:
-                save_state(step)
-            if on_step is not None:
-                on_step(step, lv)
-    except BaseException:
-        if step_buffers is not None:  # cut short inside a step: undo its BN running-stat update
-            with torch.no_grad():
-                for b, v in step_buffers:
-                    b.copy_(v)
-        if main and step > start:
-            save_state(step)
-        raise
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-        if log_fh is not None:
-            log_fh.close()
-        if prog is not None:
-            prog.stop()
-    if main:
-        save_state(step)
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        _save_torch(paths["weights"], weights)
-        meta = {
+    def _metadata(self) -> dict:
+        cfg, info = self.cfg, self.info
+        return {
             "model": "bisenet",
             "label_scheme": cfg.scheme,
-            "lr_convention": scheme.lr_convention,
-            "n_classes": scheme.num_classes,
+            "lr_convention": self.scheme.lr_convention,
+            "n_classes": self.scheme.num_classes,
             "input_size": cfg.input_size,
             "mean": list(info.mean),
             "std": list(info.std),
-            "steps": step,
-            "final_loss": losses[-1] if losses else None,
-            "data": data.describe(),
+            "steps": self.step_count,
+            "final_loss": self.losses[-1] if self.losses else None,
+            "data": self.data.describe(),
             "config": _config_dict(cfg),
             "seed": cfg.seed,
-            "device": str(device),
-            "amp": use_amp,
-            "world_size": ctx.world_size,
-            "accumulate": n_acc,
-            "global_batch": cfg.batch_size * n_micro,
+            "device": str(self.device),
+            "amp": self.use_amp,
+            "world_size": self.ctx.world_size,
+            "accumulate": cfg.accumulate,
+            "global_batch": cfg.batch_size * self.n_micro,
             "versions": _versions(),
         }
-        atomic_write_json(paths["meta"], meta)
-    return TrainResult(paths["weights"], step, start, losses[0] if losses else None, losses[-1] if losses else None,
-                       time.perf_counter() - t0, losses, rank=ctx.rank, world_size=ctx.world_size)
+
+
+__all__ = ["TrainConfig", "TrainResult", "TrainLoop", "train", "artifact_paths"]

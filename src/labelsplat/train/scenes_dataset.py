@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
+from ..dataset.export import DatasetWriter
 from ..errors import LabelsplatError
+from ..io import read_label, read_rgb
+from ..parsers.preprocess import DEFAULT_CROP_RADIUS_CM, face_crop_box, scene_units_per_cm
+from ..scene import Camera, load_scene, yaw_pitch
+from ..schemes import convert_labels, get_scheme
 
 
 @dataclass
@@ -37,6 +44,35 @@ def _safe(name: str) -> str:
     return s if s[0].isalnum() else "x" + s
 
 
+def _frame_view(sc, fr, key: str, scheme, yaw: float | None, pitch: float | None, radius: float | None):
+    """One frame as a dataset view: (rgb, labels in ``scheme``, camera, metadata), cropped around
+    the head centre when ``radius`` is given."""
+    src_scheme = get_scheme(sc.label_scheme)
+    head = sc.head_frame
+    if not fr.file_path:
+        raise LabelsplatError(f"frame {fr.name!r} has no file_path", path=sc.root)
+    img_path = sc.path(fr.file_path)
+    rgb = read_rgb(img_path)
+    lab_path = sc.path(getattr(fr, key))
+    lab = read_label(lab_path, src_scheme.num_classes, shape=rgb.shape[:2])
+    if src_scheme.name != scheme.name:
+        lab = convert_labels(lab, src_scheme, scheme)
+    cam = fr.camera
+    if (cam.width, cam.height) != (rgb.shape[1], rgb.shape[0]):
+        raise LabelsplatError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but frame {fr.name!r} says "
+                              f"{cam.width}x{cam.height}", path=img_path)
+    box = face_crop_box(cam, head.center, radius) if radius is not None else None
+    meta = {"source_scene": sc.name, "source_frame": fr.name, "yaw": yaw, "pitch": pitch, "label_source": key}
+    if head is not None:
+        meta["head_frame"] = head.to_dict()
+    if box is not None:
+        rgb = np.ascontiguousarray(rgb[box.y0 : box.y1, box.x0 : box.x1])
+        lab = np.ascontiguousarray(lab[box.y0 : box.y1, box.x0 : box.x1])
+        cam = Camera(cam.fx, cam.fy, cam.cx - box.x0, cam.cy - box.y0, box.width, box.height, cam.c2w)
+        meta["crop_box"] = box.to_list()
+    return rgb, lab, cam, meta
+
+
 def dataset_from_scenes(
     scenes: Sequence[str | Path],
     out: str | Path,
@@ -50,14 +86,6 @@ def dataset_from_scenes(
     seed: int = 0,
 ) -> FromScenesSummary:
     """Build the dataset (see the module doc); returns counts. Atomic: all or nothing."""
-    import numpy as np
-
-    from ..dataset.export import DatasetWriter
-    from ..io import read_label, read_rgb
-    from ..parsers.preprocess import DEFAULT_CROP_RADIUS_CM, face_crop_box, scene_units_per_cm
-    from ..scene import Camera, load_scene, yaw_pitch
-    from ..schemes import convert_labels, get_scheme
-
     if labels not in ("gt", "noisy"):
         raise LabelsplatError(f"--labels must be gt or noisy, got {labels!r}")
     if not scenes:
@@ -84,7 +112,6 @@ def dataset_from_scenes(
     with DatasetWriter(out, scheme, overwrite=overwrite, head_frame=common_head, config=config, seed=seed,
                        val_fraction=val_fraction) as writer:
         for sc, sname in zip(loaded, names):
-            src_scheme = get_scheme(sc.label_scheme)
             head = sc.head_frame
             radius = None
             if crop and head is not None:
@@ -99,31 +126,8 @@ def dataset_from_scenes(
                     if abs(yaw) >= max_abs_yaw:
                         n_skip += 1
                         continue
-                if not fr.file_path:
-                    raise LabelsplatError(f"frame {fr.name!r} has no file_path", path=sc.root)
-                img_path = sc.path(fr.file_path)
-                rgb = read_rgb(img_path)
-                lab_path = sc.path(getattr(fr, key))
-                lab = read_label(lab_path, src_scheme.num_classes, shape=rgb.shape[:2])
-                if src_scheme.name != scheme.name:
-                    lab = convert_labels(lab, src_scheme, scheme)
-                cam = fr.camera
-                if (cam.width, cam.height) != (rgb.shape[1], rgb.shape[0]):
-                    raise LabelsplatError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but frame {fr.name!r} says "
-                                          f"{cam.width}x{cam.height}", path=img_path)
-                box = face_crop_box(cam, head.center, radius) if radius is not None else None
-                meta = {"source_scene": sc.name, "source_frame": fr.name, "yaw": yaw, "pitch": pitch,
-                        "label_source": key, "split": None}
-                if head is not None:
-                    meta["head_frame"] = head.to_dict()
-                if box is not None:
-                    n_crop += 1
-                    rgb = np.ascontiguousarray(rgb[box.y0 : box.y1, box.x0 : box.x1])
-                    lab = np.ascontiguousarray(lab[box.y0 : box.y1, box.x0 : box.x1])
-                    cam = Camera(cam.fx, cam.fy, cam.cx - box.x0, cam.cy - box.y0, box.width, box.height, cam.c2w)
-                    meta["crop_box"] = box.to_list()
-                if meta["split"] is None:
-                    del meta["split"]
+                rgb, lab, cam, meta = _frame_view(sc, fr, key, scheme, yaw, pitch, radius)
+                n_crop += "crop_box" in meta
                 writer.add_view(f"{sname}_{_safe(fr.name)}", rgb, lab, None, cam, meta)
                 n_views += 1
         if n_views == 0:

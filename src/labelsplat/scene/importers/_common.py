@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from plyfile import PlyData, PlyElement
 
 from ...errors import LabelsplatError
 from ...io import IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, read_label, read_rgb, write_jpg, write_png
@@ -179,8 +180,6 @@ def _write_image(dst_stem: Path, src: Path, arr: np.ndarray) -> Path:
 
 def write_ply_points(path: Path, xyz: np.ndarray, rgb: np.ndarray | None = None) -> Path:
     """Write a point cloud (N, 3) float with optional (N, 3) uint8 colours as a binary PLY."""
-    from plyfile import PlyData, PlyElement
-
     xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
     fields = [("x", "f4"), ("y", "f4"), ("z", "f4")]
     if rgb is not None:
@@ -204,6 +203,124 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the writer
+def _check_output(out: Path, overwrite: bool, views: list[SourceView], calib_path: Path) -> bool:
+    """The ``overwrite`` to use (an existing empty folder counts as absent); refuses an existing
+    output before the slow checks (``atomic_dir`` checks again) and an empty view list."""
+    if out.exists() and out.is_dir() and not any(out.iterdir()):
+        overwrite = True  # an existing empty folder is fine
+    if out.exists() and not overwrite:
+        raise LabelsplatError("the output already exists", path=out, hint="pass --overwrite or choose another path")
+    if not views:
+        raise LabelsplatError("no usable cameras to import", path=calib_path)
+    return overwrite
+
+
+def _view_camera(v: SourceView, calib_path: Path) -> Camera:
+    """The camera of a view, after checking its image against the calibration (size, principal point)."""
+    if not v.image.is_file():
+        raise LabelsplatError(f"{v.where}: image not found", path=v.image)
+    w, h = image_size(v.image)
+    if v.width is not None and (v.width, v.height) != (w, h):
+        raise LabelsplatError(
+            f"{v.where}: the image is {w}x{h} but {calib_path.name} says {v.width}x{v.height}",
+            path=v.image,
+            hint="use the images the calibration belongs to (resized images need rescaled intrinsics)",
+        )
+    fx, fy, cx, cy = v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2]
+    off_centre = abs(cx / w - 0.5) > 0.3 or abs(cy / h - 0.5) > 0.3
+    if not (0 < cx < w and 0 < cy < h) or (v.width is None and off_centre):
+        # calibrations without an image size (NeRSemble) cannot be checked against the image
+        # directly: a principal point far from the centre means the images were resized
+        raise LabelsplatError(
+            f"{v.where}: the principal point ({cx:.1f}, {cy:.1f}) is outside or far from the centre of the {w}x{h} image: "
+            f"the calibration is probably for another resolution (about {2 * cx / w:.2f}x this image)",
+            path=calib_path,
+            hint="import the images at the calibrated resolution",
+        )
+    return Camera.from_w2c_opencv(v.w2c, fx, fy, cx, cy, w, h)
+
+
+def _check_views(views: list[SourceView], calib_path: Path, labels_dir: Path | None, masks_dir: Path | None,
+                 num_classes: int) -> list[Camera]:
+    """Pass 1, before anything is written: every view's camera, and its label and mask found
+    (in ``labels_dir`` / ``masks_dir`` by name when not given) and readable."""
+    cams: list[Camera] = []
+    missing_labels: list[str] = []
+    missing_masks: list[str] = []
+    for v in views:
+        cams.append(_view_camera(v, calib_path))
+        if labels_dir is not None and v.label is None:
+            v.label = find_by_stem(labels_dir, v.name, exts=(".png",))
+            if v.label is None:
+                missing_labels.append(v.name)
+        if masks_dir is not None and v.mask is None:
+            v.mask = find_by_stem(masks_dir, v.name)
+            if v.mask is None:
+                missing_masks.append(v.name)
+    for missing, d, what in ((missing_labels, labels_dir, "label"), (missing_masks, masks_dir, "mask")):
+        if missing:
+            raise LabelsplatError(
+                f"no {what} PNG for {len(missing)} of {len(views)} images, e.g. {missing[:5]} (expected <name>.png)",
+                path=d,
+                hint=f"give one {what} per image named like the image, or import without it",
+            )
+    for v, cam in zip(views, cams):
+        if v.label is not None:
+            read_label(v.label, num_classes, shape=(cam.height, cam.width))
+        if v.mask is not None:
+            _read_mask(v.mask, (cam.height, cam.width))
+    return cams
+
+
+def _scene_head_frame(head: HeadFrame | None, cams: list[Camera], calib_path: Path, report: ImportReport) -> HeadFrame:
+    """The given head frame, or one estimated from the cameras; the report notes which."""
+    if head is not None:
+        report.notes.append("head frame given")
+        return head
+    est = estimate_head_frame_detailed(cams, source=calib_path)
+    report.notes.append(
+        f"head frame estimated from the cameras (frontal-hemisphere rig assumed; widest camera "
+        f"{est.max_angle_deg:.0f} deg from the mean direction, optical axes within {est.axis_rms:.3g} units RMS "
+        f"of the centre{f', {est.rolled_cameras} rolled camera(s)' if est.rolled_cameras else ''})"
+    )
+    return est.head
+
+
+def _write_view(v: SourceView, cam: Camera, tmp: Path, num_classes: int, link: bool, notes: list[str]) -> Frame:
+    """Pass 2 for one view: its image, label and mask under ``tmp``, copied (or linked) as they
+    are, or undistorted to the pinhole camera when the view has distortion."""
+    extra: dict[str, Any] = {}
+    dist = v.distortion if v.distortion is not None and not v.distortion.is_zero else None
+    lbl_dst = msk_dst = None
+    if dist is None:
+        img_dst = tmp / "images" / f"{v.name}{v.image.suffix.lower()}"
+        _place(v.image, img_dst, link, notes)
+        if v.label is not None:
+            lbl_dst = tmp / "labels" / f"{v.name}.png"
+            _place(v.label, lbl_dst, link, notes)
+        if v.mask is not None:
+            msk_dst = tmp / "masks" / f"{v.name}.png"
+            if v.mask.suffix.lower() == ".png":
+                _place(v.mask, msk_dst, link, notes)
+            else:
+                write_png(msk_dst, _read_mask(v.mask, (cam.height, cam.width)))
+    else:
+        img_dst = _write_image(tmp / "images" / v.name, v.image, undistort_image(read_rgb(v.image), cam.K, dist, fill=0))
+        if v.label is not None:
+            lbl = read_label(v.label, num_classes, shape=(cam.height, cam.width))
+            lbl_dst = write_png(tmp / "labels" / f"{v.name}.png", undistort_label(lbl, cam.K, dist, fill=255))
+        if v.mask is not None:
+            msk = _read_mask(v.mask, (cam.height, cam.width))
+            msk_dst = write_png(tmp / "masks" / f"{v.name}.png", undistort_label(msk, cam.K, dist, fill=0))
+        extra["distortion_removed"] = dist.to_dict()
+
+    def rel(p: Path | None) -> str | None:
+        return None if p is None else p.relative_to(tmp).as_posix()
+
+    return Frame(name=v.name, camera=cam, file_path=rel(img_dst), label_path=rel(lbl_dst), mask_path=rel(msk_dst),
+                 extra=extra)
+
+
 def write_scene(
     views: list[SourceView],
     out: str | Path,
@@ -227,12 +344,7 @@ def write_scene(
     unchanged. Everything is checked before anything is written; ``out`` appears only complete.
     """
     out = Path(out)
-    if out.exists() and out.is_dir() and not any(out.iterdir()):
-        overwrite = True  # an existing empty folder is fine
-    if out.exists() and not overwrite:  # refuse before the (slow) checks, atomic_dir checks again
-        raise LabelsplatError("the output already exists", path=out, hint="pass --overwrite or choose another path")
-    if not views:
-        raise LabelsplatError("no usable cameras to import", path=calib_path)
+    overwrite = _check_output(out, overwrite, views, calib_path)
     num_classes = scheme_num_classes(label_scheme, source=calib_path)
     head = parse_head_frame(head_frame) if head_frame is not None else None
     labels_dir = Path(labels_dir) if labels_dir is not None else None
@@ -244,105 +356,13 @@ def write_scene(
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise LabelsplatError(f"duplicate frame names {dup[:5]} (two source images map to the same name)", path=calib_path)
-
-    # pass 1: check everything (sizes, labels, masks) before writing
-    cams: list[Camera] = []
-    missing_labels: list[str] = []
-    missing_masks: list[str] = []
-    for v in views:
-        if not v.image.is_file():
-            raise LabelsplatError(f"{v.where}: image not found", path=v.image)
-        w, h = image_size(v.image)
-        if v.width is not None and (v.width, v.height) != (w, h):
-            raise LabelsplatError(
-                f"{v.where}: the image is {w}x{h} but {calib_path.name} says {v.width}x{v.height}",
-                path=v.image,
-                hint="use the images the calibration belongs to (resized images need rescaled intrinsics)",
-            )
-        fx, fy, cx, cy = v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2]
-        off_centre = abs(cx / w - 0.5) > 0.3 or abs(cy / h - 0.5) > 0.3
-        if not (0 < cx < w and 0 < cy < h) or (v.width is None and off_centre):
-            # calibrations without an image size (NeRSemble) cannot be checked against the image
-            # directly: a principal point far from the centre means the images were resized
-            raise LabelsplatError(
-                f"{v.where}: the principal point ({cx:.1f}, {cy:.1f}) is outside or far from the centre of the {w}x{h} image: "
-                f"the calibration is probably for another resolution (about {2 * cx / w:.2f}x this image)",
-                path=calib_path,
-                hint="import the images at the calibrated resolution",
-            )
-        cams.append(Camera.from_w2c_opencv(v.w2c, fx, fy, cx, cy, w, h))
-        if labels_dir is not None and v.label is None:
-            v.label = find_by_stem(labels_dir, v.name, exts=(".png",))
-            if v.label is None:
-                missing_labels.append(v.name)
-        if masks_dir is not None and v.mask is None:
-            v.mask = find_by_stem(masks_dir, v.name)
-            if v.mask is None:
-                missing_masks.append(v.name)
-    for missing, d, what in ((missing_labels, labels_dir, "label"), (missing_masks, masks_dir, "mask")):
-        if missing:
-            raise LabelsplatError(
-                f"no {what} PNG for {len(missing)} of {len(views)} images, e.g. {missing[:5]} (expected <name>.png)",
-                path=d,
-                hint=f"give one {what} per image named like the image, or import without it",
-            )
-    for v, cam in zip(views, cams):
-        if v.label is not None:
-            read_label(v.label, num_classes, shape=(cam.height, cam.width))
-        if v.mask is not None:
-            _read_mask(v.mask, (cam.height, cam.width))
-
-    if head is None:
-        est = estimate_head_frame_detailed(cams, source=calib_path)
-        head = est.head
-        report.notes.append(
-            f"head frame estimated from the cameras (frontal-hemisphere rig assumed; widest camera "
-            f"{est.max_angle_deg:.0f} deg from the mean direction, optical axes within {est.axis_rms:.3g} units RMS "
-            f"of the centre{f', {est.rolled_cameras} rolled camera(s)' if est.rolled_cameras else ''})"
-        )
-    else:
-        report.notes.append("head frame given")
+    cams = _check_views(views, calib_path, labels_dir, masks_dir, num_classes)
+    head = _scene_head_frame(head, cams, calib_path, report)
 
     # pass 2: write into a temporary sibling, rename at the end
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        frames: list[Frame] = []
-        n_undistorted = 0
-        for v, cam in zip(views, cams):
-            extra: dict[str, Any] = {}
-            dist = v.distortion if v.distortion is not None and not v.distortion.is_zero else None
-            if dist is None:
-                img_dst = tmp / "images" / f"{v.name}{v.image.suffix.lower()}"
-                _place(v.image, img_dst, link, report.notes)
-                lbl_dst = None
-                if v.label is not None:
-                    lbl_dst = tmp / "labels" / f"{v.name}.png"
-                    _place(v.label, lbl_dst, link, report.notes)
-                msk_dst = None
-                if v.mask is not None:
-                    msk_dst = tmp / "masks" / f"{v.name}.png"
-                    if v.mask.suffix.lower() == ".png":
-                        _place(v.mask, msk_dst, link, report.notes)
-                    else:
-                        write_png(msk_dst, _read_mask(v.mask, (cam.height, cam.width)))
-            else:
-                n_undistorted += 1
-                img_dst = _write_image(tmp / "images" / v.name, v.image, undistort_image(read_rgb(v.image), cam.K, dist, fill=0))
-                lbl_dst = None
-                if v.label is not None:
-                    lbl = read_label(v.label, num_classes, shape=(cam.height, cam.width))
-                    lbl_dst = write_png(tmp / "labels" / f"{v.name}.png", undistort_label(lbl, cam.K, dist, fill=255))
-                msk_dst = None
-                if v.mask is not None:
-                    msk = _read_mask(v.mask, (cam.height, cam.width))
-                    msk_dst = write_png(tmp / "masks" / f"{v.name}.png", undistort_label(msk, cam.K, dist, fill=0))
-                extra["distortion_removed"] = dist.to_dict()
-            rel = lambda p: None if p is None else p.relative_to(tmp).as_posix()  # noqa: E731
-            frames.append(
-                Frame(
-                    name=v.name, camera=cam, file_path=rel(img_dst), label_path=rel(lbl_dst),
-                    mask_path=rel(msk_dst), extra=extra,
-                )
-            )
+        frames = [_write_view(v, cam, tmp, num_classes, link, report.notes) for v, cam in zip(views, cams)]
+        n_undistorted = sum("distortion_removed" in f.extra for f in frames)
         if n_undistorted:
             report.notes.append(f"{n_undistorted} of {len(views)} views undistorted to pinhole")
         ply = None

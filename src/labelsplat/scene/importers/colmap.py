@@ -16,6 +16,7 @@ The binary layouts follow COLMAP's ``reconstruction_io_binary.cc`` (little endia
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,7 @@ def qvec_to_rotation(q: np.ndarray) -> np.ndarray:
 
 def rotation_to_qvec(R: np.ndarray) -> np.ndarray:
     """3x3 rotation -> Hamilton quaternion (w, x, y, z) with w >= 0."""
-    from scipy.spatial.transform import Rotation
+    from scipy.spatial.transform import Rotation  # lazy: scipy.spatial (~0.3 s), only when writing COLMAP models
 
     x, y, z, w = Rotation.from_matrix(np.asarray(R, dtype=np.float64)).as_quat()
     q = np.array([w, x, y, z])
@@ -225,8 +226,6 @@ class _Binary:
         self.path, self.off = path, 0
 
     def take(self, fmt: str):
-        import struct
-
         try:
             vals = struct.unpack_from("<" + fmt, self.data, self.off)
         except struct.error as exc:
