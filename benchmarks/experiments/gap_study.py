@@ -211,9 +211,8 @@ def fit_and_label(sdir: Path, args, run_name: str, rcfg, cams, yaws):
     fit result, fit seconds, rendered views, post-processed labels, post-processing report)."""
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
+    from labelsplat.splat import fit, load_run
     from labelsplat.splat.config import apply_fit_overrides, make_config
-    from labelsplat.splat.render_views import load_run
-    from labelsplat.splat.trainer import fit
 
     fit_cfg = apply_fit_overrides(make_config(args.preset, seed=args.seed), rq._parse_sets(args.fit_set))
     run_dir = args.work / f"{run_name}_{os.getpid()}"
@@ -265,7 +264,7 @@ def main(argv=None) -> int:
                        "fit_config": src["fit_config"]})
         record["scores"] = score({"initial": initial, "refined": pp, "refined_raw": raw}, gt, yaws, scheme)
     else:
-        from labelsplat.splat.trainer import concept_class_weights
+        from labelsplat.splat import concept_class_weights
 
         sdir = variant_scene(noisy_dir, exact_dir, args.labels)
         run_dir, fit_cfg, res, t_fit, rendered, pp, report = fit_and_label(sdir, args, f"run_{args.tag}", rcfg, cams,

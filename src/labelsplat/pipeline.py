@@ -212,7 +212,7 @@ def label_novel_views(
     import torch
 
     from .extract import PostprocessConfig, extract_argmax, extract_palette, postprocess
-    from .splat.render_views import render_batches
+    from .splat import render_batches
 
     yaws = np.asarray(yaws)
     if keep_logits is None:
@@ -322,7 +322,7 @@ def _consistency(run, scene: Scene, cfg: RefineConfig) -> dict:
     from .eval import multiview_consistency
     from .io import read_label
     from .schemes import get_scheme
-    from .splat.render_views import render_cameras
+    from .splat import render_cameras
 
     cams = scene.cameras
     rendered = render_cameras(run, cams, batch_size=cfg.render_batch, min_views=cfg.min_views_seen)
@@ -413,8 +413,7 @@ def refine_scene(
     from .device import resolve_device
     from .eval import metrics_document, write_metrics
     from .schemes import get_scheme
-    from .splat.render_views import load_run
-    from .splat.trainer import fit
+    from .splat import fit, load_run
     from .views import sample_views, sampler_config
 
     t_all = time.perf_counter()
@@ -445,7 +444,7 @@ def refine_scene(
     if (run_dir / "checkpoint.pt").is_file() and resume:
         log(f"{name}: fit already finished, reusing {run_dir}")
     else:
-        from .splat.trainer import latest_checkpoint
+        from .splat import latest_checkpoint
 
         can_resume = resume and run_dir.exists() and latest_checkpoint(run_dir) is not None
         if run_dir.exists() and not can_resume:
@@ -614,7 +613,7 @@ def render_run(
     """
     from .device import resolve_device
     from .eval import metrics_document, write_metrics
-    from .splat.render_views import load_run
+    from .splat import load_run
     from .views import sample_views, sampler_config
 
     run_dir = Path(run_dir)

@@ -6,7 +6,7 @@ import numpy as np
 def test_chunked_labelling_equals_single_chunk(refined, synth_scene):
     from labelsplat.pipeline import RefineConfig, label_novel_views
     from labelsplat.scene import load_scene, yaw_pitch
-    from labelsplat.splat.render_views import load_run
+    from labelsplat.splat import load_run
 
     scene = load_scene(synth_scene)
     run = load_run(refined / "scenes" / "head_000" / "run", "cpu")

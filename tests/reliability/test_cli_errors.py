@@ -429,8 +429,8 @@ def test_import_out_is_a_file(cli, tiny_scene, tmp_path):
 @pytest.fixture(scope="module")
 def fitted(tiny_scene, tmp_path_factory):
     """A finished micro fit of the tiny scene (read-only: copy it)."""
+    from labelsplat.splat import fit
     from labelsplat.splat.config import make_config
-    from labelsplat.splat.trainer import fit
 
     out = tmp_path_factory.mktemp("rel_fit") / "run"
     fit(tiny_scene, out, make_config("micro", steps=30), device="cpu")  # ckpt/step_000020.pt + checkpoint.pt

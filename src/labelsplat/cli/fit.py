@@ -54,8 +54,8 @@ def fit_command(
 ) -> None:
     from ..device import resolve_device
     from ..scene import load_scene
+    from ..splat import fit
     from ..splat.config import apply_fit_overrides, make_config, parse_fit_overrides
-    from ..splat.trainer import fit
 
     if resume and overwrite:
         raise LabelsplatError("--resume and --overwrite exclude each other")
@@ -83,8 +83,7 @@ def fit_command(
                                   hint="choose another --out")
         shutil.rmtree(out)
     if resume:
-        from ..splat.config import FitConfig
-        from ..splat.trainer import latest_checkpoint, load_checkpoint
+        from ..splat import FitConfig, latest_checkpoint, load_checkpoint
 
         ck = latest_checkpoint(out)
         if ck is None:

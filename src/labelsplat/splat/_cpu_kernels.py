@@ -289,11 +289,7 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
     F = feats.shape[2]
     n_tiles = tile_h * tile_w
     dt = feats.dtype
-    half = consts[_C_HALF]
-    one = consts[_C_ONE]
-    zero = consts[_C_ZERO]
     thr = consts[_C_ALPHA_THR]
-    amax = consts[_C_MAX_ALPHA]
     c = job // n_tiles
     t = job - c * n_tiles
     ty = t // tile_w
@@ -310,7 +306,6 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
                                   np.empty(L, dt), np.empty(L, dt), np.empty(L, dt))
     vc = np.empty(F, dt)
     vcw = np.empty(F, dt)
-    F4 = F - F % 4
     y0 = ty * tile_size
     x0 = tx * tile_size
     y_end = min(y0 + tile_size, height)
@@ -322,67 +317,82 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
             ns = _sub_list(sub, L, gx, gy, ga, gb, gc, go, gs, grx, gry, pxc[sx0], pxc[sx1 - 1],
                            pyc[sy0], pyc[sy1 - 1], sx, sy, sa, sb, sc, so, ss)
             for py in range(sy0, sy1):
-                fy = pyc[py]
                 for px in range(sx0, sx1):
-                    lk = last[c, py, px]
-                    if lk < 0:
-                        continue
-                    fx = pxc[px]
-                    T_final = one - alpha_out[c, py, px]
-                    T = T_final
-                    va = v_alpha_out[c, py, px]
-                    bgdot = zero
-                    # (sum over later entries j of fac_j * feats_j) . (w * v_render), as a scalar
-                    bufdot = zero
-                    for f in range(F):
-                        vc[f] = v_out[c, py, px, f]
-                        vcw[f] = vc[f] * wgeom[f]
-                        if has_bg:
-                            bgdot += bg[c, f] * vcw[f]
-                    for si in range(ns - 1, -1, -1):
-                        k = sub[si]
-                        if k > lk:
-                            continue
-                        dx = sx[si] - fx
-                        dy = sy[si] - fy
-                        sigma = half * (sa[si] * dx * dx + sc[si] * dy * dy) + sb[si] * dx * dy
-                        if sigma < 0 or sigma > ss[si]:
-                            continue
-                        vis = np.exp(-sigma)
-                        alpha = min(amax, so[si] * vis)
-                        if alpha < thr:
-                            continue
-                        ra = one / (one - alpha)
-                        T = T * ra
-                        fac = alpha * T
-                        e = start + k
-                        # dot = feats_k . (w * v_render) with four independent partial sums
-                        d0 = zero
-                        d1 = zero
-                        d2 = zero
-                        d3 = zero
-                        for f in range(0, F4, 4):
-                            d0 += gf[k, f] * vcw[f]
-                            d1 += gf[k, f + 1] * vcw[f + 1]
-                            d2 += gf[k, f + 2] * vcw[f + 2]
-                            d3 += gf[k, f + 3] * vcw[f + 3]
-                        for f in range(F4, F):
-                            d0 += gf[k, f] * vcw[f]
-                        dot = (d0 + d1) + (d2 + d3)
-                        for f in range(F):
-                            v_f[e, f] += fac * vc[f]
-                        v_alpha = T * dot - ra * bufdot + T_final * ra * va
-                        bufdot += fac * dot
-                        if has_bg:
-                            v_alpha -= T_final * ra * bgdot
-                        if so[si] * vis <= amax:
-                            v_sigma = -so[si] * vis * v_alpha
-                            v_q[e, 0] += half * v_sigma * dx * dx
-                            v_q[e, 1] += v_sigma * dx * dy
-                            v_q[e, 2] += half * v_sigma * dy * dy
-                            v_m[e, 0] += v_sigma * (sa[si] * dx + sb[si] * dy)
-                            v_m[e, 1] += v_sigma * (sb[si] * dx + sc[si] * dy)
-                            v_o[e] += vis * v_alpha
+                    _backward_pixel(c, py, px, pxc[px], pyc[py], start, ns, sub, sx, sy, sa, sb, sc, so, ss, gf,
+                                    bg, has_bg, consts, alpha_out, last, v_out, v_alpha_out, wgeom, vc, vcw,
+                                    v_m, v_q, v_o, v_f)
+
+
+@njit(cache=True, nogil=True)
+def _backward_pixel(c, py, px, fx, fy, start, ns, sub, sx, sy, sa, sb, sc, so, ss, gf, bg, has_bg, consts,
+                    alpha_out, last, v_out, v_alpha_out, wgeom, vc, vcw, v_m, v_q, v_o, v_f):
+    """Backward of one pixel: walks its sub-list back to front from its last contributor and adds
+    to the per-entry gradient slots (``vc``, ``vcw``: scratch of F values)."""
+    lk = last[c, py, px]
+    if lk < 0:
+        return
+    F = vc.shape[0]
+    F4 = F - F % 4
+    half = consts[_C_HALF]
+    one = consts[_C_ONE]
+    zero = consts[_C_ZERO]
+    thr = consts[_C_ALPHA_THR]
+    amax = consts[_C_MAX_ALPHA]
+    T_final = one - alpha_out[c, py, px]
+    T = T_final
+    va = v_alpha_out[c, py, px]
+    bgdot = zero
+    # (sum over later entries j of fac_j * feats_j) . (w * v_render), as a scalar
+    bufdot = zero
+    for f in range(F):
+        vc[f] = v_out[c, py, px, f]
+        vcw[f] = vc[f] * wgeom[f]
+        if has_bg:
+            bgdot += bg[c, f] * vcw[f]
+    for si in range(ns - 1, -1, -1):
+        k = sub[si]
+        if k > lk:
+            continue
+        dx = sx[si] - fx
+        dy = sy[si] - fy
+        sigma = half * (sa[si] * dx * dx + sc[si] * dy * dy) + sb[si] * dx * dy
+        if sigma < 0 or sigma > ss[si]:
+            continue
+        vis = np.exp(-sigma)
+        alpha = min(amax, so[si] * vis)
+        if alpha < thr:
+            continue
+        ra = one / (one - alpha)
+        T = T * ra
+        fac = alpha * T
+        e = start + k
+        # dot = feats_k . (w * v_render) with four independent partial sums
+        d0 = zero
+        d1 = zero
+        d2 = zero
+        d3 = zero
+        for f in range(0, F4, 4):
+            d0 += gf[k, f] * vcw[f]
+            d1 += gf[k, f + 1] * vcw[f + 1]
+            d2 += gf[k, f + 2] * vcw[f + 2]
+            d3 += gf[k, f + 3] * vcw[f + 3]
+        for f in range(F4, F):
+            d0 += gf[k, f] * vcw[f]
+        dot = (d0 + d1) + (d2 + d3)
+        for f in range(F):
+            v_f[e, f] += fac * vc[f]
+        v_alpha = T * dot - ra * bufdot + T_final * ra * va
+        bufdot += fac * dot
+        if has_bg:
+            v_alpha -= T_final * ra * bgdot
+        if so[si] * vis <= amax:
+            v_sigma = -so[si] * vis * v_alpha
+            v_q[e, 0] += half * v_sigma * dx * dx
+            v_q[e, 1] += v_sigma * dx * dy
+            v_q[e, 2] += half * v_sigma * dy * dy
+            v_m[e, 0] += v_sigma * (sa[si] * dx + sb[si] * dy)
+            v_m[e, 1] += v_sigma * (sb[si] * dx + sc[si] * dy)
+            v_o[e] += vis * v_alpha
 
 
 def _backward_kernel(means2d, conics, opac, radii, feats, bg, has_bg, offsets, ids, width, height,
