@@ -37,7 +37,8 @@ def test_parsed_values_and_unchanged_texts():
     p = cfg.parsed
     assert isinstance(p, ParsedOptions)
     assert p.semantic_grad == SemanticGradSpec(0.1) and cfg.semantic_grad_weight == 0.1
-    assert p.label_view_weight == LabelViewWeightSpec(30.0, 0.2) and p.label_view_weight.weight(60.0) == pytest.approx(0.6)
+    assert p.label_view_weight == LabelViewWeightSpec(30.0, 0.2)
+    assert p.label_view_weight.weight(60.0) == pytest.approx(0.6)
     assert p.semantic_loss == SemanticLossSpec(0.5) and p.semantic_loss.generalized
     assert p.label_noise == LabelNoiseSpec() and not p.label_noise.enabled
     assert p.semantic_lift == SemanticLiftSpec("vote", 3.0)

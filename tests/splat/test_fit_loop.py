@@ -72,7 +72,8 @@ def test_step_returns_stats_and_drives_the_callbacks(scene_dir, tmp_path):
     res = loop.finish()
     assert rec.events[-1] == ("finish", 8)
     assert res.summary["steps"] == 8 and res.summary["last_log"] == stats[-1].record
-    assert (tmp_path / "run" / "run.json").is_file() and load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 8
+    assert (tmp_path / "run" / "run.json").is_file()
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 8
 
 
 def test_driving_step_matches_fit_and_resume(scene_dir, tmp_path):

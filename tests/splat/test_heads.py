@@ -21,13 +21,16 @@ PAL = get_scheme(SCHEME).palette_array().astype(np.float32) / 255.0
 
 def test_make_head_follows_the_config():
     h = make_head(make_config("micro"), SCHEME, 19, "cpu")
-    assert isinstance(h, LogitsHead) and h.channels == 19 and h.key == "logits" and isinstance(h.semantic_loss, CrossEntropy)
+    assert isinstance(h, LogitsHead) and h.channels == 19 and h.key == "logits"
+    assert isinstance(h.semantic_loss, CrossEntropy)
     assert h.init_logit == make_config("micro").init_logit
     assert isinstance(make_head(make_config("micro", semantic_loss="gce:0.5"), SCHEME, 19, "cpu").semantic_loss,
                       GeneralizedCE)
-    assert isinstance(make_head(make_config("micro", label_noise="em"), SCHEME, 19, "cpu").semantic_loss, NoiseCorrected)
+    noisy = make_head(make_config("micro", label_noise="em"), SCHEME, 19, "cpu")
+    assert isinstance(noisy.semantic_loss, NoiseCorrected)
     p = make_head(make_config("micro", semantic_target="palette"), SCHEME, 19, "cpu")
-    assert isinstance(p, PaletteHead) and p.channels == 3 and p.key == "seg_rgb" and isinstance(p.semantic_loss, PaletteL1)
+    assert isinstance(p, PaletteHead) and p.channels == 3 and p.key == "seg_rgb"
+    assert isinstance(p.semantic_loss, PaletteL1)
     np.testing.assert_array_equal(p.palette.numpy(), PAL)
     e = make_head(make_config("micro", semantic_target="palette"), SCHEME, 0, "cpu")
     assert isinstance(e, EmptyHead) and e.channels == 0 and e.target == "palette"

@@ -131,7 +131,8 @@ class SemanticLossSpec:
             vals = _floats([s.split(":", 1)[1]])
             if vals is not None and 0.0 < vals[0] <= 1.0:
                 return cls(vals[0])
-        raise LabelsplatError(f"invalid semantic_loss {text!r}", hint="use ce or gce:<q> with q in (0, 1], e.g. gce:0.7")
+        raise LabelsplatError(f"invalid semantic_loss {text!r}",
+                              hint="use ce or gce:<q> with q in (0, 1], e.g. gce:0.7")
 
     @property
     def generalized(self) -> bool:
@@ -163,8 +164,9 @@ class LabelNoiseSpec:
     floor: float = 0.5
     trace: float = 0.0
     init_diag: float = 0.95
-    HELP: ClassVar[str] = ("none | em[:<warmup>[:<floor>]] | learn[:<warmup>[:<trace>]] (warmup = fraction of the "
-                           "steps in [0, 1), floor = lowest diagonal of T in (0, 1], trace = trace-penalty weight >= 0)")
+    HELP: ClassVar[str] = ("none | em[:<warmup>[:<floor>]] | learn[:<warmup>[:<trace>]] (warmup = fraction of "
+                           "the steps in [0, 1), floor = lowest diagonal of T in (0, 1], trace = trace-penalty "
+                           "weight >= 0)")
 
     @classmethod
     def parse(cls, text: str) -> "LabelNoiseSpec":
@@ -376,7 +378,8 @@ class FitConfig:
         if p.semantic_loss.generalized and (self.label_smoothing > 0 or not logits):
             bad("semantic_loss gce needs semantic_target=logits and label_smoothing=0")
         if p.label_noise.enabled and (p.semantic_loss.generalized or self.label_smoothing > 0 or not logits):
-            bad(f"label_noise={self.label_noise!r} needs semantic_target=logits, semantic_loss=ce and label_smoothing=0")
+            bad(f"label_noise={self.label_noise!r} needs semantic_target=logits, semantic_loss=ce and "
+                "label_smoothing=0")
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 

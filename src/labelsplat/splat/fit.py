@@ -461,8 +461,9 @@ class FitLoop:
         if check and not bool(torch.isfinite(loss) & ~self.nonfinite if self.defer_nan else torch.isfinite(loss)):
             last_ck = latest_checkpoint(self.out_dir)
             raise LabelsplatError(
-                f"the loss became NaN/infinite {'by' if self.defer_nan else 'at'} step {step} (rgb {float(l_rgb.detach()):.4g}, "
-                f"semantic {float(l_sem.detach()):.4g}, alpha {float(l_alpha.detach()):.4g}); the fit stopped",
+                f"the loss became NaN/infinite {'by' if self.defer_nan else 'at'} step {step} "
+                f"(rgb {float(l_rgb.detach()):.4g}, semantic {float(l_sem.detach()):.4g}, "
+                f"alpha {float(l_alpha.detach()):.4g}); the fit stopped",
                 path=self.out_dir,
                 hint=(f"the last good checkpoint is {last_ck}; " if last_ck else "no checkpoint was written yet; ")
                 + "lower the learning rates (--preset) or check the input images/labels",

@@ -97,8 +97,9 @@ def render_batches(
 ):
     """Render ``cameras`` and yield, per batch of same-size cameras, a dict of tensors on the
     model's device (no host copies): ``rgb`` (B,H,W,3) clamped, the head's channels (``logits``
-    (B,H,W,K), or ``seg_rgb`` (B,H,W,3) clamped for palette runs), ``depth`` (scene units, 0 where alpha ~ 0), ``alpha``,
-    ``views_seen``, ``low_view_fraction`` (B,H,W), and ``start`` (index of the batch's first camera).
+    (B,H,W,K), or ``seg_rgb`` (B,H,W,3) clamped for palette runs), ``depth`` (scene units, 0 where
+    alpha ~ 0), ``alpha``, ``views_seen``, ``low_view_fraction`` (B,H,W), and ``start`` (index of
+    the batch's first camera).
 
     This is what :func:`render_cameras` converts to numpy; callers that keep work on the GPU
     (extraction of many views) consume it directly.
