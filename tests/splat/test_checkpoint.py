@@ -8,7 +8,8 @@ import torch
 from fit_scene import cached_scene
 from labelsplat.errors import LabelsplatError
 from labelsplat.splat import FitLoop, RunState, fit, latest_checkpoint, load_checkpoint, save_checkpoint
-from labelsplat.splat.checkpoint import CKPT_FORMAT, CKPT_VERSION, prune_checkpoints, resume_rules
+from labelsplat.splat.checkpoint import (CKPT_FORMAT, CKPT_VERSION, check_resumable, prune_checkpoints,
+                                         resume_rules)
 from labelsplat.splat.config import make_config
 from labelsplat.splat.data import CameraOrder
 from labelsplat.splat.model import GaussianModel
@@ -102,3 +103,16 @@ def test_a_logit_checkpoint_holds_no_head_entries_and_resumes(scene_dir, tmp_pat
     res = fit(scene_dir, tmp_path / "b", None, resume=True, write_outputs=False)
     for k, v in whole.model.params.items():
         assert torch.equal(v, res.model.params[k]), k
+
+
+def test_check_resumable(tmp_path):
+    ck = {"meta": {"frame_names": ["a", "b"]}, "model": {"num_classes": 19, "semantic_target": "palette"}}
+    check_resumable(ck, tmp_path, frame_names=["a", "b"], num_classes=19, semantic_target="palette")
+    with pytest.raises(LabelsplatError, match="other frames"):
+        check_resumable(ck, tmp_path, frame_names=["a"], num_classes=19, semantic_target="palette")
+    with pytest.raises(LabelsplatError, match="checkpoint has 19 classes, the scene's scheme 11"):
+        check_resumable(ck, tmp_path, frame_names=["a", "b"], num_classes=11, semantic_target="palette")
+    with pytest.raises(LabelsplatError, match="semantic head is 'palette'"):
+        check_resumable(ck, tmp_path, frame_names=["a", "b"], num_classes=19, semantic_target="logits")
+    old = {"meta": {"frame_names": ["a"]}, "model": {"num_classes": 19}}  # no head entries: logits
+    check_resumable(old, tmp_path, frame_names=["a"], num_classes=19, semantic_target="logits")

@@ -121,6 +121,21 @@ def resume_rules(out_dir: Path, cfg: FitConfig | None, resume: bool,
     return (cfg if cfg is not None else default), None
 
 
+def check_resumable(ckpt: dict[str, Any], path: Path, *, frame_names: list[str], num_classes: int,
+                    semantic_target: str) -> None:
+    """Refuse to resume ``ckpt`` on other frames, another number of classes or another semantic head."""
+    if list(ckpt["meta"].get("frame_names", [])) != frame_names:
+        raise LabelsplatError("the checkpoint was fitted to other frames than this scene's", path=path,
+                              hint="resume with the scene the run was started on")
+    stored_k = int(ckpt["model"]["num_classes"])
+    if stored_k != num_classes:
+        raise LabelsplatError(f"checkpoint has {stored_k} classes, the scene's scheme {num_classes}", path=path)
+    stored = str(ckpt["model"].get("semantic_target", "logits"))
+    if num_classes > 0 and stored != semantic_target:
+        raise LabelsplatError(f"checkpoint's semantic head is {stored!r}, the configuration says "
+                              f"{semantic_target!r}", path=path)
+
+
 @dataclass
 class RunState:
     """What a fit's checkpoint holds: the model, the optimisers' and the densification strategy's
@@ -174,5 +189,5 @@ class RunState:
         return save_checkpoint(path, self.state_dict())
 
 
-__all__ = ["CKPT_FORMAT", "CKPT_VERSION", "RunState", "latest_checkpoint", "load_checkpoint",
+__all__ = ["CKPT_FORMAT", "CKPT_VERSION", "RunState", "check_resumable", "latest_checkpoint", "load_checkpoint",
            "periodic_checkpoint_path", "prune_checkpoints", "resume_rules", "save_checkpoint"]

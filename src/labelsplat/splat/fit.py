@@ -46,8 +46,8 @@ from ..io import atomic_write_text, clean_leftovers, ensure_dir
 from ..scene import Scene, load_scene
 from ..schemes import get_scheme
 from .assign import make_assigner
-from .checkpoint import (RunState, latest_checkpoint, periodic_checkpoint_path, prune_checkpoints,
-                         resume_rules)
+from .checkpoint import (RunState, check_resumable, latest_checkpoint, periodic_checkpoint_path,
+                         prune_checkpoints, resume_rules)
 from .config import FitConfig, make_config
 from .data import (CameraOrder, ViewPyramid, apply_colour_weights, check_cameras, class_weight_tensor, load_views,
                    scheme_classes, semantic_view_weights)
@@ -307,9 +307,6 @@ class FitLoop:
         }
         self.state = RunState(model, optimizers, sstate, order, self.head, meta, self.device)
         if ckpt is not None:
-            if list(ckpt["meta"].get("frame_names", [])) != self.views.names:
-                raise LabelsplatError("the checkpoint was fitted to other frames than this scene's", path=self.out_dir,
-                                      hint="resume with the scene the run was started on")
             self.state.load_state_dict(ckpt, self.out_dir)
         self.start_step = self.state.step
         self.elapsed_before = self.state.elapsed_s
@@ -324,13 +321,9 @@ class FitLoop:
                                               sh_degree=cfg.sh_degree, num_classes=K, init_opacity=cfg.init_opacity,
                                               device=self.device, head=self.head)
             return model, source
+        check_resumable(ckpt, self.out_dir, frame_names=self.views.names, num_classes=K,
+                        semantic_target=cfg.semantic_target)
         model = GaussianModel.from_state_dict(ckpt["model"], self.device)
-        if model.num_classes != K:
-            raise LabelsplatError(f"checkpoint has {model.num_classes} classes, the scene's scheme {K}",
-                                  path=self.out_dir)
-        if K > 0 and model.semantic_target != cfg.semantic_target:
-            raise LabelsplatError(f"checkpoint's semantic head is {model.semantic_target!r}, the configuration "
-                                  f"says {cfg.semantic_target!r}", path=self.out_dir)
         model.head = self.head  # the fit's head: the same, with its semantic loss
         return model, ckpt["meta"].get("init_source", "?")
 
