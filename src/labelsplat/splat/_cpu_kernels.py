@@ -286,7 +286,6 @@ def _backward_tiles(j0, j1, means2d, conics, opac, radii, feats, bg, has_bg, off
 def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets, ids, width,
                    height, tile_size, tile_w, tile_h, consts, alpha_out, last, v_out,
                    v_alpha_out, wgeom, pxc, pyc, v_m, v_q, v_o, v_f):
-    F = feats.shape[2]
     n_tiles = tile_h * tile_w
     dt = feats.dtype
     thr = consts[_C_ALPHA_THR]
@@ -301,13 +300,30 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
     gx, gy, ga, gb, gc, go, gs, grx, gry, gf = _gather(
         c, start, L, ids, means2d, conics, opac, radii, feats, thr, dt
     )
+    _backward_blocks(c, start, L, ty * tile_size, tx * tile_size, tile_size, width, height, consts, bg, has_bg,
+                     gx, gy, ga, gb, gc, go, gs, grx, gry, gf, alpha_out, last, v_out, v_alpha_out, wgeom, pxc, pyc,
+                     v_m, v_q, v_o, v_f)
+
+
+@njit(cache=True, nogil=True)
+def _backward_blocks(c, start, L, y0, x0, tile_size, width, height, consts, bg, has_bg,
+                     gx, gy, ga, gb, gc, go, gs, grx, gry, gf, alpha_out, last, v_out, v_alpha_out, wgeom, pxc, pyc,
+                     v_m, v_q, v_o, v_f):
+    """The pixels of one tile (camera ``c``, corner (x0, y0), list entries start..start+L-1 gathered
+    into ``gx..gf``), sub-block by sub-block, back to front: adds to the per-entry gradient slots."""
+    F = gf.shape[1]
+    dt = gf.dtype
+    half = consts[_C_HALF]
+    one = consts[_C_ONE]
+    zero = consts[_C_ZERO]
+    thr = consts[_C_ALPHA_THR]
+    amax = consts[_C_MAX_ALPHA]
     sub = np.empty(L, np.int64)
     sx, sy, sa, sb, sc, so, ss = (np.empty(L, dt), np.empty(L, dt), np.empty(L, dt), np.empty(L, dt),
                                   np.empty(L, dt), np.empty(L, dt), np.empty(L, dt))
     vc = np.empty(F, dt)
     vcw = np.empty(F, dt)
-    y0 = ty * tile_size
-    x0 = tx * tile_size
+    F4 = F - F % 4
     y_end = min(y0 + tile_size, height)
     x_end = min(x0 + tile_size, width)
     for sy0 in range(y0, y_end, _SUB):
@@ -317,82 +333,67 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
             ns = _sub_list(sub, L, gx, gy, ga, gb, gc, go, gs, grx, gry, pxc[sx0], pxc[sx1 - 1],
                            pyc[sy0], pyc[sy1 - 1], sx, sy, sa, sb, sc, so, ss)
             for py in range(sy0, sy1):
+                fy = pyc[py]
                 for px in range(sx0, sx1):
-                    _backward_pixel(c, py, px, pxc[px], pyc[py], start, ns, sub, sx, sy, sa, sb, sc, so, ss, gf,
-                                    bg, has_bg, consts, alpha_out, last, v_out, v_alpha_out, wgeom, vc, vcw,
-                                    v_m, v_q, v_o, v_f)
-
-
-@njit(cache=True, nogil=True)
-def _backward_pixel(c, py, px, fx, fy, start, ns, sub, sx, sy, sa, sb, sc, so, ss, gf, bg, has_bg, consts,
-                    alpha_out, last, v_out, v_alpha_out, wgeom, vc, vcw, v_m, v_q, v_o, v_f):
-    """Backward of one pixel: walks its sub-list back to front from its last contributor and adds
-    to the per-entry gradient slots (``vc``, ``vcw``: scratch of F values)."""
-    lk = last[c, py, px]
-    if lk < 0:
-        return
-    F = vc.shape[0]
-    F4 = F - F % 4
-    half = consts[_C_HALF]
-    one = consts[_C_ONE]
-    zero = consts[_C_ZERO]
-    thr = consts[_C_ALPHA_THR]
-    amax = consts[_C_MAX_ALPHA]
-    T_final = one - alpha_out[c, py, px]
-    T = T_final
-    va = v_alpha_out[c, py, px]
-    bgdot = zero
-    # (sum over later entries j of fac_j * feats_j) . (w * v_render), as a scalar
-    bufdot = zero
-    for f in range(F):
-        vc[f] = v_out[c, py, px, f]
-        vcw[f] = vc[f] * wgeom[f]
-        if has_bg:
-            bgdot += bg[c, f] * vcw[f]
-    for si in range(ns - 1, -1, -1):
-        k = sub[si]
-        if k > lk:
-            continue
-        dx = sx[si] - fx
-        dy = sy[si] - fy
-        sigma = half * (sa[si] * dx * dx + sc[si] * dy * dy) + sb[si] * dx * dy
-        if sigma < 0 or sigma > ss[si]:
-            continue
-        vis = np.exp(-sigma)
-        alpha = min(amax, so[si] * vis)
-        if alpha < thr:
-            continue
-        ra = one / (one - alpha)
-        T = T * ra
-        fac = alpha * T
-        e = start + k
-        # dot = feats_k . (w * v_render) with four independent partial sums
-        d0 = zero
-        d1 = zero
-        d2 = zero
-        d3 = zero
-        for f in range(0, F4, 4):
-            d0 += gf[k, f] * vcw[f]
-            d1 += gf[k, f + 1] * vcw[f + 1]
-            d2 += gf[k, f + 2] * vcw[f + 2]
-            d3 += gf[k, f + 3] * vcw[f + 3]
-        for f in range(F4, F):
-            d0 += gf[k, f] * vcw[f]
-        dot = (d0 + d1) + (d2 + d3)
-        for f in range(F):
-            v_f[e, f] += fac * vc[f]
-        v_alpha = T * dot - ra * bufdot + T_final * ra * va
-        bufdot += fac * dot
-        if has_bg:
-            v_alpha -= T_final * ra * bgdot
-        if so[si] * vis <= amax:
-            v_sigma = -so[si] * vis * v_alpha
-            v_q[e, 0] += half * v_sigma * dx * dx
-            v_q[e, 1] += v_sigma * dx * dy
-            v_q[e, 2] += half * v_sigma * dy * dy
-            v_m[e, 0] += v_sigma * (sa[si] * dx + sb[si] * dy)
-            v_m[e, 1] += v_sigma * (sb[si] * dx + sc[si] * dy)
-            v_o[e] += vis * v_alpha
+                    lk = last[c, py, px]
+                    if lk < 0:
+                        continue
+                    fx = pxc[px]
+                    T_final = one - alpha_out[c, py, px]
+                    T = T_final
+                    va = v_alpha_out[c, py, px]
+                    bgdot = zero
+                    # (sum over later entries j of fac_j * feats_j) . (w * v_render), as a scalar
+                    bufdot = zero
+                    for f in range(F):
+                        vc[f] = v_out[c, py, px, f]
+                        vcw[f] = vc[f] * wgeom[f]
+                        if has_bg:
+                            bgdot += bg[c, f] * vcw[f]
+                    for si in range(ns - 1, -1, -1):
+                        k = sub[si]
+                        if k > lk:
+                            continue
+                        dx = sx[si] - fx
+                        dy = sy[si] - fy
+                        sigma = half * (sa[si] * dx * dx + sc[si] * dy * dy) + sb[si] * dx * dy
+                        if sigma < 0 or sigma > ss[si]:
+                            continue
+                        vis = np.exp(-sigma)
+                        alpha = min(amax, so[si] * vis)
+                        if alpha < thr:
+                            continue
+                        ra = one / (one - alpha)
+                        T = T * ra
+                        fac = alpha * T
+                        e = start + k
+                        # dot = feats_k . (w * v_render) with four independent partial sums
+                        d0 = zero
+                        d1 = zero
+                        d2 = zero
+                        d3 = zero
+                        for f in range(0, F4, 4):
+                            d0 += gf[k, f] * vcw[f]
+                            d1 += gf[k, f + 1] * vcw[f + 1]
+                            d2 += gf[k, f + 2] * vcw[f + 2]
+                            d3 += gf[k, f + 3] * vcw[f + 3]
+                        for f in range(F4, F):
+                            d0 += gf[k, f] * vcw[f]
+                        dot = (d0 + d1) + (d2 + d3)
+                        for f in range(F):
+                            v_f[e, f] += fac * vc[f]
+                        v_alpha = T * dot - ra * bufdot + T_final * ra * va
+                        bufdot += fac * dot
+                        if has_bg:
+                            v_alpha -= T_final * ra * bgdot
+                        if so[si] * vis <= amax:
+                            v_sigma = -so[si] * vis * v_alpha
+                            v_q[e, 0] += half * v_sigma * dx * dx
+                            v_q[e, 1] += v_sigma * dx * dy
+                            v_q[e, 2] += half * v_sigma * dy * dy
+                            v_m[e, 0] += v_sigma * (sa[si] * dx + sb[si] * dy)
+                            v_m[e, 1] += v_sigma * (sb[si] * dx + sc[si] * dy)
+                            v_o[e] += vis * v_alpha
 
 
 def _backward_kernel(means2d, conics, opac, radii, feats, bg, has_bg, offsets, ids, width, height,
