@@ -1,4 +1,4 @@
-"""RunState round trip, the resume rules, checkpoint files (old ones included)."""
+"""RunState round trip, the resume rules, the rolling checkpoint files, a logit checkpoint's model state."""
 
 from __future__ import annotations
 
