@@ -287,7 +287,7 @@ def tune_class_weights(datas: list[TuneData], *, grid=WEIGHT_GRID, passes: int =
 def fast_preset_weights(scheme: str) -> np.ndarray:
     """The ``fast`` preset's semantic class weights (K,) in ``scheme``'s order."""
     from labelsplat.config import fit_preset
-    from labelsplat.splat.trainer import concept_class_weights
+    from labelsplat.splat import concept_class_weights
 
     cfg = fit_preset("fast")
     if cfg.class_weights is not None:
@@ -555,7 +555,7 @@ def calibration(h: Head, cw3_json: Path = CW3_JSON, gap_json: Path = GAP_JSON) -
     from labelsplat.io import read_label
     from labelsplat.scene import load_scene
     from labelsplat.config import FACE_PART_WEIGHTS
-    from labelsplat.splat.trainer import concept_class_weights
+    from labelsplat.splat import concept_class_weights
     from labelsplat.synth import build_head, load_head
     from labelsplat.synth.render import rasterize_head
 

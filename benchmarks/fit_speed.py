@@ -42,7 +42,7 @@ def _score(scene_dir: Path, run_dir: Path) -> dict:
     from labelsplat.io import read_label
     from labelsplat.scene import load_scene, yaw_pitch
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.render_views import load_run, render_cameras
+    from labelsplat.splat import load_run, render_cameras
 
     scene = load_scene(scene_dir)
     scheme = get_scheme(scene.label_scheme)
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     from labelsplat.cli import main as cli_main
     from labelsplat.device import resolve_device
     from labelsplat.config import fit_preset
-    from labelsplat.splat.trainer import fit
+    from labelsplat.splat import fit
 
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "work", "modes")}

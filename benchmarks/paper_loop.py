@@ -503,7 +503,7 @@ def composite_views(scenes_dir: Path, views: list, *, bg_seed: int, device: str,
     record: how many views, and the mean / max absolute difference (0-255) between the re-render
     over black and ``reference`` (refine's saved images), which checks that the same model and
     cameras were used."""
-    from labelsplat.splat.render_views import load_run, render_cameras
+    from labelsplat.splat import load_run, render_cameras
     from labelsplat.synth.render import background_image
 
     by_scene: dict[str, list[int]] = {}

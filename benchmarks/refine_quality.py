@@ -185,8 +185,7 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     from labelsplat.extract import extract_argmax
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
-    from labelsplat.splat.render_views import load_run
-    from labelsplat.splat.trainer import fit
+    from labelsplat.splat import fit, load_run
 
     scene = load_scene(scene_dir)
     if run_dir.exists():

@@ -172,7 +172,7 @@ def time_fit_modes(scene_dir: Path, work: Path, *, preset: str, steps: int, mode
     joint / RGB-only compares fit-loop times (``fit_time_s``, outputs excluded).
     """
     from labelsplat.config import fit_preset
-    from labelsplat.splat.trainer import fit
+    from labelsplat.splat import fit
 
     cells = {}
     for mode in ["rgb", *[m for m in modes if m != "rgb"]]:
@@ -247,9 +247,9 @@ def step_profile(*, n_gaussians: int, views: int, resolution: int, K: int, devic
                  sh_degree: int = 1, densify_event: bool = True) -> dict:
     """Time fit steps of a fixed shell model, split by phase (medians over ``steps`` timed steps).
 
-    The step is the trainer's (``labelsplat.splat.trainer._fit``) built from the same pieces:
+    The step is the fit's (``labelsplat.splat.fit.FitLoop.step``) built from the same pieces:
     ``render_model`` (one rasterisation of [RGB | K logits | depth]), ``rgb_loss`` + 0.5 *
-    ``semantic_loss`` + 0.1 * ``alpha_loss``, Adam per parameter group (``_make_optimizers``)
+    ``semantic_loss`` + 0.1 * ``alpha_loss``, Adam per parameter group (``make_optimizers``)
     and gsplat's ``DefaultStrategy`` statistics. Backward is split exactly: the loss's gradient
     w.r.t. the rendered images first (``loss_bwd``), then the rasteriser's backward
     (``raster_bwd``, incl. SH and projection). Targets: the model's own render at each view
@@ -278,8 +278,9 @@ def _step_profile(*, model_args, views, resolution, semantic_grad, steps, warmup
     from gsplat.strategy import DefaultStrategy
 
     from labelsplat.config import fit_preset
+    from labelsplat.splat import render_model
     from labelsplat.splat.losses import alpha_loss, rgb_loss, semantic_loss
-    from labelsplat.splat.trainer import _make_optimizers, render_model
+    from labelsplat.splat.optim import make_optimizers
 
     n_gaussians, K, sh_degree, device, seed = model_args
     torch.manual_seed(seed)
@@ -297,7 +298,7 @@ def _step_profile(*, model_args, views, resolution, semantic_grad, steps, warmup
             masks.append((out["alpha"][0] > 0.5).float())
             labels.append(out["logits"][0].argmax(-1) if K > 0 else None)
     cfg = fit_preset("fast", steps=10**6, seed=seed, semantic_grad=semantic_grad, semantics=K > 0)
-    optimizers = _make_optimizers(model, cfg)
+    optimizers = make_optimizers(model, cfg)
     strat_kw = dict(prune_opa=cfg.prune_opa, grow_grad2d=cfg.grow_grad2d, grow_scale3d=cfg.grow_scale3d,
                     prune_scale3d=cfg.prune_scale3d, verbose=False, reset_every=10**9)
     strategy = DefaultStrategy(refine_start_iter=10**9, refine_stop_iter=10**9 + 1, refine_every=100, **strat_kw)

@@ -177,8 +177,7 @@ def fit_and_label(sdir: Path, args, run_name: str, rcfg, cams, yaws):
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
     from labelsplat.config import apply_fit_overrides, fit_preset
-    from labelsplat.splat.render_views import load_run
-    from labelsplat.splat.trainer import fit
+    from labelsplat.splat import fit, load_run
 
     fit_cfg = apply_fit_overrides(fit_preset(args.preset, seed=args.seed), rq.parse_sets(args.fit_set))
     run_dir = args.work / f"{run_name}_{os.getpid()}"

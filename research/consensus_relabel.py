@@ -105,7 +105,7 @@ def fit_run(scene_dir: Path, run_dir: Path, preset: str, seed: int) -> float:
     unless ``run_dir/FIT_DONE.json`` exists; returns the fit seconds (of the run that made it)."""
     from labelsplat.scene import load_scene
     from labelsplat.config import fit_preset
-    from labelsplat.splat.trainer import fit
+    from labelsplat.splat import fit
 
     done = run_dir / "FIT_DONE.json"
     if done.is_file():
@@ -124,7 +124,7 @@ def score_run(run_dir: Path, scene_dir: Path, rcfg, cams, yaws, gt, scheme):
     """The benchmark's scoring of a fitted run: post-processed labels at ``cams`` -> LabellingScores."""
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
-    from labelsplat.splat.render_views import load_run
+    from labelsplat.splat import load_run
 
     _rendered, pp, _report = label_novel_views(load_run(run_dir, "cpu"), load_scene(scene_dir), cams, rcfg, yaws=yaws,
                                                timings={})
@@ -134,7 +134,7 @@ def score_run(run_dir: Path, scene_dir: Path, rcfg, cams, yaws, gt, scheme):
 def input_depths(run_dir: Path, scene, rcfg) -> list[np.ndarray]:
     """Rendered depth at the input cameras where alpha >= ``rcfg.export.alpha_threshold`` (else 0), as
     ``pipeline._consistency``."""
-    from labelsplat.splat.render_views import load_run, render_cameras
+    from labelsplat.splat import load_run, render_cameras
 
     rendered = render_cameras(load_run(run_dir, "cpu"), scene.cameras, batch_size=rcfg.export.render_batch,
                               min_views=rcfg.export.min_views_seen)

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
                        "fit_config": src["fit_config"]})
         record["scores"] = score({"initial": initial, "refined": pp, "refined_raw": raw}, gt, yaws, scheme)
     else:
-        from labelsplat.splat.trainer import concept_class_weights
+        from labelsplat.splat import concept_class_weights
 
         sdir = variant_scene(noisy_dir, exact_dir, args.labels)
         run_dir, fit_cfg, res, t_fit, rendered, pp, report = fit_and_label(sdir, args, f"run_{args.tag}", rcfg, cams,

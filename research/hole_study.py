@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     from labelsplat.config import preset, with_overrides
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
-    from labelsplat.splat.render_views import load_run
+    from labelsplat.splat import load_run
 
     torch.set_num_threads(1)
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {"benchmark": "refine_quality_holes", "fits": {}}

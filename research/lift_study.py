@@ -122,9 +122,9 @@ def clean_scene(run, votes, sc, sdir: Path, out: Path, tau: float, K: int) -> Pa
     import torch
 
     from labelsplat.io import read_label, write_png
+    from labelsplat.splat import camera_tensors
     from labelsplat.splat.lift import lifted_logits
     from labelsplat.splat.rasterize import rasterize
-    from labelsplat.splat.trainer import camera_tensors
 
     scene = gs.copy_scene(sdir, out)
     if scene is None:
@@ -177,9 +177,8 @@ def main(argv=None) -> int:
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
     from labelsplat.schemes import get_scheme
+    from labelsplat.splat import ViewPyramid, concept_class_weights, fit, load_run, load_views
     from labelsplat.splat.lift import vote_semantics
-    from labelsplat.splat.render_views import load_run
-    from labelsplat.splat.trainer import _Levels, concept_class_weights, fit, load_views
 
     torch.set_num_threads(1)
     ba = gs.bench_args(args.seed, args.identity + 1 if args.identity else 1)
@@ -206,11 +205,11 @@ def main(argv=None) -> int:
     sc = load_scene(sdir)
     K = run.num_classes
     views = load_views(sc, run.config, K)
-    full = _Levels(views, run.norm, "cpu").get(1.0)
+    full = ViewPyramid(views, run.norm, "cpu").get(1.0)
     votes = None
     if args.variants or args.clean is not None:  # the votes are only needed by the lifting variants
         t = time.perf_counter()
-        votes = vote_semantics(run.model, full["cameras"], full["labels"], K, backend="cpu")
+        votes = vote_semantics(run.model, full.cameras, full.labels, K, backend="cpu")
         print(f"votes {time.perf_counter() - t:.1f} s", flush=True)
     cw = run.config.class_weights_by_concept
     class_w = torch.tensor(concept_class_weights(sc.label_scheme, cw), dtype=torch.float32) if cw else None

@@ -19,28 +19,6 @@ configuration.configure()  # import-linter's readers and graph builder (its comm
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
-# Imports the contracts refuse that are still in the code, by contract id. Each test below runs
-# twice: the contract as written (expected to fail while this list is not empty), and the contract
-# with these imports ignored, which must hold. Empty the lists as the imports go.
-PENDING_IMPORTS: dict[str, list[str]] = {
-    "layers": [
-        "labelsplat.splat.render_views -> labelsplat.extract",
-        "labelsplat.splat.trainer -> labelsplat.extract",
-    ],
-    "splat-extract": [
-        "labelsplat.splat.render_views -> labelsplat.extract",
-        "labelsplat.splat.trainer -> labelsplat.extract",
-    ],
-}
-# Import cycles still in the code (each a set of modules), and top-level modules the layers
-# contract names that do not exist yet.
-PENDING_CYCLES: list[set[str]] = [
-    {"labelsplat.splat.rasterize", "labelsplat.splat._gsplat_backend"},
-    {"labelsplat.splat.config", "labelsplat.splat.lift", "labelsplat.splat.trainer"},
-]
-PENDING_MODULES = ["config", "rundir"]
-
-
 def _contracts() -> list[dict]:
     return tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
 
@@ -58,48 +36,13 @@ def _lint(contract: dict, config_dir: Path) -> tuple[bool, str]:
     return kept, captured.get()
 
 
-def _without_pending(contract: dict) -> dict:
-    """The contract with the pending imports ignored and the missing layers optional."""
-    contract = json.loads(json.dumps(contract))
-    pending = PENDING_IMPORTS.get(contract["id"], [])
-    if pending:
-        contract["ignore_imports"] = sorted(set(contract.get("ignore_imports", [])) | set(pending))
-    if contract["type"] == "layers":
-        def optional(layer: str) -> str:
-            for sep in (" | ", " : "):
-                if sep in layer:
-                    return sep.join(optional(part) for part in layer.split(sep))
-            return f"({layer})" if layer in PENDING_MODULES else layer
-
-        contract["layers"] = [optional(layer) for layer in contract["layers"]]
-    return contract
-
-
-def _pending_reason(contract_id: str) -> str:
-    parts = PENDING_IMPORTS.get(contract_id, [])[:]
-    if contract_id == "layers" and PENDING_MODULES:
-        parts.append("missing modules " + ", ".join(f"labelsplat.{m}" for m in PENDING_MODULES))
-    return "still refused: " + "; ".join(parts)
-
-
 CONTRACT_IDS = [c["id"] for c in _contracts()]
 
 
-@pytest.mark.parametrize("contract_id", [
-    pytest.param(cid, marks=pytest.mark.xfail(strict=False, reason=_pending_reason(cid)))
-    if cid in PENDING_IMPORTS or (cid == "layers" and PENDING_MODULES) else cid
-    for cid in CONTRACT_IDS
-])
+@pytest.mark.parametrize("contract_id", CONTRACT_IDS)
 def test_contract(contract_id, tmp_path):
     contract = next(c for c in _contracts() if c["id"] == contract_id)
     kept, report = _lint(contract, tmp_path)
-    assert kept, report
-
-
-@pytest.mark.parametrize("contract_id", CONTRACT_IDS)
-def test_contract_apart_from_pending_imports(contract_id, tmp_path):
-    contract = next(c for c in _contracts() if c["id"] == contract_id)
-    kept, report = _lint(_without_pending(contract), tmp_path)
     assert kept, report
 
 
@@ -164,13 +107,6 @@ def _describe(graph: grimp.ImportGraph, component: set[str]) -> str:
     return "\n".join(rows)
 
 
-def test_no_import_cycles_apart_from_pending(graph):
-    cycles = [c for c in _strongly_connected(graph) if c not in PENDING_CYCLES]
-    assert not cycles, "import cycles:\n" + "\n\n".join(_describe(graph, c) for c in cycles)
-
-
-@pytest.mark.xfail(strict=False, reason="still in the code: " + "; ".join(" <-> ".join(sorted(c))
-                                                                           for c in PENDING_CYCLES))
 def test_no_import_cycles(graph):
     cycles = _strongly_connected(graph)
     assert not cycles, "import cycles:\n" + "\n\n".join(_describe(graph, c) for c in cycles)

@@ -119,7 +119,7 @@ def _render_and_extract(run, scene: Scene, cams: list[Camera], cfg: RefineConfig
     import torch
 
     from .extract import extract_argmax, extract_palette
-    from .splat.render_views import render_batches
+    from .splat import render_batches
 
     ex = cfg.export
     t = time.perf_counter()
@@ -265,7 +265,7 @@ def _consistency(run, scene: Scene, cfg: RefineConfig) -> dict:
     from .eval import multiview_consistency
     from .io import read_label
     from .schemes import get_scheme
-    from .splat.render_views import render_cameras
+    from .splat import render_cameras
 
     cams = scene.cameras
     rendered = render_cameras(run, cams, batch_size=cfg.export.render_batch, min_views=cfg.export.min_views_seen)
@@ -356,7 +356,7 @@ def _fit_scene(scene: Scene, run_dir: Path, cfg: RefineConfig, device, *, resume
                log: Callable[[str], None]) -> None:
     """The scene's fit in ``run_dir``: reused when finished (``resume``), continued from its last
     checkpoint when interrupted (``resume``), else fitted from scratch."""
-    from .splat.trainer import fit, latest_checkpoint
+    from .splat import fit, latest_checkpoint
 
     if (run_dir / "checkpoint.pt").is_file() and resume:
         log(f"{scene.name}: fit already finished, reusing {run_dir}")
@@ -392,7 +392,7 @@ def refine_scene(
 
     from .device import resolve_device
     from .eval import metrics_document, write_metrics
-    from .splat.render_views import load_run
+    from .splat import load_run
     from .views import sample_views
 
     t_all = time.perf_counter()
@@ -566,7 +566,7 @@ def render_run(
     """
     from .device import resolve_device
     from .eval import metrics_document, write_metrics
-    from .splat.render_views import load_run
+    from .splat import load_run
     from .views import sample_views
 
     run_dir = Path(run_dir)

@@ -7,7 +7,7 @@ def test_chunked_labelling_equals_single_chunk(refined, synth_scene):
     from labelsplat.config import preset, with_overrides
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene, yaw_pitch
-    from labelsplat.splat.render_views import load_run
+    from labelsplat.splat import load_run
 
     scene = load_scene(synth_scene)
     run = load_run(refined / "scenes" / "head_000" / "run", "cpu")

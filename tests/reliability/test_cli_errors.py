@@ -430,7 +430,7 @@ def test_import_out_is_a_file(cli, tiny_scene, tmp_path):
 def fitted(tiny_scene, tmp_path_factory):
     """A finished micro fit of the tiny scene (read-only: copy it)."""
     from labelsplat.config import fit_preset
-    from labelsplat.splat.trainer import fit
+    from labelsplat.splat import fit
 
     out = tmp_path_factory.mktemp("rel_fit") / "run"
     fit(tiny_scene, out, fit_preset("micro", steps=30), device="cpu")  # ckpt/step_000020.pt + checkpoint.pt

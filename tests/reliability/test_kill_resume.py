@@ -66,7 +66,7 @@ def _temporaries(root: Path) -> list[Path]:
 def _check_files_readable(root: Path) -> None:
     """Every checkpoint, JSON and PNG under ``root`` loads (nothing half-written)."""
     from labelsplat.io import read_json
-    from labelsplat.splat.trainer import load_checkpoint
+    from labelsplat.splat import load_checkpoint
 
     for p in Path(root).rglob("*"):
         if p.suffix == ".pt":

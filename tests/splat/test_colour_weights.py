@@ -8,9 +8,9 @@ import torch
 
 from fit_scene import cached_scene
 from labelsplat.errors import LabelsplatError
+from labelsplat.splat import fit
 from labelsplat.splat.colour_weights import colour_label_weights
 from labelsplat.config import fit_preset as make_config
-from labelsplat.splat.trainer import fit
 
 
 def _two_colour_views(n=3, size=32, wrong_frac=0.1, seed=0):

@@ -15,7 +15,7 @@ from labelsplat.errors import LabelsplatError
 from labelsplat.io import read_label
 from labelsplat.scene import load_scene, save_scene
 from labelsplat.config import fit_preset as make_config
-from labelsplat.splat.trainer import fit, latest_checkpoint, load_checkpoint
+from labelsplat.splat import fit, latest_checkpoint, load_checkpoint
 
 
 def small_cfg(**kw):
@@ -40,7 +40,7 @@ def fitted(scene_dir, tmp_path_factory):
 def _scores(res, scene_dir):
     """(foreground L1, cross-entropy vs the input labels) of a FitResult's model at the training views."""
     from labelsplat.io import read_rgb
-    from labelsplat.splat.render_views import FittedRun, render_cameras
+    from labelsplat.splat import FittedRun, render_cameras
 
     scene = load_scene(scene_dir)
     fr = FittedRun(res.model, res.norm, res.config, "celebamask19-zll", res.model.num_classes, {})
@@ -100,7 +100,7 @@ def test_ply_is_in_scene_units(fitted):
 
 
 def test_render_cameras_scene_units(fitted, scene_dir):
-    from labelsplat.splat.render_views import load_run, render_cameras
+    from labelsplat.splat import load_run, render_cameras
 
     run, _ = fitted
     fr = load_run(run)
@@ -166,8 +166,9 @@ def test_resume_refusals(scene_dir, tmp_path):
 def test_nan_loss_stops_with_checkpoint_intact(scene_dir, tmp_path, monkeypatch, device):
     """CPU reads the finiteness every step; CUDA accumulates it on the device and reads it at
     log/checkpoint steps (log_every=3 here): the same error, and the checkpoint left is finite."""
-    import labelsplat.splat.trainer as tr
+    import importlib
 
+    tr = importlib.import_module("labelsplat.splat.fit")  # the module (labelsplat.splat.fit is the function)
     calls = {"n": 0}
     real = tr.rgb_loss
 
@@ -285,7 +286,7 @@ def test_load_views_on_threads_keeps_frame_order_and_reports_the_first_bad_frame
 
     from labelsplat.scene import load_scene
     from labelsplat.config import PRESETS
-    from labelsplat.splat.trainer import load_views
+    from labelsplat.splat import load_views
 
     root = make_scene(tmp_path / "s", n_views=6, res=32)
     views = load_views(load_scene(root), PRESETS["micro"].fit, 19)
@@ -300,7 +301,7 @@ def test_load_views_on_threads_keeps_frame_order_and_reports_the_first_bad_frame
 
 
 def test_background_import_is_skipped_for_loaded_modules():
-    from labelsplat.splat.trainer import _import_in_background
+    from labelsplat.splat.fit import _import_in_background
 
     assert _import_in_background("json") is None
     th = _import_in_background("labelsplat_no_such_module_xyz")  # a failing import stays silent
@@ -312,16 +313,16 @@ def test_scaled_semantic_grad_as_a_loss_weight_matches_the_literal_form(scene_di
     """scaled:f realised as a semantic-loss weight (the gsplat path) gives the same fit as the
     literal gradient scaling (Adam is invariant to the scale of a gradient): checked on the CPU
     backend, both ways, with densification in the window."""
-    from labelsplat.splat import trainer
+    from labelsplat.splat import optim
 
-    assert trainer.semantic_grad_plan(0.1, "gsplat", 19) == (1.0, 0.1)
-    assert trainer.semantic_grad_plan(0.1, "cpu", 19) == (0.1, 1.0)
-    assert trainer.semantic_grad_plan(0.0, "gsplat", 19) == (0.0, 1.0)  # none stays in the renderer
-    assert trainer.semantic_grad_plan(1.0, "gsplat", 19) == (1.0, 1.0)
-    assert trainer.semantic_grad_plan(0.1, "gsplat", 0) == (0.1, 1.0)
+    assert optim.semantic_grad_plan(0.1, "gsplat", 19) == (1.0, 0.1)
+    assert optim.semantic_grad_plan(0.1, "cpu", 19) == (0.1, 1.0)
+    assert optim.semantic_grad_plan(0.0, "gsplat", 19) == (0.0, 1.0)  # none stays in the renderer
+    assert optim.semantic_grad_plan(1.0, "gsplat", 19) == (1.0, 1.0)
+    assert optim.semantic_grad_plan(0.1, "gsplat", 0) == (0.1, 1.0)
     cfg = small_cfg(steps=12, refine_every=4, semantic_grad="scaled:0.1", sem_warmup=0)
     literal = fit(scene_dir, tmp_path / "literal", cfg, write_outputs=False).model.params
-    monkeypatch.setattr(trainer, "SCALE_BY_LOSS_BACKENDS", frozenset({"cpu"}))
+    monkeypatch.setattr(optim, "SCALE_BY_LOSS_BACKENDS", frozenset({"cpu"}))
     by_loss = fit(scene_dir, tmp_path / "loss", cfg, write_outputs=False).model.params
     full = fit(scene_dir, tmp_path / "full", small_cfg(steps=12, refine_every=4, semantic_grad="full",
                                                          sem_warmup=0), write_outputs=False).model.params

@@ -9,9 +9,14 @@ from fit_scene import cached_scene, make_scene
 from labelsplat.errors import LabelsplatError
 from labelsplat.scene import load_scene, yaw_pitch
 from labelsplat.config import fit_preset as make_config
-from labelsplat.splat.config import label_view_weight, parse_label_view_weight, parse_semantic_loss
+from labelsplat.splat import fit
+from labelsplat.splat.config import LabelViewWeightSpec, SemanticLossSpec
+from labelsplat.splat.data import semantic_view_weights
 from labelsplat.splat.losses import semantic_loss
-from labelsplat.splat.trainer import fit, semantic_view_weights
+
+
+def label_view_weight(spec: str, yaw: float) -> float:
+    return LabelViewWeightSpec.parse(spec).weight(yaw)
 
 
 def small_cfg(**kw):
@@ -27,8 +32,9 @@ def scene_dir(tmp_path_factory):
 
 
 def test_weight_function_and_parsing():
-    assert parse_label_view_weight("none") is None
-    assert parse_label_view_weight("yaw:45:0.3") == (45.0, 0.3)
+    assert not LabelViewWeightSpec.parse("none").enabled
+    assert LabelViewWeightSpec.parse("yaw:45:0.3") == LabelViewWeightSpec(45.0, 0.3)
+    assert str(LabelViewWeightSpec.parse("YAW:45.0:0.30")) == "yaw:45:0.3"
     spec = "yaw:30:0.2"
     assert label_view_weight(spec, 0.0) == 1.0
     assert label_view_weight(spec, -30.0) == 1.0
@@ -86,7 +92,8 @@ def test_generalized_cross_entropy():
     assert torch.allclose(g_gce, g_ce * pt ** q, atol=1e-6)
     with pytest.raises(ValueError):
         semantic_loss(logits, target, gce_q=q, label_smoothing=0.1)
-    assert parse_semantic_loss("ce") == 0.0 and parse_semantic_loss("gce:0.7") == 0.7
+    assert SemanticLossSpec.parse("ce").q == 0.0 and SemanticLossSpec.parse("gce:0.7").q == 0.7
+    assert str(SemanticLossSpec.parse("GCE:0.70")) == "gce:0.7" and str(SemanticLossSpec.parse("ce")) == "ce"
     for bad in ("gce:0", "gce:1.5", "gce", "focal:2"):
         with pytest.raises(LabelsplatError, match="semantic_loss"):
             make_config("micro", semantic_loss=bad)

@@ -11,10 +11,11 @@ import torch
 from fit_scene import CENTER, RADIUS, cached_scene, head_gaussians, ring_cameras
 from labelsplat.errors import LabelsplatError
 from labelsplat.config import fit_preset as make_config
-from labelsplat.splat.lift import lifted_logits, parse_semantic_lift, vote_semantics
+from labelsplat.splat import fit
+from labelsplat.splat.config import SemanticLiftSpec
+from labelsplat.splat.lift import lifted_logits, vote_semantics
 from labelsplat.splat.model import GaussianModel
 from labelsplat.splat.rasterize import rasterize
-from labelsplat.splat.trainer import fit
 
 K = 19
 
@@ -41,13 +42,14 @@ def _render_labels(model, cams):
 
 
 def test_parse_semantic_lift():
-    assert parse_semantic_lift("none") is None
-    assert parse_semantic_lift("vote") == 1.0
-    assert parse_semantic_lift("VOTE:0") == 0.0
-    assert parse_semantic_lift("vote:2.5") == 2.5
+    parse = SemanticLiftSpec.parse
+    assert not parse("none").enabled
+    assert parse("vote") == SemanticLiftSpec("vote", 1.0)
+    assert parse("VOTE:0").prior == 0.0
+    assert parse("vote:2.5").prior == 2.5 and str(parse("vote:2.5")) == "vote:2.5" and str(parse("vote:1")) == "vote"
     for bad in ("vote:-1", "vote:x", "median", ""):
         with pytest.raises(LabelsplatError, match="semantic_lift"):
-            parse_semantic_lift(bad)
+            parse(bad)
     with pytest.raises(LabelsplatError, match="semantic_lift"):
         make_config("micro", semantic_lift="vote", semantic_target="palette")
     assert make_config("micro").semantic_lift == "none"

@@ -10,7 +10,7 @@ from labelsplat.errors import LabelsplatError
 from labelsplat.scene import HeadFrame, look_at
 from labelsplat.config import PRESETS
 from labelsplat.config import fit_preset as make_config
-from labelsplat.splat.config import FitConfig, parse_semantic_grad
+from labelsplat.splat.config import FitConfig, SemanticGradSpec
 from labelsplat.splat.losses import alpha_loss, label_accuracy, rgb_loss, semantic_loss, ssim
 from labelsplat.splat.model import C0, GaussianModel
 from labelsplat.splat.normalize import Normalization, estimate_normalization, look_at_point
@@ -99,10 +99,11 @@ def test_config_presets_and_overrides():
     sched = make_config("tiny").strategy_schedule()
     assert 0 < sched["refine_start_iter"] < sched["refine_stop_iter"] <= 300
     assert PRESETS["paper"].fit.strategy_schedule()["refine_start_iter"] == 500
-    assert parse_semantic_grad("none") == 0.0 and parse_semantic_grad("FULL") == 1.0
+    assert SemanticGradSpec.parse("none").weight == 0.0 and SemanticGradSpec.parse("FULL").weight == 1.0
+    assert c.parsed.semantic_grad == SemanticGradSpec(0.1) and str(c.parsed.semantic_grad) == "scaled:0.1"
     for bad in ("half", "scaled:2", "scaled:x"):
         with pytest.raises(LabelsplatError, match="semantic_grad"):
-            parse_semantic_grad(bad)
+            SemanticGradSpec.parse(bad)
     with pytest.raises(LabelsplatError, match="unknown preset"):
         make_config("huge")
     with pytest.raises(LabelsplatError, match="steps"):
@@ -153,7 +154,7 @@ def test_losses():
 def test_class_weights_by_concept_follow_the_scheme():
     from labelsplat.schemes import get_scheme
     from labelsplat.config import FACE_PART_WEIGHTS
-    from labelsplat.splat.trainer import concept_class_weights
+    from labelsplat.splat import concept_class_weights
 
     zll = concept_class_weights("celebamask19-zll", FACE_PART_WEIGHTS)
     lapa = concept_class_weights("lapa11", FACE_PART_WEIGHTS)

@@ -11,10 +11,9 @@ from fit_scene import cached_scene
 from labelsplat.errors import LabelsplatError
 from labelsplat.config import fit_preset as make_config
 from labelsplat.config import parse_fit_set as parse_fit_overrides
-from labelsplat.splat.config import (FitConfig, LabelNoiseSpec,
-                                     parse_label_noise)
+from labelsplat.splat import fit, load_checkpoint
+from labelsplat.splat.config import FitConfig, LabelNoiseSpec
 from labelsplat.splat.losses import NoiseTransition, confusion_counts, floor_diagonal, semantic_loss
-from labelsplat.splat.trainer import fit, load_checkpoint
 
 
 def small_cfg(**kw):
@@ -145,11 +144,15 @@ def test_corrected_optimum_recovers_an_eroded_part():
 
 
 def test_config_validation_and_round_trip():
-    assert parse_label_noise("none") is None
-    assert parse_label_noise("em") == LabelNoiseSpec("em", 0.25, floor=0.5)
-    assert parse_label_noise("em:0.3:0.7") == LabelNoiseSpec("em", 0.3, floor=0.7)
-    assert parse_label_noise("learn:0.1") == LabelNoiseSpec("learn", 0.1, trace=0.01)
-    assert parse_label_noise("LEARN:0.2:0") == LabelNoiseSpec("learn", 0.2, trace=0.0)
+    parse = LabelNoiseSpec.parse
+    assert not parse("none").enabled and str(parse("none")) == "none"
+    assert parse("em") == LabelNoiseSpec("em", 0.25, floor=0.5)
+    assert parse("em:0.3:0.7") == LabelNoiseSpec("em", 0.3, floor=0.7)
+    assert parse("learn:0.1") == LabelNoiseSpec("learn", 0.1, trace=0.01)
+    assert parse("LEARN:0.2:0") == LabelNoiseSpec("learn", 0.2, trace=0.0)
+    assert str(parse("em")) == "em:0.25:0.5" and str(parse("LEARN:0.2:0")) == "learn:0.2:0"
+    for text in ("em:0.3:0.7", "learn:0.1:0.05", "none"):
+        assert parse(str(parse(text))) == parse(text)  # the canonical text reads back
     for bad in ("em:1.0", "em:0.2:0", "em:0.2:1.5", "learn:0.2:-1", "em:a", "transition", "em:0.1:0.5:3", "learn:nan"):
         with pytest.raises(LabelsplatError, match="label_noise"):
             make_config("micro", label_noise=bad)
@@ -159,6 +162,7 @@ def test_config_validation_and_round_trip():
     cfg = make_config("fast", label_noise="learn:0.3:0.05")
     d = json.loads(json.dumps(cfg.to_dict()))
     assert d["label_noise"] == "learn:0.3:0.05" and FitConfig.from_dict(d) == cfg
+    assert cfg.parsed.label_noise == LabelNoiseSpec("learn", 0.3, trace=0.05)
     old = dict(d)
     del old["label_noise"]  # runs written before the field load as "none"
     assert FitConfig.from_dict(old).label_noise == "none"

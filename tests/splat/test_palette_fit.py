@@ -22,10 +22,10 @@ from labelsplat.io import read_label
 from labelsplat.scene import load_scene
 from labelsplat.schemes import get_scheme
 from labelsplat.config import fit_preset as make_config
+from labelsplat.splat import PaletteHead, fit, load_checkpoint
 from labelsplat.splat.config import FitConfig
 from labelsplat.splat.losses import palette_accuracy, palette_loss, palette_nearest
 from labelsplat.splat.model import GaussianModel
-from labelsplat.splat.trainer import fit, load_checkpoint
 
 SCHEME = "celebamask19-zll"
 PAL = get_scheme(SCHEME).palette_array().astype(np.float32) / 255.0
@@ -88,7 +88,7 @@ def test_model_palette_init_and_state_round_trip():
     rng = np.random.default_rng(1)
     labels = np.array([0, 1, 10, 17, -1, 3])
     m = GaussianModel.from_points(rng.normal(size=(6, 3)), rng.uniform(size=(6, 3)), labels, sh_degree=1,
-                                  num_classes=19, semantic_target="palette", palette=PAL)
+                                  num_classes=19, head=PaletteHead(PAL))
     assert m.sem_channels == 3 and tuple(m.params["sem"].shape) == (6, 3)
     np.testing.assert_allclose(m.params["sem"].detach().numpy()[[0, 1, 2, 3, 5]], PAL[[0, 1, 10, 17, 3]])
     np.testing.assert_allclose(m.params["sem"].detach().numpy()[4], 0.5)  # unknown label: grey
@@ -96,7 +96,7 @@ def test_model_palette_init_and_state_round_trip():
     torch.save(m.state_dict(), buf)
     buf.seek(0)
     back = GaussianModel.from_state_dict(torch.load(buf, weights_only=True))
-    assert back.semantic_target == "palette" and torch.equal(back.palette, m.palette)
+    assert back.semantic_target == "palette" and torch.equal(back.head.palette, m.head.palette)
     # a logit model's state has no new keys (old checkpoints and new ones look the same) and loads as logits
     lm = GaussianModel.from_points(rng.normal(size=(6, 3)), rng.uniform(size=(6, 3)), labels, sh_degree=1,
                                    num_classes=19)
@@ -104,7 +104,9 @@ def test_model_palette_init_and_state_round_trip():
     assert "semantic_target" not in st and "palette" not in st
     assert GaussianModel.from_state_dict(st).semantic_target == "logits"
     with pytest.raises(LabelsplatError, match="palette"):
-        GaussianModel(m.params, 1, 19, semantic_target="palette")  # no palette given
+        PaletteHead(None)  # no palette given
+    with pytest.raises(LabelsplatError, match="classes"):
+        GaussianModel(m.params, 1, 19, head=PaletteHead(PAL[:5]))  # a palette of 5 colours for 19 classes
 
 
 # ----------------------------------------------------------------------------- the fit
@@ -132,7 +134,7 @@ def test_palette_fit_lowers_its_loss_and_recovers_the_labels(fitted, scene_dir):
 def test_render_cameras_palette_keys_and_labels(fitted, scene_dir):
     from labelsplat.extract import extract_palette
     from labelsplat.scene import look_at
-    from labelsplat.splat.render_views import load_run, render_cameras
+    from labelsplat.splat import load_run, render_cameras
 
     run, _ = fitted
     fr = load_run(run)

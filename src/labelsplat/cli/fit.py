@@ -52,7 +52,7 @@ def fit_command(
     from ..device import resolve_device
     from ..rundir import RunDir
     from ..scene import load_scene
-    from ..splat.trainer import fit
+    from ..splat import fit
 
     overrides = {"steps": steps, "seed": seed, "semantic_grad": semantic_grad, "semantic_target": semantic_target}
     if rgb_only:
@@ -87,7 +87,7 @@ def _resume_config(out: Path, preset: str | None, overrides: dict, extra: dict):
     options over the run's preset (the fit refuses any difference from the run's configuration)."""
     from ..config import apply_fit_overrides, fit_preset
     from ..splat.config import FitConfig
-    from ..splat.trainer import latest_checkpoint, load_checkpoint
+    from ..splat.checkpoint import latest_checkpoint, load_checkpoint
 
     ck = latest_checkpoint(out)
     if ck is None:

@@ -136,24 +136,17 @@ def default_sigma(palette: np.ndarray) -> float:
     """Colour-distance scale for palette confidences: a quarter of the smallest distance between
     two palette colours (in [0, 1] RGB units). A pixel exactly on a palette colour then gets a
     confidence > 0.999; one half-way between two colours gets 0.5."""
-    d = np.sqrt(((palette[:, None, :] - palette[None, :, :]) ** 2).sum(-1))
-    d[np.eye(len(palette), dtype=bool)] = np.inf
-    return float(d.min()) / 4.0
+    from ..splat.heads import palette_sigma  # splat loads torch; importing labelsplat.extract must not
+
+    return palette_sigma(palette)
 
 
 def _soft_assign(x, centres, centre_class, num_classes: int, sigma: float):
-    """Per-pixel class distribution from colour distances to ``centres`` (C, 3):
-    ``softmax(-|x - c|^2 / (2 sigma^2))`` over centres, summed per class (``centre_class`` (C,)).
-    Returns (label, max class probability, class entropy)."""
-    import torch  # lazy: torch (~1 s); extract's post-processing runs without it
+    """(label, max class probability, class entropy) of colours ``x`` by their distances to
+    ``centres`` (the palette head's decoding, :func:`labelsplat.splat.heads.soft_assign`)."""
+    from ..splat.heads import soft_assign  # splat loads torch; importing labelsplat.extract must not
 
-    d2 = ((x[..., None, :] - centres) ** 2).sum(-1)
-    p_c = torch.softmax(-d2 / (2.0 * sigma * sigma), dim=-1)
-    onehot = torch.nn.functional.one_hot(centre_class, num_classes).to(p_c.dtype)
-    p = p_c @ onehot
-    conf, lab = p.max(dim=-1)
-    ent = (-(p * torch.log(p.clamp_min(1e-12))).sum(-1)).clamp_min(0.0)
-    return lab, conf, ent
+    return soft_assign(x, centres, centre_class, num_classes, sigma)
 
 
 def extract_palette(

@@ -286,14 +286,9 @@ def _backward_tiles(j0, j1, means2d, conics, opac, radii, feats, bg, has_bg, off
 def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets, ids, width,
                    height, tile_size, tile_w, tile_h, consts, alpha_out, last, v_out,
                    v_alpha_out, wgeom, pxc, pyc, v_m, v_q, v_o, v_f):
-    F = feats.shape[2]
     n_tiles = tile_h * tile_w
     dt = feats.dtype
-    half = consts[_C_HALF]
-    one = consts[_C_ONE]
-    zero = consts[_C_ZERO]
     thr = consts[_C_ALPHA_THR]
-    amax = consts[_C_MAX_ALPHA]
     c = job // n_tiles
     t = job - c * n_tiles
     ty = t // tile_w
@@ -305,14 +300,30 @@ def _backward_tile(job, means2d, conics, opac, radii, feats, bg, has_bg, offsets
     gx, gy, ga, gb, gc, go, gs, grx, gry, gf = _gather(
         c, start, L, ids, means2d, conics, opac, radii, feats, thr, dt
     )
+    _backward_blocks(c, start, L, ty * tile_size, tx * tile_size, tile_size, width, height, consts, bg, has_bg,
+                     gx, gy, ga, gb, gc, go, gs, grx, gry, gf, alpha_out, last, v_out, v_alpha_out, wgeom, pxc, pyc,
+                     v_m, v_q, v_o, v_f)
+
+
+@njit(cache=True, nogil=True)
+def _backward_blocks(c, start, L, y0, x0, tile_size, width, height, consts, bg, has_bg,
+                     gx, gy, ga, gb, gc, go, gs, grx, gry, gf, alpha_out, last, v_out, v_alpha_out, wgeom, pxc, pyc,
+                     v_m, v_q, v_o, v_f):
+    """The pixels of one tile (camera ``c``, corner (x0, y0), list entries start..start+L-1 gathered
+    into ``gx..gf``), sub-block by sub-block, back to front: adds to the per-entry gradient slots."""
+    F = gf.shape[1]
+    dt = gf.dtype
+    half = consts[_C_HALF]
+    one = consts[_C_ONE]
+    zero = consts[_C_ZERO]
+    thr = consts[_C_ALPHA_THR]
+    amax = consts[_C_MAX_ALPHA]
     sub = np.empty(L, np.int64)
     sx, sy, sa, sb, sc, so, ss = (np.empty(L, dt), np.empty(L, dt), np.empty(L, dt), np.empty(L, dt),
                                   np.empty(L, dt), np.empty(L, dt), np.empty(L, dt))
     vc = np.empty(F, dt)
     vcw = np.empty(F, dt)
     F4 = F - F % 4
-    y0 = ty * tile_size
-    x0 = tx * tile_size
     y_end = min(y0 + tile_size, height)
     x_end = min(x0 + tile_size, width)
     for sy0 in range(y0, y_end, _SUB):

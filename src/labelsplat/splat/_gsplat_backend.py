@@ -26,16 +26,20 @@ runs on CPU tensors except through the injectable ``ops`` used by the orchestrat
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
 from torch import Tensor
+
+from ._constants import device_constant
 
 CHANNEL_CHUNK = 32
 
 
 def gsplat_ops() -> SimpleNamespace:
     """The gsplat functions this backend calls (imported lazily)."""
+    # gsplat: a heavy import, and its CUDA extension compiles on first use
     from gsplat import fully_fused_projection, isect_offset_encode, isect_tiles, rasterize_to_pixels
 
     return SimpleNamespace(
@@ -62,8 +66,6 @@ class _GradScale(torch.autograd.Function):
 
 def _index(ids: list[int], device) -> Tensor:
     """A cached long tensor of channel indices on ``device`` (built once per channel layout)."""
-    from .rasterize import device_constant
-
     return device_constant(tuple(ids), torch.long, device)
 
 
@@ -83,6 +85,120 @@ def _chunked(ops, means2d, conics, feats, opac, width, height, tile_size, isect_
         renders.append(r)
         alpha = a if alpha is None else alpha
     return torch.cat(renders, dim=-1), alpha
+
+
+@dataclass
+class _Binned:
+    """One projection and tile binning of the Gaussians, shared by every rasterisation pass."""
+
+    radii: Tensor
+    means2d: Tensor
+    depths: Tensor
+    conics: Tensor
+    opacities: Tensor  # (C, N)
+    tile_w: int
+    tile_h: int
+    tiles_per_gauss: Tensor
+    isect_ids: Tensor
+    flatten_ids: Tensor
+    isect_offsets: Tensor
+
+
+def _project_and_bin(ops, means, quats, scales, opacities, viewmats, Ks, width, height, *, eps2d, near_plane,
+                     far_plane, radius_clip, tile_size) -> _Binned:
+    C, N = viewmats.shape[0], means.shape[0]
+    radii, means2d, depths, conics, _ = ops.fully_fused_projection(
+        means, None, quats, scales, viewmats, Ks, width, height, eps2d=eps2d,
+        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, packed=False,
+        opacities=opacities,
+    )
+    op_c = torch.broadcast_to(opacities[None, :], (C, N))
+    tile_w = math.ceil(width / tile_size)
+    tile_h = math.ceil(height / tile_size)
+    tiles_per_gauss, isect_ids, flatten_ids = ops.isect_tiles(
+        means2d, radii, depths, tile_size, tile_w, tile_h, packed=False, n_images=C
+    )
+    isect_offsets = ops.isect_offset_encode(isect_ids, C, tile_w, tile_h).reshape(C, tile_h, tile_w)
+    return _Binned(radii, means2d, depths, conics, op_c, tile_w, tile_h, tiles_per_gauss, isect_ids, flatten_ids,
+                   isect_offsets)
+
+
+def _channel_layout(w: Tensor | None, host_w: tuple[float, ...] | None, D: int):
+    """(host weights or None, live channels, detached channels). Which channels are live / detached
+    / scaled is decided on the host: from ``host_w`` when the caller has it (no sync), else from one
+    read of the device weights."""
+    host = None if w is None else (tuple(host_w) if host_w is not None else tuple(w.tolist()))
+    det = [] if host is None else [i for i, x in enumerate(host) if x == 0]
+    live = [i for i in range(D) if host is None or host[i] != 0]
+    return host, live, det
+
+
+def _live_pass(raster, b: _Binned, colors_c, backgrounds, w, host, live, det, render_depth, device):
+    """The pass over the live channels (+ depth, + alpha): returns (live render incl. depth, alpha,
+    the live channels with their gradient scaling applied, their count)."""
+    live_idx = _index(live, device) if det else None
+    live_colors = colors_c[..., live_idx] if det else colors_c
+    live_bg = None
+    if backgrounds is not None:
+        live_bg = backgrounds[..., live_idx] if det else backgrounds
+    w_live = None
+    if host is not None and live and any(host[i] != 1 for i in live):
+        w_live = w[live_idx] if det else w
+        live_colors = _GradScale.apply(live_colors, 1.0 / w_live)
+        if live_bg is not None and live_bg.requires_grad:
+            live_bg = _GradScale.apply(live_bg, 1.0 / w_live)
+
+    n_live = live_colors.shape[-1]
+    feats = [live_colors]
+    if render_depth:
+        feats.append(b.depths[..., None])
+        if live_bg is not None:
+            live_bg = torch.cat([live_bg, torch.zeros_like(live_bg[..., :1])], dim=-1)
+    if n_live == 0 and not render_depth:  # alpha still needs a live pass
+        feats.append(torch.zeros_like(b.depths[..., None]))
+        if live_bg is not None:
+            live_bg = torch.cat([live_bg, torch.zeros_like(live_bg[..., :1])], dim=-1)
+    feats = torch.cat(feats, dim=-1) if len(feats) > 1 else feats[0]
+    render_live, alpha = raster(b.means2d, b.conics, feats, b.opacities, live_bg)
+    live_part = render_live[..., :n_live]
+    if w_live is not None:
+        live_part = _GradScale.apply(live_part, w_live)
+    return render_live, alpha, live_part, n_live
+
+
+def _info(b: _Binned, width: int, height: int, tile_size: int, C: int) -> dict:
+    return {
+        "batch_ids": None,
+        "camera_ids": None,
+        "gaussian_ids": None,
+        "radii": b.radii,
+        "means2d": b.means2d,
+        "depths": b.depths,
+        "conics": b.conics,
+        "opacities": b.opacities,
+        "tile_width": b.tile_w,
+        "tile_height": b.tile_h,
+        "tiles_per_gauss": b.tiles_per_gauss,
+        "isect_ids": b.isect_ids,
+        "flatten_ids": b.flatten_ids,
+        "isect_offsets": b.isect_offsets,
+        "width": width,
+        "height": height,
+        "tile_size": tile_size,
+        "n_batches": 1,
+        "n_cameras": C,
+    }
+
+
+def _contrib(ops, b: _Binned, means: Tensor, width: int, height: int, tile_size: int) -> Tensor:
+    """(C, N) blend-weight sums: the gradient of a rendered constant-one channel's sum."""
+    C, N = b.opacities.shape
+    with torch.enable_grad():
+        ones = torch.ones(C, N, 1, dtype=means.dtype, device=means.device, requires_grad=True)
+        r1, _ = ops.rasterize_to_pixels(b.means2d.detach(), b.conics.detach(), ones, b.opacities.detach(),
+                                        width, height, tile_size, b.isect_offsets, b.flatten_ids)
+        (contrib,) = torch.autograd.grad(r1.sum(), ones)
+    return contrib[..., 0].detach()
 
 
 def rasterize_gsplat(
@@ -115,64 +231,22 @@ def rasterize_gsplat(
     """
     ops = gsplat_ops() if ops is None else ops
     C, N = viewmats.shape[0], means.shape[0]
-    radii, means2d, depths, conics, _ = ops.fully_fused_projection(
-        means, None, quats, scales, viewmats, Ks, width, height, eps2d=eps2d,
-        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, packed=False,
-        opacities=opacities,
-    )
-    op_c = torch.broadcast_to(opacities[None, :], (C, N))
+    b = _project_and_bin(ops, means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d,
+                         near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, tile_size=tile_size)
     colors_c = colors if colors.dim() == 3 else torch.broadcast_to(colors[None], (C, N, colors.shape[-1]))
     D = colors_c.shape[-1]
-
-    tile_w = math.ceil(width / tile_size)
-    tile_h = math.ceil(height / tile_size)
-    tiles_per_gauss, isect_ids, flatten_ids = ops.isect_tiles(
-        means2d, radii, depths, tile_size, tile_w, tile_h, packed=False, n_images=C
-    )
-    isect_offsets = ops.isect_offset_encode(isect_ids, C, tile_w, tile_h).reshape(C, tile_h, tile_w)
     raster = lambda m, q, f, o, bg: _chunked(  # noqa: E731
-        ops, m, q, f, o, width, height, tile_size, isect_offsets, flatten_ids, bg
+        ops, m, q, f, o, width, height, tile_size, b.isect_offsets, b.flatten_ids, bg
     )
-
     w = geom_grad_weights
-    # which channels are live / detached / scaled is decided on the host: from geom_grad_host
-    # when the caller has it (no sync), else from one read of the device weights
-    host = None if w is None else (tuple(geom_grad_host) if geom_grad_host is not None else tuple(w.tolist()))
-    det = [] if host is None else [i for i, x in enumerate(host) if x == 0]
-    live = [i for i in range(D) if host is None or host[i] != 0]
-    live_idx = _index(live, means.device) if det else None
-    live_colors = colors_c[..., live_idx] if det else colors_c
-    live_bg = None
-    if backgrounds is not None:
-        live_bg = backgrounds[..., live_idx] if det else backgrounds
-    w_live = None
-    if host is not None and live and any(host[i] != 1 for i in live):
-        w_live = w[live_idx] if det else w
-        live_colors = _GradScale.apply(live_colors, 1.0 / w_live)
-        if live_bg is not None and live_bg.requires_grad:
-            live_bg = _GradScale.apply(live_bg, 1.0 / w_live)
-
-    n_live = live_colors.shape[-1]
-    feats = [live_colors]
-    if render_depth:
-        feats.append(depths[..., None])
-        if live_bg is not None:
-            live_bg = torch.cat([live_bg, torch.zeros_like(live_bg[..., :1])], dim=-1)
-    if n_live == 0 and not render_depth:  # alpha still needs a live pass
-        feats.append(torch.zeros_like(depths[..., None]))
-        if live_bg is not None:
-            live_bg = torch.cat([live_bg, torch.zeros_like(live_bg[..., :1])], dim=-1)
-    feats = torch.cat(feats, dim=-1) if len(feats) > 1 else feats[0]
-    render_live, alpha = raster(means2d, conics, feats, op_c, live_bg)
-    live_part = render_live[..., :n_live]
-    if w_live is not None:
-        live_part = _GradScale.apply(live_part, w_live)
-
+    host, live, det = _channel_layout(w, geom_grad_host, D)
+    render_live, alpha, live_part, n_live = _live_pass(raster, b, colors_c, backgrounds, w, host, live, det,
+                                                       render_depth, means.device)
     if det:
         det_idx = _index(det, means.device)
         det_bg = None if backgrounds is None else backgrounds[..., det_idx]
-        render_det, _ = raster(means2d.detach(), conics.detach(), colors_c[..., det_idx],
-                               op_c.detach(), det_bg)
+        render_det, _ = raster(b.means2d.detach(), b.conics.detach(), colors_c[..., det_idx],
+                               b.opacities.detach(), det_bg)
         order = [0] * D
         for j, i in enumerate(live + det):
             order[i] = j
@@ -182,35 +256,9 @@ def rasterize_gsplat(
     if render_depth:
         depth = render_live[..., n_live:n_live + 1] / alpha.clamp(min=1e-10)
         render = torch.cat([render, depth], dim=-1)
-
-    info = {
-        "batch_ids": None,
-        "camera_ids": None,
-        "gaussian_ids": None,
-        "radii": radii,
-        "means2d": means2d,
-        "depths": depths,
-        "conics": conics,
-        "opacities": op_c,
-        "tile_width": tile_w,
-        "tile_height": tile_h,
-        "tiles_per_gauss": tiles_per_gauss,
-        "isect_ids": isect_ids,
-        "flatten_ids": flatten_ids,
-        "isect_offsets": isect_offsets,
-        "width": width,
-        "height": height,
-        "tile_size": tile_size,
-        "n_batches": 1,
-        "n_cameras": C,
-    }
+    info = _info(b, width, height, tile_size, C)
     if return_contrib:
-        with torch.enable_grad():
-            ones = torch.ones(C, N, 1, dtype=means.dtype, device=means.device, requires_grad=True)
-            r1, _ = ops.rasterize_to_pixels(means2d.detach(), conics.detach(), ones, op_c.detach(),
-                                            width, height, tile_size, isect_offsets, flatten_ids)
-            (contrib,) = torch.autograd.grad(r1.sum(), ones)
-        info["contrib"] = contrib[..., 0].detach()
+        info["contrib"] = _contrib(ops, b, means, width, height, tile_size)
     return render, alpha, info
 
 

@@ -6,6 +6,12 @@ normalised fit frame (head centred, radius ~1, see :mod:`.normalize`); learning 
 follow gsplat's ``simple_trainer`` defaults with a multiplier for short CPU presets.
 Densification steps are derived from ``steps`` by :meth:`FitConfig.strategy_schedule`,
 because gsplat's own defaults (start 500, every 100) never fire in a short preset.
+
+Five fields are short texts with their own grammar (``semantic_grad``, ``label_view_weight``,
+``semantic_loss``, ``label_noise``, ``semantic_lift``): they stay texts in the configuration
+(the ``--fit-set KEY=VALUE`` words users write, and what ``run.json`` records), and each is
+parsed once, when the configuration is made, into a typed value: :attr:`FitConfig.parsed`.
+Each typed value has ``parse(text)`` and ``str()`` (its canonical text).
 """
 
 from __future__ import annotations
@@ -13,131 +19,233 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import LabelsplatError
 
-SEMANTIC_GRAD_HELP = "full | none | scaled:<f> (f in [0, 1])"
+#: the semantic heads a fit can train (:mod:`.heads` implements one class per name)
 SEMANTIC_TARGETS = ("logits", "palette")
 
 
-def parse_semantic_grad(value: str) -> float:
-    """Map ``full`` / ``none`` / ``scaled:f`` to the geometry-gradient weight of the logit channels.
-
-    ``full`` = 1 (one rasterisation of [RGB | logits], logits shape the geometry),
-    ``none`` = 0 (geometry from RGB only, the paper's variant), ``scaled:f`` = f.
-    """
-    text = str(value).strip().lower()
-    if text == "full":
-        return 1.0
-    if text == "none":
-        return 0.0
-    if text.startswith("scaled:"):
-        try:
-            f = float(text.split(":", 1)[1])
-        except ValueError:
-            f = float("nan")
-        if math.isfinite(f) and 0.0 <= f <= 1.0:
-            return f
-    raise LabelsplatError(f"invalid semantic_grad {value!r}", hint=f"use {SEMANTIC_GRAD_HELP}, e.g. scaled:0.1")
+def _number(x: float) -> str:
+    """The shortest text of a number: ``45``, ``0.1``, ``1e-05``."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
 
 
-LABEL_VIEW_WEIGHT_HELP = "none | yaw:<deg>:<floor> (deg in [0, 90), floor in [0, 1])"
-
-
-def parse_label_view_weight(value: str) -> tuple[float, float] | None:
-    """``none`` -> None; ``yaw:<deg>:<floor>`` -> (deg, floor) (see :func:`label_view_weight`)."""
-    text = str(value).strip().lower()
-    if text in ("none", ""):
+def _floats(parts: list[str]) -> list[float] | None:
+    """Finite floats of ``parts``, or None if one is not a finite number."""
+    try:
+        vals = [float(x) for x in parts]
+    except ValueError:
         return None
-    parts = text.split(":")
-    if len(parts) == 3 and parts[0] == "yaw":
-        try:
-            deg, floor = float(parts[1]), float(parts[2])
-        except ValueError:
-            deg = floor = float("nan")
-        if math.isfinite(deg) and math.isfinite(floor) and 0.0 <= deg < 90.0 and 0.0 <= floor <= 1.0:
-            return deg, floor
-    raise LabelsplatError(f"invalid label_view_weight {value!r}", hint=f"use {LABEL_VIEW_WEIGHT_HELP}, e.g. yaw:45:0.3")
+    return vals if all(math.isfinite(v) for v in vals) else None
 
 
-def parse_semantic_loss(value: str) -> float:
-    """``ce`` -> 0.0; ``gce:<q>`` -> q in (0, 1] (generalized cross-entropy exponent)."""
-    text = str(value).strip().lower()
-    if text == "ce":
-        return 0.0
-    if text.startswith("gce:"):
-        try:
-            q = float(text.split(":", 1)[1])
-        except ValueError:
-            q = float("nan")
-        if math.isfinite(q) and 0.0 < q <= 1.0:
-            return q
-    raise LabelsplatError(f"invalid semantic_loss {value!r}", hint="use ce or gce:<q> with q in (0, 1], e.g. gce:0.7")
+@dataclass(frozen=True)
+class SemanticGradSpec:
+    """``semantic_grad``: the weight of the semantic channels' gradient on the geometry.
+
+    ``full`` = 1 (one rasterisation of [RGB | semantics], the labels shape the geometry),
+    ``none`` = 0 (geometry from RGB only, the paper's variant), ``scaled:f`` = f in [0, 1].
+    """
+
+    weight: float = 1.0
+    HELP: ClassVar[str] = "full | none | scaled:<f> (f in [0, 1])"
+
+    @classmethod
+    def parse(cls, text: str) -> "SemanticGradSpec":
+        s = str(text).strip().lower()
+        if s == "full":
+            return cls(1.0)
+        if s == "none":
+            return cls(0.0)
+        if s.startswith("scaled:"):
+            vals = _floats([s.split(":", 1)[1]])
+            if vals is not None and 0.0 <= vals[0] <= 1.0:
+                return cls(vals[0])
+        raise LabelsplatError(f"invalid semantic_grad {text!r}", hint=f"use {cls.HELP}, e.g. scaled:0.1")
+
+    def __str__(self) -> str:
+        if self.weight == 1.0:
+            return "full"
+        return "none" if self.weight == 0.0 else f"scaled:{_number(self.weight)}"
 
 
-LABEL_NOISE_HELP = ("none | em[:<warmup>[:<floor>]] | learn[:<warmup>[:<trace>]] (warmup = fraction of the steps "
-                    "in [0, 1), floor = lowest diagonal of T in (0, 1], trace = trace-penalty weight >= 0)")
+@dataclass(frozen=True)
+class LabelViewWeightSpec:
+    """``label_view_weight``: the semantic-loss weight of an input view by its yaw in the head frame.
+
+    ``none`` (every view weighs 1) or ``yaw:<deg>:<floor>``: 1 up to |yaw| = deg, linear down to
+    ``floor`` at |yaw| = 90, ``floor`` beyond (parsers err more at large |yaw|).
+    """
+
+    deg: float | None = None  # None = off
+    floor: float = 1.0
+    HELP: ClassVar[str] = "none | yaw:<deg>:<floor> (deg in [0, 90), floor in [0, 1])"
+
+    @classmethod
+    def parse(cls, text: str) -> "LabelViewWeightSpec":
+        s = str(text).strip().lower()
+        if s in ("none", ""):
+            return cls()
+        parts = s.split(":")
+        if len(parts) == 3 and parts[0] == "yaw":
+            vals = _floats(parts[1:])
+            if vals is not None and 0.0 <= vals[0] < 90.0 and 0.0 <= vals[1] <= 1.0:
+                return cls(vals[0], vals[1])
+        raise LabelsplatError(f"invalid label_view_weight {text!r}", hint=f"use {cls.HELP}, e.g. yaw:45:0.3")
+
+    @property
+    def enabled(self) -> bool:
+        return self.deg is not None
+
+    def weight(self, yaw_deg: float) -> float:
+        """The weight of a view at ``yaw_deg`` (degrees, head frame); 1 when off."""
+        if self.deg is None:
+            return 1.0
+        a = abs(float(yaw_deg))
+        if a <= self.deg:
+            return 1.0
+        t = min(1.0, (a - self.deg) / (90.0 - self.deg))
+        return float(1.0 + t * (self.floor - 1.0))
+
+    def __str__(self) -> str:
+        return "none" if self.deg is None else f"yaw:{_number(self.deg)}:{_number(self.floor)}"
+
+
+@dataclass(frozen=True)
+class SemanticLossSpec:
+    """``semantic_loss``: ``ce`` (cross-entropy) or ``gce:<q>`` (generalized cross-entropy, q in
+    (0, 1], robust to label noise; logits target only, no label smoothing)."""
+
+    q: float = 0.0  # 0 = cross-entropy
+    HELP: ClassVar[str] = "ce | gce:<q> (q in (0, 1])"
+
+    @classmethod
+    def parse(cls, text: str) -> "SemanticLossSpec":
+        s = str(text).strip().lower()
+        if s == "ce":
+            return cls()
+        if s.startswith("gce:"):
+            vals = _floats([s.split(":", 1)[1]])
+            if vals is not None and 0.0 < vals[0] <= 1.0:
+                return cls(vals[0])
+        raise LabelsplatError(f"invalid semantic_loss {text!r}",
+                              hint="use ce or gce:<q> with q in (0, 1], e.g. gce:0.7")
+
+    @property
+    def generalized(self) -> bool:
+        return self.q > 0.0
+
+    def __str__(self) -> str:
+        return f"gce:{_number(self.q)}" if self.q else "ce"
+
+
 #: defaults of the label-noise transition modes (``em`` / ``learn`` without numbers)
 LABEL_NOISE_DEFAULTS = {"warmup": 0.25, "floor": 0.5, "trace": 0.01}
 
 
 @dataclass(frozen=True)
 class LabelNoiseSpec:
-    """A parsed ``FitConfig.label_noise``: one K x K row-stochastic transition matrix T per scene,
+    """``label_noise``: one K x K row-stochastic transition matrix T per scene,
     T[i, j] = P(input label j | true class i), in the semantic loss (forward correction).
 
-    ``mode`` ``em``: T is the row-normalised moving average of the soft confusion between the
-    rendered class probabilities and the input labels (detached), diagonal at least ``floor``;
-    ``learn``: T = row-softmax of learnable K x K logits (initial diagonal ``init_diag``) with
-    ``trace`` x mean(diag T) added to the loss (Tanno et al. 2019). Either way T is the identity
-    (``em``) or frozen at its initial value (``learn``) for the first ``warmup`` fraction of the steps.
+    ``mode`` ``none``: off. ``em``: T is the row-normalised moving average of the soft confusion
+    between the rendered class probabilities and the input labels (detached), diagonal at least
+    ``floor``; ``learn``: T = row-softmax of learnable K x K logits (initial diagonal ``init_diag``)
+    with ``trace`` x mean(diag T) added to the loss (Tanno et al. 2019). Either way T is the
+    identity (``em``) or frozen at its initial value (``learn``) for the first ``warmup`` fraction
+    of the steps.
     """
 
-    mode: str
-    warmup: float
+    mode: str = "none"
+    warmup: float = 0.0
     floor: float = 0.5
     trace: float = 0.0
     init_diag: float = 0.95
+    HELP: ClassVar[str] = ("none | em[:<warmup>[:<floor>]] | learn[:<warmup>[:<trace>]] (warmup = fraction of "
+                           "the steps in [0, 1), floor = lowest diagonal of T in (0, 1], trace = trace-penalty "
+                           "weight >= 0)")
 
-
-def parse_label_noise(value: str) -> LabelNoiseSpec | None:
-    """``none`` -> None; ``em[:<warmup>[:<floor>]]`` / ``learn[:<warmup>[:<trace>]]`` -> :class:`LabelNoiseSpec`."""
-    text = str(value).strip().lower()
-    if text in ("none", ""):
-        return None
-    parts = text.split(":")
-    mode, nums = parts[0], parts[1:]
-    if mode in ("em", "learn") and len(nums) <= 2:
-        try:
-            vals = [float(x) for x in nums]
-        except ValueError:
-            vals = [float("nan")]
-        if all(math.isfinite(v) for v in vals):
+    @classmethod
+    def parse(cls, text: str) -> "LabelNoiseSpec":
+        s = str(text).strip().lower()
+        if s in ("none", ""):
+            return cls()
+        mode, *nums = s.split(":")
+        vals = _floats(nums) if mode in ("em", "learn") and len(nums) <= 2 else None
+        if vals is not None:
             warmup = vals[0] if vals else LABEL_NOISE_DEFAULTS["warmup"]
-            if mode == "em":
-                floor = vals[1] if len(vals) > 1 else LABEL_NOISE_DEFAULTS["floor"]
-                if 0.0 <= warmup < 1.0 and 0.0 < floor <= 1.0:
-                    return LabelNoiseSpec("em", warmup, floor=floor)
-            else:
-                trace = vals[1] if len(vals) > 1 else LABEL_NOISE_DEFAULTS["trace"]
-                if 0.0 <= warmup < 1.0 and trace >= 0.0:
-                    return LabelNoiseSpec("learn", warmup, trace=trace)
-    raise LabelsplatError(f"invalid label_noise {value!r}", hint=f"use {LABEL_NOISE_HELP}, e.g. em:0.25:0.5")
+            second = vals[1] if len(vals) > 1 else LABEL_NOISE_DEFAULTS["floor" if mode == "em" else "trace"]
+            if mode == "em" and 0.0 <= warmup < 1.0 and 0.0 < second <= 1.0:
+                return cls("em", warmup, floor=second)
+            if mode == "learn" and 0.0 <= warmup < 1.0 and second >= 0.0:
+                return cls("learn", warmup, trace=second)
+        raise LabelsplatError(f"invalid label_noise {text!r}", hint=f"use {cls.HELP}, e.g. em:0.25:0.5")
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+    def __str__(self) -> str:
+        if self.mode == "none":
+            return "none"
+        second = self.floor if self.mode == "em" else self.trace
+        return f"{self.mode}:{_number(self.warmup)}:{_number(second)}"
 
 
-def label_view_weight(spec: str, yaw_deg: float) -> float:
-    """Semantic-loss weight of an input view at ``yaw_deg`` (degrees, head frame) for ``spec``:
-    1 up to |yaw| = deg, linear to ``floor`` at |yaw| = 90, ``floor`` beyond; 1 for ``none``."""
-    p = parse_label_view_weight(spec)
-    if p is None:
-        return 1.0
-    deg, floor = p
-    a = abs(float(yaw_deg))
-    if a <= deg:
-        return 1.0
-    t = min(1.0, (a - deg) / (90.0 - deg))
-    return float(1.0 + t * (floor - 1.0))
+@dataclass(frozen=True)
+class SemanticLiftSpec:
+    """``semantic_lift``: label assignment after the fit. ``none`` keeps the fitted logits;
+    ``vote[:<prior>]`` replaces each Gaussian's logits by ``bg_logit`` x its multiview label vote
+    (:mod:`.lift`) mixed with the fitted distribution at strength ``prior`` (default 1)."""
+
+    mode: str = "none"
+    prior: float = 1.0
+    HELP: ClassVar[str] = "none | vote[:<prior >= 0>]"
+
+    @classmethod
+    def parse(cls, text: str) -> "SemanticLiftSpec":
+        s = str(text).strip().lower()
+        if s == "none":
+            return cls()
+        if s == "vote":
+            return cls("vote")
+        if s.startswith("vote:"):
+            try:
+                prior = float(s.split(":", 1)[1])
+            except ValueError:
+                prior = -1.0
+            if prior >= 0.0:
+                return cls("vote", prior)
+        raise LabelsplatError(f"invalid semantic_lift {text!r}", hint="use 'none', 'vote' or 'vote:<prior >= 0>'")
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+    def __str__(self) -> str:
+        if self.mode == "none":
+            return "none"
+        return "vote" if self.prior == 1.0 else f"vote:{_number(self.prior)}"
+
+
+@dataclass(frozen=True)
+class ParsedOptions:
+    """The typed values of a :class:`FitConfig`'s grammar fields (same names as the fields)."""
+
+    semantic_grad: SemanticGradSpec
+    label_view_weight: LabelViewWeightSpec
+    semantic_loss: SemanticLossSpec
+    label_noise: LabelNoiseSpec
+    semantic_lift: SemanticLiftSpec
+
+
+#: the grammar fields of FitConfig and their typed values, in ParsedOptions' order
+GRAMMARS: dict[str, type] = {"semantic_grad": SemanticGradSpec, "label_view_weight": LabelViewWeightSpec,
+                             "semantic_loss": SemanticLossSpec, "label_noise": LabelNoiseSpec,
+                             "semantic_lift": SemanticLiftSpec}
 
 
 @dataclass
@@ -170,7 +278,7 @@ class FitConfig:
     ssim_lambda: float = 0.2
     sem_weight: float = 0.5
     sem_warmup: int = 0  # semantic loss starts after this many steps
-    semantic_grad: str = "full"  # full | none | scaled:<f>
+    semantic_grad: str = "full"  # full | none | scaled:<f> (SemanticGradSpec)
     # what the semantic head fits: "logits" (K logits, cross-entropy) or "palette" (the paper's
     # variant: 3 channels fitted to the palette-coloured label maps with sem_weight * L1, labels
     # recovered by the nearest palette colour). Runs without this field load as "logits".
@@ -185,7 +293,7 @@ class FitConfig:
     semantic_loss: str = "ce"
     # label-noise transition model in the semantic loss (forward correction, splat/losses.py
     # NoiseTransition): "none" | "em[:<warmup>[:<floor>]]" | "learn[:<warmup>[:<trace>]]" (see
-    # parse_label_noise); logits target, cross-entropy, no label smoothing. Runs without it load as "none".
+    # LabelNoiseSpec); logits target, cross-entropy, no label smoothing. Runs without it load as "none".
     label_noise: str = "none"
     # after the loop: "none" keeps the fitted logits; "vote[:<prior>]" replaces each Gaussian's
     # logits by bg_logit * its multiview label vote (splat/lift.py), which averages the views'
@@ -235,6 +343,8 @@ class FitConfig:
         self.validate()
 
     def validate(self) -> None:
+        """Check every field; LabelsplatError naming the problem."""
+
         def bad(msg: str):
             raise LabelsplatError(f"invalid fit configuration: {msg}")
 
@@ -257,29 +367,37 @@ class FitConfig:
             bad("ssim_lambda must be in [0, 1]")
         if not 0.0 <= self.label_smoothing < 1.0:
             bad("label_smoothing must be in [0, 1)")
-        parse_semantic_grad(self.semantic_grad)
-        parse_label_view_weight(self.label_view_weight)
-        q = parse_semantic_loss(self.semantic_loss)
+        p = self.parsed  # raises for a text outside its grammar
         if self.label_colour_weight is not None and not 0.0 <= self.label_colour_weight <= 1.0:
             bad(f"label_colour_weight must be in [0, 1] (the weight floor) or None, got {self.label_colour_weight}")
         if not 0.0 < self.label_colour_full_at <= 1.0:
             bad(f"label_colour_full_at must be in (0, 1], got {self.label_colour_full_at}")
-        from .lift import parse_semantic_lift
-
-        if parse_semantic_lift(self.semantic_lift) is not None and self.semantic_target != "logits":
+        logits = self.semantic_target == "logits"
+        if p.semantic_lift.enabled and not logits:
             bad("semantic_lift vote needs semantic_target=logits")
-        if q and (self.label_smoothing > 0 or self.semantic_target != "logits"):
+        if p.semantic_loss.generalized and (self.label_smoothing > 0 or not logits):
             bad("semantic_loss gce needs semantic_target=logits and label_smoothing=0")
-        if parse_label_noise(self.label_noise) is not None and (
-                q or self.label_smoothing > 0 or self.semantic_target != "logits"):
-            bad(f"label_noise={self.label_noise!r} needs semantic_target=logits, semantic_loss=ce and label_smoothing=0")
+        if p.label_noise.enabled and (p.semantic_loss.generalized or self.label_smoothing > 0 or not logits):
+            bad(f"label_noise={self.label_noise!r} needs semantic_target=logits, semantic_loss=ce and "
+                "label_smoothing=0")
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 
     # -- derived values
     @property
+    def parsed(self) -> ParsedOptions:
+        """The grammar fields as typed values: parsed when the configuration is made (and again
+        only after one of those fields was reassigned)."""
+        texts = tuple(getattr(self, name) for name in GRAMMARS)
+        cached = self.__dict__.get("_parsed")
+        if cached is None or cached[0] != texts:
+            cached = (texts, ParsedOptions(*(spec.parse(text) for spec, text in zip(GRAMMARS.values(), texts))))
+            self.__dict__["_parsed"] = cached
+        return cached[1]
+
+    @property
     def semantic_grad_weight(self) -> float:
-        return parse_semantic_grad(self.semantic_grad)
+        return self.parsed.semantic_grad.weight
 
     def strategy_schedule(self) -> dict[str, int]:
         """gsplat DefaultStrategy iteration numbers scaled to ``steps``."""
@@ -324,6 +442,5 @@ class FitConfig:
         return cls(**d)
 
 
-__all__ = ["LABEL_NOISE_HELP", "LabelNoiseSpec", "parse_label_noise", "FitConfig", "LABEL_VIEW_WEIGHT_HELP",
-           "label_view_weight", "parse_label_view_weight", "parse_semantic_loss", "parse_semantic_grad",
-           "SEMANTIC_GRAD_HELP", "SEMANTIC_TARGETS"]
+__all__ = ["FitConfig", "GRAMMARS", "LABEL_NOISE_DEFAULTS", "LabelNoiseSpec", "LabelViewWeightSpec", "ParsedOptions",
+           "SEMANTIC_TARGETS", "SemanticGradSpec", "SemanticLiftSpec", "SemanticLossSpec"]

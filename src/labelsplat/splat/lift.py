@@ -20,6 +20,7 @@ it).
 Measured on the synthetic benchmark (docs/quality.md): the class-weighted vote gives the same labels
 as the fitted logits on noisy input labels and worse ones on exact labels (one distribution per
 Gaussian blurs part boundaries), so ``FitConfig.semantic_lift`` is off in every preset.
+:class:`~.assign.VoteAssigner` applies it after a fit.
 """
 
 from __future__ import annotations
@@ -28,24 +29,9 @@ from typing import Sequence
 
 import torch
 
-from ..errors import LabelsplatError
 from ..io import IGNORE_INDEX
-
-def parse_semantic_lift(value: str) -> float | None:
-    """``none`` -> None, ``vote`` -> 1.0, ``vote:<prior>`` -> prior (>= 0)."""
-    s = str(value).strip().lower()
-    if s == "none":
-        return None
-    if s == "vote":
-        return 1.0
-    if s.startswith("vote:"):
-        try:
-            prior = float(s.split(":", 1)[1])
-        except ValueError:
-            prior = -1.0
-        if prior >= 0.0:
-            return prior
-    raise LabelsplatError(f"invalid semantic_lift {value!r}", hint="use 'none', 'vote' or 'vote:<prior >= 0>'")
+from .rasterize import rasterize
+from .render import camera_tensors
 
 
 def vote_semantics(
@@ -66,9 +52,6 @@ def vote_semantics(
     (H_i, W_i) per-pixel weights; ``view_weights`` optional per-view weights; ``cam_tensors`` the
     cameras' (viewmat, K, centre) on the model's device (else built here).
     """
-    from .rasterize import rasterize
-    from .trainer import camera_tensors
-
     if len(labels) != len(cameras):
         raise ValueError(f"vote_semantics: {len(cameras)} cameras but {len(labels)} label maps")
     if confidences is not None and len(confidences) != len(cameras):
@@ -132,4 +115,4 @@ def lifted_logits(votes: torch.Tensor, prior_logits: torch.Tensor | None, *, pri
     return float(scale) * p
 
 
-__all__ = ["lifted_logits", "parse_semantic_lift", "vote_semantics"]
+__all__ = ["lifted_logits", "vote_semantics"]

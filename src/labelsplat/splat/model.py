@@ -7,14 +7,9 @@ gsplat's ``DefaultStrategy`` can densify / prune them unchanged:
   ``quats`` (N, 4) ``wxyz`` (unnormalised); ``opacities`` (N,) logits;
 * ``sh0`` (N, 1, 3) DC SH coefficients, ``shN`` (N, (d+1)^2 - 1, 3) higher bands
   (gsplat convention, colour = clamp(SH(dir) + 0.5, min=0));
-* ``sem`` (N, S) semantic head: with ``semantic_target="logits"`` (default) S = K class logits;
-  with ``semantic_target="palette"`` (the paper's variant) S = 3, a colour in the scheme's
-  palette colour space (RGB in [0, 1], not clamped), fitted to the palette-coloured label maps
-  with an L1 loss. K = 0 (RGB-only model) gives S = 0 either way: the same code path.
-
-A palette model also carries ``palette`` (K, 3) float32 in [0, 1] (the scheme's colours, row
-= class id): class 0's colour is the background composited behind the Gaussians and labels are
-recovered by the nearest palette colour.
+* ``sem`` (N, S) the semantic head's features: S = K class logits (:class:`~.heads.LogitsHead`,
+  the default), S = 3 palette colours (:class:`~.heads.PaletteHead`, the paper's variant) or
+  S = 0 (RGB-only model, :class:`~.heads.EmptyHead`): the same code path. ``model.head`` says which.
 
 ``n_views_seen`` (N,) int32 (or None before it is measured) counts the training views in which
 a Gaussian's blend-weight sum exceeded a threshold; it is bookkeeping, not a parameter.
@@ -28,9 +23,10 @@ import numpy as np
 import torch
 
 from ..errors import LabelsplatError
+from .heads import EmptyHead, LogitsHead, SemanticHead, head_from_state
+from .sh import eval_sh
 
 PARAM_NAMES = ("means", "scales", "quats", "opacities", "sh0", "shN", "sem")
-SEMANTIC_TARGETS = ("logits", "palette")
 C0 = 0.28209479177387814  # SH band-0 constant: colour = 0.5 + C0 * f_dc
 
 
@@ -39,30 +35,23 @@ def rgb_to_sh0(rgb: torch.Tensor) -> torch.Tensor:
 
 
 class GaussianModel:
-    """Container of the ParameterDict plus the model's static facts (SH degree, K, semantic target).
+    """Container of the ParameterDict plus the model's static facts (SH degree, K, semantic head).
 
-    ``semantic_target`` is ``"logits"`` (``sem`` (N, K)) or ``"palette"`` (``sem`` (N, 3), needs
-    ``palette`` (K, 3) in [0, 1]); see the module docstring.
+    ``head`` defaults to a :class:`~.heads.LogitsHead` of ``num_classes`` classes (an
+    :class:`~.heads.EmptyHead` for K = 0); a given head must have ``num_classes`` classes.
     """
 
     def __init__(self, params: torch.nn.ParameterDict, sh_degree: int, num_classes: int,
-                 n_views_seen: torch.Tensor | None = None, *, semantic_target: str = "logits",
-                 palette: torch.Tensor | np.ndarray | None = None):
+                 n_views_seen: torch.Tensor | None = None, *, head: SemanticHead | None = None):
         self.params = params
         self.sh_degree = int(sh_degree)
         self.num_classes = int(num_classes)
         self.n_views_seen = n_views_seen
-        if semantic_target not in SEMANTIC_TARGETS:
-            raise LabelsplatError(f"unknown semantic_target {semantic_target!r}", hint="use logits or palette")
-        self.semantic_target = semantic_target
-        self.palette = None
-        if semantic_target == "palette" and self.num_classes > 0:
-            if palette is None:
-                raise LabelsplatError("a palette model needs the scheme's palette (K, 3)")
-            self.palette = torch.as_tensor(np.asarray(palette, dtype=np.float32) if not isinstance(palette, torch.Tensor)
-                                           else palette.detach().float()).to(params["means"].device)
-            if tuple(self.palette.shape) != (self.num_classes, 3):
-                raise LabelsplatError(f"palette has shape {tuple(self.palette.shape)}, expected ({self.num_classes}, 3)")
+        if head is None:
+            head = LogitsHead(self.num_classes) if self.num_classes > 0 else EmptyHead()
+        if head.num_classes != self.num_classes:
+            raise LabelsplatError(f"the semantic head has {head.num_classes} classes, the model {self.num_classes}")
+        self.head = head
         self.check()
 
     # ------------------------------------------------------------------ construction
@@ -76,19 +65,16 @@ class GaussianModel:
         sh_degree: int,
         num_classes: int,
         init_opacity: float = 0.1,
-        init_logit: float = 3.0,
         device: torch.device | str = "cpu",
-        semantic_target: str = "logits",
-        palette: np.ndarray | torch.Tensor | None = None,
+        head: SemanticHead | None = None,
     ) -> "GaussianModel":
         """Gaussians at ``means`` (N, 3) with colours (N, 3) in [0, 1] and class ids (N,) (-1 = unknown).
 
         Scales: mean distance to the 3 nearest neighbours (isotropic), as gsplat; quats identity;
-        logits ``init_logit * one_hot(label)`` (zeros where unknown). Palette models
-        (``semantic_target="palette"``, ``palette`` (K, 3) in [0, 1]) start at ``palette[label]``
-        (0.5 grey where unknown).
+        semantic features from the head's :meth:`~.heads.SemanticHead.init_features` (logits:
+        ``init_logit * one_hot(label)``; palette: ``palette[label]``).
         """
-        from scipy.spatial import cKDTree
+        from scipy.spatial import cKDTree  # scipy.spatial: 0.7 s to import, only needed here
 
         means = np.asarray(means, dtype=np.float64)
         n = len(means)
@@ -104,22 +90,9 @@ class GaussianModel:
         dev = torch.device(device)
         f32 = dict(dtype=torch.float32, device=dev)
         n_rest = (sh_degree + 1) ** 2 - 1
-        if semantic_target == "palette" and num_classes > 0:
-            if palette is None:
-                raise LabelsplatError("a palette model needs the scheme's palette (K, 3)")
-            pal = torch.as_tensor(np.asarray(palette, dtype=np.float32) if not isinstance(palette, torch.Tensor)
-                                  else palette.detach().float()).to(dev)
-            sem = torch.full((n, 3), 0.5, **f32)
-            if labels is not None:
-                lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
-                ok = (lab >= 0) & (lab < num_classes)
-                sem[ok] = pal[lab[ok]]
-        else:
-            sem = torch.zeros(n, num_classes, **f32)
-            if labels is not None and num_classes > 0:
-                lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
-                ok = (lab >= 0) & (lab < num_classes)
-                sem[ok, lab[ok]] = float(init_logit)
+        if head is None:
+            head = LogitsHead(num_classes) if num_classes > 0 else EmptyHead()
+        sem = head.init_features(labels, n, dev)
         quats = torch.zeros(n, 4, **f32)
         quats[:, 0] = 1.0
         params = torch.nn.ParameterDict({
@@ -131,15 +104,18 @@ class GaussianModel:
             "shN": torch.nn.Parameter(torch.zeros(n, n_rest, 3, **f32)),
             "sem": torch.nn.Parameter(sem),
         })
-        return cls(params, sh_degree, num_classes, semantic_target=semantic_target, palette=palette)
+        return cls(params, sh_degree, num_classes, head=head)
 
     # ------------------------------------------------------------------ facts
     @property
     def sem_channels(self) -> int:
         """Channels of the semantic head: K (logits), 3 (palette) or 0 (RGB only)."""
-        if self.num_classes == 0:
-            return 0
-        return 3 if self.semantic_target == "palette" else self.num_classes
+        return self.head.channels
+
+    @property
+    def semantic_target(self) -> str:
+        """The head's ``FitConfig.semantic_target`` (``logits`` or ``palette``)."""
+        return self.head.target
 
     def check(self) -> None:
         p = self.params
@@ -187,8 +163,6 @@ class GaussianModel:
         if deg == 0:
             col = (C0 * sh0[:, 0, :] + 0.5).clamp_min(0.0)
             return col[None].expand(C, -1, -1)
-        from .sh import eval_sh
-
         coeffs = torch.cat([sh0, self.params["shN"]], dim=1)[:, : (deg + 1) ** 2]  # (N, (deg+1)^2, 3)
         dirs = self.params["means"][None, :, :] - cam_centers[:, None, :]  # (C, N, 3)
         col = eval_sh(deg, coeffs, dirs)
@@ -196,20 +170,16 @@ class GaussianModel:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Plain tensors + ints (loadable with ``torch.load(weights_only=True)``).
-
-        Logit models keep the original keys only (so their checkpoints are unchanged); palette
-        models add ``semantic_target`` and ``palette``. A state without them loads as logits.
-        """
+        """Plain tensors + ints (loadable with ``torch.load(weights_only=True)``), plus the head's
+        entries (none for a logit head, so its checkpoints are unchanged; a palette head adds
+        ``semantic_target`` and ``palette``). A state without them loads as logits."""
         d = {
             "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
             "sh_degree": self.sh_degree,
             "num_classes": self.num_classes,
             "n_views_seen": None if self.n_views_seen is None else self.n_views_seen.detach().cpu().clone(),
         }
-        if self.semantic_target != "logits":
-            d["semantic_target"] = self.semantic_target
-            d["palette"] = None if self.palette is None else self.palette.detach().cpu().clone()
+        d.update(self.head.state_dict())
         return d
 
     @classmethod
@@ -220,7 +190,6 @@ class GaussianModel:
             )
             nvs = state.get("n_views_seen")
             return cls(params, int(state["sh_degree"]), int(state["num_classes"]),
-                       None if nvs is None else nvs.to(device),
-                       semantic_target=str(state.get("semantic_target", "logits")), palette=state.get("palette"))
+                       None if nvs is None else nvs.to(device), head=head_from_state(state, device))
         except KeyError as exc:
             raise LabelsplatError(f"checkpoint model state lacks {exc}") from exc

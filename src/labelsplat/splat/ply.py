@@ -5,14 +5,16 @@ Vertex properties, all float32 unless noted: ``x, y, z``; ``nx, ny, nz`` (zeros)
 higher-band coefficients, then G's, then B's); ``opacity`` (logit); ``scale_0..2`` (log
 standard deviations); ``rot_0..3`` (quaternion wxyz, normalised); then ``label`` (uint8,
 argmax of the logits; absent when K = 0), ``sem_0..K-1`` (logits) and ``n_views_seen``
-(int32, -1 when not measured). A palette model (``semantic_target="palette"``) writes
-``label`` = the nearest palette colour's class and ``seg_r, seg_g, seg_b`` (its fitted palette
-colour, RGB in [0, 1] units, unclamped) instead of ``sem_*``. Positions and scales are mapped from the normalised fit
-frame back to scene units with the run's :class:`~.normalize.Normalization`.
+(int32, -1 when not measured). A palette model (:class:`~.heads.PaletteHead`) writes ``label`` =
+the nearest palette colour's class and ``seg_r, seg_g, seg_b`` (its fitted palette colour, RGB in
+[0, 1] units, unclamped) instead of ``sem_*`` (the head's ``ply_columns``). Positions and scales
+are mapped from the normalised fit frame back to scene units with the run's
+:class:`~.normalize.Normalization`.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -36,8 +38,6 @@ def gaussians_to_arrays(model, norm: Normalization) -> dict[str, np.ndarray]:
         "sh0": p["sh0"],
         "shN": p["shN"],
         "sem": p["sem"],
-        "palette": None if getattr(model, "palette", None) is None else model.palette.detach().cpu().numpy(),
-        "semantic_target": getattr(model, "semantic_target", "logits"),
         "n_views_seen": (np.full(len(q), -1, np.int32) if nvs is None
                          else nvs.detach().cpu().numpy().astype(np.int32)),
     }
@@ -45,11 +45,10 @@ def gaussians_to_arrays(model, norm: Normalization) -> dict[str, np.ndarray]:
 
 def save_ply(path: str | Path, model, norm: Normalization) -> Path:
     """Write ``model`` to ``path`` (atomic) in scene units."""
-    from plyfile import PlyData, PlyElement
+    from plyfile import PlyData, PlyElement  # plyfile: only needed when a PLY is written
 
     a = gaussians_to_arrays(model, norm)
     n = len(a["means"])
-    K = a["sem"].shape[1]
     rest = a["shN"].transpose(0, 2, 1).reshape(n, -1)  # (N, 3*M) channel-major
     cols: list[tuple[str, np.ndarray, str]] = []
     for i, k in enumerate("xyz"):
@@ -65,22 +64,11 @@ def save_ply(path: str | Path, model, norm: Normalization) -> Path:
         cols.append((f"scale_{i}", a["scales"][:, i], "f4"))
     for i in range(4):
         cols.append((f"rot_{i}", a["quats"][:, i], "f4"))
-    if K > 0 and a["semantic_target"] == "palette":
-        pal = a["palette"].astype(np.float64)
-        lab = ((a["sem"][:, None, :] - pal[None]) ** 2).sum(-1).argmin(1)
-        cols.append(("label", lab, "u1"))
-        for i, c in enumerate("rgb"):
-            cols.append((f"seg_{c}", a["sem"][:, i], "f4"))
-    elif K > 0:
-        cols.append(("label", a["sem"].argmax(1), "u1"))
-        for i in range(K):
-            cols.append((f"sem_{i}", a["sem"][:, i], "f4"))
+    cols += model.head.ply_columns(a["sem"])
     cols.append(("n_views_seen", a["n_views_seen"], "i4"))
     data = np.empty(n, dtype=[(name, dt) for name, _, dt in cols])
     for name, arr, _ in cols:
         data[name] = arr
-    import io
-
     buf = io.BytesIO()
     PlyData([PlyElement.describe(data, "vertex")], text=False).write(buf)
     return atomic_write_bytes(path, buf.getvalue())
@@ -93,7 +81,7 @@ def load_ply(path: str | Path) -> dict[str, np.ndarray | int]:
     shN (N,M,3), sem (N,K) (K = 0 when absent), seg_rgb (N,3) palette colours or None (palette
     runs), label (N,) or None, n_views_seen (N,) (-1 unknown), sh_degree.
     """
-    from plyfile import PlyData
+    from plyfile import PlyData  # plyfile: only needed when a PLY is read
 
     path = Path(path)
     if not path.is_file():

@@ -43,6 +43,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ._constants import device_constant
+from ._gsplat_backend import rasterize_gsplat
+from ._torch_impl import rasterize_naive
+
 Backend = Literal["cpu", "naive", "gsplat"]
 BACKENDS = ("cpu", "naive", "gsplat")
 
@@ -108,21 +112,6 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         )
 
 
-_DEVICE_CONSTANTS: dict[tuple, Tensor] = {}
-
-
-def device_constant(values: tuple, dtype: torch.dtype, device) -> Tensor:
-    """A small constant tensor of ``values`` on ``device``, built once per (values, dtype, device)
-    (a bounded cache): loops that pass the same weights or indices every step copy nothing."""
-    key = (tuple(values), dtype, str(device))
-    t = _DEVICE_CONSTANTS.get(key)
-    if t is None:
-        if len(_DEVICE_CONSTANTS) >= 64:
-            _DEVICE_CONSTANTS.clear()
-        t = _DEVICE_CONSTANTS[key] = torch.tensor(key[0], dtype=dtype, device=device)
-    return t
-
-
 def _grad_weights(w, dtype, device) -> tuple[Tensor | None, tuple[float, ...] | None]:
     """``geom_grad_weights`` -> (tensor on the device or None when all are 1, host copy or None).
 
@@ -180,16 +169,12 @@ def rasterize(
     )
     args = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
     if backend == "naive":
-        from ._torch_impl import rasterize_naive
-
         return rasterize_naive(*args, **kwargs)
     if backend == "gsplat":
-        from ._gsplat_backend import rasterize_gsplat
-
         return rasterize_gsplat(*args, tile_size=tile_size, geom_grad_host=geom_grad_host, **kwargs)
-    from ._cpu_kernels import rasterize_cpu
+    from ._cpu_kernels import rasterize_cpu  # numba: compiling/loading the kernels costs start-up time
 
     return rasterize_cpu(*args, tile_size=tile_size, **kwargs)
 
 
-__all__ = ["BACKENDS", "Backend", "rasterize"]
+__all__ = ["BACKENDS", "Backend", "device_constant", "rasterize"]

@@ -20,10 +20,11 @@ Palette runs (``config.semantic_target == "palette"``, the paper's variant) retu
 
 * ``seg_rgb`` (H, W, 3) float32 in [0, 1]: the rendered palette image (class 0's palette
   colour composited behind), clamped,
-* ``labels`` / ``confidence`` from ``labelsplat.extract.extract_palette(seg_rgb, scheme,
-  method="nearest")`` (no alpha threshold: the background colour is already composited).
+* ``labels`` / ``confidence`` of the nearest palette colour (:meth:`.heads.PaletteHead.decode`,
+  the same as ``labelsplat.extract.extract_palette(seg_rgb, scheme, method="nearest")``; no alpha
+  threshold: the background colour is already composited).
 
-Callers branch on ``"logits" in result`` (or ``run.semantic_target``).
+The semantic channels' key is ``run.model.head.key``.
 
 Pure: no file I/O besides :func:`load_run`.
 """
@@ -37,12 +38,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from ..errors import LabelsplatError
 from ..scene import Camera
+from .checkpoint import load_checkpoint
 from .config import FitConfig
 from .model import GaussianModel
 from .normalize import Normalization
-from .trainer import load_checkpoint, render_model, resolve_backend
+from .render import render_model, resolve_backend
 
 
 @dataclass
@@ -70,12 +73,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedR
     if run_dir.is_dir() and not path.is_file():
         raise LabelsplatError("the run has no final checkpoint.pt (the fit did not finish)", path=run_dir,
                               hint="finish it with `labelsplat fit SCENE --out RUN --resume`")
-    if isinstance(device, torch.device):
-        dev = device
-    else:
-        from ..device import resolve_device
-
-        dev = resolve_device(str(device))
+    dev = device if isinstance(device, torch.device) else resolve_device(str(device))
     ck = load_checkpoint(path, device="cpu")
     meta = ck["meta"]
     model = GaussianModel.from_state_dict(ck["model"], dev)
@@ -98,9 +96,10 @@ def render_batches(
     bg_logit: float | None = None,
 ):
     """Render ``cameras`` and yield, per batch of same-size cameras, a dict of tensors on the
-    model's device (no host copies): ``rgb`` (B,H,W,3) clamped, ``logits`` (B,H,W,K) or
-    ``seg_rgb`` (B,H,W,3) (palette runs), ``depth`` (scene units, 0 where alpha ~ 0), ``alpha``,
-    ``views_seen``, ``low_view_fraction`` (B,H,W), and ``start`` (index of the batch's first camera).
+    model's device (no host copies): ``rgb`` (B,H,W,3) clamped, the head's channels (``logits``
+    (B,H,W,K), or ``seg_rgb`` (B,H,W,3) clamped for palette runs), ``depth`` (scene units, 0 where
+    alpha ~ 0), ``alpha``, ``views_seen``, ``low_view_fraction`` (B,H,W), and ``start`` (index of
+    the batch's first camera).
 
     This is what :func:`render_cameras` converts to numpy; callers that keep work on the GPU
     (extraction of many views) consume it directly.
@@ -143,10 +142,7 @@ def render_batches(
             "views_seen": (out["extra"][..., 0] / safe).float(),
             "low_view_fraction": torch.where(alpha > 1e-3, low, torch.ones_like(low)).float(),
         }
-        if "seg_rgb" in out:
-            batch["seg_rgb"] = out["seg_rgb"].clamp(0, 1).float()
-        else:
-            batch["logits"] = out["logits"].float()
+        batch[model.head.key] = model.head.for_output(out[model.head.key]).float()
         yield batch
         i = j
 
@@ -168,30 +164,20 @@ def render_cameras(
     follows the model's device (``gsplat`` on CUDA, ``cpu`` otherwise) unless given.
     ``resolution_scale`` renders every camera at that multiple of its size.
     """
-    K = run.model.num_classes if isinstance(run, FittedRun) else 0
     results: list[dict[str, np.ndarray]] = []
     for batch in render_batches(run, cameras, batch_size=batch_size, backend=backend,
                                 resolution_scale=resolution_scale, min_views=min_views, bg_logit=bg_logit):
-        ex = None
-        if "seg_rgb" in batch:
-            from ..extract import extract_palette
-
-            ex = extract_palette(batch["seg_rgb"], run.label_scheme, "nearest")
+        head = run.model.head
+        decoded = head.decode(batch[head.key])
         for b in range(batch["rgb"].shape[0]):
-            d = {"rgb": batch["rgb"][b].cpu().numpy()}
-            if ex is not None:
-                d["seg_rgb"] = batch["seg_rgb"][b].cpu().numpy()
-            else:
-                d["logits"] = batch["logits"][b].cpu().numpy()
+            d = {"rgb": batch["rgb"][b].cpu().numpy(), head.key: batch[head.key][b].cpu().numpy()}
             for key in ("depth", "alpha", "views_seen", "low_view_fraction"):
                 d[key] = batch[key][b].cpu().numpy()
-            if ex is not None:
-                d["labels"] = ex.labels[b]
-                d["confidence"] = ex.confidence[b]
-            elif K > 0:
-                prob = torch.softmax(batch["logits"][b], dim=-1)
-                conf, lab = prob.max(dim=-1)
-                d["labels"] = lab.to(torch.uint8).cpu().numpy()
-                d["confidence"] = conf.float().cpu().numpy()
+            if decoded is not None:
+                d["labels"] = decoded.labels[b].cpu().numpy()
+                d["confidence"] = decoded.confidence[b].cpu().numpy()
             results.append(d)
     return results
+
+
+__all__ = ["FittedRun", "load_run", "render_batches", "render_cameras"]

@@ -1,0 +1,72 @@
+"""Label assignment after the fit: what each Gaussian's semantic features become once the
+geometry is final. One protocol, :class:`LabelAssigner`, built from ``FitConfig.semantic_lift``
+by :func:`make_assigner`:
+
+* :class:`KeepFitted` (``none``) keeps the fitted features;
+* :class:`VoteAssigner` (``vote[:<prior>]``) replaces a logit head's features by the Gaussians'
+  multiview label votes (:mod:`.lift`), mixed with the fitted distribution.
+
+Further assigners (label-quality experiments) implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import torch
+
+from .config import FitConfig
+from .data import ViewLevel
+from .lift import lifted_logits, vote_semantics
+from .model import GaussianModel
+
+
+class LabelAssigner(Protocol):
+    def assign(self, model: GaussianModel, level: ViewLevel, *, backend: str, class_weights: torch.Tensor | None,
+               view_weights: list[float] | None, scale: float) -> dict[str, Any] | None:
+        """Set ``model``'s semantic features from the training views ``level`` (normalised frame,
+        full resolution); return a summary for ``run.json`` (None: nothing changed). ``scale``:
+        the background logit (the scale of a logit head's features)."""
+        ...
+
+
+class KeepFitted:
+    """Keep the features the fit found."""
+
+    def assign(self, model, level, *, backend, class_weights, view_weights, scale):
+        return None
+
+
+class VoteAssigner:
+    """Features ``scale * p``, p = the class-weighted multiview label vote of each Gaussian plus
+    ``prior`` x its fitted class distribution, normalised (:func:`~.lift.lifted_logits`).
+    ``name`` is the configuration's text (the summary's ``mode``)."""
+
+    def __init__(self, prior: float = 1.0, name: str = "vote"):
+        self.prior = float(prior)
+        self.name = name
+
+    def assign(self, model, level, *, backend, class_weights, view_weights, scale):
+        t0 = time.perf_counter()
+        votes = vote_semantics(model, level.cameras, level.labels, model.num_classes, backend=backend,
+                               confidences=level.confidences or None, view_weights=view_weights,
+                               cam_tensors=level.cam_t)
+        with torch.no_grad():
+            model.params["sem"].copy_(lifted_logits(votes, model.params["sem"], prior=self.prior, scale=scale,
+                                                    class_weights=class_weights))
+        total = votes.sum(dim=-1)
+        return {"mode": self.name, "time_s": round(time.perf_counter() - t0, 3),
+                "gaussians_without_votes": int((total <= 0).sum()),
+                "median_vote_weight": round(float(total.median()), 4)}
+
+
+def make_assigner(cfg: FitConfig, num_classes: int) -> LabelAssigner:
+    """The assigner ``cfg.semantic_lift`` names (an RGB-only fit, K = 0, keeps its empty features)."""
+    spec = cfg.parsed.semantic_lift
+    if num_classes == 0 or not spec.enabled:
+        return KeepFitted()
+    return VoteAssigner(spec.prior, name=cfg.semantic_lift)
+
+
+__all__ = ["KeepFitted", "LabelAssigner", "VoteAssigner", "make_assigner"]

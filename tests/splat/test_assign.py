@@ -1,0 +1,50 @@
+"""Label assignment after the fit: the assigners through their protocol and the factory."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fit_scene import CENTER, RADIUS, head_gaussians, ring_cameras
+from labelsplat.splat import GaussianModel, KeepFitted, VoteAssigner, make_assigner
+from labelsplat.config import fit_preset as make_config
+from labelsplat.splat.data import ViewLevel
+from labelsplat.splat.lift import lifted_logits, vote_semantics
+from labelsplat.splat.render import camera_tensors
+
+K = 19
+
+
+def _model_and_level():
+    pts, col, lab = head_gaussians(150, 0)
+    m = GaussianModel.from_points(CENTER + RADIUS * pts, col, lab, sh_degree=0, num_classes=K, init_opacity=0.9)
+    cams = ring_cameras(3, 24)
+    rng = np.random.default_rng(0)
+    labels = [torch.from_numpy(rng.integers(0, K, size=(24, 24))) for _ in cams]
+    level = ViewLevel(cameras=cams, cam_t=[tuple(t[0] for t in camera_tensors([c], "cpu")) for c in cams],
+                      images=[torch.zeros(24, 24, 3)] * 3, masks=[torch.ones(24, 24)] * 3, labels=labels)
+    return m, level
+
+
+def test_factory():
+    assert isinstance(make_assigner(make_config("micro"), K), KeepFitted)
+    v = make_assigner(make_config("micro", semantic_lift="vote:0.5"), K)
+    assert isinstance(v, VoteAssigner) and v.prior == 0.5 and v.name == "vote:0.5"
+    assert isinstance(make_assigner(make_config("micro", semantic_lift="vote"), 0), KeepFitted)  # RGB only
+
+
+def test_keep_fitted_and_vote():
+    m, level = _model_and_level()
+    before = m.params["sem"].detach().clone()
+    kw = dict(backend="cpu", class_weights=None, view_weights=None, scale=10.0)
+    assert KeepFitted().assign(m, level, **kw) is None
+    assert torch.equal(m.params["sem"], before)
+    cw = torch.linspace(1.0, 3.0, K)
+    votes = vote_semantics(m, level.cameras, level.labels, K, view_weights=[1.0, 0.5, 1.0])
+    expect = lifted_logits(votes, before, prior=2.0, scale=7.0, class_weights=cw)
+    summary = VoteAssigner(2.0, name="vote:2").assign(m, level, backend="cpu", class_weights=cw,
+                                                      view_weights=[1.0, 0.5, 1.0], scale=7.0)
+    assert torch.allclose(m.params["sem"], expect)
+    assert summary["mode"] == "vote:2" and set(summary) == {"mode", "time_s", "gaussians_without_votes",
+                                                          "median_vote_weight"}
+    assert summary["gaussians_without_votes"] == int((votes.sum(-1) <= 0).sum())
