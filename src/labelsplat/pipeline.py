@@ -5,7 +5,7 @@ dataset (export). This is the one layer that may score against synthetic ground 
 scene has ``synth.json``, the exact labels and the noise model's labels are rendered at the
 same novel cameras with :mod:`labelsplat.synth` and scored with :mod:`labelsplat.eval`.
 
-Output tree (DESIGN.md)::
+Output tree (docs/design.md)::
 
     OUT/scenes/<scene>/run/         the fit (checkpoint, PLY, renders, train_log.jsonl)
     OUT/scenes/<scene>/views/       this scene's refined novel views (dataset layout)

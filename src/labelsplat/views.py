@@ -1,4 +1,4 @@
-"""Novel viewpoint sampling around a scene's head frame (DESIGN.md conventions).
+"""Novel viewpoint sampling around a scene's head frame (docs/design.md conventions).
 
 A sampled view is a pinhole camera that looks at the head centre from a direction given by
 (yaw, pitch) in the head frame, at a distance and with a focal length drawn relative to the
@@ -14,7 +14,7 @@ input cameras, rotated about its viewing axis by ``roll``:
   so a positive roll tilts the camera counter-clockwise and the head appears rotated clockwise.
 * distance and focal length are factors of the inputs' medians (distance from the head centre;
   ``fx`` rescaled to the output width, so the field of view is kept); the principal point is the
-  image centre (``cx = width / 2``, pixel-centre convention of DESIGN.md).
+  image centre (``cx = width / 2``, pixel-centre convention of docs/design.md).
 * ``c2w`` is OpenGL/nerfstudio camera-to-world in the source scene's world frame and units.
 
 Coverage: by default (``beyond_coverage=False``) a pose is kept only within the inputs' yaw

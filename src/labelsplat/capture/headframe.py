@@ -1,6 +1,6 @@
 """The head frame of a capture and its normalisation to the synthetic heads' frame and units.
 
-Synthetic heads (``labelsplat.synth``) live in the head frame of DESIGN.md in centimetres. A
+Synthetic heads (``labelsplat.synth``) live in the head frame of docs/design.md in centimetres. A
 capture's reconstruction has an arbitrary frame and scale, so :func:`normalisation` builds the
 similarity ``N`` (reconstruction -> scene) that puts the head centre at the origin, the head's
 axes on x = subject's left, y = up, z = forward, and the unit at 1 cm: the written scene's

@@ -1,4 +1,4 @@
-"""Writing refined views as a dataset in the DESIGN.md layout (what ``train`` reads).
+"""Writing refined views as a dataset in the docs/design.md layout (what ``train`` reads).
 
 ``OUT/`` holds::
 

@@ -1,4 +1,4 @@
-"""Reading a dataset in the DESIGN.md layout (what ``labelsplat train`` consumes).
+"""Reading a dataset in the docs/design.md layout (what ``labelsplat train`` consumes).
 
 Layout: ``DIR/images/<name>.png``, ``DIR/labels/<name>.png`` (uint8 class ids in the scheme
 named by the manifest's ``label_scheme``; 255 = ignore) and ``DIR/manifest.json``::
@@ -10,7 +10,7 @@ named by the manifest's ``label_scheme``; 255 = ignore) and ``DIR/manifest.json`
 The reader is tolerant: unknown keys are kept in :attr:`DatasetView.extra`; ``image`` /
 ``label`` default to ``images/<name>.png`` / ``labels/<name>.png`` and are resolved relative to
 the dataset directory; views with ``"accepted": false`` (rejected by the exporter, files absent)
-are skipped; ``yaw``/``pitch`` (degrees, DESIGN.md convention) may be missing (``None``).
+are skipped; ``yaw``/``pitch`` (degrees, docs/design.md convention) may be missing (``None``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Labelling metrics (DESIGN.md "Metrics"): confusion matrices over a whole set, per-class IoU/F1,
+"""Labelling metrics (docs/design.md "Metrics"): confusion matrices over a whole set, per-class IoU/F1,
 mIoU / mean F1 over classes present in GT, coverage, boundary-excluded variant, |yaw| bins, and
 the ``metrics.json`` document. numpy + scipy only (no torch import)."""
 

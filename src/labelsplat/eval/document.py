@@ -1,4 +1,4 @@
-"""The ``metrics.json`` document (DESIGN.md, schema_version 1): build, pool, write, read.
+"""The ``metrics.json`` document (docs/design.md, schema_version 1): build, pool, write, read.
 
 ::
 

@@ -2,7 +2,7 @@
 
 - PRED a folder, GT a folder: files are matched by stem (``a.png`` <-> ``a.png``); a file on one
   side only is an error listing them.
-- ``scene`` given: each view's yaw (degrees, DESIGN.md) comes from the frame whose name, or the
+- ``scene`` given: each view's yaw (degrees, docs/design.md) comes from the frame whose name, or the
   stem of its file/label/GT-label path, equals the file stem, and the scene's head frame
   (estimated from the cameras when the scene has none; refused for 360-degree rigs). GT may
   then be omitted: the frames' ``gt_label_path`` are used.

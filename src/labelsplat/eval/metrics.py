@@ -1,4 +1,4 @@
-"""Labelling metrics (DESIGN.md "Metrics"): one implementation used everywhere.
+"""Labelling metrics (docs/design.md "Metrics"): one implementation used everywhere.
 
 Conventions:
 
@@ -126,7 +126,7 @@ def scores_from_confusion(conf, class_names: list[str] | tuple[str, ...] | None 
 
 
 def summary_scores(conf) -> dict | None:
-    """Just M (the four DESIGN.md keys) from a matrix, or None when it counts no pixel."""
+    """Just M (the four docs/design.md keys) from a matrix, or None when it counts no pixel."""
     c = _check_conf(conf)
     if int(c.sum()) == 0:
         return None

@@ -1,6 +1,6 @@
 """Accumulate a labelling's confusion counts over a set of views, by |yaw| bin, and serialise.
 
-A labelling's record L (DESIGN.md) is::
+A labelling's record L (docs/design.md) is::
 
     {"overall": M, "by_yaw": {"0-30": M|None, "30-60": ..., "60-90": ..., "90-180": ...},
      "per_class": {name: {"iou", "f1"}}, "boundary_excluded": {"overall": M, "by_yaw": {...}},
@@ -117,7 +117,7 @@ class LabellingScores:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:
-        """The record L of DESIGN.md plus the exact counts (see the module docstring)."""
+        """The record L of docs/design.md plus the exact counts (see the module docstring)."""
         overall = _m(self.confusion)
         if overall is None:
             overall = dict.fromkeys(METRIC_KEYS)

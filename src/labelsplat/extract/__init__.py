@@ -1,4 +1,4 @@
-"""Label extraction from rendered semantics and automatic post-processing (DESIGN.md pipeline).
+"""Label extraction from rendered semantics and automatic post-processing (docs/design.md pipeline).
 
 - :func:`extract_argmax`: argmax of rendered logits, confidence = max softmax probability,
   entropy; low alpha -> background.

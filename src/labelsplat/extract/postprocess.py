@@ -6,7 +6,7 @@ in :class:`PostprocessConfig`, in this order:
 
 1. **left/right consistency** (``lr_consistency``; schemes whose ``lr_convention`` is
    ``subject`` only). With ``depth`` (camera-space z, OpenCV, as rendered), ``cameras`` and
-   ``head``: every pixel is lifted to 3D and its head-frame x (the subject's left, DESIGN.md) is
+   ``head``: every pixel is lifted to 3D and its head-frame x (the subject's left, docs/design.md) is
    computed; a connected component of a left class (concept ``l_*``) with at least
    ``lr_min_fraction`` of its pixels on the subject's right (x < 0), or of a right class on the
    left, is relabelled to its partner. Without depth but with ``yaw``: in profile views

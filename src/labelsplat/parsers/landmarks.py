@@ -24,7 +24,7 @@ the subject's left outer eye corner, which appears on the image's right in a fro
 test checks this on scikit-image's astronaut photo). They map to the ``l_*`` classes of a
 ``subject``-convention scheme; other schemes get :func:`labelsplat.schemes.convert_labels`.
 
-Coordinates: landmarks are returned in pixels in the DESIGN.md pixel-centre convention (pixel
+Coordinates: landmarks are returned in pixels in the docs/design.md pixel-centre convention (pixel
 ``(i, j)`` covers ``[i, i+1) x [j, j+1)``; MediaPipe's normalised ``x in [0, 1]`` spans the
 image width, so ``x_px = x * W``, ``y_px = y * H``); ``z`` is MediaPipe's relative depth
 (smaller = closer to the camera, origin near the head centre) scaled by ``W`` like ``x``.
@@ -115,7 +115,7 @@ def rasterize_polygon(xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Boolean mask (H, W) of the pixels whose centres lie inside the polygon ``xy`` (N, 2).
 
     ``xy`` are continuous pixel coordinates (x right, y down) in the pixel-centre convention of
-    DESIGN.md (pixel ``(i, j)``'s centre is ``(i + 0.5, j + 0.5)``). Vertices outside the image
+    docs/design.md (pixel ``(i, j)``'s centre is ``(i + 0.5, j + 0.5)``). Vertices outside the image
     are fine (the polygon is clipped).
     """
     xy = np.asarray(xy, dtype=np.float64)

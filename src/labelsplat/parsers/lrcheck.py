@@ -1,6 +1,6 @@
 """Measure a scene's left/right label convention against its head frame (``labels check-lr``).
 
-On near-frontal views (``|yaw| < max_yaw``, yaw as DESIGN.md), for every left/right class pair
+On near-frontal views (``|yaw| < max_yaw``, yaw as docs/design.md), for every left/right class pair
 of the scene's scheme (concepts ``l_brow``/``r_brow``, ``l_eye``/``r_eye``, ``l_ear``/``r_ear``)
 present in a view's labels with at least ``min_pixels`` pixels each, the centroids of the two
 classes' pixels (pixel-centre convention) are compared with the image direction of the subject's

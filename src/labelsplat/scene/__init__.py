@@ -1,4 +1,4 @@
-"""Cameras, frames, the head frame and scene formats (DESIGN.md "Scene directory")."""
+"""Cameras, frames, the head frame and scene formats (docs/design.md "Scene directory")."""
 
 from .camera import YAW_BINS, Camera, HeadFrame, is_extreme, look_at, yaw_bin, yaw_pitch
 from .distortion import Distortion, undistort_image, undistort_label

@@ -1,4 +1,4 @@
-"""Pinhole cameras and the head frame (the conventions of DESIGN.md).
+"""Pinhole cameras and the head frame (the conventions of docs/design.md).
 
 * ``c2w`` is camera-to-world in the OpenGL/nerfstudio convention (camera x right, y up,
   looking along -z), as stored in ``transforms.json``.
@@ -185,7 +185,7 @@ class HeadFrame:
 
 
 def yaw_pitch(camera_center: np.ndarray, head: HeadFrame) -> tuple[float, float]:
-    """Yaw and pitch in degrees of a camera centre seen from the head (DESIGN.md).
+    """Yaw and pitch in degrees of a camera centre seen from the head (docs/design.md).
 
     yaw = atan2(x, z) (0 frontal, +90 the subject's left profile), pitch = asin(y) (+ above),
     with (x, y, z) the unit direction from head centre to camera in head axes.
@@ -207,7 +207,7 @@ YAW_BINS: tuple[tuple[str, float, float], ...] = (
 
 
 def yaw_bin(yaw_deg: float) -> str:
-    """The |yaw| bin name of DESIGN.md for a yaw in degrees."""
+    """The |yaw| bin name of docs/design.md for a yaw in degrees."""
     a = abs(float(yaw_deg))
     for name, lo, hi in YAW_BINS:
         if lo <= a < hi:
@@ -216,5 +216,5 @@ def yaw_bin(yaw_deg: float) -> str:
 
 
 def is_extreme(yaw_deg: float, pitch_deg: float) -> bool:
-    """DESIGN.md: extreme means |yaw| >= 60 or |pitch| >= 30."""
+    """docs/design.md: extreme means |yaw| >= 60 or |pitch| >= 30."""
     return abs(yaw_deg) >= 60.0 or abs(pitch_deg) >= 30.0

@@ -3,7 +3,7 @@
 Conventions
 -----------
 * Normalised coordinates ``(x, y) = ((u - cx) / fx, (v - cy) / fy)`` with ``(u, v)`` continuous
-  pixel coordinates in the pixel-centre convention of DESIGN.md (pixel (i, j) covers
+  pixel coordinates in the pixel-centre convention of docs/design.md (pixel (i, j) covers
   [i, i+1) x [j, j+1)). Distortion acts on normalised coordinates, so the +0.5 shift of
   OpenCV-convention intrinsics cancels out: the same coefficients are valid in both.
 * The OpenCV model (also FaceScape's ``k1 k2 p1 p2 k3`` and COLMAP's OPENCV/FULL_OPENCV):

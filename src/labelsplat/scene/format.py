@@ -1,4 +1,4 @@
-"""The canonical scene directory: nerfstudio-style ``transforms.json`` (DESIGN.md).
+"""The canonical scene directory: nerfstudio-style ``transforms.json`` (docs/design.md).
 
 Top level: ``label_scheme``, optional ``head_frame``, ``ply_file_path``, shared intrinsics
 (``fl_x, fl_y, cx, cy, w, h``), ``frames``. Per frame: ``file_path``, ``label_path``,
@@ -127,7 +127,7 @@ def path_escapes(relative: str) -> bool:
     return norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../")
 
 
-_SCENE_FIX = ("repair transforms.json (format: DESIGN.md 'Scene directory'; known problems: docs/errors.md) "
+_SCENE_FIX = ("repair transforms.json (format: docs/design.md 'Scene directory'; known problems: docs/errors.md) "
               "or re-create the scene with `labelsplat scene import` / `labelsplat synth`")
 
 

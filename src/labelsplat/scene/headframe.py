@@ -1,6 +1,6 @@
 """The head frame of a scene: parse a given one, or estimate it from a frontal-hemisphere rig.
 
-The estimate (DESIGN.md "Head frame") assumes the cameras surround the *front* of the head and
+The estimate (docs/design.md "Conventions") assumes the cameras surround the *front* of the head and
 look at it, as in FaceScape / NeRSemble style capture domes:
 
 * centre  = the least-squares point closest to all optical axes (the rig's look-at point);

@@ -14,7 +14,7 @@ from .format import Scene
 def scene_summary(scene: Scene, warnings: list[str] | None = None) -> dict[str, Any]:
     """Frames, resolutions, scheme, head frame, yaw/pitch ranges and |yaw| bin counts, optional paths.
 
-    Yaw/pitch follow DESIGN.md (degrees; yaw + = the subject's left); they are ``None`` without
+    Yaw/pitch follow docs/design.md (degrees; yaw + = the subject's left); they are ``None`` without
     a head frame. ``optional`` counts frames having each optional path, and whether the point
     cloud file exists.
     """

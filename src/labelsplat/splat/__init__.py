@@ -1,4 +1,4 @@
-"""Joint RGB + semantic 3D Gaussian splatting with shared geometry (DESIGN.md "The joint model").
+"""Joint RGB + semantic 3D Gaussian splatting with shared geometry (docs/design.md "The joint model").
 
 The names a caller needs are importable from here (``from labelsplat.splat import fit, load_run``);
 importing the package loads torch. Note that ``labelsplat.splat.fit`` is the function: the module

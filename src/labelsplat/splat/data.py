@@ -300,7 +300,7 @@ def class_weight_tensor(cfg: FitConfig, scheme_name: str, num_classes: int, devi
 def semantic_view_weights(scene: Scene, cfg: FitConfig) -> list[float] | None:
     """Per-frame semantic-loss weights from ``cfg.label_view_weight`` (None when ``none``).
 
-    The weight depends on each input camera's yaw in the scene's head frame (DESIGN.md); with
+    The weight depends on each input camera's yaw in the scene's head frame (docs/design.md); with
     Adam a Gaussian seen only by low-weight views still learns, the weights only rebalance
     views that disagree about the same surface."""
     spec = cfg.parsed.label_view_weight

@@ -1,4 +1,4 @@
-"""The joint Gaussian model: one geometry, two appearance heads (DESIGN.md "The joint model").
+"""The joint Gaussian model: one geometry, two appearance heads (docs/design.md "The joint model").
 
 Parameters live in a ``torch.nn.ParameterDict`` with gsplat ``simple_trainer`` names so
 gsplat's ``DefaultStrategy`` can densify / prune them unchanged:

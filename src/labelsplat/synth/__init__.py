@@ -1,7 +1,7 @@
 """Synthetic multiview heads with exact per-pixel labels, and initial-parser noise models.
 
 Heads come from the packaged ICT-FaceKit light model (MIT) plus procedural hair and cloth, built
-in the head frame of DESIGN.md (cm). Public API:
+in the head frame of docs/design.md (cm). Public API:
 
 * :func:`sample_head` / :class:`HeadParams` (``synth.json``) / :func:`build_head` -> :class:`HeadMesh`
 * :func:`render_head` (one camera) -> :class:`RenderResult`; :func:`render_views` (many, with noise)

@@ -1,7 +1,7 @@
 """The packaged ICT-FaceKit light model (MIT; see ``labelsplat/assets/ict_facekit``).
 
 Units are centimetres, +x = subject's left, +y = up, +z = out of the face: this is the head frame
-of DESIGN.md, so synthetic heads are built directly in it (world = head frame).
+of docs/design.md, so synthetic heads are built directly in it (world = head frame).
 The asset is read from the package only (never from a shared folder) and cached per process.
 """
 

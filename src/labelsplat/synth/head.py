@@ -2,7 +2,7 @@
 
 A head is fully described by :class:`HeadParams` (a small JSON: seed, identity and expression
 weights, appearance, hair, cloth, light). :func:`build_head` turns it into a
-:class:`HeadMesh` in the head frame of DESIGN.md (centimetres; x = subject's left, y = up,
+:class:`HeadMesh` in the head frame of docs/design.md (centimetres; x = subject's left, y = up,
 z = out of the face; ``HEAD_CENTER`` is the head centre cameras look at): the ICT-FaceKit mesh
 (without its rendering helpers) plus a procedural hair shell and a cloth collar, each triangle
 carrying an exact ``celebamask19-zll`` class id and a base colour.

@@ -1,6 +1,6 @@
 """A deterministic CPU z-buffer triangle rasteriser (numba), exact at pixel centres.
 
-Conventions (DESIGN.md): pixel (i, j) = (column, row) covers [i, i+1) x [j, j+1) and is sampled
+Conventions (docs/design.md): pixel (i, j) = (column, row) covers [i, i+1) x [j, j+1) and is sampled
 at its centre (i + 0.5, j + 0.5) in the continuous pixel coordinates returned by
 :meth:`labelsplat.scene.Camera.project`. A pixel belongs to the nearest triangle (smallest
 camera-space depth, perspective-correct) whose closed projected area contains the pixel

@@ -1,6 +1,6 @@
 """Render a synthetic head from any pinhole camera: RGB, exact labels, depth, alpha, mask.
 
-Every pixel is sampled at its centre (DESIGN.md pixel convention) by the z-buffer rasteriser in
+Every pixel is sampled at its centre (docs/design.md pixel convention) by the z-buffer rasteriser in
 :mod:`labelsplat.synth.raster`; the label of a pixel is the class of the nearest triangle hit by
 the ray through the pixel centre (no anti-aliasing) and background (class 0) elsewhere. The RGB
 is Lambert + ambient shading of per-triangle albedos with a smooth 3D texture, lit by the
@@ -30,7 +30,7 @@ class RenderResult:
     (``labels`` = the noise model's output, equal to ``gt_labels`` without noise); depth (H, W)
     float32 camera z in cm (inf = background); alpha (H, W) float32 in {0, 1}; mask (H, W)
     bool foreground; tri_id (H, W) int32 index into the head mesh's faces (-1 = background).
-    ``camera``, ``yaw``, ``pitch`` (degrees, DESIGN.md) and ``warning`` (e.g. the camera does
+    ``camera``, ``yaw``, ``pitch`` (degrees, docs/design.md) and ``warning`` (e.g. the camera does
     not see the head) are filled by :func:`labelsplat.synth.render_views`."""
 
     rgb: np.ndarray

@@ -1,10 +1,10 @@
-"""Camera rigs around a synthetic head (head frame of DESIGN.md, cm).
+"""Camera rigs around a synthetic head (head frame of docs/design.md, cm).
 
 * ``facescape``: a FaceScape-like dome of 55 candidate cameras on the frontal hemisphere
   (5 rows of pitch -25..+25 deg x 11 yaws -90..+90 deg); ``views`` cameras are drawn from the
   candidates without replacement (with replacement and extra angle jitter past 55).
 * ``orbit``: a uniform 360 deg ring (random phase, pitch jitter +-8 deg).
-* ``extreme``: |yaw| >= 60 or |pitch| >= 30 (DESIGN.md), yaw within +-110, pitch within +-50.
+* ``extreme``: |yaw| >= 60 or |pitch| >= 30 (docs/design.md), yaw within +-110, pitch within +-50.
 
 Every camera looks at the head centre with the head's up as image up, at distance ~60 cm
 (+-8 % jitter) and a focal length (+-8 % jitter) that frames 36 cm at the head centre with margin,
@@ -56,7 +56,7 @@ def facescape_candidates() -> np.ndarray:
 
 def camera_at(yaw_deg: float, pitch_deg: float, *, distance: float = DISTANCE_CM, resolution: int = 256,
               focal_scale: float = 1.0, width: int | None = None, height: int | None = None) -> Camera:
-    """A camera on the sphere around the head centre at (yaw, pitch) (DESIGN.md definitions),
+    """A camera on the sphere around the head centre at (yaw, pitch) (docs/design.md definitions),
     looking at the centre, image up = head up (or the head's forward when looking straight down)."""
     w = int(width or resolution)
     h = int(height or resolution)

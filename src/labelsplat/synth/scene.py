@@ -7,7 +7,7 @@
 * :func:`load_head` reads a scene's ``synth.json``; :func:`render_views` renders a head at any
   cameras in memory; :func:`render_like` re-renders a scene's head at given cameras on disk.
 
-World = the head frame of DESIGN.md (cm), recorded as ``head_frame`` (centre ``HEAD_CENTER``).
+World = the head frame of docs/design.md (cm), recorded as ``head_frame`` (centre ``HEAD_CENTER``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Training / fine-tuning BiSeNet with the face-parsing.PyTorch recipe (OHEM CE on three
-heads, SGD warm-up + poly), datasets in the DESIGN.md layout, mixing, checkpoints, resume."""
+heads, SGD warm-up + poly), datasets in the docs/design.md layout, mixing, checkpoints, resume."""
 
 from __future__ import annotations
 

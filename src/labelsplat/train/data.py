@@ -1,4 +1,4 @@
-"""Training data: datasets in the DESIGN.md layout, mixing, augmentation, batches.
+"""Training data: datasets in the docs/design.md layout, mixing, augmentation, batches.
 
 Each sample: the image (uint8 RGB via :func:`labelsplat.io.read_rgb`) and its label map
 (converted from the dataset's ``label_scheme`` to the model's with

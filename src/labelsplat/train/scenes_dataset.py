@@ -4,7 +4,7 @@ Each frame of each scene becomes one view: its image and its labels (``gt_label_
 ``labels="gt"``, ``label_path`` with ``labels="noisy"``), converted to the first scene's
 label scheme when the scenes differ, written with :class:`labelsplat.dataset.export.DatasetWriter`
 (``images/``, ``labels/``, ``overlays/``, ``transforms.json``, ``manifest.json``). View names
-are ``<scene>_<frame>``; yaw/pitch (degrees, DESIGN.md convention) come from the scene's head
+are ``<scene>_<frame>``; yaw/pitch (degrees, docs/design.md convention) come from the scene's head
 frame (``None`` without one). With ``crop`` (default) and a head frame, each view is cropped
 around the projected head centre exactly as ``labelsplat parse`` crops scene views
 (:func:`labelsplat.parsers.preprocess.face_crop_box`), so a parser trained on the result sees

@@ -1,6 +1,6 @@
 """Importers: FaceScape ``params.json``, COLMAP models (text or binary), NeRSemble ``camera_params.json``.
 
-One entry point, :func:`import_scene`, writes a canonical scene directory (DESIGN.md "Scene
+One entry point, :func:`import_scene`, writes a canonical scene directory (docs/design.md "Scene
 directory"): images and labels copied (or hard-linked) in and undistorted to pinhole, intrinsics
 in the pixel-centre convention (OpenCV-convention sources shifted by +0.5 px), cameras kept in
 the source's world frame and units, a head frame given or estimated.

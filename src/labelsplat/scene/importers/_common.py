@@ -27,7 +27,7 @@ from ..format import Frame, Scene, save_scene
 from ..headframe import estimate_head_frame_detailed, parse_head_frame
 from ..validate import image_size, scheme_num_classes, validate_scene
 
-OPENCV_TO_PIXEL_CENTER = 0.5  # OpenCV puts the first pixel centre at 0; DESIGN.md at 0.5
+OPENCV_TO_PIXEL_CENTER = 0.5  # OpenCV puts the first pixel centre at 0; docs/design.md at 0.5
 
 
 @dataclass
