@@ -252,38 +252,38 @@ GRAMMARS: dict[str, type] = {"semantic_grad": SemanticGradSpec, "label_view_weig
 class FitConfig:
     """Everything that decides a fit's result (recorded in ``run.json`` and every checkpoint)."""
 
-    preset: str = "tiny"
-    steps: int = 300
-    seed: int = 0
+    preset: str = "tiny"  # the preset the fit settings started from
+    steps: int = 300  # optimisation steps (the densification schedule scales with them)
+    seed: int = 0  # random seed of the fit (initialisation, camera order, backgrounds)
     batch_size: int = 1  # cameras per step
     # resolution: images are first downscaled so that max(w, h) <= max_resolution (None = native),
     # then rendered at coarse_to_fine[i][1] x that size from step coarse_to_fine[i][0] * steps on.
-    max_resolution: int | None = 128
-    coarse_to_fine: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.4, 1.0))
+    max_resolution: int | None = 128  # longest image side the views are downscaled to (None = native)
+    coarse_to_fine: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.4, 1.0))  # (step fraction, render scale) pairs
     # appearance
-    sh_degree: int = 1
+    sh_degree: int = 1  # spherical-harmonic degree of the colour
     sh_degree_interval: int = 100  # one more SH band every this many steps
     semantics: bool = True  # False -> K = 0 (RGB only, same code path)
     # learning rates (normalised frame; gsplat simple_trainer defaults x lr_scale for short fits)
-    means_lr: float = 1.6e-4
+    means_lr: float = 1.6e-4  # learning rate of the positions (x lr_scale)
     means_lr_final_factor: float = 0.01  # exponential decay to this fraction at the last step
-    scales_lr: float = 5e-3
-    quats_lr: float = 1e-3
-    opacities_lr: float = 5e-2
-    sh0_lr: float = 2.5e-3
-    shN_lr: float = 2.5e-3 / 20
-    sem_lr: float = 2.5e-2
+    scales_lr: float = 5e-3  # learning rate of the log-scales (x lr_scale)
+    quats_lr: float = 1e-3  # learning rate of the rotations (x lr_scale)
+    opacities_lr: float = 5e-2  # learning rate of the opacity logits
+    sh0_lr: float = 2.5e-3  # learning rate of the DC colour (x lr_scale)
+    shN_lr: float = 2.5e-3 / 20  # learning rate of the higher SH bands (x lr_scale)
+    sem_lr: float = 2.5e-2  # learning rate of the semantic head
     lr_scale: float = 1.0  # multiplies means/scales/quats/sh LRs (short presets move faster)
     # losses
-    ssim_lambda: float = 0.2
-    sem_weight: float = 0.5
+    ssim_lambda: float = 0.2  # colour loss = (1 - l) L1 + l (1 - SSIM)
+    sem_weight: float = 0.5  # weight of the semantic loss
     sem_warmup: int = 0  # semantic loss starts after this many steps
     semantic_grad: str = "full"  # full | none | scaled:<f> (SemanticGradSpec)
     # what the semantic head fits: "logits" (K logits, cross-entropy) or "palette" (the paper's
     # variant: 3 channels fitted to the palette-coloured label maps with sem_weight * L1, labels
     # recovered by the nearest palette colour). Runs without this field load as "logits".
     semantic_target: str = "logits"
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # label smoothing of the semantic cross-entropy
     # per-view weight of the semantic loss by the view's pose in the scene's head frame (parsers
     # err more at large |yaw|): "none" | "yaw:<deg>:<floor>" = weight 1 up to |yaw| = deg, then
     # linear down to <floor> at |yaw| = 90 (and <floor> beyond). Needs the scene's head_frame.
@@ -303,35 +303,35 @@ class FitConfig:
     # of the per-pixel weight P(colour | label) / max_k P(colour | k) / label_colour_full_at (capped
     # at 1) from the scene's own images
     label_colour_weight: float | None = None
-    label_colour_full_at: float = 0.5
+    label_colour_full_at: float = 0.5  # colour-plausibility ratio at which a label gets full weight
     class_weights: tuple[float, ...] | None = None  # (K,) in the scheme's order; wins over the next
     # weights by class concept (scheme-independent: "l_eye", "mouth", ...); unnamed classes weigh 1
     class_weights_by_concept: tuple[tuple[str, float], ...] | None = None
     alpha_weight: float = 0.1  # L1 between rendered alpha and the foreground mask; 0 = off
-    random_background: bool = True
+    random_background: bool = True  # composite targets and renders onto a random colour each step
     bg_logit: float = 10.0  # background logit vector = bg_logit * one_hot(0), composited behind
     mask_dilate: float = 0.01  # foreground dilation radius as a fraction of max(w, h)
     # initialisation
     hull_resolution: int = 40  # voxels per side of the [-bound, bound]^3 grid
-    hull_bound: float = 1.8
-    hull_vote_fraction: float = 0.75
+    hull_bound: float = 1.8  # half-size of the visual-hull grid (normalised frame)
+    hull_vote_fraction: float = 0.75  # share of the views seeing a voxel that must call it foreground
     hull_min_views: int | None = None  # None = half the views (rounded up, >= 2)
-    init_max_points: int = 4000
-    init_opacity: float = 0.1
+    init_max_points: int = 4000  # most initial Gaussians
+    init_opacity: float = 0.1  # opacity of the initial Gaussians
     init_logit: float = 3.0  # amplitude of the one-hot logits from the projected labels
     # densification (gsplat DefaultStrategy), as fractions of `steps`
-    refine_start_frac: float = 0.1
-    refine_stop_frac: float = 0.5
-    refine_every: int = 50
-    reset_every: int = 3000
-    grow_grad2d: float = 0.0002
-    grow_scale3d: float = 0.01
-    prune_scale3d: float = 0.1
-    prune_opa: float = 0.005
+    refine_start_frac: float = 0.1  # densification starts at this fraction of the steps
+    refine_stop_frac: float = 0.5  # densification stops at this fraction of the steps
+    refine_every: int = 50  # steps between densification rounds
+    reset_every: int = 3000  # steps between opacity resets
+    grow_grad2d: float = 0.0002  # screen-space gradient above which a Gaussian is split or cloned
+    grow_scale3d: float = 0.01  # scale (normalised frame) separating clone from split
+    prune_scale3d: float = 0.1  # Gaussians larger than this (normalised frame) are pruned
+    prune_opa: float = 0.005  # Gaussians below this opacity are pruned
     # bookkeeping
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 2
-    log_every: int = 10
+    checkpoint_every: int = 100  # steps between periodic checkpoints
+    keep_checkpoints: int = 2  # periodic checkpoints kept
+    log_every: int = 10  # steps between train_log.jsonl lines
     seen_threshold: float = 0.1  # blend-weight sum (in pixels) for a view to count as seeing a Gaussian
 
     def __post_init__(self) -> None:
