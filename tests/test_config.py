@@ -144,7 +144,7 @@ def test_describe_covers_every_field_with_its_doc():
     assert by["fit.bg_logit"]["doc"].startswith("background logit vector")
     assert by["postprocess.min_confidence"]["doc"].startswith("step 5")
     assert by["export.label_chunk"]["doc"].startswith("views rendered, extracted and post-processed together")
-    assert by["fit.sem_lr"]["doc"].startswith("learning rates")  # its group's header
+    assert by["fit.sem_lr"]["doc"] == "learning rate of the semantic head"  # its own comment
     assert by["fit.coarse_to_fine"]["doc"].startswith("resolution:")  # the comment that names it
     assert sum(1 for r in rows if r["doc"]) >= len(rows) - 5
     json.dumps(rows)
