@@ -259,7 +259,7 @@ class FitConfig:
     # resolution: images are first downscaled so that max(w, h) <= max_resolution (None = native),
     # then rendered at coarse_to_fine[i][1] x that size from step coarse_to_fine[i][0] * steps on.
     max_resolution: int | None = 128  # longest image side the views are downscaled to (None = native)
-    coarse_to_fine: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.4, 1.0))  # (step fraction, render scale) pairs
+    coarse_to_fine: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.4, 1.0))  # resolution: (step fraction, render scale) pairs
     # appearance
     sh_degree: int = 1  # spherical-harmonic degree of the colour
     sh_degree_interval: int = 100  # one more SH band every this many steps
