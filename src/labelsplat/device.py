@@ -8,14 +8,14 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def cuda_available() -> bool:
-    import torch
+    import torch  # lazy: torch takes ~1 s to import; the CLI loads this module for every command
 
     return torch.cuda.is_available()
 
 
 def resolve_device(device: str = "auto"):
     """Return a ``torch.device`` for ``auto`` / ``cpu`` / ``cuda`` (``cuda:N`` accepted)."""
-    import torch
+    import torch  # lazy: as above
 
     name = (device or "auto").strip().lower()
     if name == "auto":

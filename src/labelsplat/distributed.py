@@ -36,9 +36,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from . import __version__
 from .errors import LabelsplatError
 from .io import atomic_write_json
+from .scene import load_scene
 
 BATCH_JSON = "batch.json"
 #: Exit code of ``labelsplat batch`` when some scene failed (the others completed).
@@ -195,7 +198,7 @@ def refine_scene_task(scene_dir: str, out: str, cfg_dict: dict, resume: bool, th
 # ----------------------------------------------------------------------------- ray session
 def _import_ray():
     try:
-        import ray
+        import ray  # lazy: the optional [ray] extra
     except ImportError:  # pragma: no cover - the [ray] extra is installed in CI
         raise LabelsplatError("labelsplat batch needs Ray", hint="pip install 'labelsplat[ray]'") from None
     return ray
@@ -335,8 +338,6 @@ class BatchResult:
 def _scene_names(scenes: Sequence[str | Path], allow_outside: bool = False) -> tuple[dict[str, Path], dict[str, dict]]:
     """Scene name per directory (as ``load_scene`` names it); scenes that cannot even be read
     become failures straight away (never submitted: a broken transforms.json fails anywhere)."""
-    from .scene import load_scene
-
     names: dict[str, Path] = {}
     unreadable: dict[str, dict] = {}
     for s in scenes:
@@ -433,8 +434,6 @@ def _drive_with_progress(ray, remote, specs: list[TaskSpec], bcfg: BatchConfig, 
     """:func:`drive_tasks` with one log line per event and, with ``progress``, a bar of finished scenes."""
     bar = None
     if progress and specs:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        console=console, transient=False)
         bar.start()

@@ -20,20 +20,33 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from . import SCHEMA_VERSION, __version__
 from .config import RefineConfig, preset
+from .dataset.export import DatasetWriter, merge_datasets
+from .device import resolve_device
 from .errors import LabelsplatError
-from .io import atomic_write_json, read_json, write_png
+from .eval import LabellingScores, metrics_document, multiview_consistency, pool_metrics_documents, write_metrics
+from .extract import extract_argmax, extract_palette, postprocess
+from .io import atomic_write_json, read_json, read_label, write_png
+from .report import ReportView, write_report
 from .rundir import RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
+from .schemes import colorize, get_scheme
+from .splat import fit, latest_checkpoint, load_run, render_batches, render_cameras
+from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
+from .views import sample_views
+
 
 DONE = "DONE.json"
 
@@ -98,8 +111,6 @@ def _head_points(run, *, min_opacity: float = 0.3, keep_quantile: float = 0.98) 
 
     Used by the view sampler to judge how much of a novel view the head covers.
     """
-    import torch
-
     p = run.model.params
     means = p["means"].detach().cpu().double()
     keep = torch.sigmoid(p["opacities"].detach().cpu().double()) >= min_opacity
@@ -116,11 +127,6 @@ def _render_and_extract(run, scene: Scene, cams: list[Camera], cfg: RefineConfig
     """Render one chunk of cameras and extract its labels on the model's device (the GPU when
     there is one); returns host arrays: ``ext`` (labels, confidence), ``low_vis``, ``host`` (rgb,
     alpha, depth), ``sem_key`` and ``sem`` (the semantic channels when ``keep_logits``)."""
-    import torch
-
-    from .extract import extract_argmax, extract_palette
-    from .splat import render_batches
-
     ex = cfg.export
     t = time.perf_counter()
     batches = list(render_batches(run, cams, batch_size=ex.render_batch, min_views=ex.min_views_seen))
@@ -184,11 +190,6 @@ def label_novel_views(
     ``logits`` / ``seg_rgb`` are kept only when ``keep_logits`` (default: when
     all of them take less than 1 GB).
     """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .extract import postprocess
-
     yaws = np.asarray(yaws)
     if keep_logits is None:
         k = max(1, run.num_classes)
@@ -243,10 +244,6 @@ def _merge_reports(reports: list) -> Any:
 
 def _score_synthetic(scene: Scene, cameras: list[Camera], yaws, refined: np.ndarray, accepted: np.ndarray):
     """GT scoring (orchestration only): render exact + noise-model labels at ``cameras``."""
-    from .eval import LabellingScores
-    from .schemes import get_scheme
-    from .synth import load_head, load_synth, render_views
-
     doc = load_synth(scene.root)
     head = load_head(scene.root)
     gt_views = render_views(head, cameras, noise=doc.get("noise", "none"))
@@ -262,11 +259,6 @@ def _score_synthetic(scene: Scene, cameras: list[Camera], yaws, refined: np.ndar
 
 def _consistency(run, scene: Scene, cfg: RefineConfig) -> dict:
     """Agreement of the input views' labels reprojected through rendered depth, before/after."""
-    from .eval import multiview_consistency
-    from .io import read_label
-    from .schemes import get_scheme
-    from .splat import render_cameras
-
     cams = scene.cameras
     rendered = render_cameras(run, cams, batch_size=cfg.export.render_batch, min_views=cfg.export.min_views_seen)
     depths = [np.where(r["alpha"] >= cfg.export.alpha_threshold, r["depth"], 0.0) for r in rendered]
@@ -297,8 +289,6 @@ def export_novel_views(
 
     Returns (labellings for metrics.json, accepted mask).
     """
-    from .dataset.export import DatasetWriter
-
     cams = [v.camera for v in views]
     yaws = np.array([v.yaw for v in views])
     rendered, labels, report = label_novel_views(run, scene, cams, cfg, yaws=yaws, timings=timings)
@@ -328,9 +318,6 @@ def export_novel_views(
         scores, gt_views = _score_synthetic(scene, cams, yaws, labels, accepted)
         labellings.update(scores)
         if gt_dir is not None:  # PNG encoding and fsync release the GIL: written on threads
-            import os
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
                 list(pool.map(lambda a: write_png(*a, compress_level=1), [
                     (gt_dir / sub / f"{names[k]}.png", arr) for k, gv in enumerate(gt_views)
@@ -340,8 +327,6 @@ def export_novel_views(
 
 
 def _load_refine_scene(scene_dir: str | Path, allow_outside: bool) -> Scene:
-    from .schemes import get_scheme
-
     scene = load_scene(scene_dir, allow_outside=allow_outside)
     if scene.head_frame is None:
         raise LabelsplatError(
@@ -356,8 +341,6 @@ def _fit_scene(scene: Scene, run_dir: Path, cfg: RefineConfig, device, *, resume
                log: Callable[[str], None]) -> None:
     """The scene's fit in ``run_dir``: reused when finished (``resume``), continued from its last
     checkpoint when interrupted (``resume``), else fitted from scratch."""
-    from .splat import fit, latest_checkpoint
-
     if (run_dir / "checkpoint.pt").is_file() and resume:
         log(f"{scene.name}: fit already finished, reusing {run_dir}")
         return
@@ -388,13 +371,6 @@ def refine_scene(
 
     ``allow_outside``: accept scene file paths that leave the scene directory (see ``load_scene``).
     """
-    import torch
-
-    from .device import resolve_device
-    from .eval import metrics_document, write_metrics
-    from .splat import load_run
-    from .views import sample_views
-
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -440,10 +416,6 @@ REPORT_VIEWS_PER_BIN = 6
 
 def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *, title: str) -> dict:
     """Merge the scenes' views into OUT/dataset, pool metrics into OUT/metrics.json, write the report."""
-    from .dataset.export import merge_datasets
-    from .eval import metrics_document, pool_metrics_documents, write_metrics
-    from .report import ReportView, write_report
-
     merge_datasets([o.out_dir / "views" for o in outcomes], out / "dataset", overwrite=True,
                    val_fraction=cfg.export.val_fraction, seed=cfg.seed, celebamask_layout=cfg.export.celebamask_layout)
     docs = [o.metrics for o in outcomes if o.metrics is not None]
@@ -500,9 +472,6 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
 
 def _colour_copy(label_png: Path, dst: Path, scheme: str) -> Path:
     """Write a colourised copy of a label PNG (for the report's GT / initial columns)."""
-    from .io import read_label
-    from .schemes import colorize, get_scheme
-
     write_png(dst, colorize(read_label(label_png), get_scheme(scheme)))
     return dst
 
@@ -564,11 +533,6 @@ def render_run(
     head frame and label scheme (``scene_dir`` overrides where it moved). Synthetic scenes are
     scored into ``OUT/metrics.json``. Returns (metrics, accepted, rejected).
     """
-    from .device import resolve_device
-    from .eval import metrics_document, write_metrics
-    from .splat import load_run
-    from .views import sample_views
-
     run_dir = Path(run_dir)
     scene = _render_scene(run_dir, scene_dir)
     out = Path(out)
@@ -626,8 +590,6 @@ def demo(out: str | Path, cfg: RefineConfig | None = None, *, views: int = 16, r
 
     Returns (pooled metrics, timings).
     """
-    from .synth import SynthConfig, synthesize
-
     cfg = cfg if cfg is not None else preset("tiny")
     out = Path(out)
     rd = RunDir(out, "demo")

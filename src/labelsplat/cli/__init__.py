@@ -18,6 +18,7 @@ import traceback
 import typer
 from rich.console import Console
 
+from .. import __version__
 from ..errors import LabelsplatError
 
 # Command modules in pipeline order; each defines register(app).
@@ -55,8 +56,6 @@ def _register_all() -> None:
 
 def _print_version(value: bool) -> None:
     if value:
-        from .. import __version__
-
         console.print(f"labelsplat {__version__}")
         raise typer.Exit(0)
 

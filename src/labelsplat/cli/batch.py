@@ -13,6 +13,7 @@ from .refine import _print_scores
 
 
 def _print_failures(failures: dict[str, dict]) -> None:
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.table import Table
 
     table = Table(title=f"{len(failures)} scene(s) failed (details: OUT/batch.json)")
@@ -63,6 +64,7 @@ def register(app: typer.Typer) -> None:
 
             labelsplat batch /shared/scenes/* --out /shared/refined --address auto --gpus-per-scene 0.5
         """
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from ..distributed import EXIT_SOME_FAILED, BatchConfig, run_batch
 
         bcfg = BatchConfig(address=address, gpus_per_scene=gpus_per_scene, cpus_per_scene=cpus_per_scene,

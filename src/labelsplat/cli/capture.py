@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
 
           labelsplat capture photos/ --out scenes/me --head-frame head.json --work-dir work/me
         """
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from rich.console import Console
 
         from ..capture.pipeline import CaptureConfig, capture

@@ -26,6 +26,7 @@ def show_cmd(
 ) -> None:
     """Print every setting of a preset: its name (fit.* are the --fit-set keys, postprocess.* the
     --pp-set keys), how to set it on the command line, its type, the preset's value and what it does."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.table import Table
 
     from ..config import describe

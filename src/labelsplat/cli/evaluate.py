@@ -41,6 +41,7 @@ def evaluate_cmd(
     metrics.json (the evaluation itself is deterministic). Metrics are computed with numpy on the
     CPU whatever --device says (accepted for a uniform CLI).
     """
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console
     from rich.table import Table
 

@@ -48,6 +48,7 @@ def fit_command(
     quiet: Quiet = False,
     allow_outside: AllowOutside = False,
 ) -> None:
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..config import apply_fit_overrides, fit_preset, parse_fit_set
     from ..device import resolve_device
     from ..rundir import RunDir
@@ -85,6 +86,7 @@ def fit_command(
 def _resume_config(out: Path, preset: str | None, overrides: dict, extra: dict):
     """The configuration to resume with: None (the run's own) for a plain ``--resume``, else the
     options over the run's preset (the fit refuses any difference from the run's configuration)."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..config import apply_fit_overrides, fit_preset
     from ..splat.config import FitConfig
     from ..splat.checkpoint import latest_checkpoint, load_checkpoint

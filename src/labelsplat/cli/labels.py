@@ -19,6 +19,7 @@ labels_app = typer.Typer(
 
 
 def _lr_value(value: Optional[str], flag: str) -> Optional[str]:
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..errors import LabelsplatError
     from ..schemes import LR_CONVENTIONS
 
@@ -64,6 +65,7 @@ def convert_cmd(
     Left/right classes swap only when both conventions are known and differ (subject vs image).
     OUT_DIR is built in a temporary folder and appears only when every file converted.
     """
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     import numpy as np
     from rich.console import Console
     from rich.table import Table
@@ -137,6 +139,7 @@ def schemes_cmd(
     name: Optional[str] = typer.Argument(None, help="Show this scheme's classes, colours and flip partners."),
 ) -> None:
     """List the built-in label schemes (class count, left/right convention), or one scheme's classes."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console
     from rich.table import Table
 
@@ -191,6 +194,7 @@ def check_lr_cmd(
     Prints a table per view and the overall verdict (subject | image | unknown) with the
     fraction of votes that agree; exits 0 whatever the verdict.
     """
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console
     from rich.table import Table
 

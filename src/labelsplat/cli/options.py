@@ -126,6 +126,7 @@ RENDER_OPTIONS: tuple[Option, ...] = tuple(o for o in REFINE_OPTIONS if o[0] in 
 def build_refine_config(values: dict[str, Any]):
     """A RefineConfig from the values of :data:`REFINE_OPTIONS` (or a subset): the preset's tree
     with every given option over it (options not given keep the preset's value)."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..config import parse_fit_set, parse_pp_set, preset, with_overrides
 
     v = dict(values)

@@ -51,6 +51,7 @@ def parse_cmd(
     background from selfie segmentation, and 255 (unknown) on other person pixels; images
     without a detected face get no face classes (counted in the summary).
     """
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console
 
     console = Console()
@@ -78,6 +79,7 @@ def parse_cmd(
 def _check_parse_args(input: Path, weights, parser_name, out, input_size, batch_size: int,
                       lr_convention) -> tuple[bool, Path]:
     """Refuse inconsistent options before any model is loaded; returns (is a scene, scene dir)."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..errors import LabelsplatError
     from ..scene import TRANSFORMS
 
@@ -117,9 +119,11 @@ def _check_parse_args(input: Path, weights, parser_name, out, input_size, batch_
 
 
 def _load_parser(console, weights, parser_name, scheme, input_size, device):
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..parsers.infer import load_parser
 
     if parser_name is not None:
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from ..parsers.landmarks import load_landmark_parser
 
         parser = load_landmark_parser(scheme)
@@ -133,6 +137,7 @@ def _load_parser(console, weights, parser_name, scheme, input_size, device):
 
 
 def _progress(console):
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("[bold]parse"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -140,6 +145,7 @@ def _progress(console):
 
 
 def _parse_folder_landmarks(console, parser, input: Path, out: Path) -> None:
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..parsers.landmarks import parse_folder_landmarks
 
     with _progress(console) as prog:
@@ -153,6 +159,7 @@ def _parse_folder_landmarks(console, parser, input: Path, out: Path) -> None:
 
 def _run_parser(console, parser, input: Path, out, is_scene: bool, scene_dir: Path, *, batch_size: int, crop: bool,
                 crop_radius, lr_convention, allow_outside: bool):
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..parsers.infer import parse_folder, parse_scene
 
     with _progress(console) as prog:
@@ -169,6 +176,7 @@ def _run_parser(console, parser, input: Path, out, is_scene: bool, scene_dir: Pa
 
 def _report_scene(console, summary, scene_dir: Path, landmarks) -> None:
     """The scene summary line (and, for the landmark parser, how many frames had no face)."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..scene import TRANSFORMS
 
     conv = (f", converted {summary.converted_from} -> {summary.converted_to}"
@@ -188,6 +196,7 @@ def _auto_lr(console, scene_dir: Path, known_subject: bool, *, allow_outside: bo
     """`--lr-convention auto` on a scene: measure the written labels' convention on the
     near-frontal views (as `labels check-lr`) and swap the left/right classes of every label
     file when it is not the scene scheme's; the result is recorded in transforms.json."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..parsers.lrcheck import check_lr, swap_scene_lr
     from ..scene import load_scene, save_scene
     from ..schemes import get_scheme

@@ -12,6 +12,7 @@ from .options import RENDER_OPTIONS, AllowOutside, Overwrite, Quiet, Resume, wit
 
 
 def _print_scores(pooled: dict) -> None:
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.table import Table
 
     from ..scene import YAW_BINS
@@ -67,6 +68,7 @@ def register(app: typer.Typer) -> None:
 
             labelsplat refine scenes/head_000 scenes/head_001 --out refined --preset tiny
         """
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from ..pipeline import refine
 
         pooled, outcomes = refine(scenes, out, cfg, resume=resume, overwrite=overwrite, progress=not quiet,
@@ -93,6 +95,7 @@ def register(app: typer.Typer) -> None:
 
             labelsplat render runs/head_000 --out novel --cameras my_cameras/transforms.json
         """
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from ..pipeline import render_run
 
         doc, n_acc, n_rej = render_run(run, out, cfg, cameras=cameras, scene_dir=scene, overwrite=overwrite,
@@ -115,6 +118,7 @@ def register(app: typer.Typer) -> None:
 
             labelsplat demo --out labelsplat-demo
         """
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from ..pipeline import demo
 
         pooled, timings = demo(out, cfg, overwrite=overwrite, progress=not quiet, log=console.print)

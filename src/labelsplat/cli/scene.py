@@ -50,6 +50,7 @@ def import_cmd(
     OpenCV-convention intrinsics (FaceScape, NeRSemble) are shifted by +0.5 px to the pixel-centre
     convention; COLMAP's are used as they are. Labels are resampled nearest-neighbour.
     """
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console
 
     from ..rundir import NEW, RunDir
@@ -90,6 +91,7 @@ def info_cmd(
 
     Exits with code 2 and one message naming the file when the scene is invalid.
     """
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console
     from rich.table import Table
 

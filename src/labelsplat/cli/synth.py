@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
 
           labelsplat synth --like data/head_000 --cameras novel/transforms.json --out gt
         """
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from ..device import resolve_device
         from ..errors import LabelsplatError
         from ..synth.scene import SynthConfig
@@ -73,6 +74,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _scene_rundir(path: Path, inputs):
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..rundir import RunDir
 
     return RunDir(path, "scene", inputs=[p for p in inputs if p is not None])
@@ -89,6 +91,7 @@ def _scene_dirs(out: Path, identities: int, like: Optional[Path]) -> list[Path]:
 def _check_scene_dirs(dirs: list[Path], inputs, overwrite: bool) -> bool:
     """Every scene directory passes the output rules (before any rendering); True when an
     existing one (replaceable, or empty) is replaced."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..errors import LabelsplatError
     from ..rundir import NEW
 
@@ -99,6 +102,7 @@ def _check_scene_dirs(dirs: list[Path], inputs, overwrite: bool) -> bool:
 
 
 def _render(out: Path, config, like, cameras, noise, replace: bool):
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..synth.scene import render_like, synthesize

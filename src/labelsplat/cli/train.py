@@ -22,6 +22,7 @@ dataset_app = typer.Typer(
 
 def _run_training(*, data, out, init, opts: dict) -> None:
     """Train (``init`` None) or fine-tune with the shared training options ``opts``."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console
 
     from ..rundir import check_output_file
@@ -81,6 +82,7 @@ def _argv_from_params(ctx: typer.Context, skip: tuple[str, ...] = ("nproc",)) ->
 def _launch_local(ctx: typer.Context, command: str, nproc: int) -> None:
     """``--nproc N``: run this command in N local processes through torchrun's own launcher
     (``torch.distributed.run --standalone``: a local rendezvous on a free port)."""
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     import signal
 
     from ..errors import LabelsplatError
@@ -90,6 +92,7 @@ def _launch_local(ctx: typer.Context, command: str, nproc: int) -> None:
         raise LabelsplatError(f"--nproc must be >= 1, got {nproc}")
     if detect_env().world_size > 1:
         raise LabelsplatError("--nproc inside a torchrun job", hint="use either torchrun or --nproc, not both")
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
     import torch.distributed.run as torchrun
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
@@ -146,6 +149,7 @@ def register(app: typer.Typer) -> None:
         Optionally mixed with the original training set at a chosen ratio (--mix DIR:RATIO)."""
         if opts["nproc"] > 1:
             return _launch_local(ctx, "finetune", opts["nproc"])
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from ..parsers.infer import read_weights_metadata
 
         meta = read_weights_metadata(init) or {}
@@ -165,6 +169,7 @@ def register(app: typer.Typer) -> None:
         opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     ) -> None:
         """Export the parser's main head to ONNX: input (B,3,S,S) normalised RGB -> logits (B,K,S,S)."""
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from rich.console import Console
 
         from ..parsers.onnx_export import export_onnx
@@ -189,6 +194,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build a training set (images/, labels/, overlays/, transforms.json, manifest.json) from
         scenes' frames and their labels, with yaw/pitch per view from the head frame."""
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from rich.console import Console
 
         from ..rundir import NEW, RunDir
