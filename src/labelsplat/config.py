@@ -60,6 +60,10 @@ class ExportConfig:
     min_area_fraction: float | None = 2e-4
     val_fraction: float = 0.2  # fraction of the identities put in the merged dataset's val split
     celebamask_layout: bool = False  # also write OUT/dataset/CelebAMask-HQ-mask-anno/
+    # the check without ground truth: the fitted labels rendered at the input views whose |yaw| is at
+    # most trusted_yaw (where parsers are reliable) must agree with the input labels (mIoU) at least this
+    trusted_yaw: float = 30.0  # input views up to this |yaw| (degrees) are trusted for the agreement check
+    min_input_agreement: float = 0.8  # warn when the agreement with the trusted input labels is lower
 
     def __post_init__(self) -> None:
         if self.novel_views < 1:
@@ -69,7 +73,10 @@ class ExportConfig:
                 raise LabelsplatError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.min_views_seen < 0:
             raise LabelsplatError(f"min_views_seen must be >= 0, got {self.min_views_seen}")
-        for name in ("alpha_threshold", "low_view_threshold", "min_area_fraction", "val_fraction"):
+        if not 0.0 <= self.trusted_yaw <= 180.0:
+            raise LabelsplatError(f"trusted_yaw must be in [0, 180] degrees, got {self.trusted_yaw}")
+        for name in ("alpha_threshold", "low_view_threshold", "min_area_fraction", "val_fraction",
+                     "min_input_agreement"):
             v = getattr(self, name)
             if v is not None and not 0.0 <= v <= 1.0:
                 raise LabelsplatError(f"{name} must be in [0, 1], got {v}")

@@ -36,7 +36,8 @@ from .config import RefineConfig, preset
 from .dataset.export import DatasetWriter, merge_datasets
 from .device import resolve_device
 from .errors import LabelsplatError
-from .eval import LabellingScores, metrics_document, multiview_consistency, pool_metrics_documents, write_metrics
+from .eval import (LabellingScores, confusion_matrix, metrics_document, multiview_consistency, pool_metrics_documents,
+                   summary_scores, write_metrics)
 from .extract import extract_argmax, extract_palette, postprocess
 from .io import atomic_write_json, read_json, read_label, write_png
 from .report import ReportView, write_report
@@ -258,7 +259,9 @@ def _score_synthetic(scene: Scene, cameras: list[Camera], yaws, refined: np.ndar
 
 
 def _consistency(run, scene: Scene, cfg: RefineConfig) -> dict:
-    """Agreement of the input views' labels reprojected through rendered depth, before/after."""
+    """The checks that need no ground truth: agreement of the input views' labels reprojected
+    through rendered depth (before / after), and the fitted labels' agreement with the input labels
+    at the trusted input views (:func:`input_agreement`)."""
     cams = scene.cameras
     rendered = render_cameras(run, cams, batch_size=cfg.export.render_batch, min_views=cfg.export.min_views_seen)
     depths = [np.where(r["alpha"] >= cfg.export.alpha_threshold, r["depth"], 0.0) for r in rendered]
@@ -270,7 +273,37 @@ def _consistency(run, scene: Scene, cfg: RefineConfig) -> dict:
         "after": multiview_consistency(after, depths, cams),
         "method": "labels of each input view reprojected into its 4 nearest views through the fitted "
         "model's rendered depth; agreement over visible pixels",
+        "input_agreement": input_agreement(scene, before, after, cfg),
     }
+
+
+def input_agreement(scene: Scene, inputs: list[np.ndarray], fitted: list[np.ndarray], cfg: RefineConfig) -> dict:
+    """mIoU of the fitted labels rendered at the input views against the input labels, over the
+    views with ``|yaw| <= cfg.export.trusted_yaw`` (where a parser is trusted), and a warning when it
+    falls below ``cfg.export.min_input_agreement``: without ground truth, a refine that no longer
+    reproduces the labels it was given where they are reliable has gone wrong (too few steps or
+    views, a broken camera, labels of another scheme)."""
+    ex = cfg.export
+    k = get_scheme(scene.label_scheme).num_classes
+    conf = np.zeros((k, k + 1), dtype=np.int64)
+    used = []
+    for fr, inp, fit_lab in zip(scene.frames, inputs, fitted):
+        if abs(yaw_pitch(fr.camera.center, scene.head_frame)[0]) <= ex.trusted_yaw:
+            conf += confusion_matrix(fit_lab, inp, k)
+            used.append(fr.name)
+    m = summary_scores(conf) if used else None
+    miou = None if m is None else float(m["miou"])
+    doc = {"miou": miou, "trusted_yaw": ex.trusted_yaw, "threshold": ex.min_input_agreement, "views": len(used),
+           "warning": None}
+    if miou is None:
+        doc["warning"] = (f"{scene.name}: no input view within |yaw| <= {ex.trusted_yaw:g} deg, so the refined labels "
+                          "could not be checked against trusted input labels")
+    elif miou < ex.min_input_agreement:
+        doc["warning"] = (f"{scene.name}: the refined labels agree with the input labels at the {len(used)} trusted "
+                          f"input views (|yaw| <= {ex.trusted_yaw:g} deg) at mIoU {miou:.3f}, below "
+                          f"{ex.min_input_agreement:g}: the refined labels are probably worse than the input "
+                          "(try a larger preset or more --steps, and check the cameras and the label scheme)")
+    return doc
 
 
 def export_novel_views(
@@ -424,6 +457,8 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     else:
         pooled = metrics_document({}, config={"refine": cfg.to_dict()}, seed=cfg.seed)
     pooled["consistency"] = {o.name: (o.metrics or {}).get("consistency") for o in outcomes}
+    pooled["warnings"] = [w for c in pooled["consistency"].values()
+                          if (w := ((c or {}).get("input_agreement") or {}).get("warning"))]
     pooled["timings_s"] = {o.name: o.timings for o in outcomes}
     write_metrics(out / "metrics.json", pooled)
 
@@ -466,7 +501,8 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
                  max_views_per_bin=REPORT_VIEWS_PER_BIN,
                  notes=[f"labelsplat {__version__}; preset {cfg.preset}; seed {cfg.seed}; "
                         f"{sum(o.n_accepted for o in outcomes)} views accepted, "
-                        f"{sum(o.n_rejected for o in outcomes)} rejected"])
+                        f"{sum(o.n_rejected for o in outcomes)} rejected"],
+                 warnings=pooled["warnings"])
     return pooled
 
 

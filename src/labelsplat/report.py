@@ -145,7 +145,8 @@ _STYLE = (
     "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 7px;"
     "font-size:13px;text-align:right}td:first-child,th:first-child{text-align:left}"
     ".grid img{width:128px;height:128px;object-fit:contain;background:#222;image-rendering:pixelated}"
-    ".grid td{text-align:center;font-size:11px}.muted{color:#777}</style></head><body>"
+    ".grid td{text-align:center;font-size:11px}.muted{color:#777}"
+    ".warn{background:#fff3cd;border:1px solid #e0b000;padding:6px 10px}</style></head><body>"
 )
 
 
@@ -166,14 +167,18 @@ def _consistency_section(consistency: dict) -> list[str]:
     parts = ["<h2>Multiview consistency of the input views' labels</h2>",
              "<p class='muted'>Labels of each input view reprojected into its nearest views through "
              "the fitted model's depth; agreement over visible pixels. Before = the input labels, "
-             "after = the refined model's labels at the same views.</p><table>",
-             "<tr><th>scene</th><th>before</th><th>after</th><th>pixels compared</th></tr>"]
+             "after = the refined model's labels at the same views. Agreement with trusted inputs = mIoU "
+             "of the refined model's labels against the input labels at the input views a parser is "
+             "trusted on (small |yaw|).</p><table>",
+             "<tr><th>scene</th><th>before</th><th>after</th><th>pixels compared</th>"
+             "<th>agreement with trusted inputs</th></tr>"]
     for k, v in consistency.items():
         v = v if isinstance(v, dict) else {}
         before, after = v.get("before") or {}, v.get("after") or {}
         parts.append(
             f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(before.get('agreement'))}</td>"
-            f"<td>{_fmt(after.get('agreement'))}</td><td>{_fmt(after.get('compared'))}</td></tr>"
+            f"<td>{_fmt(after.get('agreement'))}</td><td>{_fmt(after.get('compared'))}</td>"
+            f"<td>{_fmt((v.get('input_agreement') or {}).get('miou'))}</td></tr>"
         )
     parts.append("</table>")
     return parts
@@ -229,9 +234,11 @@ def write_report(
     views: list[ReportView],
     train_logs: dict[str, list[dict]] | None = None,
     notes: list[str] | None = None,
+    warnings: list[str] | None = None,
     max_views_per_bin: int = 6,
 ) -> Path:
-    """Write ``report.html``; image paths in ``views`` are made relative to its folder."""
+    """Write ``report.html``; image paths in ``views`` are made relative to its folder.
+    ``warnings`` are shown first, in a box (e.g. a refine whose labels disagree with its trusted inputs)."""
     out_html = Path(out_html)
     root = out_html.parent.resolve()
     parts = [
@@ -242,6 +249,8 @@ def write_report(
     ]
     for note in notes or []:
         parts.append(f"<p class='muted'>{html.escape(note)}</p>")
+    for warning in warnings or []:
+        parts.append(f"<p class='warn'><b>warning:</b> {html.escape(warning)}</p>")
     parts += _scores_section((metrics or {}).get("labellings") or {})
     parts += _consistency_section((metrics or {}).get("consistency") or {})
     uri = _plot_losses(train_logs or {})

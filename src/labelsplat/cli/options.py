@@ -61,6 +61,12 @@ Extract = Annotated[Optional[str], typer.Option(
     "--extract", help="argmax (of rendered logits; default) | palette (fit SEG as colours, the paper's variant).")]
 BeyondCoverage = Annotated[bool, typer.Option(
     "--beyond-coverage", help="Allow poses beyond the inputs' coverage (flagged).")]
+TrustedYaw = Annotated[Optional[float], typer.Option(
+    "--trusted-yaw", help="Input views up to this |yaw| (degrees) are trusted: the refined labels must agree with "
+                          "their input labels (default 30).")]
+MinInputAgreement = Annotated[Optional[float], typer.Option(
+    "--min-input-agreement", help="Warn when the refined labels agree with the trusted input labels below this mIoU "
+                                  "(default 0.8).")]
 CelebamaskLayout = Annotated[bool, typer.Option(
     "--celebamask-layout", help="Also write CelebAMask-HQ per-class masks in OUT/dataset.")]
 
@@ -115,6 +121,8 @@ REFINE_OPTIONS: tuple[Option, ...] = (
     ("fit_set", FitSet, None),
     ("pp_set", PpSet, None),
     ("celebamask_layout", CelebamaskLayout, False),
+    ("trusted_yaw", TrustedYaw, None),
+    ("min_input_agreement", MinInputAgreement, None),
     ("backend", Backend, None),
     ("device", Device, "auto"),
     ("seed", Seed, 0),

@@ -7,7 +7,7 @@ from typing import List
 
 import typer
 
-from . import console
+from . import console, err_console
 from .options import RENDER_OPTIONS, AllowOutside, Overwrite, Quiet, Resume, with_refine_options
 
 
@@ -17,6 +17,9 @@ def _print_scores(pooled: dict) -> None:
 
     from ..scene import YAW_BINS
 
+    for warning in pooled.get("warnings") or []:
+        err_console.print("[yellow]warning:[/yellow] ", end="")
+        err_console.print(warning, markup=False, highlight=False, soft_wrap=True)
     labs = pooled.get("labellings") or {}
     if not labs:
         cons = pooled.get("consistency") or {}
