@@ -114,7 +114,7 @@ def test_train_finetune_mix_resume_export(cli, scene, tmp_path):
     assert r.exit_code == 2 and "not found" in r.output
 
     # parse with the fine-tuned weights picks the sidecar's input size
-    r = cli("parse", scene, "--weights", ft, "--device", "cpu")
+    r = cli("parse", scene, "--weights", ft, "--device", "cpu", "--overwrite")  # the scene has labels
     assert r.exit_code == 0 and "input 32px" in r.output
 
 

@@ -38,6 +38,8 @@ def parse_cmd(
     lr_convention: Optional[str] = typer.Option(None, "--lr-convention", help="What the parser's 'left' means: subject | image | auto (scenes: measure it on the near-frontal views as `labels check-lr` does, and swap if needed). Default: the scheme's."),
     device: Device = "auto",
     allow_outside: AllowOutside = False,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Scenes: replace labels the scene already has "
+                                   "(labels/<stem>.png and the frames' label_path); nothing else is touched."),
 ) -> None:
     """Label images with a BiSeNet face parser (--weights) or the MediaPipe landmark parser (--parser mediapipe).
 
@@ -65,7 +67,8 @@ def parse_cmd(
     if lr_convention == "auto" and parser_name is None:
         scene_lr = "unknown"  # labels at face value first; the measurement below decides
     summary = _run_parser(console, parser, input, out, is_scene, scene_dir, batch_size=batch_size, crop=crop,
-                          crop_radius=crop_radius, lr_convention=scene_lr, allow_outside=allow_outside)
+                          crop_radius=crop_radius, lr_convention=scene_lr, allow_outside=allow_outside,
+                          overwrite=overwrite)
     if parser_name is not None:
         parser.close()
     if not is_scene:
@@ -158,7 +161,7 @@ def _parse_folder_landmarks(console, parser, input: Path, out: Path) -> None:
 
 
 def _run_parser(console, parser, input: Path, out, is_scene: bool, scene_dir: Path, *, batch_size: int, crop: bool,
-                crop_radius, lr_convention, allow_outside: bool):
+                crop_radius, lr_convention, allow_outside: bool, overwrite: bool = False):
     # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..parsers.infer import parse_folder, parse_scene
 
@@ -170,7 +173,8 @@ def _run_parser(console, parser, input: Path, out, is_scene: bool, scene_dir: Pa
 
         if is_scene:
             return parse_scene(parser, scene_dir, batch_size=batch_size, crop=crop, crop_radius=crop_radius,
-                               lr_convention=lr_convention, progress=step, allow_outside=allow_outside)
+                               lr_convention=lr_convention, progress=step, allow_outside=allow_outside,
+                               overwrite=overwrite)
         return parse_folder(parser, input, out, batch_size=batch_size, progress=step)
 
 

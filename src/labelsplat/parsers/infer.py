@@ -194,9 +194,29 @@ def parse_folder(parser: Parser, folder: str | Path, out: str | Path, *, batch_s
     return ParseSummary(n_images=len(files), outputs=outputs)
 
 
+def _label_stems(scene) -> list[str]:
+    """The stem of each frame's label file ``labels/<stem>.png`` (the image's stem, or the frame name)."""
+    stems = [Path(f.file_path).stem if f.file_path else f.name for f in scene.frames]
+    return stems if len(set(stems)) == len(stems) else [f.name for f in scene.frames]
+
+
+def check_scene_labels(scene_dir: str | Path, *, overwrite: bool = False, allow_outside: bool = False) -> int:
+    """Refuse to parse into a scene whose labels would be replaced (a frame with a ``label_path``,
+    or a ``labels/<stem>.png`` already there) unless ``overwrite``; returns how many would be."""
+    scene = load_scene(scene_dir, allow_outside=allow_outside)
+    there = [f.name for f, stem in zip(scene.frames, _label_stems(scene))
+             if f.label_path is not None or (scene.root / "labels" / f"{stem}.png").exists()]
+    if there and not overwrite:
+        shown = ", ".join(there[:3]) + (f" (+{len(there) - 3} more)" if len(there) > 3 else "")
+        raise LabelsplatError(f"the scene already has labels for {len(there)} of {len(scene.frames)} frames "
+                              f"({shown}); parse would replace them", path=scene.root / "transforms.json",
+                              hint="pass --overwrite to replace them, or parse a copy of the scene")
+    return len(there)
+
+
 def parse_scene(parser: Parser, scene_dir: str | Path, *, batch_size: int = 4, crop: bool = True,
                 crop_radius: float | None = None, lr_convention: str | None = None,
-                progress=None, allow_outside: bool = False) -> ParseSummary:
+                progress=None, allow_outside: bool = False, overwrite: bool = False) -> ParseSummary:
     """Label every frame of a scene: ``labels/<stem>.png`` in the scene's ``label_scheme``, and
     ``label_path`` set in ``transforms.json`` (rewritten atomically at the end).
 
@@ -204,8 +224,10 @@ def parse_scene(parser: Parser, scene_dir: str | Path, *, batch_size: int = 4, c
     (:func:`labelsplat.parsers.preprocess.face_crop_box`, radius ``crop_radius`` in scene
     units, default 15 cm in the scene's units); pixels outside the crop are background.
     Labels are converted from the parser's scheme (and ``lr_convention``, default the
-    scheme's) to the scene's scheme when they differ.
+    scheme's) to the scene's scheme when they differ. Labels already there (a ``label_path``, or
+    ``labels/<stem>.png``) are refused unless ``overwrite`` (:func:`check_scene_labels`).
     """
+    check_scene_labels(scene_dir, overwrite=overwrite, allow_outside=allow_outside)
     scene = load_scene(scene_dir, allow_outside=allow_outside)
     src, dst = get_scheme(parser.info.label_scheme), get_scheme(scene.label_scheme)
     swap = lr_swap_needed(src, dst, src_lr=lr_convention)
@@ -217,9 +239,7 @@ def parse_scene(parser: Parser, scene_dir: str | Path, *, batch_size: int = 4, c
     elif crop_radius is not None and head is None:
         raise LabelsplatError("--crop-radius needs the scene's head_frame", path=scene.root,
                               hint="add a head_frame (scene import --head-frame) or drop --crop-radius")
-    stems = [Path(f.file_path).stem if f.file_path else f.name for f in scene.frames]
-    if len(set(stems)) != len(stems):
-        stems = [f.name for f in scene.frames]
+    stems = _label_stems(scene)
     for f in scene.frames:
         if not f.file_path:
             raise LabelsplatError(f"frame {f.name!r} has no file_path (image)", path=scene.root)

@@ -1,0 +1,88 @@
+"""Nothing lost, nothing written outside the output: overwrite guards, path-safe frame names,
+resume that checks its scene, failures after the fit, hostile files, silently-wrong inputs and
+one writer per output. Every case drives the console entry point in-process and checks the exit
+code, the one message naming the file, and what is (not) written or deleted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import assert_clean_error, snapshot
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+FIT = ("--preset", "micro", "--device", "cpu", "--quiet")
+
+
+def _user_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "NOTES.txt").write_text("the user's own file")
+    return path
+
+
+def _edit(scene: Path, fn) -> None:
+    p = scene / "transforms.json"
+    d = json.loads(p.read_text())
+    fn(d)
+    p.write_text(json.dumps(d))
+
+
+# ----------------------------------------------------------------------------- overwrite guards
+@pytest.mark.parametrize("argv", [
+    ("refine", "{scene}", "--out", "{out}", "--overwrite", *FIT),
+    ("demo", "--out", "{out}"),
+    ("demo", "--out", "{out}", "--overwrite"),
+    ("synth", "--out", "{out}", "--identities", "1", "--views", "2", "--resolution", "32", "--overwrite"),
+    ("labels", "convert", "{scene}/labels", "{out}", "--from", "celebamask19-zll", "--to", "lapa11", "--overwrite"),
+], ids=["refine", "demo", "demo-overwrite", "synth", "labels-convert"])
+def test_overwrite_refuses_a_folder_labelsplat_did_not_create(cli, scene, tmp_path, argv):
+    """--overwrite (or none) on a folder holding the user's own files: refused, the folder untouched."""
+    out = _user_dir(tmp_path / "mine")
+    if argv[0] == "synth":
+        shutil.move(out / "NOTES.txt", out / "head_000.txt")
+        _user_dir(out / "head_000")  # synth writes OUT/head_000: that one is the user's
+    before = snapshot(out)
+    r = cli(*(a.format(scene=scene, out=out) for a in argv))
+    assert_clean_error(r, "mine")
+    assert snapshot(out) == before
+
+
+def test_overwrite_never_removes_the_input(cli, scene):
+    """refine S --out S --overwrite: refused before anything is removed."""
+    before = snapshot(scene)
+    r = cli("refine", scene, "--out", scene, "--overwrite", *FIT)
+    assert_clean_error(r, str(scene), "input of this command")
+    assert snapshot(scene) == before
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    import torch
+
+    from labelsplat.parsers.bisenet import BiSeNet
+
+    torch.manual_seed(0)
+    p = tmp_path_factory.mktemp("rel_w") / "bisenet.pth"
+    torch.save(BiSeNet(19).state_dict(), p)
+    return p
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_parse_scene_refuses_to_replace_labels(cli, scene, weights):
+    """parse SCENE on a scene that has labels: refused without --overwrite (scene untouched); with
+    it, only labels/<stem>.png and the label_path keys change."""
+    before = snapshot(scene)
+    r = cli("parse", scene, "--weights", weights, "--input-size", "32", "--device", "cpu")
+    assert_clean_error(r, "transforms.json", "already has labels for 6 of 6 frames", "--overwrite")
+    assert snapshot(scene) == before
+    r = cli("parse", scene, "--weights", weights, "--input-size", "32", "--device", "cpu", "--overwrite")
+    assert r.exit_code == 0, r.output
+    after = snapshot(scene)
+    changed = {k for k in before if after.get(k) != before[k]}
+    assert changed and all(k.startswith("labels/") or k == "transforms.json" for k in changed), changed
+    assert set(after) - set(before) <= set()
