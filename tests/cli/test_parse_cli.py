@@ -121,7 +121,7 @@ def test_parse_scene_lr_convention_swaps_pairs(cli, weights, tmp_path):
     args = ("parse", root, "--weights", weights, "--input-size", "64", "--device", "cpu", "--no-crop")
     assert cli(*args).exit_code == 0
     plain = [read_label(root / f.label_path) for f in load_scene(root).frames]
-    r = cli(*args, "--lr-convention", "image")
+    r = cli(*args, "--lr-convention", "image", "--overwrite")  # replaces the labels of the first parse
     assert r.exit_code == 0 and "left/right swap" in " ".join(r.output.split())
     swapped = [read_label(root / f.label_path) for f in load_scene(root).frames]
     lut = get_scheme("celebamask19-zll").flip_permutation()  # swaps l_/r_ ids, no spatial flip
