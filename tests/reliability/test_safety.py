@@ -86,3 +86,39 @@ def test_parse_scene_refuses_to_replace_labels(cli, scene, weights):
     changed = {k for k in before if after.get(k) != before[k]}
     assert changed and all(k.startswith("labels/") or k == "transforms.json" for k in changed), changed
     assert set(after) - set(before) <= set()
+
+
+# ----------------------------------------------------------------------------- frame names
+@pytest.mark.parametrize("name, needle", [
+    ("../../../X", "contains '/'"),
+    ("/tmp/abs", "contains '/'"),
+    ("..", "is not a file name"),
+    ("a\\b", "contains '\\\\'"),
+    ("tab\there", "contains '\\t'"),
+    (".hidden", "starts with '.'"),
+    ("x" * 201, "at most 200"),
+], ids=["dotdot", "absolute", "parent", "backslash", "control", "hidden", "too-long"])
+def test_frame_name_that_is_not_a_file_name_refused_at_load(cli, scene, tmp_path, name, needle):
+    """A frame name becomes renders/*/<name>.png: a name that is not one file name is refused by
+    `fit` when the scene is read, before any work; nothing is written anywhere."""
+    _edit(scene, lambda d: d["frames"][1].__setitem__("name", name))
+    out = tmp_path / "run"
+    before = snapshot(tmp_path)
+    r = cli("fit", scene, "--out", out, "--steps", "4", *FIT)
+    assert_clean_error(r, "transforms.json", "frame 1: 'name'", needle)
+    assert snapshot(tmp_path) == before
+
+
+def test_non_ascii_scene_and_frame_names_work_end_to_end(cli, tiny_scene, tmp_path):
+    """A scene folder `scène 1` with a frame named `vue 1 é`: refine writes its run, renders and dataset."""
+    from labelsplat.dataset.read import read_dataset
+
+    scene = tmp_path / "scène 1"
+    shutil.copytree(tiny_scene, scene)
+    _edit(scene, lambda d: d["frames"][0].__setitem__("name", "vue 1 é"))
+    out = tmp_path / "refined"
+    r = cli("refine", scene, "--out", out, *FIT)
+    assert r.exit_code == 0, r.output
+    assert (out / "scenes" / "scène 1" / "run" / "renders" / "rgb" / "vue 1 é.png").is_file()
+    ds = read_dataset(out / "dataset")
+    assert len(ds) > 0 and all(v.name.startswith("scène 1_") for v in ds.views)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,14 +41,12 @@ from .. import __version__
 from ..errors import LabelsplatError
 from ..io import IGNORE_INDEX, atomic_dir, atomic_write_json, read_json, read_label, write_png
 from ..scene import Camera, Frame, HeadFrame, Scene, load_scene, save_scene
+from ..scene.paths import check_name
 from ..schemes import convert_labels, get_scheme, overlay
 
 MANIFEST = "manifest.json"
 CELEBAMASK_DIR = "CelebAMask-HQ-mask-anno"
 CELEBAMASK_PER_FOLDER = 2000  # the official layout: 2000 masks' images per numbered folder
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
 def versions() -> dict[str, str]:
     """Versions of the software that wrote a file (no heavy imports)."""
     out = {"labelsplat": __version__, "python": sys.version.split()[0], "numpy": np.__version__}
@@ -221,8 +218,7 @@ class DatasetWriter:
         return self._tmp
 
     def _check_name(self, name: str) -> None:
-        if not isinstance(name, str) or not _NAME_OK.match(name):
-            raise LabelsplatError(f"invalid view name {name!r}: use letters, digits, '.', '_' or '-'")
+        check_name(name, what="view name")
         if name in self._names:
             raise LabelsplatError(f"duplicate view name {name!r} in the dataset")
 

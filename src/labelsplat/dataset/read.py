@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import LabelsplatError
 from ..io import read_json
+from ..scene.paths import check_name, confined
 from ..schemes import get_scheme
 
 MANIFEST = "manifest.json"
@@ -59,9 +60,7 @@ def _resolve(root: Path, value: Any, default_dir: str, name: str, where: str, ma
         return root / default_dir / f"{name}.png"
     if not isinstance(value, str) or not value:
         raise LabelsplatError(f"{where}: '{default_dir[:-1]}' must be a relative path string", path=manifest)
-    p = Path(value)
-    if p.is_absolute():
-        return p
+    p = confined(root, value, what=f"{where}: '{default_dir[:-1]}'", path=manifest).relative_to(root)
     cand = root / p
     if not cand.exists() and len(p.parts) == 1:
         alt = root / default_dir / p
@@ -121,8 +120,9 @@ def read_dataset(path: str | Path, *, split: str | None = None, check_files: boo
             rejected += 1
             continue
         name = v.get("name")
-        if not isinstance(name, str) or not name:
+        if name is None or name == "":
             raise LabelsplatError(f"{where}: missing 'name'", path=manifest)
+        check_name(name, what=f"{where}: 'name'", path=manifest)
         if name in seen:
             raise LabelsplatError(f"duplicate view name {name!r}", path=manifest)
         seen.add(name)

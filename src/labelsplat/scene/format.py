@@ -9,7 +9,6 @@ Paths are relative to the scene directory.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from .. import SCHEMA_VERSION
 from ..errors import LabelsplatError
 from ..io import atomic_write_json, read_json
 from .camera import Camera, HeadFrame
+from .paths import check_name, path_escapes
 
 TRANSFORMS = "transforms.json"
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
@@ -119,14 +119,6 @@ def _number(container: dict, key: str, where: str, path: Path, *, positive: bool
     return float(value)
 
 
-def path_escapes(relative: str) -> bool:
-    """True when a scene path is absolute or leaves the scene directory (``..``)."""
-    if os.path.isabs(relative) or Path(relative).is_absolute():
-        return True
-    norm = os.path.normpath(relative)
-    return norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../")
-
-
 _SCENE_FIX = ("repair transforms.json (format: docs/design.md 'Scene directory'; known problems: docs/errors.md) "
               "or re-create the scene with `labelsplat scene import` / `labelsplat synth`")
 
@@ -187,8 +179,7 @@ def _frame_field(idx: int, fr: Any, data: dict, json_path: Path, seen: set[str])
         if key in fr and fr[key] is not None and not isinstance(fr[key], str):
             raise LabelsplatError(f"{where}: '{key}' must be a string path", path=json_path)
     name = fr.get("name") or (Path(fr["file_path"]).stem if fr.get("file_path") else f"frame_{idx:04d}")
-    if not isinstance(name, str):
-        raise LabelsplatError(f"{where}: 'name' must be a string", path=json_path)
+    check_name(name, what=f"{where}: 'name'", path=json_path)
     if name in seen:
         raise LabelsplatError(f"duplicate frame name '{name}'", path=json_path)
     seen.add(name)

@@ -20,6 +20,7 @@ from PIL import Image
 from ..errors import LabelsplatError
 from ..io import read_label, read_rgb
 from ..scene import Camera, Scene, yaw_pitch
+from ..scene.paths import check_name
 from ..schemes import get_scheme
 from .colour_weights import colour_label_weights
 from .config import FitConfig
@@ -67,6 +68,7 @@ def _read_sized(path: Path, cam: Camera, what: str) -> np.ndarray:
 def _read_frame(scene: Scene, idx: int, fr, num_classes: int):
     """(rgb, labels or None, label file or None, confidence or None, mask or None) at the frame's size."""
     json_path = Path(scene.root) / "transforms.json"
+    check_name(fr.name, what=f"frame {idx}: 'name'", path=json_path)
     if fr.file_path is None:
         raise LabelsplatError(f"frame {idx} ({fr.name}) has no file_path (RGB image)", path=json_path)
     fs = fr.extra.get("label_scheme")

@@ -22,6 +22,7 @@ import torch
 
 from .. import __version__
 from ..io import atomic_write_json, write_png
+from ..scene.paths import check_name
 from .data import ViewLevel
 from .losses import psnr
 from .model import GaussianModel
@@ -58,6 +59,8 @@ def write_run_outputs(out_dir: Path, model: GaussianModel, norm: Normalization, 
     def queue_png(path, arr):
         pending.append(pool.submit(write_png, path, arr, compress_level=1))
 
+    for name in names:
+        check_name(name, what="view name")  # joined into renders/*/<name>.png
     rdir = out_dir / "renders"
     head = model.head
     psnrs, accs = [], []

@@ -24,6 +24,7 @@ from ...io import IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, read_label, 
 from ..camera import Camera, HeadFrame
 from ..distortion import Distortion, undistort_image, undistort_label
 from ..format import Frame, Scene, save_scene
+from ..paths import check_name
 from ..headframe import estimate_head_frame_detailed, parse_head_frame
 from ..validate import image_size, scheme_num_classes, validate_scene
 
@@ -352,6 +353,8 @@ def write_scene(
     for d, opt in ((labels_dir, "--labels"), (masks_dir, "--masks")):
         if d is not None and not d.is_dir():
             raise LabelsplatError(f"{opt} folder not found", path=d)
+    for v in views:
+        check_name(v.name, what=f"{v.where}: name" if v.where else "name", path=calib_path)
     names = [v.name for v in views]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
