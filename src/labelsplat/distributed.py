@@ -388,7 +388,8 @@ def run_batch(
     out = check_out(out, bcfg.address)
     names, unreadable = _scene_names(scenes, allow_outside)
     t_all = time.perf_counter()
-    rd = check_refine_output(out, cfg, list(scenes), resume=resume, overwrite=overwrite)  # before starting Ray
+    rd = check_refine_output(out, cfg, list(scenes), resume=resume, overwrite=overwrite,  # before starting Ray
+                             allow_outside=allow_outside)
 
     with ray_session(bcfg.address, bcfg.num_cpus) as ray:
         cluster = dict(ray.cluster_resources())

@@ -43,6 +43,7 @@ from .io import atomic_write_json, read_json, read_label, write_png
 from .report import ReportView, write_report
 from .rundir import RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
+from .scene.fingerprint import fingerprint_diff, scene_fingerprint
 from .schemes import colorize, get_scheme
 from .splat import fit, latest_checkpoint, load_run, render_batches, render_cameras
 from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
@@ -80,12 +81,22 @@ def _valid_done(path: Path) -> bool:
     return isinstance(doc, dict) and doc.get("status") == "done" and (path.parent / "views" / "manifest.json").is_file()
 
 
-def check_refine_output(out: Path, cfg: RefineConfig, scenes: list, *, resume: bool, overwrite: bool) -> RunDir:
+def check_refine_output(out: Path, cfg: RefineConfig, scenes: list, *, resume: bool, overwrite: bool,
+                        allow_outside: bool = False) -> RunDir:
     """The refine output's :class:`RunDir` after its rules are checked (nothing written yet): an
-    existing OUT only with ``resume`` (the same configuration) or ``overwrite``."""
+    existing OUT only with ``resume`` (the same configuration, and every finished scene refined
+    from the scene given now) or ``overwrite``."""
     rd = RunDir(out, "refine", inputs=scenes, resumable=True)
     if rd.check(resume=resume, overwrite=overwrite) == RESUME:
         rd.check_resume_config(cfg.to_dict())
+        for s in scenes:
+            try:
+                scene = load_scene(s, allow_outside=allow_outside)
+            except LabelsplatError:
+                continue  # an unreadable scene fails on its own (batch: recorded per scene)
+            done = Path(out) / "scenes" / scene.name / DONE
+            if _valid_done(done):
+                _check_done_scene(done, scene_fingerprint(scene))
     return rd
 
 
@@ -384,6 +395,15 @@ def _fit_scene(scene: Scene, run_dir: Path, cfg: RefineConfig, device, *, resume
         progress=progress)
 
 
+def _check_done_scene(done: Path, fingerprint: dict) -> None:
+    """Refuse to skip a finished scene when the scene given now is not the one it was refined from."""
+    diff = fingerprint_diff(read_json(done).get("scene_fingerprint"), fingerprint)
+    if diff:
+        raise LabelsplatError(f"cannot resume: this output's scene of the same name was refined from another "
+                              f"scene: {'; '.join(diff)}", path=done,
+                              hint="resume with the scenes the output was started on, or use another --out")
+
+
 def _done_outcome(sdir: Path, name: str) -> SceneOutcome:
     doc = read_json(sdir / DONE)
     metrics = read_json(sdir / "metrics.json") if (sdir / "metrics.json").is_file() else None
@@ -409,7 +429,9 @@ def refine_scene(
     t = time.perf_counter()
     scene = _load_refine_scene(scene_dir, allow_outside)
     sdir = Path(out) / "scenes" / scene.name
+    fingerprint = scene_fingerprint(scene)
     if resume and _valid_done(sdir / DONE):
+        _check_done_scene(sdir / DONE, fingerprint)
         log(f"{scene.name}: already done, skipped")
         return _done_outcome(sdir, scene.name)
     sdir.mkdir(parents=True, exist_ok=True)
@@ -439,7 +461,8 @@ def refine_scene(
     write_metrics(sdir / "metrics.json", metrics)
     n_acc, n_rej = int(accepted.sum()), int((~accepted).sum())
     atomic_write_json(sdir / DONE, {"status": "done", "scene": str(Path(scene.root).resolve()), "accepted": n_acc,
-                                    "rejected": n_rej, "timings": timings, "seed": cfg.seed, "version": __version__})
+                                    "rejected": n_rej, "timings": timings, "seed": cfg.seed, "version": __version__,
+                                    "scene_fingerprint": fingerprint})
     return SceneOutcome(scene.name, sdir, metrics, timings, n_acc, n_rej)
 
 
@@ -532,7 +555,7 @@ def refine(
     if dup:
         raise LabelsplatError(f"scene names must be unique within one run, repeated: {sorted(dup)}")
     out = Path(out)
-    rd = check_refine_output(out, cfg, scenes, resume=resume, overwrite=overwrite)
+    rd = check_refine_output(out, cfg, scenes, resume=resume, overwrite=overwrite, allow_outside=allow_outside)
     start_refine_output(rd, cfg, scenes, resume=resume, overwrite=overwrite)
     outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log, allow_outside=allow_outside)
                 for s in scenes]

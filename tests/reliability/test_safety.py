@@ -109,16 +109,64 @@ def test_frame_name_that_is_not_a_file_name_refused_at_load(cli, scene, tmp_path
     assert snapshot(tmp_path) == before
 
 
-def test_non_ascii_scene_and_frame_names_work_end_to_end(cli, tiny_scene, tmp_path):
-    """A scene folder `scène 1` with a frame named `vue 1 é`: refine writes its run, renders and dataset."""
-    from labelsplat.dataset.read import read_dataset
+@pytest.fixture(scope="module")
+def refined(tiny_scene, tmp_path_factory):
+    """A scene folder `scène 1` with a frame named `vue 1 é`, refined (micro): (scene, output). Read-only."""
+    from labelsplat.cli import main
 
-    scene = tmp_path / "scène 1"
+    root = tmp_path_factory.mktemp("rel_refined")
+    scene = root / "scène 1"
     shutil.copytree(tiny_scene, scene)
     _edit(scene, lambda d: d["frames"][0].__setitem__("name", "vue 1 é"))
-    out = tmp_path / "refined"
-    r = cli("refine", scene, "--out", out, *FIT)
-    assert r.exit_code == 0, r.output
+    out = root / "refined"
+    assert main([str(a) for a in ("refine", scene, "--out", out, *FIT)]) == 0
+    return scene, out
+
+
+def test_non_ascii_scene_and_frame_names_work_end_to_end(refined):
+    """`scène 1` / `vue 1 é`: refine writes the run's renders and a readable dataset."""
+    from labelsplat.dataset.read import read_dataset
+
+    _, out = refined
     assert (out / "scenes" / "scène 1" / "run" / "renders" / "rgb" / "vue 1 é.png").is_file()
     ds = read_dataset(out / "dataset")
     assert len(ds) > 0 and all(v.name.startswith("scène 1_") for v in ds.views)
+
+
+# ----------------------------------------------------------------------------- resume checks its scene
+def test_refine_resume_refuses_another_scene_of_the_same_name(cli, refined, tmp_path):
+    """refine --resume with another scene of the same folder name (one label file changed): refused
+    naming DONE.json and the file that differs; the output is untouched. The same scene is skipped."""
+    scene0, out0 = refined
+    scene, out = tmp_path / "scène 1", tmp_path / "refined"
+    shutil.copytree(scene0, scene)
+    shutil.copytree(out0, out)
+    before = snapshot(out)
+    lab = scene / "labels" / "view_002.png"
+    from PIL import Image
+
+    arr = np.asarray(Image.open(lab)).copy()
+    arr[20:24, 20:24] = np.where(arr[20:24, 20:24] == 1, 2, 1)  # other label ids
+    Image.fromarray(arr).save(lab)
+    r = cli("refine", scene, "--out", out, "--resume", *FIT)
+    assert_clean_error(r, "DONE.json", "another scene", "labels/view_002.png")
+    assert snapshot(out) == before
+    shutil.copy(scene0 / "labels" / "view_002.png", lab)
+    r = cli("refine", scene, "--out", out, "--resume", *FIT)
+    assert r.exit_code == 0 and "already done, skipped" in r.output, r.output
+
+
+def test_fit_resume_refuses_another_scene_with_the_same_frame_names(cli, refined, tmp_path):
+    """fit --resume on a scene with the same frame names but other cameras and label scheme: refused
+    before any step, saying what differs; the run is untouched."""
+    scene0, out0 = refined
+    run = tmp_path / "run"
+    shutil.copytree(out0 / "scenes" / "scène 1" / "run", run)
+    (run / "checkpoint.pt").unlink()  # an interrupted fit: periodic checkpoints only
+    scene = tmp_path / "other"
+    shutil.copytree(scene0, scene)
+    _edit(scene, lambda d: d["frames"][3]["transform_matrix"][0].__setitem__(3, 0.5))
+    before = snapshot(run)
+    r = cli("fit", scene, "--out", run, "--resume", "--device", "cpu", "--quiet")
+    assert_clean_error(r, "the scene differs", "the cameras")
+    assert snapshot(run) == before

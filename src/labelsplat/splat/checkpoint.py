@@ -25,6 +25,7 @@ import torch
 from .. import SCHEMA_VERSION
 from ..errors import LabelsplatError
 from ..io import atomic_write_bytes
+from ..scene.fingerprint import fingerprint_diff
 from .config import FitConfig
 from .data import CameraOrder
 from .heads import SemanticHead
@@ -124,11 +125,17 @@ def resume_rules(out_dir: Path, cfg: FitConfig | None, resume: bool) -> tuple[Fi
 
 
 def check_resumable(ckpt: dict[str, Any], path: Path, *, frame_names: list[str], num_classes: int,
-                    semantic_target: str) -> None:
-    """Refuse to resume ``ckpt`` on other frames, another number of classes or another semantic head."""
+                    semantic_target: str, fingerprint: dict[str, Any] | None = None) -> None:
+    """Refuse to resume ``ckpt`` on another scene (other frames, or a scene fingerprint that differs:
+    cameras, label scheme, input files), another number of classes or another semantic head."""
     if list(ckpt["meta"].get("frame_names", [])) != frame_names:
         raise LabelsplatError("the checkpoint was fitted to other frames than this scene's", path=path,
                               hint="resume with the scene the run was started on")
+    diff = [] if fingerprint is None else fingerprint_diff(ckpt["meta"].get("scene_fingerprint"), fingerprint)
+    if diff:
+        raise LabelsplatError(f"cannot resume: the scene differs from the one the run was fitted to: {'; '.join(diff)}",
+                              path=path, hint="resume with the scene the run was started on, or start again with "
+                                              "--overwrite")
     stored_k = int(ckpt["model"]["num_classes"])
     if stored_k != num_classes:
         raise LabelsplatError(f"checkpoint has {stored_k} classes, the scene's scheme {num_classes}", path=path)

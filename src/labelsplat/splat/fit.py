@@ -44,6 +44,7 @@ import torch
 from ..errors import LabelsplatError
 from ..io import atomic_write_text, clean_leftovers, ensure_dir
 from ..scene import Scene, load_scene
+from ..scene.fingerprint import scene_fingerprint
 from ..schemes import get_scheme
 from .assign import make_assigner
 from .checkpoint import (RunState, check_resumable, latest_checkpoint, periodic_checkpoint_path,
@@ -274,6 +275,7 @@ class FitLoop:
         """Views (with colour weights), normalisation, camera checks, batch size."""
         cfg, K = self.cfg, self.num_classes
         self.views = views = load_views(self.scene, cfg, K)
+        self.fingerprint = scene_fingerprint(self.scene)
         apply_colour_weights(views, cfg, K)
         self.phases.mark("load_views")
         self.norm = (Normalization.from_dict(ckpt["meta"]["normalization"]) if ckpt is not None
@@ -300,7 +302,7 @@ class FitLoop:
             "scene": str(Path(self.scene.root).resolve()), "label_scheme": self.scheme_name, "num_classes": K,
             "config": cfg.to_dict(), "seed": cfg.seed, "normalization": self.norm.to_dict(), "backend": self.backend,
             "device": str(self.device), "init_source": init_source, "frame_names": self.views.names,
-            "versions": versions(),
+            "scene_fingerprint": self.fingerprint, "versions": versions(),
         }
         self.state = RunState(model, optimizers, sstate, order, self.head, meta, self.device)
         if ckpt is not None:
@@ -319,7 +321,7 @@ class FitLoop:
                                               device=self.device, head=self.head)
             return model, source
         check_resumable(ckpt, self.out_dir, frame_names=self.views.names, num_classes=K,
-                        semantic_target=cfg.semantic_target)
+                        semantic_target=cfg.semantic_target, fingerprint=self.fingerprint)
         model = GaussianModel.from_state_dict(ckpt["model"], self.device)
         model.head = self.head  # the fit's head: the same, with its semantic loss
         return model, ckpt["meta"].get("init_source", "?")
