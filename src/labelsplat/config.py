@@ -25,6 +25,7 @@ import functools
 import inspect
 import io
 import json
+import math
 import re
 import textwrap
 import tokenize
@@ -92,6 +93,19 @@ class ExportConfig:
 
 
 # ----------------------------------------------------------------------------- the tree
+def _check_finite(tree: Any, where: str = "") -> None:
+    """Refuse NaN or infinity anywhere in a configuration tree (a --set value such as nan or inf)."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(tree, (list, tuple)):
+        for v in tree:
+            _check_finite(v, where)
+    elif isinstance(tree, float) and not math.isfinite(tree):
+        raise LabelsplatError(f"invalid configuration: {where} must be a finite number, got {tree!r}",
+                              hint="give a finite number (`labelsplat config show` lists the settings)")
+
+
 @dataclass
 class RefineConfig:
     """Every setting of ``labelsplat refine`` / ``render`` / ``batch`` / ``demo`` (module docstring).
@@ -132,6 +146,8 @@ class RefineConfig:
         if self.extract == "palette" and self.fit.semantic_target != "palette":
             # palette extraction reads a palette image: the fit must produce one
             self.fit = dataclasses.replace(self.fit, semantic_target="palette")
+        _check_finite(self.to_dict())
+
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able nested dict (refine.json, metrics.json's ``config``, batch tasks)."""

@@ -172,11 +172,39 @@ def _json_default(obj: Any):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _non_finite_key(obj: Any, where: str = "") -> str | None:
+    """The dotted key of the first NaN or infinite number in ``obj`` (None when there is none)."""
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple, np.ndarray)):
+        items = ((f"[{i}]", v) for i, v in enumerate(obj.tolist() if isinstance(obj, np.ndarray) else obj))
+    else:
+        value = obj.item() if isinstance(obj, np.generic) else obj
+        return where or "(value)" if isinstance(value, float) and not math.isfinite(value) else None
+    for k, v in items:
+        sub = f"{where}{k}" if str(k).startswith("[") else (f"{where}.{k}" if where else str(k))
+        found = _non_finite_key(v, sub)
+        if found is not None:
+            return found
+    return None
+
+
 def atomic_write_json(path: str | Path, obj: Any, *, add_schema_version: bool = True) -> Path:
-    """Write ``obj`` as JSON; a top-level dict gets ``schema_version`` if it has none."""
+    """Write ``obj`` as JSON; a top-level dict gets ``schema_version`` if it has none. A NaN or
+    infinite number (not JSON) is refused with :class:`LabelsplatError` naming the file and the key,
+    before anything is written."""
     if add_schema_version and isinstance(obj, dict) and "schema_version" not in obj:
         obj = {"schema_version": SCHEMA_VERSION, **obj}
-    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    try:
+        text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    except ValueError as exc:
+        key = _non_finite_key(obj)
+        if key is None:
+            raise
+        raise LabelsplatError(f"refusing to write a NaN or infinite value ({key}): the run produced a "
+                              "non-finite number", path=path,
+                              hint="check the inputs and settings that lead to it (labels with no usable pixel, "
+                                   "learning rates); nothing was written to this file") from exc
     return atomic_write_text(path, text + "\n")
 
 

@@ -100,6 +100,13 @@ def check_refine_output(out: Path, cfg: RefineConfig, scenes: list, *, resume: b
     return rd
 
 
+def _clean_failed_output(out: Path, *, created: bool) -> None:
+    """After a failed refine: remove the output this command created when no scene finished (a
+    rerun then starts afresh); otherwise leave it for ``--resume``, which completes it."""
+    if created and not any(_valid_done(d / DONE) for d in (out / "scenes").glob("*")):
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def start_refine_output(rd: RunDir, cfg: RefineConfig, scenes: list, *, resume: bool, overwrite: bool) -> None:
     """Create (or continue) the refine output and record its configuration and inputs."""
     rd.create(resume=resume, overwrite=overwrite)
@@ -556,9 +563,14 @@ def refine(
         raise LabelsplatError(f"scene names must be unique within one run, repeated: {sorted(dup)}")
     out = Path(out)
     rd = check_refine_output(out, cfg, scenes, resume=resume, overwrite=overwrite, allow_outside=allow_outside)
+    mode = rd.check(resume=resume, overwrite=overwrite)
     start_refine_output(rd, cfg, scenes, resume=resume, overwrite=overwrite)
-    outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log, allow_outside=allow_outside)
-                for s in scenes]
+    try:
+        outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log, allow_outside=allow_outside)
+                    for s in scenes]
+    except Exception:
+        _clean_failed_output(out, created=mode != RESUME)
+        raise
     pooled = finish_outputs(out, outcomes, cfg, title=title)
     return pooled, outcomes
 

@@ -170,3 +170,88 @@ def test_fit_resume_refuses_another_scene_with_the_same_frame_names(cli, refined
     r = cli("fit", scene, "--out", run, "--resume", "--device", "cpu", "--quiet")
     assert_clean_error(r, "the scene differs", "the cameras")
     assert snapshot(run) == before
+
+
+# ----------------------------------------------------------------------------- failures after the fit
+def _all_ignore(scene: Path) -> None:
+    from PIL import Image
+
+    for p in (scene / "labels").glob("*.png"):
+        Image.fromarray(np.full((48, 48), 255, np.uint8)).save(p)
+
+
+@pytest.mark.parametrize("command", ["fit", "refine"])
+def test_labels_without_a_usable_pixel_refused_before_the_fit(cli, scene, tmp_path, command):
+    """Every label pixel 255: refused when the views are read (no NaN after the fit), and nothing is
+    left behind, so the rerun after fixing the labels is not blocked."""
+    _all_ignore(scene)
+    out = tmp_path / "out"
+    r = cli(command, scene, "--out", out, "--steps", "4", *FIT)
+    assert_clean_error(r, "transforms.json", "no label map has a usable pixel", "view_000.png")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("setting", ["lr_scale=nan", "sem_lr=inf", "lr_scale=0", "init_opacity=1.5"])
+def test_non_finite_or_out_of_range_settings_refused_before_any_work(cli, scene, tmp_path, setting):
+    out = tmp_path / "run"
+    r = cli("fit", scene, "--out", out, "--steps", "4", "--fit-set", setting, *FIT)
+    assert_clean_error(r, "invalid fit configuration", setting.split("=")[0], fix=False)
+    assert not out.exists()
+
+
+def test_refine_setting_nan_refused(cli, scene, tmp_path):
+    r = cli("refine", scene, "--out", tmp_path / "out", "--trusted-yaw", "nan", *FIT)
+    assert_clean_error(r, "trusted_yaw", fix=False)
+    assert not (tmp_path / "out").exists()
+
+
+class _Poison:
+    """A fit callback that makes one parameter NaN after step ``at`` (as a diverging optimiser would)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_setup(self, loop):
+        self.loop = loop
+
+    def on_step(self, stats):
+        if stats.step == self.at:
+            import torch
+
+            with torch.no_grad():
+                self.loop.state.model.params["means"][0, 0] = float("nan")
+
+    def on_finish(self, loop):
+        pass
+
+
+def test_non_finite_parameters_stop_the_fit_with_a_resumable_checkpoint(cli, scene, tmp_path, monkeypatch):
+    """A parameter turns NaN after step 7: the fit stops at the next check (step 10) naming the last
+    good checkpoint (step 5), writes no run.json or PLY; `fit --resume` then completes the run."""
+    import importlib
+
+    import torch
+
+    fit_mod = importlib.import_module("labelsplat.splat.fit")  # the module (labelsplat.splat.fit is also a function)
+    real = fit_mod.default_callbacks
+    monkeypatch.setattr(fit_mod, "default_callbacks", lambda progress: [*real(progress), _Poison(7)])
+    run = tmp_path / "run"
+    args = ("--steps", "12", "--fit-set", "checkpoint_every=5", "--fit-set", "log_every=5", *FIT)
+    r = cli("fit", scene, "--out", run, *args)
+    assert_clean_error(r, "parameters became NaN/infinite by step 10 (means", "step_000005.pt", "--resume")
+    assert not (run / "run.json").exists() and not (run / "point_cloud.ply").exists()
+    ck = torch.load(run / "ckpt" / "step_000005.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ck["model"]["params"].values())
+    monkeypatch.setattr(fit_mod, "default_callbacks", real)
+    r = cli("fit", scene, "--out", run, "--resume", "--device", "cpu", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "run.json").read_text())["resumed_from_step"] == 5
+
+
+def test_json_writer_refuses_nan(tmp_path):
+    from labelsplat.errors import LabelsplatError
+    from labelsplat.io import atomic_write_json
+
+    with pytest.raises(LabelsplatError, match=r"x\.json: refusing to write a NaN or infinite value \(summary\.acc\[1\]\)"):
+        atomic_write_json(tmp_path / "x.json", {"summary": {"acc": [1.0, np.float32("nan")]}})
+    assert list(tmp_path.iterdir()) == []

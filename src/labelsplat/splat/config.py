@@ -348,6 +348,7 @@ class FitConfig:
         def bad(msg: str):
             raise LabelsplatError(f"invalid fit configuration: {msg}")
 
+        self._check_numbers(bad)
         if self.steps < 1:
             bad(f"steps must be >= 1, got {self.steps}")
         if self.batch_size < 1:
@@ -382,6 +383,32 @@ class FitConfig:
                 "label_smoothing=0")
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
+
+    #: settings that must be >= 0, > 0, in [0, 1] and in (0, 1)
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = (
+        "means_lr", "scales_lr", "quats_lr", "opacities_lr", "sh0_lr", "shN_lr", "sem_lr", "sem_weight",
+        "alpha_weight", "mask_dilate", "grow_grad2d", "grow_scale3d", "prune_scale3d", "seen_threshold", "init_logit",
+        "sem_warmup")
+    POSITIVE: ClassVar[tuple[str, ...]] = (
+        "lr_scale", "means_lr_final_factor", "hull_bound", "hull_resolution", "init_max_points", "refine_every",
+        "reset_every", "checkpoint_every", "keep_checkpoints", "log_every", "sh_degree_interval")
+    UNIT: ClassVar[tuple[str, ...]] = ("refine_start_frac", "refine_stop_frac", "prune_opa")
+    OPEN_UNIT: ClassVar[tuple[str, ...]] = ("init_opacity",)
+
+    def _check_numbers(self, bad) -> None:
+        """Every number finite (NaN or infinity anywhere is refused), and the ranged settings in range."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            flat = value if isinstance(value, tuple) else (value,)
+            flat = [x for v in flat for x in (v if isinstance(v, tuple) else (v,))]
+            if any(isinstance(x, float) and not math.isfinite(x) for x in flat):
+                bad(f"{f.name} must be a finite number, got {value!r}")
+        rules = ((self.NON_NEGATIVE, lambda v: v >= 0, ">= 0"), (self.POSITIVE, lambda v: v > 0, "> 0"),
+                 (self.UNIT, lambda v: 0 <= v <= 1, "in [0, 1]"), (self.OPEN_UNIT, lambda v: 0 < v < 1, "in (0, 1)"))
+        for names, ok, say in rules:
+            for name in names:
+                if not ok(getattr(self, name)):
+                    bad(f"{name} must be {say}, got {getattr(self, name)!r}")
 
     # -- derived values
     @property

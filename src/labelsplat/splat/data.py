@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ..errors import LabelsplatError
-from ..io import read_label, read_rgb
+from ..io import IGNORE_INDEX, read_label, read_rgb
 from ..scene import Camera, Scene, yaw_pitch
 from ..scene.paths import check_name
 from ..schemes import get_scheme
@@ -143,10 +143,38 @@ def load_views(scene: Scene, cfg: FitConfig, num_classes: int) -> ViewData:
                              range(len(scene.frames)), scene.frames))
     names, cams, imgs, labs, masks, confs = ([r[k] for r in rows] for k in range(6))
     lfiles = [r[6] for r in rows if r[6] is not None]
+    _check_usable(scene, names, labs if num_classes > 0 else None, lfiles)
     any_conf = any(c is not None for c in confs)
     if any_conf:
         confs = [np.ones(m.shape, np.float32) if c is None else c for c, m in zip(confs, masks)]
     return ViewData(names, cams, imgs, labs if num_classes > 0 else None, masks, lfiles, confs if any_conf else None)
+
+
+#: Fewer views than this fit, with a warning: the head is seen from too few sides to place its labels.
+USEFUL_MIN_VIEWS = 6
+
+
+def _check_usable(scene: Scene, names: list[str], labels: list[np.ndarray] | None, label_files: list[Path]) -> None:
+    """At least 2 views, and (a joint fit) a usable label pixel (not 255 = ignore) in some view."""
+    json_path = Path(scene.root) / "transforms.json"
+    if len(names) < 2:
+        raise LabelsplatError(f"the scene has {len(names)} view; a fit needs at least 2 (better {USEFUL_MIN_VIEWS} "
+                              "or more around the head)", path=json_path,
+                              hint="add views of the head from other directions")
+    if labels is not None and not any(bool((lab != IGNORE_INDEX).any()) for lab in labels):
+        shown = ", ".join(str(p) for p in label_files[:2]) + (", ..." if len(label_files) > 2 else "")
+        raise LabelsplatError(f"no label map has a usable pixel: every pixel of the {len(labels)} label maps is "
+                              f"255 (ignore) ({shown})", path=json_path,
+                              hint="give label maps with class ids (`labelsplat parse` makes them), or fit colour "
+                                   "only with --rgb-only")
+
+
+def few_views_note(n_views: int) -> str | None:
+    """The warning for a scene with fewer than :data:`USEFUL_MIN_VIEWS` views (None otherwise)."""
+    if n_views >= USEFUL_MIN_VIEWS:
+        return None
+    return (f"only {n_views} views: a fit sees the head from few sides and its labels at novel views will be "
+            f"poor (use {USEFUL_MIN_VIEWS} or more views around the head)")
 
 
 def apply_colour_weights(views: ViewData, cfg: FitConfig, num_classes: int) -> None:

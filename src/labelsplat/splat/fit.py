@@ -50,8 +50,8 @@ from .assign import make_assigner
 from .checkpoint import (RunState, check_resumable, latest_checkpoint, periodic_checkpoint_path,
                          prune_checkpoints, resume_rules)
 from .config import FitConfig
-from .data import (CameraOrder, ViewPyramid, apply_colour_weights, check_cameras, class_weight_tensor, load_views,
-                   scheme_classes, semantic_view_weights)
+from .data import (CameraOrder, ViewPyramid, apply_colour_weights, check_cameras, class_weight_tensor, few_views_note,
+                   load_views, scheme_classes, semantic_view_weights)
 from .heads import make_head
 from .init import initial_points
 from .losses import alpha_loss, psnr, rgb_loss
@@ -281,6 +281,9 @@ class FitLoop:
         self.norm = (Normalization.from_dict(ckpt["meta"]["normalization"]) if ckpt is not None
                      else estimate_normalization(views.cameras, views.masks, self.scene.head_frame))
         self.notes = check_cameras(self.scene, views.cameras, views.masks, self.norm)
+        few = few_views_note(len(views.names))
+        if few is not None:
+            self.notes.insert(0, few)
         self.cams_n = [self.norm.camera_to_norm(c) for c in views.cameras]
         sizes = {(c.width, c.height) for c in self.cams_n}
         self.batch_size = min(cfg.batch_size if len(sizes) == 1 else 1, len(self.cams_n))
@@ -406,6 +409,8 @@ class FitLoop:
         self.head.semantic_loss.after_backward(step, cfg.steps)
         self.strategy.step_post_backward(model.params, optimizers, sstate, step, out["info"], packed=False)
         self.state.step = done = step + 1
+        if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or done >= self.end_step:
+            self._check_parameters(done)  # before the step's callbacks write a checkpoint
         stats = StepStats(step, loss.detach(), l_rgb.detach(), l_sem.detach(), l_alpha.detach(), model.num_gaussians,
                           scale, active_sh)
         if done % cfg.log_every == 0 or done == cfg.steps or step == self.start_step:
@@ -460,6 +465,22 @@ class FitLoop:
                 hint=(f"the last good checkpoint is {last_ck}; " if last_ck else "no checkpoint was written yet; ")
                 + "lower the learning rates (--preset) or check the input images/labels",
             )
+
+    @torch.no_grad()
+    def _check_parameters(self, done: int) -> None:
+        """Stop with a LabelsplatError naming the last good checkpoint once a parameter is not finite
+        (checked where a checkpoint, a log line or the final outputs would be written)."""
+        bad = [name for name, p in self.state.model.params.items() if not bool(torch.isfinite(p).all())]
+        if not bad:
+            return
+        last_ck = latest_checkpoint(self.out_dir)
+        raise LabelsplatError(
+            f"the fit's parameters became NaN/infinite by step {done} ({', '.join(sorted(bad))}); the fit stopped",
+            path=self.out_dir,
+            hint=(f"the last good checkpoint is {last_ck} (continue with --resume once the cause is fixed); "
+                  if last_ck else "no checkpoint was written yet; ")
+            + "lower the learning rates (--preset, --fit-set lr_scale=...) or check the input images/labels",
+        )
 
     @torch.no_grad()
     def _record(self, stats: StepStats, out, target, lab) -> dict[str, Any]:

@@ -84,8 +84,9 @@ def write_run_outputs(out_dir: Path, model: GaussianModel, norm: Normalization, 
     for fut in pending:
         fut.result()  # re-raise a failed write
     res = {"train_view_psnr_fg": float(np.mean(psnrs))}
+    accs = [a for a in accs if np.isfinite(a)]  # a view without a usable label pixel has no accuracy
     if accs:
-        res["train_view_label_acc_vs_input"] = float(np.nanmean(accs))
+        res["train_view_label_acc_vs_input"] = float(np.mean(accs))
     return res
 
 
