@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +28,63 @@ from .errors import LabelsplatError
 
 IGNORE_INDEX = 255
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# ----------------------------------------------------------------------------- limits on what is read
+#: Images larger than this (width x height from the header, before decoding) are refused; the
+#: environment variable ``LABELSPLAT_MAX_IMAGE_PIXELS`` (CLI: ``--max-image-pixels``) changes it.
+MAX_IMAGE_PIXELS = 100_000_000
+MAX_IMAGE_PIXELS_ENV = "LABELSPLAT_MAX_IMAGE_PIXELS"
+#: JSON files larger than this or nested deeper than this are refused.
+MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_JSON_DEPTH = 100
+# Pillow's own decompression-bomb check (a warning, then an error at twice its limit) is replaced by
+# :func:`check_image_pixels`, which every image read runs on the header before decoding.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def max_image_pixels() -> int:
+    """The image-size limit in pixels: ``LABELSPLAT_MAX_IMAGE_PIXELS`` if set, else :data:`MAX_IMAGE_PIXELS`."""
+    text = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not text:
+        return MAX_IMAGE_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise LabelsplatError(f"{MAX_IMAGE_PIXELS_ENV} must be a positive number of pixels, got {text!r}",
+                              hint="e.g. 400000000 for 400 megapixels")
+    return value
+
+
+def check_image_pixels(path: Path, width: int, height: int) -> None:
+    """Refuse an image whose header claims more than :func:`max_image_pixels` pixels (before decoding)."""
+    limit = max_image_pixels()
+    if int(width) * int(height) > limit:
+        raise LabelsplatError(
+            f"the image is {width}x{height} = {int(width) * int(height) / 1e6:.0f} megapixels, above the limit of "
+            f"{limit / 1e6:g} megapixels (refused before decoding: a damaged or hostile file?)", path=path,
+            hint=f"if the image is genuine, raise the limit with --max-image-pixels N or {MAX_IMAGE_PIXELS_ENV}=N")
+
+
+def check_regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` when it is a regular file (symbolic links followed); :class:`LabelsplatError` naming it
+    when it is missing, a directory, or a FIFO, device or socket (reading those could hang or never end)."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise LabelsplatError(f"{what} not found", path=path) from None
+    except OSError as exc:
+        raise LabelsplatError(f"cannot read the {what} ({exc.strerror})", path=path) from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise LabelsplatError(f"expected a {what} but found a directory", path=path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise LabelsplatError(f"refusing to read {kind}: only regular files are read", path=path,
+                              hint=f"give a regular {what} (a link to a device or pipe is refused too)")
+    return path
 
 
 # ----------------------------------------------------------------------------- atomic writes
@@ -208,13 +266,29 @@ def atomic_write_json(path: str | Path, obj: Any, *, add_schema_version: bool = 
     return atomic_write_text(path, text + "\n")
 
 
+def _json_depth(obj: Any) -> int:
+    """The nesting depth of a decoded JSON value (a scalar is 0), without recursion."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        cur, d = stack.pop()
+        if isinstance(cur, (dict, list)):
+            depth = max(depth, d)
+            stack.extend((v, d + 1) for v in (cur.values() if isinstance(cur, dict) else cur))
+    return depth
+
+
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file, raising :class:`LabelsplatError` naming the file on any problem."""
+    """Read a JSON file, raising :class:`LabelsplatError` naming the file on any problem: only a regular
+    file of at most :data:`MAX_JSON_BYTES`, nested at most :data:`MAX_JSON_DEPTH` deep, without NaN."""
     path = Path(path)
     if not path.exists():
         raise LabelsplatError("file not found", path=path)
     if path.is_dir():
         raise LabelsplatError("expected a JSON file but found a directory", path=path)
+    check_regular_file(path, "JSON file")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise LabelsplatError(f"the JSON file is {path.stat().st_size / 2**20:.0f} MB, above the limit of "
+                              f"{MAX_JSON_BYTES / 2**20:.0f} MB", path=path, hint="is this the right file?")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -225,10 +299,17 @@ def read_json(path: str | Path) -> Any:
     def _no_constants(name: str):
         raise ValueError(f"non-finite number {name} is not allowed")
 
+    too_deep = LabelsplatError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", path=path,
+                               hint="is this the right file? (labelsplat's JSON files are a few levels deep)")
     try:
-        return json.loads(text, parse_constant=_no_constants)
+        doc = json.loads(text, parse_constant=_no_constants)
+    except RecursionError:
+        raise too_deep from None
     except (json.JSONDecodeError, ValueError) as exc:
         raise LabelsplatError(f"invalid JSON ({exc})", path=path) from exc
+    if _json_depth(doc) > MAX_JSON_DEPTH:
+        raise too_deep
+    return doc
 
 
 @contextlib.contextmanager
@@ -268,10 +349,16 @@ def _open_image(path: Path):
                               hint="check the path (scene paths are relative to transforms.json)")
     if path.is_dir():
         raise LabelsplatError("expected an image file but found a directory", path=path)
+    check_regular_file(path, "image file")
     if path.stat().st_size == 0:
         raise LabelsplatError("the image file is empty", path=path, hint=damaged)
     try:
         img = Image.open(path)
+        try:
+            check_image_pixels(path, *img.size)
+        except LabelsplatError:
+            img.close()
+            raise
         img.load()
     except UnidentifiedImageError as exc:
         raise LabelsplatError("not an image file (format not recognised)", path=path,

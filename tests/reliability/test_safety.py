@@ -255,3 +255,74 @@ def test_json_writer_refuses_nan(tmp_path):
     with pytest.raises(LabelsplatError, match=r"x\.json: refusing to write a NaN or infinite value \(summary\.acc\[1\]\)"):
         atomic_write_json(tmp_path / "x.json", {"summary": {"acc": [1.0, np.float32("nan")]}})
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- hostile files
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width x height`` (signature, IHDR, empty IDAT, IEND): no pixels allocated."""
+    import struct
+    import zlib
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_image_bomb_refused_from_its_header(cli, scene):
+    """A PNG whose header claims 40000 x 40000: refused naming the file before decoding; with the
+    limit raised (--max-image-pixels) the size check passes and the next check speaks."""
+    (scene / "images" / "view_001.png").write_bytes(_png_header(40000, 40000))
+    r = cli("scene", "info", scene)
+    assert_clean_error(r, "view_001.png", "40000x40000 = 1600 megapixels, above the limit of 100 megapixels",
+                       "--max-image-pixels")
+    r = cli("scene", "info", scene, "--max-image-pixels", "2000000000")
+    assert_clean_error(r, "view_001.png", "the image is 40000x40000 but its intrinsics say", fix=False)
+
+
+def test_image_limit_from_the_environment(cli, scene, monkeypatch):
+    monkeypatch.setenv("LABELSPLAT_MAX_IMAGE_PIXELS", "1000")
+    r = cli("scene", "info", scene)
+    assert_clean_error(r, "view_000.png", "above the limit of 0.001 megapixels")
+
+
+@pytest.mark.timeout(60)
+def test_fifo_and_device_refused(cli, scene):
+    """transforms.json as a FIFO (reading would hang) and an image linked to /dev/zero (would read
+    forever): refused naming the file, without reading it."""
+    import os
+
+    (scene / "images" / "view_002.png").unlink()
+    (scene / "images" / "view_002.png").symlink_to("/dev/zero")
+    assert_clean_error(cli("scene", "info", scene), "view_002.png", "refusing to read a device")
+    tj = scene / "transforms.json"
+    tj.unlink()
+    os.mkfifo(tj)
+    assert_clean_error(cli("scene", "info", scene), "transforms.json", "refusing to read a FIFO")
+
+
+def test_json_too_deep_or_too_large_refused(cli, scene, monkeypatch):
+    tj = scene / "transforms.json"
+    good = tj.read_text()
+    tj.write_text("[" * 200_000 + "]" * 200_000)  # Python's parser would hit its recursion limit
+    assert_clean_error(cli("scene", "info", scene), "transforms.json", "nested more than 100 levels deep")
+    tj.write_text('{"frames": [], "x": ' + "[" * 150 + "]" * 150 + "}")
+    assert_clean_error(cli("scene", "info", scene), "transforms.json", "nested more than 100 levels deep")
+    tj.write_text(good)
+    monkeypatch.setattr("labelsplat.io.MAX_JSON_BYTES", 1024)
+    assert_clean_error(cli("scene", "info", scene), "transforms.json", "above the limit of")
+
+
+def test_checkpoint_without_meta_refused(cli, scene, tmp_path):
+    import torch
+
+    from labelsplat.splat.checkpoint import CKPT_FORMAT, CKPT_VERSION
+
+    run = tmp_path / "run"
+    (run / "ckpt").mkdir(parents=True)
+    torch.save({"format": CKPT_FORMAT, "version": CKPT_VERSION, "model": {}}, run / "ckpt" / "step_000010.pt")
+    before = snapshot(run)
+    r = cli("fit", scene, "--out", run, "--resume", "--device", "cpu", "--quiet")
+    assert_clean_error(r, "step_000010.pt", "the checkpoint lacks 'meta'")
+    assert snapshot(run) == before

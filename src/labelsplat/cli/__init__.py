@@ -5,7 +5,8 @@ several commands take are defined once in :mod:`.options`.
 Heavy imports (torch, numba, gsplat) happen inside the commands, so ``--help`` is fast.
 Errors of type :class:`~labelsplat.errors.LabelsplatError` are printed as one readable
 message without a traceback; ``--debug`` (anywhere on the command line, or
-``LABELSPLAT_DEBUG=1``) shows the traceback.
+``LABELSPLAT_DEBUG=1``) shows the traceback. ``--max-image-pixels N`` (anywhere, like ``--debug``)
+raises the image-size limit for the command (as ``LABELSPLAT_MAX_IMAGE_PIXELS=N`` does).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ app = typer.Typer(
     help=(
         "Correct face-parsing labels at extreme head poses: fit joint RGB + semantic 3D Gaussians "
         "to calibrated views with noisy labels, render extreme viewpoints, export clean labels.\n\n"
-        "Add --debug to any command to see a traceback on errors."
+        "Add --debug to any command to see a traceback on errors, --max-image-pixels N to read images "
+        "above 100 megapixels."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -74,6 +76,40 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("LABELSPLAT_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
+    args, max_pixels = _global_value(args, "--max-image-pixels")
+    saved = os.environ.get(MAX_PIXELS_ENV)
+    if max_pixels is not None:
+        os.environ[MAX_PIXELS_ENV] = max_pixels  # read by labelsplat.io's image reader
+    try:
+        return _run(args, debug, exit_=argv is None)
+    finally:
+        if max_pixels is not None:
+            if saved is None:
+                os.environ.pop(MAX_PIXELS_ENV, None)
+            else:
+                os.environ[MAX_PIXELS_ENV] = saved
+
+
+MAX_PIXELS_ENV = "LABELSPLAT_MAX_IMAGE_PIXELS"
+
+
+def _global_value(args: list[str], flag: str) -> tuple[list[str], str | None]:
+    """Take ``flag VALUE`` / ``flag=VALUE`` out of ``args`` (an option every command accepts)."""
+    out, value, i = [], None, 0
+    while i < len(args):
+        a = args[i]
+        if a == flag and i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+            continue
+        if a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+        else:
+            out.append(a)
+        i += 1
+    return out, value
+
+
+def _run(args: list[str], debug: bool, *, exit_: bool) -> int:
     _register_all()
     command = typer.main.get_command(app)
     try:
@@ -101,6 +137,6 @@ def main(argv: list[str] | None = None) -> int:
             markup=False, highlight=False, soft_wrap=True,
         )
         code = 1
-    if argv is None:
+    if exit_:
         sys.exit(code)
     return code

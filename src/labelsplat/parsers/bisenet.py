@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LabelsplatError
+from ..io import check_regular_file
 from .resnet import Resnet18
 
 DEFAULT_N_CLASSES = 19
@@ -205,8 +206,9 @@ def load_bisenet(
     they are filled with zeros (they do not affect inference).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LabelsplatError("weights file not found", path=path)
+    check_regular_file(path, "weights file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refused a Python object: never fall back

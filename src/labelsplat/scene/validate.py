@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import LabelsplatError
-from ..io import read_label
+from ..io import check_image_pixels, check_regular_file, read_label
 from ..schemes import get_scheme
 from .format import TRANSFORMS, Scene, path_escapes
 
@@ -48,10 +48,12 @@ def image_size(path: Path) -> tuple[int, int]:
         raise LabelsplatError("file not found", path=path, hint="check the path (scene paths are relative to transforms.json)")
     if path.is_dir():
         raise LabelsplatError("expected an image file but found a directory", path=path)
+    check_regular_file(path, "image file")
     if path.stat().st_size == 0:
         raise LabelsplatError("the image file is empty", path=path, hint=damaged)
     try:
         with Image.open(path) as img:
+            check_image_pixels(path, *img.size)
             return int(img.size[0]), int(img.size[1])
     except UnidentifiedImageError as exc:
         raise LabelsplatError("not an image file (format not recognised)", path=path,

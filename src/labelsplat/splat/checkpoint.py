@@ -24,7 +24,7 @@ import torch
 
 from .. import SCHEMA_VERSION
 from ..errors import LabelsplatError
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, check_regular_file
 from ..scene.fingerprint import fingerprint_diff
 from .config import FitConfig
 from .data import CameraOrder
@@ -45,8 +45,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | Path, device="cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; LabelsplatError naming the file if unreadable."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LabelsplatError("checkpoint not found", path=path)
+    check_regular_file(path, "checkpoint")
     fix = ("use a checkpoint written by `labelsplat fit` (or resume from an earlier RUN/ckpt/step_*.pt), "
            "or start the run again with --overwrite")
     try:
@@ -64,6 +65,12 @@ def load_checkpoint(path: str | Path, device="cpu") -> dict:
         raise LabelsplatError(f"checkpoint version {ck.get('version')} is not supported (expected {CKPT_VERSION})",
                               path=path, hint="it was written by another labelsplat version: resume it with that "
                               "version, or start the run again with --overwrite")
+    missing = [k for k, t in (("model", dict), ("meta", dict)) if not isinstance(ck.get(k), dict)]
+    if not missing and not isinstance(ck["meta"].get("config"), dict):
+        missing = ["meta.config"]
+    if missing:
+        raise LabelsplatError(f"the checkpoint lacks {', '.join(repr(m) for m in missing)}: damaged or not written "
+                              "by labelsplat", path=path, hint=fix)
     return ck
 
 
@@ -131,11 +138,6 @@ def check_resumable(ckpt: dict[str, Any], path: Path, *, frame_names: list[str],
     if list(ckpt["meta"].get("frame_names", [])) != frame_names:
         raise LabelsplatError("the checkpoint was fitted to other frames than this scene's", path=path,
                               hint="resume with the scene the run was started on")
-    diff = [] if fingerprint is None else fingerprint_diff(ckpt["meta"].get("scene_fingerprint"), fingerprint)
-    if diff:
-        raise LabelsplatError(f"cannot resume: the scene differs from the one the run was fitted to: {'; '.join(diff)}",
-                              path=path, hint="resume with the scene the run was started on, or start again with "
-                                              "--overwrite")
     stored_k = int(ckpt["model"]["num_classes"])
     if stored_k != num_classes:
         raise LabelsplatError(f"checkpoint has {stored_k} classes, the scene's scheme {num_classes}", path=path)
@@ -143,6 +145,11 @@ def check_resumable(ckpt: dict[str, Any], path: Path, *, frame_names: list[str],
     if num_classes > 0 and stored != semantic_target:
         raise LabelsplatError(f"checkpoint's semantic head is {stored!r}, the configuration says "
                               f"{semantic_target!r}", path=path)
+    diff = [] if fingerprint is None else fingerprint_diff(ckpt["meta"].get("scene_fingerprint"), fingerprint)
+    if diff:
+        raise LabelsplatError(f"cannot resume: the scene differs from the one the run was fitted to: {'; '.join(diff)}",
+                              path=path, hint="resume with the scene the run was started on, or start again with "
+                                              "--overwrite")
 
 
 @dataclass
