@@ -387,22 +387,90 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def read_label(path: str | Path, num_classes: int | None = None, *, shape: tuple[int, int] | None = None) -> np.ndarray:
+_WHITE = 0xFFFFFF  # the colour of ignore (255) in colour-coded label maps
+
+
+def _rgb_keys(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb, dtype=np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _colour_lut(palette: np.ndarray) -> dict[int, int]:
+    """Colour key -> class id for a (K, 3) palette; white is ignore (255) unless a class uses it."""
+    lut = {int(k): i for i, k in enumerate(_rgb_keys(np.asarray(palette).reshape(-1, 3)))}
+    lut.setdefault(_WHITE, IGNORE_INDEX)
+    return lut
+
+
+def _unknown_colour(path: Path, key: int, count: int | None = None) -> LabelsplatError:
+    rgb = ((key >> 16) & 255, (key >> 8) & 255, key & 255)
+    return LabelsplatError(
+        f"colour {rgb} {'' if count is None else f'({count} pixels) '}is not in the label scheme's palette", path=path,
+        hint="colour-coded labels must use the scheme's palette exactly (white = ignore; `labelsplat labels schemes "
+             "NAME` lists it); or write class ids as uint8 greyscale PNGs (`labelsplat labels convert --colors`)")
+
+
+def _labels_from_colours(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:
+    """(H, W, 3) colour-coded labels -> class ids by exact palette colour (white = 255)."""
+    lut = _colour_lut(palette)
+    uniq, inverse, counts = np.unique(_rgb_keys(rgb).reshape(-1), return_inverse=True, return_counts=True)
+    ids = np.empty(len(uniq), np.uint8)
+    for j, key in enumerate(uniq.tolist()):
+        if key not in lut:
+            raise _unknown_colour(path, key, int(counts[j]))
+        ids[j] = lut[key]
+    return ids[inverse.reshape(-1)].reshape(rgb.shape[:2])
+
+
+def _labels_from_palette_image(img, palette: np.ndarray | None, path: Path) -> np.ndarray:
+    """A palette-mode (P) PNG: decoded by colour when every used entry is a scheme colour (and the
+    palette is not plain grey, index i = (i, i, i)); read as indices when no used entry is one
+    (the id range is checked by the caller); refused naming the colour when only some are."""
+    idx = np.asarray(img, dtype=np.uint8)
+    if palette is None:
+        return idx
+    used = np.unique(idx)
+    pal = np.zeros((256, 3), np.uint8)
+    raw = np.asarray(img.getpalette() or [], np.uint8)[: 768 - 768 % 3].reshape(-1, 3)[:256]
+    pal[: len(raw)] = raw
+    keys = _rgb_keys(pal[used])
+    if np.array_equal(pal[used], np.repeat(used[:, None], 3, axis=1)):
+        return idx  # a grey palette: the indices are the ids
+    lut = _colour_lut(palette)
+    known = np.array([int(k) in lut for k in keys])
+    if known.all():
+        table = np.zeros(256, np.uint8)
+        table[used] = [lut[int(k)] for k in keys]
+        return table[idx]
+    if not known.any():
+        return idx  # a palette of other colours: indices, valid only if every one is a class (checked next)
+    raise _unknown_colour(path, int(keys[~known][0]))
+
+
+def read_label(path: str | Path, num_classes: int | None = None, *, shape: tuple[int, int] | None = None,
+               palette: np.ndarray | None = None) -> np.ndarray:
     """Read a label PNG as uint8 (H, W) class ids; 255 (ignore) is always accepted.
 
     ``num_classes`` checks every id is in ``[0, num_classes)`` or 255; ``shape`` = (H, W)
-    checks the size against its image.
+    checks the size against its image. With the scheme's ``palette`` ((K, 3) RGB), colour-coded
+    maps are decoded by colour: RGB(A) images (a colour outside the palette is refused naming it;
+    white = ignore) and palette-mode PNGs whose colours are scheme colours (see
+    :func:`_labels_from_palette_image`). Without it only single-channel maps are accepted.
     """
     path = Path(path)
     img = _open_image(path)
-    if img.mode in ("L", "P"):
+    if img.mode == "L":
         arr = np.asarray(img, dtype=np.uint8)
+    elif img.mode == "P":
+        arr = _labels_from_palette_image(img, palette, path)
     elif img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.int64)
         if arr.max(initial=0) > 255 or arr.min(initial=0) < 0:
             raise LabelsplatError("label ids above 255 in a 16-bit label image", path=path,
                                   hint="labels are class ids 0..K-1 (255 = ignore): write them as uint8 PNGs")
         arr = arr.astype(np.uint8)
+    elif img.mode in ("RGB", "RGBA") and palette is not None:
+        arr = _labels_from_colours(np.asarray(img.convert("RGB")), palette, path)
     else:
         raise LabelsplatError(
             f"a label map must be a single-channel image of class ids (mode L or P), got mode {img.mode}",

@@ -283,8 +283,9 @@ def _consistency(run, scene: Scene, cfg: RefineConfig) -> dict:
     cams = scene.cameras
     rendered = render_cameras(run, cams, batch_size=cfg.export.render_batch, min_views=cfg.export.min_views_seen)
     depths = [np.where(r["alpha"] >= cfg.export.alpha_threshold, r["depth"], 0.0) for r in rendered]
-    k = get_scheme(scene.label_scheme).num_classes
-    before = [read_label(scene.path(f.label_path), k, shape=(f.camera.height, f.camera.width)) for f in scene.frames]
+    s = get_scheme(scene.label_scheme)
+    before = [read_label(scene.path(f.label_path), s.num_classes, shape=(f.camera.height, f.camera.width),
+                         palette=s.palette_array()) for f in scene.frames]
     after = [r["labels"] for r in rendered]
     return {
         "before": multiview_consistency(before, depths, cams),

@@ -127,8 +127,8 @@ FILE_CASES = {
         _png_bytes(np.full((48, 48), 42, np.uint8))), "view_004.png", "label ids [42] are outside the scheme's 19 classes"),
     "label_wrong_size": (lambda s: (s / "labels" / "view_004.png").write_bytes(_png_bytes(np.zeros((24, 48), np.uint8))),
                          "view_004.png", "label size 48x24 differs from its image 48x48"),
-    "label_colour_png": (lambda s: (s / "labels" / "view_004.png").write_bytes(_png_bytes(np.zeros((48, 48, 3), np.uint8))),
-                         "view_004.png", "single-channel"),
+    "label_colour_png": (lambda s: (s / "labels" / "view_004.png").write_bytes(
+        _png_bytes(np.full((48, 48, 3), (1, 2, 3), np.uint8))), "view_004.png", "colour (1, 2, 3) (2304 pixels) is not in"),
     "label_16bit_ids_above_255": (lambda s: Image.fromarray(np.full((48, 48), 300, np.uint16)).save(s / "labels" / "view_004.png"),
                                   "view_004.png", "label ids above 255"),
     "label_truncated": (lambda s: (s / "labels" / "view_004.png").write_bytes((s / "labels" / "view_004.png").read_bytes()[:60]),

@@ -326,3 +326,65 @@ def test_checkpoint_without_meta_refused(cli, scene, tmp_path):
     r = cli("fit", scene, "--out", run, "--resume", "--device", "cpu", "--quiet")
     assert_clean_error(r, "step_000010.pt", "the checkpoint lacks 'meta'")
     assert snapshot(run) == before
+
+
+# ----------------------------------------------------------------------------- silently wrong
+def _palette_png(path: Path, idx: np.ndarray, pal: np.ndarray) -> None:
+    from PIL import Image
+
+    img = Image.fromarray(idx.astype(np.uint8), mode="P")
+    full = np.zeros((256, 3), np.uint8)
+    full[: len(pal)] = pal
+    img.putpalette(full.reshape(-1).tolist())
+    img.save(path)
+
+
+def test_colour_coded_labels_are_decoded_by_colour(cli, scene):
+    """An RGB label map and a palette-mode one whose indices are not the class ids (shuffled palette)
+    both read as the scheme's class ids; `scene info` accepts the scene."""
+    from PIL import Image
+
+    from labelsplat.io import read_label
+    from labelsplat.schemes import colorize, get_scheme
+
+    s = get_scheme("celebamask19-zll")
+    ids1 = read_label(scene / "labels" / "view_001.png")
+    Image.fromarray(colorize(ids1, s)).save(scene / "labels" / "view_001.png")
+    ids2 = read_label(scene / "labels" / "view_002.png")
+    perm = np.random.default_rng(0).permutation(19)
+    pal = np.zeros((19, 3), np.uint8)
+    pal[perm] = s.palette_array()  # index perm[c] has class c's colour
+    _palette_png(scene / "labels" / "view_002.png", np.where(ids2 == 255, 0, perm[np.minimum(ids2, 18)]), pal)
+    assert np.array_equal(read_label(scene / "labels" / "view_001.png", 19, palette=s.palette_array()), ids1)
+    got = read_label(scene / "labels" / "view_002.png", 19, palette=s.palette_array())
+    assert np.array_equal(got[ids2 != 255], ids2[ids2 != 255])
+    r = cli("scene", "info", scene)
+    assert r.exit_code == 0, r.output
+
+
+def test_colour_outside_the_palette_refused(cli, scene):
+    from PIL import Image
+
+    from labelsplat.io import read_label
+    from labelsplat.schemes import colorize
+
+    rgb = colorize(read_label(scene / "labels" / "view_004.png"), "celebamask19-zll")
+    rgb[5, 5] = (1, 2, 3)
+    Image.fromarray(rgb).save(scene / "labels" / "view_004.png")
+    r = cli("scene", "info", scene)
+    assert_clean_error(r, "view_004.png", "colour (1, 2, 3) (1 pixels) is not in the label scheme's palette")
+
+
+@pytest.mark.parametrize("top, ok", [(18, True), (42, False)])
+def test_palette_png_of_other_colours_read_as_indices_only_if_valid(cli, scene, top, ok):
+    """A palette-mode label whose palette holds no scheme colour: its indices are the ids when every
+    one is a class, else refused."""
+    idx = np.zeros((48, 48), np.uint8)
+    idx[10:20, 10:20] = top
+    pal = np.stack([np.arange(256) // 2 + 1, np.full(256, 77), np.full(256, 3)], 1).astype(np.uint8)  # no scheme colour
+    _palette_png(scene / "labels" / "view_003.png", idx, pal)
+    r = cli("scene", "info", scene)
+    if ok:
+        assert r.exit_code == 0, r.output
+    else:
+        assert_clean_error(r, "view_003.png", "label ids [42] are outside the scheme's 19 classes")

@@ -163,8 +163,8 @@ def evaluate_label_folders(
     yaws: dict[str, float | None] = {}
     for name in sorted(views):
         p_path, g_path, frame = views[name]
-        g = read_label(g_path, s.num_classes)
-        p = read_label(p_path, s.num_classes, shape=g.shape)
+        g = read_label(g_path, s.num_classes, palette=s.palette_array())
+        p = read_label(p_path, s.num_classes, shape=g.shape, palette=s.palette_array())
         yaw = None
         if frame is not None:
             cam = frame.camera

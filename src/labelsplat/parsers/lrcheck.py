@@ -152,7 +152,8 @@ def check_lr(scene_dir, *, labels: str = "label", max_yaw: float = 30.0, min_pix
         if abs(yaw) >= max_yaw:
             continue
         near += 1
-        lab = read_label(scene.path(rel), s.num_classes, shape=(fr.camera.height, fr.camera.width))
+        lab = read_label(scene.path(rel), s.num_classes, shape=(fr.camera.height, fr.camera.width),
+                         palette=s.palette_array())
         v = ViewResult(fr.name, round(float(yaw), 3), round(float(pitch), 3),
                        view_votes(lab, fr.camera, head, s, min_pixels=min_pixels, min_separation=min_separation))
         v.verdict = _majority([pv.vote for pv in v.votes if pv.vote])

@@ -122,7 +122,16 @@ def _scene_warnings(scene: Scene) -> list[str]:
     return warnings
 
 
-def _check_frame_files(scene: Scene, f, json_path: Path, num_classes: int, check_label_ids: bool) -> None:
+def scheme_palette(scheme: Any) -> np.ndarray | None:
+    """The (K, 3) palette of a scheme given by name or as an object with ``palette_array()`` (None otherwise)."""
+    if isinstance(scheme, str):
+        return get_scheme(scheme).palette_array()
+    fn = getattr(scheme, "palette_array", None)
+    return fn() if callable(fn) else None
+
+
+def _check_frame_files(scene: Scene, f, json_path: Path, num_classes: int, check_label_ids: bool,
+                       palette: np.ndarray | None = None) -> None:
     """A frame's image matches its intrinsics; its labels and mask exist, match the image's size
     and (``check_label_ids``) hold only the scheme's ids."""
     cam = f.camera
@@ -141,7 +150,7 @@ def _check_frame_files(scene: Scene, f, json_path: Path, num_classes: int, check
         if rel:
             p = scene.path(rel)
             if check_label_ids:
-                read_label(p, num_classes, shape=shape)
+                read_label(p, num_classes, shape=shape, palette=palette)
             else:
                 w, h = image_size(p)
                 if (h, w) != shape:
@@ -180,12 +189,13 @@ def validate_scene(
     json_path = Path(scene.root) / TRANSFORMS
     scheme = scene.label_scheme if scheme is None else scheme
     num_classes = scheme_num_classes(scheme, source=json_path)
+    palette = scheme_palette(scheme)
     _check_names_and_paths(scene, json_path, allow_outside)
     warnings = _scene_warnings(scene)
     if not check_files:
         return warnings
     for f in scene.frames:
-        _check_frame_files(scene, f, json_path, num_classes, check_label_ids)
+        _check_frame_files(scene, f, json_path, num_classes, check_label_ids, palette)
     if scene.ply_file_path:
         p = scene.path(scene.ply_file_path)
         if not p.is_file():

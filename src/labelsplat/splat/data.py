@@ -92,7 +92,8 @@ def _read_frame(scene: Scene, idx: int, fr, num_classes: int):
                 f"frame {idx} ({fr.name}) has no label_path; a joint fit needs a label map for every view",
                 path=json_path, hint="run `labelsplat parse` on the scene first, or fit RGB only (--rgb-only)",
             )
-        lab = read_label(scene.path(fr.label_path), num_classes, shape=(cam.height, cam.width))
+        lab = read_label(scene.path(fr.label_path), num_classes, shape=(cam.height, cam.width),
+                         palette=get_scheme(scene.label_scheme).palette_array())
         label_file = str(scene.path(fr.label_path))
     conf = None
     if num_classes > 0 and fr.extra.get("label_confidence_path"):
