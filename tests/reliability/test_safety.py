@@ -388,3 +388,78 @@ def test_palette_png_of_other_colours_read_as_indices_only_if_valid(cli, scene, 
         assert r.exit_code == 0, r.output
     else:
         assert_clean_error(r, "view_003.png", "label ids [42] are outside the scheme's 19 classes")
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("sheared", "frame 2: the rotation part of transform_matrix is not orthonormal"),
+    ("scaled", "frame 2: the rotation part of transform_matrix is not orthonormal"),
+    ("reflection", "frame 2: the rotation part of transform_matrix is a reflection"),
+    ("tiny_focal", "frame 2: fl_x=1e-06 with w=48 gives a field of view of 180 degrees"),
+    ("long_focal", "frame 2: fl_y=1e+06 with h=48 gives a field of view of 0.00275 degrees"),
+])
+def test_implausible_cameras_refused(cli, scene, case, needle):
+    def edit(d):
+        fr = d["frames"][2]
+        m = np.array(fr["transform_matrix"], float)
+        if case == "sheared":
+            m[:3, :3] = m[:3, :3] @ np.array([[1, 0.2, 0], [0, 1, 0], [0, 0, 1]])
+        elif case == "scaled":
+            m[:3, :3] *= 1.01
+        elif case == "reflection":
+            m[:3, 0] *= -1
+        fr["transform_matrix"] = m.tolist()
+        if case == "tiny_focal":
+            fr.update({k: d.get(k, fr.get(k)) for k in ("fl_y", "cx", "cy", "w", "h")}, fl_x=1e-6)
+        if case == "long_focal":
+            fr.update({k: d.get(k, fr.get(k)) for k in ("fl_x", "cx", "cy", "w", "h")}, fl_y=1e6)
+
+    _edit(scene, edit)
+    assert_clean_error(cli("scene", "info", scene), "transforms.json", needle)
+
+
+def _ply(scene: Path, pts: np.ndarray) -> None:
+    from plyfile import PlyData, PlyElement
+
+    v = np.zeros(len(pts), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
+    v["x"], v["y"], v["z"] = pts.T
+    PlyData([PlyElement.describe(v, "vertex")]).write(str(scene / "points.ply"))
+    _edit(scene, lambda d: d.__setitem__("ply_file_path", "points.ply"))
+
+
+def _head_cloud(scene: Path, n: int = 300) -> np.ndarray:
+    d = json.loads((scene / "transforms.json").read_text())
+    centre = np.asarray(d["head_frame"]["center"], float)
+    dist = np.median([np.linalg.norm(np.array(f["transform_matrix"])[:3, 3] - centre) for f in d["frames"]])
+    return centre + np.random.default_rng(0).normal(scale=0.05 * dist, size=(n, 3))
+
+
+def test_point_cloud_outliers_and_non_finite_points_dropped_and_counted(cli, scene, tmp_path):
+    pts = _head_cloud(scene)
+    pts[0] = 1e30
+    pts[1] = np.nan
+    _ply(scene, pts)
+    r = cli("fit", scene, "--out", tmp_path / "run", "--steps", "2", *FIT)
+    assert r.exit_code == 0, r.output
+    assert "dropped 1 point(s) with NaN/infinite coordinates and 1 far outlier(s)" in " ".join(r.output.split())
+    notes = json.loads((tmp_path / "run" / "run.json").read_text())["notes"]
+    assert any("far outlier" in n for n in notes)
+
+
+def test_point_cloud_mostly_non_finite_refused(cli, scene, tmp_path):
+    pts = _head_cloud(scene, 100)
+    pts[:11] = np.inf
+    _ply(scene, pts)
+    r = cli("fit", scene, "--out", tmp_path / "run", "--steps", "2", *FIT)
+    assert_clean_error(r, "points.ply", "11 of 100 points of the point cloud have NaN/infinite coordinates")
+    assert not (tmp_path / "run").exists()
+
+
+def test_one_view_refused_few_views_warned(cli, scene, tmp_path):
+    _edit(scene, lambda d: d.__setitem__("frames", d["frames"][:3]))
+    r = cli("fit", scene, "--out", tmp_path / "run3", "--steps", "2", *FIT)
+    assert r.exit_code == 0, r.output
+    assert "warning: only 3 views" in " ".join(r.output.split())
+    _edit(scene, lambda d: d.__setitem__("frames", d["frames"][:1]))
+    r = cli("fit", scene, "--out", tmp_path / "run1", "--steps", "2", *FIT)
+    assert_clean_error(r, "transforms.json", "the scene has 1 view; a fit needs at least 2")
+    assert not (tmp_path / "run1").exists()

@@ -23,6 +23,10 @@ from .paths import check_name, path_escapes
 
 TRANSFORMS = "transforms.json"
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+#: The rotation block of a camera-to-world matrix must be orthonormal to this tolerance.
+ROTATION_TOLERANCE = 1e-3
+#: A plausible field of view (degrees, open interval), horizontally and vertically.
+FOV_RANGE_DEG = (1.0, 179.0)
 
 
 @dataclass
@@ -105,6 +109,12 @@ def _matrix(value: Any, where: str, path: Path) -> np.ndarray:
     R = m[:3, :3]
     if abs(np.linalg.det(R)) < 1e-8:
         raise LabelsplatError(f"{where}: transform_matrix is singular (rotation part has zero determinant)", path=path)
+    err = float(np.abs(R.T @ R - np.eye(3)).max())
+    if err > ROTATION_TOLERANCE or np.linalg.det(R) < 0:
+        what = (f"is not orthonormal (|R^T R - I| = {err:.3g} > {ROTATION_TOLERANCE:g}: scaled or sheared)"
+                if err > ROTATION_TOLERANCE else "is a reflection (determinant -1)")
+        raise LabelsplatError(f"{where}: the rotation part of transform_matrix {what}; a camera-to-world matrix "
+                              "holds a rotation and a translation", path=path)
     return m
 
 
@@ -175,6 +185,13 @@ def _frame_field(idx: int, fr: Any, data: dict, json_path: Path, seen: set[str])
         intr[key] = _number(src, key, where, json_path, positive=key in ("fl_x", "fl_y", "w", "h"))
         if key in ("w", "h") and intr[key] != int(intr[key]):
             raise LabelsplatError(f"{where}: '{key}' must be a whole number of pixels, got {intr[key]}", path=json_path)
+    for f_key, size_key in (("fl_x", "w"), ("fl_y", "h")):
+        fov = float(np.degrees(2 * np.arctan(intr[size_key] / (2 * intr[f_key]))))
+        if not FOV_RANGE_DEG[0] < fov < FOV_RANGE_DEG[1]:
+            raise LabelsplatError(f"{where}: {f_key}={intr[f_key]:g} with {size_key}={intr[size_key]:g} gives a field of "
+                                  f"view of {fov:.3g} degrees, outside ({FOV_RANGE_DEG[0]:g}, {FOV_RANGE_DEG[1]:g})",
+                                  path=json_path, hint="focal lengths are in pixels of this image (fl_x ~ w for a "
+                                                       "53-degree lens); check the units")
     for key in ("file_path", "label_path", "gt_label_path", "mask_path"):
         if key in fr and fr[key] is not None and not isinstance(fr[key], str):
             raise LabelsplatError(f"{where}: '{key}' must be a string path", path=json_path)

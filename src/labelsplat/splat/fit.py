@@ -319,6 +319,7 @@ class FitLoop:
         if ckpt is None:
             init, source = initial_points(self.scene, self.cams_n, self.views.images, self.views.labels,
                                           self.views.masks, self.norm, cfg, K)
+            self.notes.extend(init.notes)
             model = GaussianModel.from_points(init.means, init.colors, init.labels if K > 0 else None,
                                               sh_degree=cfg.sh_degree, num_classes=K, init_opacity=cfg.init_opacity,
                                               device=self.device, head=self.head)

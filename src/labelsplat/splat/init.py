@@ -18,7 +18,7 @@ Initial Gaussians sit on the hull's surface voxels (kept voxels with an empty
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class InitPoints:
     means: np.ndarray
     colors: np.ndarray
     labels: np.ndarray
+    notes: list[str] = field(default_factory=list)  # what was dropped from a point cloud
 
     def __post_init__(self) -> None:
         n = len(self.means)
@@ -241,13 +242,42 @@ def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     pts = np.stack([np.asarray(v[k], dtype=np.float64) for k in ("x", "y", "z")], axis=1)
     if len(pts) == 0:
         raise LabelsplatError("the point cloud has no points", path=path)
-    if not np.all(np.isfinite(pts)):
-        raise LabelsplatError("the point cloud has NaN/infinite coordinates", path=path)
     cols = None
     if all(k in names for k in ("red", "green", "blue")):
         cols = np.stack([np.asarray(v[k], dtype=np.float64) for k in ("red", "green", "blue")], axis=1)
         cols = cols / 255.0 if cols.max(initial=0) > 1.0 else cols
     return pts, cols
+
+
+#: Points with NaN/infinite coordinates: dropped up to this share of the cloud, refused above it.
+MAX_NON_FINITE_FRACTION = 0.10
+#: Points farther from the cloud's median than this many times its median distance are dropped.
+OUTLIER_SPREADS = 10.0
+
+
+def clean_point_cloud(pts: np.ndarray, cols: np.ndarray | None,
+                      path: str | Path) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """(points, colours, note): non-finite points dropped (refused above
+    :data:`MAX_NON_FINITE_FRACTION` of the cloud) and far outliers (beyond :data:`OUTLIER_SPREADS`
+    times the robust spread, the median distance to the median point) dropped; the note counts them."""
+    n = len(pts)
+    finite = np.isfinite(pts).all(axis=1)
+    n_bad = int((~finite).sum())
+    if n_bad > MAX_NON_FINITE_FRACTION * n:
+        raise LabelsplatError(f"{n_bad} of {n} points of the point cloud have NaN/infinite coordinates "
+                              f"(more than {MAX_NON_FINITE_FRACTION:.0%})", path=path,
+                              hint="export the point cloud again, or remove ply_file_path to start from the views")
+    dist = np.full(n, np.inf)
+    centre = np.median(pts[finite], axis=0)
+    dist[finite] = np.linalg.norm(pts[finite] - centre, axis=1)
+    spread = float(np.median(dist[finite]))
+    keep = finite & (dist <= OUTLIER_SPREADS * spread) if spread > 0 else finite
+    n_far = int((finite & ~keep).sum())
+    if not (n_bad or n_far):
+        return pts, cols, None
+    note = (f"point cloud {Path(path).name}: dropped {n_bad} point(s) with NaN/infinite coordinates and {n_far} far "
+            f"outlier(s) (beyond {OUTLIER_SPREADS:g}x the cloud's robust spread) of {n}")
+    return pts[keep], None if cols is None else cols[keep], note
 
 
 def hull_min_views(cfg: FitConfig, n_views: int) -> int:
@@ -264,7 +294,8 @@ def initial_points(scene: Scene, cameras: list[Camera], images: list[np.ndarray]
     (subsampled to ``cfg.init_max_points``, seeded) or the voting visual hull of the views
     (``cameras`` in the normalised frame, base resolution)."""
     if scene.ply_file_path:
-        pts, cols = read_point_cloud(scene.path(scene.ply_file_path))
+        pts, cols, note = clean_point_cloud(*read_point_cloud(scene.path(scene.ply_file_path)),
+                                            scene.path(scene.ply_file_path))
         pts_n = norm.to_norm(pts)
         rng = np.random.default_rng(cfg.seed)
         if len(pts_n) > cfg.init_max_points:
@@ -274,7 +305,7 @@ def initial_points(scene: Scene, cameras: list[Camera], images: list[np.ndarray]
         c2, labs = sample_views(pts_n, cameras, images, labels, num_classes)
         if cols is not None and len(cols) == len(pts_n):
             c2 = cols
-        return InitPoints(pts_n, c2, labs), f"point cloud {scene.ply_file_path}"
+        return InitPoints(pts_n, c2, labs, [note] if note else []), f"point cloud {scene.ply_file_path}"
     init = hull_points(
         cameras, masks, images, labels, num_classes, resolution=cfg.hull_resolution, bound=cfg.hull_bound,
         vote_fraction=cfg.hull_vote_fraction, min_views=hull_min_views(cfg, len(cameras)),
