@@ -41,7 +41,7 @@ from .eval import (LabellingScores, confusion_matrix, metrics_document, multivie
 from .extract import extract_argmax, extract_palette, postprocess
 from .io import atomic_write_json, read_json, read_label, write_png
 from .report import ReportView, write_report
-from .rundir import RESUME, RunDir
+from .rundir import NEW, RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 from .scene.fingerprint import fingerprint_diff, scene_fingerprint
 from .schemes import colorize, get_scheme
@@ -100,11 +100,11 @@ def check_refine_output(out: Path, cfg: RefineConfig, scenes: list, *, resume: b
     return rd
 
 
-def _clean_failed_output(out: Path, *, created: bool) -> None:
-    """After a failed refine: remove the output this command created when no scene finished (a
-    rerun then starts afresh); otherwise leave it for ``--resume``, which completes it."""
-    if created and not any(_valid_done(d / DONE) for d in (out / "scenes").glob("*")):
-        shutil.rmtree(out, ignore_errors=True)
+def _clean_failed_output(rd: RunDir, *, created: bool, existed: bool) -> None:
+    """After a failed refine: remove what this command created when no scene finished (a rerun then
+    starts afresh); otherwise leave it for ``--resume``, which completes it."""
+    if created and not any(_valid_done(d / DONE) for d in (rd.path / "scenes").glob("*")):
+        rd.discard(existed=existed)
 
 
 def start_refine_output(rd: RunDir, cfg: RefineConfig, scenes: list, *, resume: bool, overwrite: bool) -> None:
@@ -564,15 +564,17 @@ def refine(
         raise LabelsplatError(f"scene names must be unique within one run, repeated: {sorted(dup)}")
     out = Path(out)
     rd = check_refine_output(out, cfg, scenes, resume=resume, overwrite=overwrite, allow_outside=allow_outside)
-    mode = rd.check(resume=resume, overwrite=overwrite)
-    start_refine_output(rd, cfg, scenes, resume=resume, overwrite=overwrite)
-    try:
-        outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log, allow_outside=allow_outside)
-                    for s in scenes]
-    except Exception:
-        _clean_failed_output(out, created=mode != RESUME)
-        raise
-    pooled = finish_outputs(out, outcomes, cfg, title=title)
+    mode, existed = rd.check(resume=resume, overwrite=overwrite), out.exists()
+    rd.prepare(resume=resume, overwrite=overwrite)  # a replaced output is removed before the lock is taken
+    with rd.lock(log=log):  # one writer per output
+        start_refine_output(rd, cfg, scenes, resume=resume, overwrite=overwrite)
+        try:
+            outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log,
+                                     allow_outside=allow_outside) for s in scenes]
+        except Exception:
+            _clean_failed_output(rd, created=mode != RESUME, existed=existed and mode == NEW)
+            raise
+        pooled = finish_outputs(out, outcomes, cfg, title=title)
     return pooled, outcomes
 
 

@@ -13,7 +13,10 @@ Every command that writes a directory (``fit``, ``refine``, ``render``, ``batch`
 * ``--overwrite`` removes only a directory that labelsplat wrote: one with the marker, or a
   legacy output recognised by the files labelsplat writes (:data:`LEGACY_SIGNS`); never a
   directory that is, contains or lies inside an input of the same command;
-* every refusal names the path and the reason.
+* every refusal names the path and the reason;
+* one writer at a time: :meth:`RunDir.lock` holds an exclusive lock file, :data:`LOCK` (pid, host,
+  start time), while a command writes; a second writer is refused naming the holder, and a lock
+  whose process is gone (same host) is reclaimed with a note.
 
 Commands that build their output in a temporary sibling (:func:`labelsplat.io.atomic_dir`)
 call :meth:`RunDir.check` before the build (no side effect) and :meth:`RunDir.write_marker`
@@ -24,9 +27,13 @@ or :meth:`RunDir.write_provenance` after it. Weight files (``train`` / ``finetun
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +41,15 @@ from typing import Any, Iterable, Sequence
 
 from . import SCHEMA_VERSION, __version__
 from .errors import LabelsplatError
-from .io import atomic_write_json, clean_leftovers, ensure_dir
+from .io import _pid_alive, atomic_write_json, clean_leftovers, ensure_dir
 
 #: The marker file of a directory labelsplat created.
 MARKER = ".labelsplat-run.json"
 MARKER_SCHEMA_VERSION = 1
+#: The lock file of a directory a command is writing (removed when it ends).
+LOCK = ".labelsplat-lock.json"
+#: An unreadable lock younger than this (seconds) may be one being written: it counts as held.
+LOCK_GRACE_S = 10.0
 
 #: Files that identify a labelsplat output written before the marker existed: each sign is a
 #: tuple of relative globs that must all match. JSON files count only when they hold a
@@ -87,7 +98,7 @@ def fingerprint(path: str | Path) -> dict[str, Any]:
     p = _resolved(path)
     if not p.exists():
         return {"path": str(p), "exists": False}
-    files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file() and q.name != MARKER)
+    files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file() and q.name not in (MARKER, LOCK))
     h = hashlib.sha256()
     total = 0
     for f in files:
@@ -162,7 +173,7 @@ class RunDir:
 
     def _is_empty(self) -> bool:
         """No entry besides the marker (a directory created by a command that then stopped)."""
-        return not any(p.name != MARKER for p in self.path.iterdir())
+        return not any(p.name not in (MARKER, LOCK) for p in self.path.iterdir())
 
     # ------------------------------------------------------------------ the rules
     def _refuse_overlap(self) -> None:
@@ -187,6 +198,7 @@ class RunDir:
         if resume and overwrite:
             raise LabelsplatError("--resume and --overwrite exclude each other",
                                   hint="--resume continues the run, --overwrite starts it again: pass one")
+        self.check_lock()
         self._check_parents()
         if self.path.exists() and not self.path.is_dir():
             raise LabelsplatError("the output path is a file, not a directory", path=self.path,
@@ -231,6 +243,94 @@ class RunDir:
         if self.marker() is None:
             self.write_marker()
         return mode
+
+    def discard(self, *, existed: bool) -> None:
+        """Remove what a failed command created here: the directory, or (when it ``existed`` before,
+        empty) only its entries, so a rerun starts afresh. Call it only for a NEW output."""
+        if not self.path.is_dir():
+            return
+        if not existed:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for p in self.path.iterdir():
+            if p.name == LOCK:
+                continue  # released by the lock's owner
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ one writer at a time
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
+
+    def _holder(self) -> dict | None:
+        """The lock's holder ({pid, host, started}), ``{}`` for an unreadable lock, None without a lock."""
+        p = self.lock_path
+        if not p.is_file():
+            return None
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def _held(self, doc: dict) -> bool:
+        """Whether the lock's holder may still be writing (a live process, or one on another host)."""
+        if not doc:
+            with contextlib.suppress(OSError):
+                return time.time() - self.lock_path.stat().st_mtime < LOCK_GRACE_S
+            return False
+        if doc.get("host") != socket.gethostname():
+            return True  # a process on another machine cannot be checked from here
+        pid = doc.get("pid")
+        return isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid)
+
+    def check_lock(self) -> None:
+        """Refuse when another process holds this directory's lock (changes nothing)."""
+        doc = self._holder()
+        if doc is not None and self._held(doc):
+            who = (f"pid {doc.get('pid')} on host {doc.get('host')}, since {doc.get('started')}" if doc
+                   else "its lock file is being written")
+            raise LabelsplatError(f"another labelsplat command is writing this output ({who})", path=self.path,
+                                  hint=f"wait until it ends; if that process is gone (another machine), remove "
+                                       f"{self.lock_path}")
+
+    @contextlib.contextmanager
+    def lock(self, *, log=None):
+        """Hold the directory's exclusive lock while the block runs (the directory is created). A lock
+        left by a process that is gone (same host) is reclaimed with a note."""
+        ensure_dir(self.path)
+        doc = {"pid": os.getpid(), "host": socket.gethostname(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self.check_lock()
+                old = self._holder() or {}
+                msg = (f"note: reclaimed the lock of {self.path} left by a process that is gone "
+                       f"(pid {old.get('pid', '?')} on {old.get('host', '?')})")
+                if log is None:
+                    print(msg, file=sys.stderr)
+                else:
+                    log(msg)
+                with contextlib.suppress(FileNotFoundError):
+                    self.lock_path.unlink()
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(doc, fh)
+            break
+        else:
+            self.check_lock()
+            raise LabelsplatError("cannot take the output's lock", path=self.lock_path)
+        try:
+            yield self
+        finally:
+            if (self._holder() or {}).get("pid") == os.getpid():
+                with contextlib.suppress(OSError):
+                    self.lock_path.unlink()
 
     # ------------------------------------------------------------------ marker and provenance
     def write_marker(self, **extra: Any) -> Path:
@@ -285,5 +385,5 @@ def check_output_file(path: str | Path, *, overwrite: bool = False, resume: bool
     return path
 
 
-__all__ = ["MARKER", "LEGACY_SIGNS", "NEW", "RESUME", "REPLACE", "RunDir", "check_output_file", "config_diff",
+__all__ = ["LOCK", "MARKER", "LEGACY_SIGNS", "NEW", "RESUME", "REPLACE", "RunDir", "check_output_file", "config_diff",
            "fingerprint"]

@@ -463,3 +463,46 @@ def test_one_view_refused_few_views_warned(cli, scene, tmp_path):
     r = cli("fit", scene, "--out", tmp_path / "run1", "--steps", "2", *FIT)
     assert_clean_error(r, "transforms.json", "the scene has 1 view; a fit needs at least 2")
     assert not (tmp_path / "run1").exists()
+
+
+# ----------------------------------------------------------------------------- one writer per output
+def _lock(out: Path, pid: int, host: str | None = None) -> None:
+    import socket
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".labelsplat-lock.json").write_text(json.dumps(
+        {"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01T00:00:00Z"}))
+
+
+def test_second_writer_refused_naming_the_holder(cli, scene, tmp_path):
+    """An output locked by a live process (here a sleeping child; or one on another host): refused
+    with its pid and host, nothing removed or written."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for host, needle in ((None, f"pid {holder.pid} on host "), ("elsewhere", "on host elsewhere")):
+            out = tmp_path / f"run_{host}"
+            _lock(out, holder.pid, host)
+            before = snapshot(out)
+            r = cli("fit", scene, "--out", out, "--steps", "2", *FIT)
+            assert_clean_error(r, "another labelsplat command is writing this output", needle)
+            assert snapshot(out) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_stale_lock_reclaimed_with_a_note(cli, scene, tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = tmp_path / "run"
+    _lock(out, gone.pid)
+    r = cli("fit", scene, "--out", out, "--steps", "2", *FIT)
+    assert r.exit_code == 0, r.output
+    assert f"reclaimed the lock of {out} left by a process that is gone (pid {gone.pid}" in " ".join(r.output.split())
+    assert not (out / ".labelsplat-lock.json").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import typer
@@ -52,7 +51,7 @@ def fit_command(
     # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..config import apply_fit_overrides, fit_preset, parse_fit_set
     from ..device import resolve_device
-    from ..rundir import RESUME, RunDir
+    from ..rundir import NEW, RESUME, RunDir
     from ..scene import load_scene
     from ..splat import fit
 
@@ -67,13 +66,15 @@ def fit_command(
     dev = resolve_device(device)
     if resume:
         cfg = _resume_config(out, preset, overrides, extra)
-    mode = rd.prepare(resume=resume, overwrite=overwrite)  # the fit creates the directory once its inputs are read
-    try:
-        result = fit(scene_obj, out, cfg, device=dev, backend=None if backend in (None, "auto") else backend,
-                     resume=resume, progress=not quiet)
-    except Exception:
-        _discard_failed_run(out, created=mode != RESUME)
-        raise
+    existed = out.exists()
+    mode = rd.prepare(resume=resume, overwrite=overwrite)
+    with rd.lock():  # one writer per run directory
+        try:
+            result = fit(scene_obj, out, cfg, device=dev, backend=None if backend in (None, "auto") else backend,
+                         resume=resume, progress=not quiet)
+        except Exception:
+            _discard_failed_run(rd, existed=existed and mode == NEW, created=mode != RESUME)
+            raise
     rd.write_provenance(result.config.to_dict(), result.config.seed)
     for note in result.notes:
         err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
@@ -88,14 +89,14 @@ def fit_command(
     )
 
 
-def _discard_failed_run(out: Path, *, created: bool) -> None:
-    """A failed fit that wrote no checkpoint leaves nothing to resume: remove the directory it
-    created, so that a rerun starts afresh (with a checkpoint, ``--resume`` continues it)."""
+def _discard_failed_run(rd, *, existed: bool, created: bool) -> None:
+    """A failed fit that wrote no checkpoint leaves nothing to resume: remove what it created, so
+    that a rerun starts afresh (with a checkpoint, ``--resume`` continues it)."""
     # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..splat.checkpoint import latest_checkpoint
 
-    if created and out.is_dir() and latest_checkpoint(out) is None:
-        shutil.rmtree(out, ignore_errors=True)
+    if created and latest_checkpoint(rd.path) is None:
+        rd.discard(existed=existed)
 
 
 def _resume_config(out: Path, preset: str | None, overrides: dict, extra: dict):
