@@ -147,6 +147,57 @@ def test_fuzz_transforms_json(work, data):
         _expect_ok_or_error(validate_scene, scene, check_label_ids=False)
 
 
+names = st.one_of(st.text(max_size=12), st.sampled_from(["..", ".", "../../x", "/abs", "a/b", "a\\b", ".h", " x",
+                                                           "scène 1", "x" * 250, "t\tab", ""]))
+floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.sampled_from([0.0, 1e-6, 1e6, -1.0]))
+
+
+def _rotation_like(data) -> list:
+    """A valid camera-to-world matrix, perturbed (shear, scale, reflection, non-finite) or replaced by noise."""
+    from scipy.spatial.transform import Rotation
+
+    m = np.eye(4)
+    m[:3, :3] = Rotation.from_rotvec(data.draw(st.lists(st.floats(-3, 3), min_size=3, max_size=3))).as_matrix()
+    m[:3, 3] = data.draw(st.lists(st.floats(-10, 10), min_size=3, max_size=3))
+    how = data.draw(st.sampled_from(["keep", "perturb", "noise"]), label="matrix")
+    if how == "perturb":
+        i, j = data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))
+        m[i, j] = m[i, j] + data.draw(floats) if data.draw(st.booleans()) else data.draw(floats)
+    elif how == "noise":
+        m = np.array(data.draw(st.lists(st.lists(floats, min_size=4, max_size=4), min_size=3, max_size=4)))
+    return m.tolist()
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(data=st.data())
+def test_fuzz_transforms_values(work, data):
+    """Valid structure, random values where files are named and cameras placed: frame names, camera
+    matrices and intrinsics. Accepted scenes have file-safe names, rotations and plausible fields of view."""
+    from labelsplat.scene import load_scene
+    from labelsplat.scene.format import FOV_RANGE_DEG, ROTATION_TOLERANCE
+    from labelsplat.scene.paths import name_problem
+
+    doc = json.loads(json.dumps(work["transforms"]))
+    for fr in doc["frames"]:
+        if data.draw(st.booleans(), label="new name"):
+            fr["name"] = data.draw(names)
+        fr["transform_matrix"] = _rotation_like(data)
+        for key in ("fl_x", "fl_y", "cx", "cy", "w", "h"):
+            if data.draw(st.integers(0, 5), label=f"change {key}") == 0:
+                fr[key] = data.draw(floats)
+    (work["scene"] / "transforms.json").write_text(_dump(doc), encoding="utf-8", errors="surrogatepass")
+    scene = _expect_ok_or_error(load_scene, work["scene"])
+    if scene is None:
+        return
+    _check_scene(scene)
+    for f in scene.frames:
+        assert name_problem(f.name) is None, f.name
+        R = f.camera.c2w[:3, :3]
+        assert np.abs(R.T @ R - np.eye(3)).max() <= ROTATION_TOLERANCE and np.linalg.det(R) > 0
+        for fl, size in ((f.camera.fx, f.camera.width), (f.camera.fy, f.camera.height)):
+            assert FOV_RANGE_DEG[0] < math.degrees(2 * math.atan(size / (2 * fl))) < FOV_RANGE_DEG[1]
+
+
 @settings(max_examples=15, **SETTINGS)
 @given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
 def test_fuzz_transforms_text(work, text):
