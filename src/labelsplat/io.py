@@ -62,7 +62,7 @@ def check_image_pixels(path: Path, width: int, height: int) -> None:
     limit = max_image_pixels()
     if int(width) * int(height) > limit:
         raise LabelsplatError(
-            f"the image is {width}x{height} = {int(width) * int(height) / 1e6:.0f} megapixels, above the limit of "
+            f"the image is {width}x{height} = {int(width) * int(height) / 1e6:.4g} megapixels, above the limit of "
             f"{limit / 1e6:g} megapixels (refused before decoding: a damaged or hostile file?)", path=path,
             hint=f"if the image is genuine, raise the limit with --max-image-pixels N or {MAX_IMAGE_PIXELS_ENV}=N")
 
@@ -287,8 +287,8 @@ def read_json(path: str | Path) -> Any:
         raise LabelsplatError("expected a JSON file but found a directory", path=path)
     check_regular_file(path, "JSON file")
     if path.stat().st_size > MAX_JSON_BYTES:
-        raise LabelsplatError(f"the JSON file is {path.stat().st_size / 2**20:.0f} MB, above the limit of "
-                              f"{MAX_JSON_BYTES / 2**20:.0f} MB", path=path, hint="is this the right file?")
+        raise LabelsplatError(f"the JSON file is {path.stat().st_size:,} bytes, above the limit of "
+                              f"{MAX_JSON_BYTES:,} bytes", path=path, hint="is this the right file?")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -37,7 +37,7 @@ def name_problem(name: object) -> str | None:
     if not name:
         return "is empty"
     if name in (".", ".."):
-        return f"{name!r} is not a file name"
+        return "is not a file name"
     bad = sorted({c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127})
     if bad:
         return f"contains {', '.join(repr(c) for c in bad)} (a name is one file name: no path separators or control characters)"
