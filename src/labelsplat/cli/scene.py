@@ -25,14 +25,17 @@ scene_app = typer.Typer(
         "  labelsplat scene import --format facescape data/1/1_neutral/params.json --images data/1/1_neutral --out scenes/fs_1\n\n"
         "  labelsplat scene import --format colmap cap/sparse/0 --images cap/images --labels cap/labels --out scenes/cap\n\n"
         "  labelsplat scene import --format nersemble seq/camera_params.json --images seq/frame_00000/images "
-        "--head-frame '{\"center\": [0,0,0], \"up\": [0,1,0], \"forward\": [0,0,1]}' --out scenes/ns"
+        "--head-frame '{\"center\": [0,0,0], \"up\": [0,1,0], \"forward\": [0,0,1]}' --out scenes/ns\n\n"
+        "  labelsplat scene import --format nerfstudio capture/transforms.json --labels capture/labels --out scenes/ns_cap"
     ),
 )
 def import_cmd(
-    src: Path = typer.Argument(..., help="params.json (facescape), text or binary model folder (colmap) or camera_params.json (nersemble)."),
-    fmt: str = typer.Option(..., "--format", "-f", help="facescape | colmap | nersemble", case_sensitive=False),
+    src: Path = typer.Argument(..., help="params.json (facescape), text or binary model folder (colmap), camera_params.json (nersemble) "
+                              "or transforms.json (nerfstudio)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="facescape | colmap | nersemble | nerfstudio", case_sensitive=False),
     images: Optional[Path] = typer.Option(
-        None, "--images", help="Folder of the source images (facescape: {i}.jpg/.png, default: next to params.json)."
+        None, "--images", help="Folder of the source images (facescape: {i}.jpg/.png, default: next to params.json; "
+                                      "nerfstudio: not used, paths come from transforms.json)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Scene directory to create."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Folder of label PNGs named <image stem>.png (class ids)."),
@@ -48,7 +51,7 @@ def import_cmd(
     """Import a calibrated capture as a canonical scene (transforms.json + images, undistorted to pinhole).
 
     OpenCV-convention intrinsics (FaceScape, NeRSemble) are shifted by +0.5 px to the pixel-centre
-    convention; COLMAP's are used as they are. Labels are resampled nearest-neighbour.
+    convention; COLMAP's and nerfstudio's are used as they are. Labels are resampled nearest-neighbour.
     """
     # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console

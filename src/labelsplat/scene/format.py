@@ -219,6 +219,23 @@ def _check_inside(frames: list[Frame], ply: str | None, json_path: Path) -> None
             )
 
 
+_IMPORT_HINT = ("import it first: `labelsplat scene import --format nerfstudio {src} --out SCENE` "
+                "(other sources: --format facescape | colmap | nersemble)")
+
+
+def _check_canonical(data: dict, json_path: Path) -> None:
+    """A nerfstudio (or other foreign) transforms.json is not a scene: it may carry distortion and
+    camera models the scene format does not have, so it is refused with the import command."""
+    if "camera_model" in data or "schema_version" not in data:
+        why = (f"it has a 'camera_model' ({data.get('camera_model')!r})" if "camera_model" in data
+               else "it has no 'schema_version'")
+        raise LabelsplatError(
+            f"not a labelsplat scene: {why}, so it looks like a nerfstudio (or other) transforms.json whose cameras "
+            "may be distorted",
+            path=json_path, hint=_IMPORT_HINT.format(src=json_path),
+        )
+
+
 def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
     path = Path(path)
     json_path = path / TRANSFORMS if path.is_dir() else path
@@ -233,6 +250,7 @@ def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
         raise LabelsplatError("missing key 'frames' (a list of frames)", path=json_path)
     if not frames_raw:
         raise LabelsplatError("the scene has zero frames", path=json_path)
+    _check_canonical(data, json_path)
     scheme = data.get("label_scheme", "celebamask19-zll")
     if not isinstance(scheme, str):
         raise LabelsplatError("'label_scheme' must be a string", path=json_path)
