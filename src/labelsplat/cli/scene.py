@@ -1,4 +1,4 @@
-"""`labelsplat scene import` and `labelsplat scene info`: thin commands over :mod:`labelsplat.scene`."""
+"""`labelsplat scene import`, `scene info` and `scene head-frame`: thin commands over :mod:`labelsplat.scene`."""
 
 from __future__ import annotations
 
@@ -139,6 +139,68 @@ def info_cmd(
         t.add_row("imported from", f"{s['import'].get('format')}: {s['import'].get('source')}")
     t.add_row("validation", "ok" if not warnings else "\n".join(f"warning: {w}" for w in warnings))
     console.print(t)
+
+
+@scene_app.command(
+    "head-frame",
+    epilog=(
+        "Examples:\n\n"
+        "  labelsplat scene head-frame scenes/ns_cap --from-cameras\n\n"
+        "  labelsplat scene head-frame scenes/ns_cap --from-landmarks --overwrite\n\n"
+        "  labelsplat scene head-frame scenes/ns_cap --set '{\"center\": [0,0,0], \"up\": [0,1,0], \"forward\": [0,0,1]}'"
+    ),
+)
+def head_frame_cmd(
+    scene_dir: Path = typer.Argument(..., help="Scene directory (or its transforms.json)."),
+    from_cameras: bool = typer.Option(False, "--from-cameras", help="Estimate it from the cameras (frontal rigs only)."),
+    from_landmarks: bool = typer.Option(
+        False, "--from-landmarks",
+        help="Triangulate face landmarks across the views, as capture does (needs the mediapipe extra)."),
+    set_json: Optional[str] = typer.Option(None, "--set", help="Inline JSON {center, up, forward} or a JSON file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the scene's existing head frame."),
+    allow_outside: AllowOutside = False,
+) -> None:
+    """Write a head frame into an existing scene (only the head_frame key of transforms.json changes).
+
+    Prints how well the cameras determine it (look-at residual, yaw/pitch range of the cameras)
+    and warns when it is poorly determined.
+    """
+    # lazy: loaded when the command runs, so that labelsplat --help stays fast
+    from rich.console import Console
+
+    from ..errors import LabelsplatError
+    from ..scene import load_scene, parse_head_frame
+    from ..scene.format import set_head_frame
+    from ..scene.headframe import estimate_head_frame_detailed, head_frame_spread
+
+    chosen = [n for n, on in (("--from-cameras", from_cameras), ("--from-landmarks", from_landmarks),
+                              ("--set", set_json is not None)) if on]
+    if len(chosen) != 1:
+        raise LabelsplatError(f"give exactly one of --from-cameras, --from-landmarks, --set (got {len(chosen) or 'none'})")
+    scene = load_scene(scene_dir, allow_outside=allow_outside)
+    if scene.head_frame is not None and not overwrite:  # before the slow landmark search
+        raise LabelsplatError("the scene already has a head frame", path=Path(scene.root) / "transforms.json",
+                              hint="pass --overwrite to replace it")
+    console = Console(highlight=False)
+    extra = ""
+    if from_cameras:
+        head = estimate_head_frame_detailed(scene.cameras, source=Path(scene.root) / "transforms.json").head
+    elif from_landmarks:
+        from ..capture.pipeline import scene_landmark_head_frame  # lazy: the landmark parser, only for this option
+
+        head, units_per_cm, info = scene_landmark_head_frame(scene, log=console.print)
+        extra = f", template fit RMS {info['template_rms_cm']} cm, {units_per_cm:.4g} scene units per cm"
+    else:
+        head = parse_head_frame(set_json)
+    spread = head_frame_spread(scene.cameras, head, from_cameras=from_cameras)
+    set_head_frame(scene.root, head, overwrite=overwrite, allow_outside=allow_outside)
+    console.print(f"head frame written to {Path(scene.root) / 'transforms.json'} ({chosen[0][2:]}{extra})")
+    console.print(
+        f"  look-at residual {spread.look_at_residual:.3g} units ({100 * spread.look_at_residual_rel:.1f}% of the camera "
+        f"distance); camera yaw {spread.yaw_range[0]:+.0f} .. {spread.yaw_range[1]:+.0f} deg (spread {spread.yaw_std:.0f}), "
+        f"pitch {spread.pitch_range[0]:+.0f} .. {spread.pitch_range[1]:+.0f} deg")
+    for w in spread.warnings:
+        console.print(f"  [yellow]warning:[/yellow] {w}", markup=True)
 
 
 def register(app: typer.Typer) -> None:

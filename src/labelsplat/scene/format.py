@@ -271,3 +271,16 @@ def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
         ply_file_path=data.get("ply_file_path"),
         extra=extra,
     )
+
+
+def set_head_frame(path: str | Path, head: HeadFrame, *, overwrite: bool = False, allow_outside: bool = False) -> Path:
+    """Write ``head`` as the ``head_frame`` of an existing scene, atomically; every other key of
+    ``transforms.json`` stays as it is. A scene that has a head frame is refused unless ``overwrite``."""
+    scene = load_scene(path, allow_outside=allow_outside)  # a valid canonical scene, or a clear error
+    json_path = Path(scene.root) / TRANSFORMS
+    data = read_json(json_path)
+    if data.get("head_frame") is not None and not overwrite:
+        raise LabelsplatError("the scene already has a head frame", path=json_path,
+                              hint="pass --overwrite to replace it")
+    data["head_frame"] = head.to_dict()
+    return atomic_write_json(json_path, data)
