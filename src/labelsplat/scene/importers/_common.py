@@ -25,7 +25,7 @@ from ..camera import Camera, HeadFrame
 from ..distortion import Distortion, undistort_image, undistort_label
 from ..format import Frame, Scene, save_scene
 from ..headframe import estimate_head_frame_detailed, parse_head_frame
-from ..validate import image_size, scheme_num_classes, validate_scene
+from ..validate import image_header, image_size, scheme_num_classes, validate_scene
 
 OPENCV_TO_PIXEL_CENTER = 0.5  # OpenCV puts the first pixel centre at 0; docs/design.md at 0.5
 
@@ -296,13 +296,18 @@ def _write_view(v: SourceView, cam: Camera, tmp: Path, num_classes: int, link: b
     lbl_dst = msk_dst = None
     if dist is None:
         img_dst = tmp / "images" / f"{v.name}{v.image.suffix.lower()}"
-        _place(v.image, img_dst, link, notes)
+        tag = image_header(v.image)[2]
+        if tag != 1:  # stored upright, so no reader has to apply the EXIF tag again
+            img_dst = _write_image(tmp / "images" / v.name, v.image, read_rgb(v.image))
+            extra["exif_orientation_applied"] = tag
+        else:
+            _place(v.image, img_dst, link, notes)
         if v.label is not None:
             lbl_dst = tmp / "labels" / f"{v.name}.png"
             _place(v.label, lbl_dst, link, notes)
         if v.mask is not None:
             msk_dst = tmp / "masks" / f"{v.name}.png"
-            if v.mask.suffix.lower() == ".png" and not v.mask_nonzero:
+            if v.mask.suffix.lower() == ".png" and not v.mask_nonzero and image_header(v.mask)[2] == 1:
                 _place(v.mask, msk_dst, link, notes)
             else:
                 write_png(msk_dst, _read_mask(v.mask, (cam.height, cam.width), v.mask_nonzero))
