@@ -72,6 +72,8 @@ def import_cmd(
     console.print(f"[green]imported[/green] {len(scene.frames)} views ({fmt}) -> {out}")
     for note in info.get("notes", []):
         console.print(f"  {note}")
+    for skipped in info.get("skipped", []):
+        console.print(f"  skipped: {skipped}", markup=False)
     for w in validate_scene(scene, check_label_ids=False):
         console.print(f"  [yellow]warning:[/yellow] {w}")
 
