@@ -78,6 +78,33 @@ def test_dataset_from_scenes(cli, scene, tmp_path):
     assert read_label(fr.views[0].label).shape == (H, W)
 
 
+def test_from_scenes_crops_to_one_size(cli, tmp_path):
+    """Cameras at 50 and 75 cm give face crops of different sides: every view is resized to one."""
+    root = tmp_path / "near_far"
+    (root / "images").mkdir(parents=True)
+    (root / "gt").mkdir()
+    frames = []
+    for i, (yaw, dist) in enumerate([(-20, 50.0), (0, 75.0), (20, 60.0)]):
+        c = dist * np.array([np.sin(np.radians(yaw)), 0.0, np.cos(np.radians(yaw))])
+        cam = look_at(c, [0, 0, 0], [0, 1, 0], 80, 80, W, H)
+        Image.fromarray(np.full((H, W, 3), 40 * i, np.uint8)).save(root / "images" / f"c{i}.png")
+        Image.fromarray(np.ones((H, W), np.uint8)).save(root / "gt" / f"c{i}.png")
+        frames.append(Frame(f"c{i}", cam, file_path=f"images/c{i}.png", gt_label_path=f"gt/c{i}.png"))
+    save_scene(Scene(root, frames, head_frame=HeadFrame.identity()))
+    r = cli("dataset", "from-scenes", root, "--out", tmp_path / "ds")
+    assert r.exit_code == 0, r.output
+    ds = read_dataset(tmp_path / "ds")
+    sides = {v.extra["crop_box"][2] - v.extra["crop_box"][0] for v in ds.views}
+    assert len(sides) == 3  # the crops differ ...
+    shapes = {read_rgb(v.image).shape for v in ds.views} | {read_label(v.label).shape + (3,) for v in ds.views}
+    assert shapes == {(40, 40, 3)}  # ... and are stored at one size, the median side (60 cm: 40 px)
+    for f in load_scene(tmp_path / "ds").frames:  # the resized crop's camera still sees the head at its centre
+        uv, _ = f.camera.project(np.zeros((1, 3)))
+        assert (f.camera.width, f.camera.height) == (40, 40) and np.abs(uv[0] - 20).max() < 1.0
+    r = cli("dataset", "from-scenes", root, "--out", tmp_path / "ds32", "--crop-size", "32")
+    assert r.exit_code == 0 and {read_rgb(v.image).shape for v in read_dataset(tmp_path / "ds32").views} == {(32, 32, 3)}
+
+
 def test_from_scenes_errors(cli, tmp_path):
     sc = make_scene(tmp_path / "nolabels", n=2, with_noisy=False)
     r = cli("dataset", "from-scenes", sc, "--out", tmp_path / "x", "--labels", "noisy")

@@ -187,6 +187,8 @@ def register(app: typer.Typer) -> None:
         labels: str = typer.Option("gt", "--labels", help="gt (gt_label_path) or noisy (label_path)."),
         crop: Crop = True,
         crop_radius: CropRadius = None,
+        crop_size: Optional[int] = typer.Option(
+            None, "--crop-size", help="Side in px every face crop is resized to (default: the median crop side)."),
         max_yaw: Optional[float] = typer.Option(None, "--max-yaw", help="Keep only views with |yaw| below this (degrees)."),
         val_fraction: float = typer.Option(0.0, "--val-fraction", help="Fraction of scenes (identities) put in split 'val'."),
         overwrite: Overwrite = False,
@@ -203,8 +205,9 @@ def register(app: typer.Typer) -> None:
         rd = RunDir(out, "dataset", inputs=scenes)
         replace = rd.check(overwrite=overwrite) != NEW or out.exists()  # an empty folder is replaced too
         s = dataset_from_scenes(scenes, out, labels=labels.lower(), crop=crop, crop_radius=crop_radius,
-                                max_abs_yaw=max_yaw, overwrite=replace, val_fraction=val_fraction, seed=seed)
-        rd.write_provenance({"labels": labels.lower(), "crop": crop, "crop_radius": crop_radius, "max_yaw": max_yaw,
+                                crop_size=crop_size, max_abs_yaw=max_yaw, overwrite=replace, val_fraction=val_fraction, seed=seed)
+        rd.write_provenance({"labels": labels.lower(), "crop": crop, "crop_radius": crop_radius, "crop_size": crop_size,
+                             "max_yaw": max_yaw,
                              "val_fraction": val_fraction}, seed)
         Console().print(f"wrote {s.n_views} views ({s.n_cropped} face-cropped, {s.n_skipped_yaw} skipped by --max-yaw) "
                         f"in {s.label_scheme} -> {s.out}")
