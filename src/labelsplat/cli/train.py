@@ -168,7 +168,7 @@ def register(app: typer.Typer) -> None:
         scheme: Scheme = None,
         opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     ) -> None:
-        """Export the parser's main head to ONNX: input (B,3,S,S) normalised RGB -> logits (B,K,S,S)."""
+        """Export the parser's main head to ONNX: input (B,3,H,W) normalised RGB -> logits (B,K,H,W), every axis dynamic."""
         # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from rich.console import Console
 
