@@ -164,3 +164,35 @@ def test_export_onnx_cli(cli, tmp_path):
     assert side["input_size"] == 64 and len(side["classes"]) == 19 and side["input_name"] == "input"
     r = cli("export-onnx", tmp_path / "missing.pth", "--out", tmp_path / "x.onnx")
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def _torchvision_resnet18_state(seed=1):
+    """A state dict with torchvision's resnet18 names and shapes (random values; torchvision is not needed)."""
+    from labelsplat.parsers.resnet import Resnet18
+
+    torch.manual_seed(seed)
+    sd = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in Resnet18().state_dict().items()}
+    return {**sd, "fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
+
+
+def test_backbone_weights(cli, scene, tmp_path):
+    from labelsplat.errors import LabelsplatError
+    from labelsplat.parsers.bisenet import BiSeNet, load_backbone_weights
+
+    sd = _torchvision_resnet18_state()
+    w = tmp_path / "resnet18.pth"
+    torch.save(sd, w)
+    model = BiSeNet(19)
+    assert load_backbone_weights(model, w) == len(sd) - 2
+    assert torch.equal(model.cp.resnet.layer3[0].downsample[0].weight, sd["layer3.0.downsample.0.weight"])
+    torch.save(BiSeNet(19).state_dict(), tmp_path / "bisenet.pth")
+    with pytest.raises(LabelsplatError, match="not a torchvision ResNet-18 state dict"):
+        load_backbone_weights(model, tmp_path / "bisenet.pth")
+    ds = tmp_path / "ds"
+    assert cli("dataset", "from-scenes", scene, "--out", ds).exit_code == 0
+    common = ["--data", ds, "--iters", "1", "--input-size", "32", "--batch-size", "2", "--device", "cpu"]
+    r = cli("train", *common, "--out", tmp_path / "m.pth", "--backbone-weights", w)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m.pth.json").read_text())["config"]["backbone_weights"] == str(w)
+    r = cli("train", *common, "--out", tmp_path / "bad.pth", "--backbone-weights", tmp_path / "bisenet.pth")
+    assert r.exit_code == 2 and "ResNet-18" in r.output and not (tmp_path / "bad.pth").exists()

@@ -48,7 +48,7 @@ import torch
 from .. import __version__
 from ..errors import LabelsplatError
 from ..io import atomic_write_bytes, atomic_write_json
-from ..parsers.bisenet import bisenet_from_state_dict, extract_state_dict, load_bisenet
+from ..parsers.bisenet import bisenet_from_state_dict, extract_state_dict, load_backbone_weights, load_bisenet
 from ..parsers.registry import create_model, get_model_info
 from ..schemes import get_scheme
 from .callbacks import StepStats, TrainCallback, default_callbacks
@@ -66,6 +66,7 @@ class TrainConfig:
     out: str
     mix: list[tuple[str, float]] = field(default_factory=list)
     init: str | None = None
+    backbone_weights: str | None = None  # a torchvision ResNet-18 state dict for the backbone (train from scratch)
     scheme: str = "celebamask19-zll"
     input_size: int = 512
     crop_size: int | None = None  # default: input_size * 448 / 512, as the original
@@ -200,7 +201,7 @@ def _load_resume_state(cfg: TrainConfig, paths: dict[str, Path], n_micro: int) -
     except Exception as exc:
         raise LabelsplatError(f"cannot read the resume state ({type(exc).__name__})", path=paths["state"]) from exc
     saved = state.get("config", {})
-    for key in ("data", "mix", "scheme", "input_size", "crop_size", "batch_size", "seed", "init"):
+    for key in ("data", "mix", "scheme", "input_size", "crop_size", "batch_size", "seed", "init", "backbone_weights"):
         a, b = saved.get(key), _config_dict(cfg).get(key)
         if json.dumps(a) != json.dumps(b):
             raise LabelsplatError(
@@ -338,6 +339,8 @@ class TrainLoop:
             model = load_bisenet(cfg.init, n_classes=n_classes)
         else:
             model = create_model("bisenet", n_classes=n_classes)
+            if cfg.backbone_weights is not None:
+                load_backbone_weights(model, cfg.backbone_weights)
         if cfg.sync_bn:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model.to(self.device).train()
