@@ -196,3 +196,23 @@ def test_backbone_weights(cli, scene, tmp_path):
     assert json.loads((tmp_path / "m.pth.json").read_text())["config"]["backbone_weights"] == str(w)
     r = cli("train", *common, "--out", tmp_path / "bad.pth", "--backbone-weights", tmp_path / "bisenet.pth")
     assert r.exit_code == 2 and "ResNet-18" in r.output and not (tmp_path / "bad.pth").exists()
+
+
+def test_validation_miou_logged_when_a_val_split_exists(cli, scene, tmp_path):
+    import shutil
+
+    second = tmp_path / "head_001"
+    shutil.copytree(scene, second)
+    ds = tmp_path / "ds"
+    r = cli("dataset", "from-scenes", scene, second, "--out", ds, "--val-fraction", "0.5")
+    assert r.exit_code == 0, r.output
+    n_val = sum(v["split"] == "val" for v in json.loads((ds / "manifest.json").read_text())["views"])
+    assert n_val == 4
+    r = cli("train", "--data", ds, "--out", tmp_path / "m.pth", "--iters", "2", "--ckpt-every", "1",
+            "--input-size", "32", "--batch-size", "2", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "validation mIoU" in r.output and "on 4 val view(s) at step 2" in r.output
+    log = [json.loads(x) for x in (tmp_path / "m.pth.train_log.jsonl").read_text().splitlines()]
+    val = [x for x in log if "val_miou" in x]
+    assert [x["step"] for x in val] == [1, 2] and all(0.0 <= x["val_miou"] <= 1.0 for x in val)
+    assert json.loads((tmp_path / "m.pth.json").read_text())["validation"] == val

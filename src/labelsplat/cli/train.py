@@ -42,7 +42,8 @@ def _run_training(*, data, out, init, opts: dict, backbone_weights: Path | None 
     cfg = TrainConfig(
         data=[str(d) for d in data], out=str(out), mix=[(str(d), r) for d, r in mixes],
         init=None if init is None else str(init),
-        backbone_weights=None if backbone_weights is None else str(backbone_weights), scheme=opts["scheme"], input_size=opts["input_size"],
+        backbone_weights=None if backbone_weights is None else str(backbone_weights),
+        scheme=opts["scheme"], input_size=opts["input_size"],
         crop_size=opts["crop_size"], iters=opts["iters"], batch_size=opts["batch_size"], lr=opts["lr"],
         warmup_iters=opts["warmup"], seed=opts["seed"], device=opts["device"], ckpt_every=opts["ckpt_every"],
         log_every=opts["log_every"], augment=not opts["no_augment"], amp=opts["amp"], workers=opts["workers"],
@@ -62,6 +63,11 @@ def _run_training(*, data, out, init, opts: dict, backbone_weights: Path | None 
         f"weights: {paths['weights']} (plain state dict, face-parsing.PyTorch names)\n"
         f"metadata: {paths['meta']}; resume state: {paths['state']}; log: {paths['log']}"
     )
+    if res.validation:
+        v = res.validation[-1]
+        miou = "n/a" if v["val_miou"] is None else f"{v['val_miou']:.4f}"
+        console.print(f"validation mIoU {miou} on {v['val_views']} val view(s) at step {v['step']} "
+                      f"(every --ckpt-every steps in the log)")
 
 
 def _argv_from_params(ctx: typer.Context, skip: tuple[str, ...] = ("nproc",)) -> list[str]:
