@@ -502,3 +502,13 @@ def describe(cfg: RefineConfig | str = "tiny") -> list[dict[str, Any]]:
 __all__ = ["ExportConfig", "RefineConfig", "PRESETS", "PRESET_NAMES", "FACE_PART_WEIGHTS", "FACE_PART_WEIGHTS_FINE",
            "preset", "fit_preset", "with_overrides", "apply_fit_overrides", "parse_fit_set", "parse_pp_set",
            "describe", "field_docs", "value_text"]
+
+
+def parse_sampler_set(items: list[str] | None) -> dict[str, Any]:
+    """``--sampler-set KEY=VALUE`` strings -> typed view-sampler overrides (the scalar settings,
+    e.g. ``min_head_fraction=0.02``, ``max_tries=5000``; the distributions come with ``--sampler``)."""
+    fields = dataclasses.fields(ViewSamplerConfig)
+    scalar = tuple(f.name for f in fields if not isinstance(f.default, (str, Dist)))
+    return parse_overrides(items, ViewSamplerConfig, option="--sampler-set", example="min_head_fraction=0.02",
+                           exclude=tuple(f.name for f in fields if f.name not in scalar), what="view-sampler setting",
+                           names_hint=f"the settings are {', '.join(scalar)} (`labelsplat config show` lists them)")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import SCHEMA_VERSION
 from .errors import LabelsplatError
@@ -368,10 +368,29 @@ def _open_image(path: Path):
     return img
 
 
+# EXIF orientation (tag 0x0112): 1 = upright; 5-8 store the picture turned by 90 degrees
+EXIF_ORIENTATION = 0x0112
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag of an opened image (1 = upright, also when there is none)."""
+    try:
+        value = img.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not make the pixels unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image as a viewer shows it: its EXIF orientation applied (phone portrait photos)."""
+    return img if exif_orientation(img) == 1 else ImageOps.exif_transpose(img)
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read any image as uint8 RGB (H, W, 3): greyscale is expanded, alpha dropped, 16-bit scaled."""
+    """Read any image as uint8 RGB (H, W, 3), upright (EXIF orientation applied): greyscale is
+    expanded, alpha dropped, 16-bit scaled. Masks are read with it too."""
     path = Path(path)
-    img = _open_image(path)
+    img = upright(_open_image(path))
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
@@ -449,7 +468,8 @@ def _labels_from_palette_image(img, palette: np.ndarray | None, path: Path) -> n
 
 def read_label(path: str | Path, num_classes: int | None = None, *, shape: tuple[int, int] | None = None,
                palette: np.ndarray | None = None) -> np.ndarray:
-    """Read a label PNG as uint8 (H, W) class ids; 255 (ignore) is always accepted.
+    """Read a label PNG as uint8 (H, W) class ids; 255 (ignore) is always accepted. A file with an
+    EXIF orientation tag other than 1 is refused.
 
     ``num_classes`` checks every id is in ``[0, num_classes)`` or 255; ``shape`` = (H, W)
     checks the size against its image. With the scheme's ``palette`` ((K, 3) RGB), colour-coded
@@ -459,6 +479,11 @@ def read_label(path: str | Path, num_classes: int | None = None, *, shape: tuple
     """
     path = Path(path)
     img = _open_image(path)
+    tag = exif_orientation(img)
+    if tag != 1:
+        raise LabelsplatError(
+            f"the label map carries an EXIF orientation tag ({tag}): its class ids would be shown turned or mirrored",
+            path=path, hint="write label maps upright without an orientation tag (labels must match the upright image)")
     if img.mode == "L":
         arr = np.asarray(img, dtype=np.uint8)
     elif img.mode == "P":

@@ -39,12 +39,12 @@ from .errors import LabelsplatError
 from .eval import (LabellingScores, confusion_matrix, metrics_document, multiview_consistency, pool_metrics_documents,
                    summary_scores, write_metrics)
 from .extract import extract_argmax, extract_palette, postprocess
-from .io import atomic_write_json, read_json, read_label, write_png
+from .io import atomic_write_json, read_json, read_label, read_rgb, write_jpg, write_png
 from .report import ReportView, write_report
 from .rundir import NEW, RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 from .scene.fingerprint import fingerprint_diff, scene_fingerprint
-from .schemes import colorize, get_scheme
+from .schemes import colorize, get_scheme, overlay
 from .splat import fit, latest_checkpoint, load_run, render_batches, render_cameras
 from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
 from .views import sample_views
@@ -513,8 +513,8 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
             for col, sub in (("initial labels", "initial"), ("GT", "labels")):
                 p = o.out_dir / "gt" / sub / f"{orig}.png"
                 if p.is_file():
-                    images[col] = _colour_copy(p, out / "report_files" / sub / f"{v['name']}.png",
-                                               manifest["label_scheme"])
+                    images[col] = _colour_copy(p, out / "report_files" / sub / v["name"], manifest["label_scheme"],
+                                               rgb=images.get("RGB (splat)"))
         if v.get("overlay"):
             images["refined labels"] = out / "dataset" / v["overlay"]
         if v.get("confidence"):
@@ -537,10 +537,15 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     return pooled
 
 
-def _colour_copy(label_png: Path, dst: Path, scheme: str) -> Path:
-    """Write a colourised copy of a label PNG (for the report's GT / initial columns)."""
-    write_png(dst, colorize(read_label(label_png), get_scheme(scheme)))
-    return dst
+def _colour_copy(label_png: Path, dst_stem: Path, scheme: str, *, rgb: Path | None = None) -> Path:
+    """The report's GT / initial column for a label PNG: blended over the view's image like the
+    refined labels (the dataset's overlays: alpha 0.5, JPEG); a flat colour map when there is no
+    image of the same size (rejected views)."""
+    lab = read_label(label_png)
+    img = read_rgb(rgb) if rgb is not None and Path(rgb).is_file() else None
+    if img is not None and img.shape[:2] == lab.shape:
+        return write_jpg(dst_stem.with_suffix(".jpg"), overlay(img, lab, get_scheme(scheme), alpha=0.5))
+    return write_png(dst_stem.with_suffix(".png"), colorize(lab, get_scheme(scheme)))
 
 
 def refine(

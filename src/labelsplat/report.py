@@ -3,7 +3,7 @@
 The report is one self-contained ``report.html``: plots are embedded as base64 PNGs,
 view thumbnails are referenced by paths relative to the report (so the dataset's own
 images are shown, not copies). It shows, by |yaw| bin, a grid of RGB / initial labels /
-refined labels / GT / confidence, the per-class table, mIoU vs yaw for every labelling in
+refined labels / GT / confidence (the three labellings in one style, blended over the view's image), the per-class table, mIoU vs yaw for every labelling in
 ``metrics.json``, multiview consistency when present, and the fits' loss curves.
 """
 

@@ -424,8 +424,8 @@ def _too_few_views(accepted: int, n: int, tries: int, reasons: dict[str, int], c
         f"view sampling accepted only {accepted} of {n} views after {tries} candidates "
         f"(rejected - {counts or 'none'}); input coverage: yaw {cover.yaw_center:.0f} +- "
         f"{cover.yaw_half_width:.0f} deg, pitch {cover.pitch_low:.0f}..{cover.pitch_high:.0f} deg",
-        hint="allow views beyond the inputs' coverage (beyond_coverage / --beyond-coverage), use another "
-        "sampler preset, lower min_head_fraction/min_head_inside, or raise max_tries",
+        hint="allow views beyond the inputs' coverage (--beyond-coverage), use another sampler preset (--sampler), "
+        "lower --sampler-set min_head_fraction=... / min_head_inside=..., or raise --sampler-set max_tries=...",
     )
 
 

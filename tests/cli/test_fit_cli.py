@@ -29,15 +29,16 @@ def test_fit_cli_writes_all_outputs_and_guards_the_run(cli, scene_dir, tmp_path)
     assert r.exit_code == 0, r.output
     assert "fit done" in _text(r)
     for rel in ("checkpoint.pt", "point_cloud.ply", "run.json", "train_log.jsonl", "renders/rgb", "renders/labels",
-                "renders/confidence"):
+                "renders/confidence", "renders/labels_colour", "renders/overlay"):
         assert (run / rel).exists(), rel
     meta = json.loads((run / "run.json").read_text())
     assert meta["config"]["preset"] == "micro" and meta["config"]["steps"] == 6 and meta["backend"] == "cpu"
     # an existing run is refused without --resume / --overwrite, with one clear message
     r = cli(*args)
     assert r.exit_code == 2 and "already exists" in _text(r) and "Traceback" not in r.output
-    r = cli(*args, "--overwrite", "--semantic-grad", "none")
+    r = cli(*args[:-1], "--overwrite", "--semantic-grad", "none")  # with the progress bar, which names the scene
     assert r.exit_code == 0, r.output
+    assert f"fit {Path(scene_dir).name}" in _text(r)
     assert json.loads((run / "run.json").read_text())["config"]["semantic_grad"] == "none"
     # a finished run resumes to the same end without training again
     r = cli("fit", scene_dir, "--out", run, "--resume", "--quiet")

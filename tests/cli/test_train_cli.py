@@ -78,6 +78,33 @@ def test_dataset_from_scenes(cli, scene, tmp_path):
     assert read_label(fr.views[0].label).shape == (H, W)
 
 
+def test_from_scenes_crops_to_one_size(cli, tmp_path):
+    """Cameras at 50 and 75 cm give face crops of different sides: every view is resized to one."""
+    root = tmp_path / "near_far"
+    (root / "images").mkdir(parents=True)
+    (root / "gt").mkdir()
+    frames = []
+    for i, (yaw, dist) in enumerate([(-20, 50.0), (0, 75.0), (20, 60.0)]):
+        c = dist * np.array([np.sin(np.radians(yaw)), 0.0, np.cos(np.radians(yaw))])
+        cam = look_at(c, [0, 0, 0], [0, 1, 0], 80, 80, W, H)
+        Image.fromarray(np.full((H, W, 3), 40 * i, np.uint8)).save(root / "images" / f"c{i}.png")
+        Image.fromarray(np.ones((H, W), np.uint8)).save(root / "gt" / f"c{i}.png")
+        frames.append(Frame(f"c{i}", cam, file_path=f"images/c{i}.png", gt_label_path=f"gt/c{i}.png"))
+    save_scene(Scene(root, frames, head_frame=HeadFrame.identity()))
+    r = cli("dataset", "from-scenes", root, "--out", tmp_path / "ds")
+    assert r.exit_code == 0, r.output
+    ds = read_dataset(tmp_path / "ds")
+    sides = {v.extra["crop_box"][2] - v.extra["crop_box"][0] for v in ds.views}
+    assert len(sides) == 3  # the crops differ ...
+    shapes = {read_rgb(v.image).shape for v in ds.views} | {read_label(v.label).shape + (3,) for v in ds.views}
+    assert shapes == {(40, 40, 3)}  # ... and are stored at one size, the median side (60 cm: 40 px)
+    for f in load_scene(tmp_path / "ds").frames:  # the resized crop's camera still sees the head at its centre
+        uv, _ = f.camera.project(np.zeros((1, 3)))
+        assert (f.camera.width, f.camera.height) == (40, 40) and np.abs(uv[0] - 20).max() < 1.0
+    r = cli("dataset", "from-scenes", root, "--out", tmp_path / "ds32", "--crop-size", "32")
+    assert r.exit_code == 0 and {read_rgb(v.image).shape for v in read_dataset(tmp_path / "ds32").views} == {(32, 32, 3)}
+
+
 def test_from_scenes_errors(cli, tmp_path):
     sc = make_scene(tmp_path / "nolabels", n=2, with_noisy=False)
     r = cli("dataset", "from-scenes", sc, "--out", tmp_path / "x", "--labels", "noisy")
@@ -137,3 +164,55 @@ def test_export_onnx_cli(cli, tmp_path):
     assert side["input_size"] == 64 and len(side["classes"]) == 19 and side["input_name"] == "input"
     r = cli("export-onnx", tmp_path / "missing.pth", "--out", tmp_path / "x.onnx")
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def _torchvision_resnet18_state(seed=1):
+    """A state dict with torchvision's resnet18 names and shapes (random values; torchvision is not needed)."""
+    from labelsplat.parsers.resnet import Resnet18
+
+    torch.manual_seed(seed)
+    sd = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in Resnet18().state_dict().items()}
+    return {**sd, "fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
+
+
+def test_backbone_weights(cli, scene, tmp_path):
+    from labelsplat.errors import LabelsplatError
+    from labelsplat.parsers.bisenet import BiSeNet, load_backbone_weights
+
+    sd = _torchvision_resnet18_state()
+    w = tmp_path / "resnet18.pth"
+    torch.save(sd, w)
+    model = BiSeNet(19)
+    assert load_backbone_weights(model, w) == len(sd) - 2
+    assert torch.equal(model.cp.resnet.layer3[0].downsample[0].weight, sd["layer3.0.downsample.0.weight"])
+    torch.save(BiSeNet(19).state_dict(), tmp_path / "bisenet.pth")
+    with pytest.raises(LabelsplatError, match="not a torchvision ResNet-18 state dict"):
+        load_backbone_weights(model, tmp_path / "bisenet.pth")
+    ds = tmp_path / "ds"
+    assert cli("dataset", "from-scenes", scene, "--out", ds).exit_code == 0
+    common = ["--data", ds, "--iters", "1", "--input-size", "32", "--batch-size", "2", "--device", "cpu"]
+    r = cli("train", *common, "--out", tmp_path / "m.pth", "--backbone-weights", w)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m.pth.json").read_text())["config"]["backbone_weights"] == str(w)
+    r = cli("train", *common, "--out", tmp_path / "bad.pth", "--backbone-weights", tmp_path / "bisenet.pth")
+    assert r.exit_code == 2 and "ResNet-18" in r.output and not (tmp_path / "bad.pth").exists()
+
+
+def test_validation_miou_logged_when_a_val_split_exists(cli, scene, tmp_path):
+    import shutil
+
+    second = tmp_path / "head_001"
+    shutil.copytree(scene, second)
+    ds = tmp_path / "ds"
+    r = cli("dataset", "from-scenes", scene, second, "--out", ds, "--val-fraction", "0.5")
+    assert r.exit_code == 0, r.output
+    n_val = sum(v["split"] == "val" for v in json.loads((ds / "manifest.json").read_text())["views"])
+    assert n_val == 4
+    r = cli("train", "--data", ds, "--out", tmp_path / "m.pth", "--iters", "2", "--ckpt-every", "1",
+            "--input-size", "32", "--batch-size", "2", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "validation mIoU" in r.output and "on 4 val view(s) at step 2" in r.output
+    log = [json.loads(x) for x in (tmp_path / "m.pth.train_log.jsonl").read_text().splitlines()]
+    val = [x for x in log if "val_miou" in x]
+    assert [x["step"] for x in val] == [1, 2] and all(0.0 <= x["val_miou"] <= 1.0 for x in val)
+    assert json.loads((tmp_path / "m.pth.json").read_text())["validation"] == val

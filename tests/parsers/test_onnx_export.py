@@ -30,3 +30,11 @@ def test_onnx_matches_torch(tmp_path):
     assert got.shape == (3, 19, 64, 64)
     np.testing.assert_allclose(got, ref, atol=1e-4 * float(np.abs(ref).max()), rtol=1e-4)
     assert (got.argmax(1) == ref.argmax(1)).mean() > 0.999
+    # height and width are dynamic too: another (non-square) size gives torch's result
+    x = torch.randn(1, 3, 96, 64)
+    got = sess.run(["logits"], {"input": x.numpy()})[0]
+    with torch.no_grad():
+        ref = model(x)[0].numpy()
+    assert got.shape == (1, 19, 96, 64)
+    np.testing.assert_allclose(got, ref, atol=1e-4 * float(np.abs(ref).max()), rtol=1e-4)
+    assert (got.argmax(1) == ref.argmax(1)).mean() > 0.999

@@ -41,6 +41,11 @@ def test_metrics_schema(refined):
 def test_report_links_images(refined):
     text = (refined / "report.html").read_text()
     assert "dataset/images/" in text and "mIoU" in text
+    # initial, refined and GT columns in one style: overlays on the view's image
+    assert "report_files/initial/" in text and "report_files/labels/" in text and "dataset/overlays/" in text
+    for sub in ("initial", "labels"):
+        shown = list((refined / "report_files" / sub).iterdir())
+        assert shown and all(p.suffix == ".jpg" for p in shown), sub
 
 
 def test_existing_output_refused_then_resumed(cli, refined, synth_scene):

@@ -188,3 +188,26 @@ def write_colmap_bin(folder: Path, cams, images: Path, *, model="PINHOLE", extra
             pb.extend(struct.pack("<II", *t) for t in track)
         (folder / "points3D.bin").write_bytes(b"".join(pb))
     return folder
+
+
+def write_nerfstudio(folder: Path, cams, *, model="OPENCV", coeffs=None, per_frame=False, masks=False, depth=False,
+                     ext=".png", seed=0) -> Path:
+    """A nerfstudio ``folder/transforms.json`` (c2w OpenGL, pixel-centre intrinsics, no shift) with
+    images ``images/frame_XX<ext>``; ``coeffs`` e.g. {"k1": 0.2}; ``masks``: 0/1 PNGs; returns the file."""
+    rng = np.random.default_rng(seed)
+    intr = lambda c: {"fl_x": c.fx, "fl_y": c.fy, "cx": c.cx, "cy": c.cy, "w": c.width, "h": c.height}  # noqa: E731
+    doc: dict = {"camera_model": model, **({} if per_frame else intr(cams[0])), **(coeffs or {}), "frames": []}
+    for i, c in enumerate(cams):
+        fr = {"file_path": f"images/frame_{i:02d}{ext}", "transform_matrix": c.c2w.tolist(), **(intr(c) if per_frame else {})}
+        save(folder / fr["file_path"], random_image(rng, c))
+        if masks:
+            m = np.zeros((c.height, c.width), np.uint8)
+            m[c.height // 4:, :] = 1
+            fr["mask_path"] = f"masks/frame_{i:02d}.png"
+            save(folder / fr["mask_path"], m)
+        if depth:
+            fr["depth_file_path"] = f"depth/frame_{i:02d}.png"
+        doc["frames"].append(fr)
+    path = folder / "transforms.json"
+    path.write_text(json.dumps(doc))
+    return path

@@ -350,3 +350,23 @@ def test_nersemble_bad_inputs(tmp_path):
     assert "camera_params.json" in str(exc.value)
     with pytest.raises(LabelsplatError, match="unknown import format"):
         import_scene("blender", params2, other, tmp_path / "out")
+
+
+def test_colmap_text_without_point_lines_and_unregistered_images(tmp_path, cli):
+    cams = make_rig(yaws=(-60, -30, 0, 30, 60, 75), pitches=(0, 15))  # 12 views
+    m = write_colmap(tmp_path / "m", cams, tmp_path / "images", rigs=False)
+    lines = (m / "images.txt").read_text().splitlines()
+    kept = [ln for ln in lines if ln.startswith("#") or "img_" in ln]  # every POINTS2D line removed
+    (m / "images.txt").write_text("\n".join(["# Number of images: 12, mean observations per image: 0", *kept]) + "\n")
+    save(tmp_path / "images" / "extra.png", np.zeros((40, 48, 3), np.uint8))  # in the folder, not registered
+    r = cli("scene", "import", "--format", "colmap", m, "--images", tmp_path / "images", "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    back = load_scene(tmp_path / "out")
+    assert len(back.frames) == 12
+    _same_cameras(cams, back.cameras)
+    assert back.extra["import"]["skipped"] == ["extra.png (in the images folder but not in the COLMAP model: not registered)"]
+    assert "skipped: extra.png" in r.output
+    # a header that disagrees with the lines read: a truncated file
+    (m / "images.txt").write_text("\n".join(["# Number of images: 13", *kept]) + "\n")
+    with pytest.raises(LabelsplatError, match="header says 13 images but 12"):
+        import_scene("colmap", m, tmp_path / "images", tmp_path / "out2")

@@ -12,7 +12,7 @@ import torch
 
 from fit_scene import CENTER, RADIUS, cached_scene
 from labelsplat.errors import LabelsplatError
-from labelsplat.io import read_label
+from labelsplat.io import read_label, read_rgb
 from labelsplat.scene import load_scene, save_scene
 from labelsplat.config import fit_preset as make_config
 from labelsplat.splat import fit, latest_checkpoint, load_checkpoint
@@ -72,7 +72,7 @@ def test_fit_lowers_both_losses_and_writes_outputs(fitted, scene_dir):
     for rel in ("checkpoint.pt", "point_cloud.ply", "run.json", "train_log.jsonl"):
         assert (run / rel).is_file(), rel
     names = [f.name for f in load_scene(scene_dir).frames]
-    for sub in ("rgb", "labels", "confidence"):
+    for sub in ("rgb", "labels", "confidence", "labels_colour", "overlay"):
         assert sorted(p.stem for p in (run / "renders" / sub).glob("*.png")) == sorted(names)
     meta = json.loads((run / "run.json").read_text())
     assert meta["schema_version"] == 1 and meta["num_classes"] == 19 and meta["label_scheme"] == "celebamask19-zll"
@@ -81,6 +81,11 @@ def test_fit_lowers_both_losses_and_writes_outputs(fitted, scene_dir):
     assert 0.5 * RADIUS < meta["normalization"]["scale"] < 2.5 * RADIUS
     lab = read_label(run / "renders" / "labels" / f"{names[0]}.png", 19)
     assert lab.shape == (32, 32) and (lab == 0).any() and (lab != 0).any()
+    from labelsplat.schemes import colorize
+
+    np.testing.assert_array_equal(read_rgb(run / "renders" / "labels_colour" / f"{names[0]}.png"),
+                                  colorize(lab, "celebamask19-zll"))
+    assert read_rgb(run / "renders" / "overlay" / f"{names[0]}.png").shape == (32, 32, 3)
     # n_views_seen was measured, stored in the checkpoint and bounded by the number of views
     nvs = res.model.n_views_seen
     assert nvs is not None and int(nvs.max()) <= 6 and int(nvs.max()) >= 2

@@ -39,7 +39,7 @@ from ..parsers import landmarks
 from ..scene import Camera, HeadFrame, Scene, load_scene, save_scene
 from ..scene.distortion import undistort_image
 from ..scene.headframe import parse_head_frame
-from ..scene.importers import ImportReport, write_scene
+from ..scene.importers import ImportReport, SourceView, write_scene
 from ..scene.importers.colmap import read_colmap
 from ..scene.validate import image_size
 from .align import Similarity
@@ -185,6 +185,18 @@ def landmark_head_frame(views, cams: list[Camera], cfg: CaptureConfig, log: Log)
     return fit.head_frame, fit.units_per_cm, {
         "source": "landmarks", "faces_found": found, "template_rms_cm": round(fit.rms_cm, 3),
         "reprojection_px": [round(e, 2) for e in fit.reprojection_px]}
+
+
+def scene_landmark_head_frame(scene: Scene, cfg: CaptureConfig | None = None,
+                              log: Log = lambda _m: None) -> tuple[HeadFrame, float, dict[str, Any]]:
+    """:func:`landmark_head_frame` over an existing (pinhole) scene's frames: the same landmark
+    detection, triangulation and template fit as ``capture``. Returns (head frame, units per cm, info)."""
+    missing = [f.name for f in scene.frames if not f.file_path]
+    if missing:
+        raise LabelsplatError(f"frames without an image cannot be searched for a face: {missing[:5]}",
+                              path=Path(scene.root) / "transforms.json")
+    views = [SourceView(f.name, scene.path(f.file_path), f.camera.K, f.camera.w2c_opencv) for f in scene.frames]
+    return landmark_head_frame(views, scene.cameras, cfg or CaptureConfig(), log)
 
 
 def _given_head_frame(value: Any) -> tuple[HeadFrame, float | None]:
@@ -364,4 +376,5 @@ def _write_masks(views, work: Path, log: Log) -> Path:
     return d
 
 
-__all__ = ["CAPTURE_JSON", "CaptureConfig", "Similarity", "capture", "landmark_head_frame", "prepare"]
+__all__ = ["CAPTURE_JSON", "CaptureConfig", "Similarity", "capture", "landmark_head_frame", "prepare",
+           "scene_landmark_head_frame"]

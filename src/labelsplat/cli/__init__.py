@@ -18,6 +18,7 @@ import traceback
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import LabelsplatError
@@ -71,6 +72,32 @@ def _root(
     """labelsplat command line."""
 
 
+def plain_help(command) -> None:
+    """Make the help of ``command`` and its sub-commands plain text under rich formatting: square
+    brackets in help texts are kept (``pip install 'labelsplat[onnx]'``, not read as markup), and
+    on/off flags show no value type (``--json``, not ``--json <bool>``: flags take no value)."""
+    for attr in ("help", "short_help", "epilog"):
+        text = getattr(command, attr, None)
+        if text:
+            setattr(command, attr, escape(text))
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+        if getattr(param, "is_flag", False):
+            param.display_type_rich = lambda ctx: None
+    get_help_option = command.get_help_option
+
+    def help_option(ctx, _get=get_help_option):
+        opt = _get(ctx)
+        if opt is not None:
+            opt.display_type_rich = lambda ctx: None
+        return opt
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code (also used by tests in-process)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -112,6 +139,7 @@ def _global_value(args: list[str], flag: str) -> tuple[list[str], str | None]:
 def _run(args: list[str], debug: bool, *, exit_: bool) -> int:
     _register_all()
     command = typer.main.get_command(app)
+    plain_help(command)
     try:
         # standalone mode: usage errors, --help and Ctrl-C are handled by the parser and end
         # in SystemExit; everything else propagates here.

@@ -40,8 +40,10 @@ CropRadius = Annotated[Optional[float], typer.Option(
 Backend = Annotated[Optional[str], typer.Option(
     "--backend", help="Expert override of the fit's rasteriser: cpu | gsplat (default auto: gsplat on CUDA).")]
 SemanticGrad = Annotated[Optional[str], typer.Option(
-    "--semantic-grad", help="full | none | scaled:<f> (default: the preset's).")]
-Steps = Annotated[Optional[int], typer.Option("--steps", help="Fit steps (default: the preset's).")]
+    "--semantic-grad", help="full | none | scaled:<f> (default: the preset's - micro full, tiny scaled:0.1, "
+                            "fast scaled:0.1, paper full).")]
+Steps = Annotated[Optional[int], typer.Option(
+    "--steps", help="Fit steps (default: the preset's - micro 60, tiny 300, fast 1000, paper 30000).")]
 Preset = Annotated[Optional[str], typer.Option(
     "--preset", help="micro | tiny | fast | paper: the default of every setting (`labelsplat config show PRESET`); "
                      "default tiny.")]
@@ -54,7 +56,12 @@ PpSet = Annotated[Optional[List[str]], typer.Option(
     help="Any post-processing setting (repeatable), e.g. --pp-set fill_holes=false or "
          "--pp-set single_instance=neck,nose or --pp-set min_confidence=0.5 (the postprocess.* keys of "
          "`labelsplat config show`).")]
-NovelViews = Annotated[Optional[int], typer.Option("--novel-views", help="Novel views per scene (default: the preset's).")]
+SamplerSet = Annotated[Optional[List[str]], typer.Option(
+    "--sampler-set", metavar="KEY=VALUE",
+    help="A view-sampler setting over the --sampler preset's (repeatable), e.g. --sampler-set min_head_fraction=0.02 "
+         "or --sampler-set max_tries=5000 (the scalar sampler.* keys of `labelsplat config show`).")]
+NovelViews = Annotated[Optional[int], typer.Option(
+    "--novel-views", help="Novel views per scene (default: the preset's - micro 6, tiny 24, fast 100, paper 500).")]
 Sampler = Annotated[Optional[str], typer.Option(
     "--sampler", help="extreme | uniform | input-like (default: the preset's, extreme).")]
 Extract = Annotated[Optional[str], typer.Option(
@@ -114,6 +121,7 @@ REFINE_OPTIONS: tuple[Option, ...] = (
     ("preset", Preset, None),
     ("novel_views", NovelViews, None),
     ("sampler", Sampler, None),
+    ("sampler_set", SamplerSet, None),
     ("extract", Extract, None),
     ("beyond_coverage", BeyondCoverage, False),
     ("semantic_grad", SemanticGrad, None),
@@ -128,22 +136,24 @@ REFINE_OPTIONS: tuple[Option, ...] = (
     ("seed", Seed, 0),
 )
 RENDER_OPTIONS: tuple[Option, ...] = tuple(o for o in REFINE_OPTIONS if o[0] in (
-    "preset", "novel_views", "sampler", "beyond_coverage", "pp_set", "device", "seed"))
+    "preset", "novel_views", "sampler", "sampler_set", "beyond_coverage", "pp_set", "device", "seed"))
 
 
 def build_refine_config(values: dict[str, Any]):
     """A RefineConfig from the values of :data:`REFINE_OPTIONS` (or a subset): the preset's tree
     with every given option over it (options not given keep the preset's value)."""
     # lazy: loaded when the command runs, so that labelsplat --help stays fast
-    from ..config import parse_fit_set, parse_pp_set, preset, with_overrides
+    from ..config import parse_fit_set, parse_pp_set, parse_sampler_set, preset, with_overrides
 
     v = dict(values)
     cfg = preset(v.pop("preset", None) or "tiny")
     fit_set, pp_set, sampler = v.pop("fit_set", None), v.pop("pp_set", None), v.pop("sampler", None)
+    sampler_set = parse_sampler_set(v.pop("sampler_set", None))
     if v.get("backend") == "auto":
         v["backend"] = None
     flat = {k: x for k, x in v.items() if x is not None and x is not False}
-    return with_overrides(cfg, sampler=sampler, fit=parse_fit_set(fit_set), postprocess=parse_pp_set(pp_set), **flat)
+    cfg = with_overrides(cfg, sampler=sampler, fit=parse_fit_set(fit_set), postprocess=parse_pp_set(pp_set), **flat)
+    return with_overrides(cfg, sampler=sampler_set) if sampler_set else cfg
 
 
 def with_refine_options(fn: Callable | None = None, *, options: Sequence[Option] = REFINE_OPTIONS) -> Callable:
@@ -202,7 +212,7 @@ TrainOut = Annotated[Path, typer.Option("--out", help="Output weights file, e.g.
 
 
 __all__ = ["Device", "Seed", "Quiet", "Overwrite", "Resume", "AllowOutside", "Backend", "SemanticGrad", "Steps",
-           "Preset", "FitSet", "PpSet", "NovelViews", "Sampler", "Extract", "BeyondCoverage", "CelebamaskLayout",
+           "Preset", "FitSet", "PpSet", "SamplerSet", "NovelViews", "Sampler", "Extract", "BeyondCoverage", "CelebamaskLayout",
            "Data", "TrainOut", "Scheme", "InputSize", "Crop", "CropRadius",
            "with_options", "with_refine_options", "build_refine_config", "REFINE_OPTIONS", "RENDER_OPTIONS",
            "TRAIN_OPTIONS", "train_options"]

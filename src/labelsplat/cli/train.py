@@ -20,7 +20,13 @@ dataset_app = typer.Typer(
 )
 
 
-def _run_training(*, data, out, init, opts: dict) -> None:
+BackboneWeights = Annotated[Optional[Path], typer.Option(
+    "--backbone-weights",
+    help="A torchvision ResNet-18 state dict (e.g. ImageNet weights you have) to start the backbone from; "
+         "default random initialisation. Nothing is downloaded.")]
+
+
+def _run_training(*, data, out, init, opts: dict, backbone_weights: Path | None = None) -> None:
     """Train (``init`` None) or fine-tune with the shared training options ``opts``."""
     # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from rich.console import Console
@@ -32,10 +38,12 @@ def _run_training(*, data, out, init, opts: dict) -> None:
     console = Console()
     mixes = [parse_mix(m) for m in (opts["mix"] or [])]
     check_output_file(out, overwrite=opts["overwrite"], resume=opts["resume"],
-                      inputs=[init, *data, *(d for d, _ in mixes)])
+                      inputs=[init, backbone_weights, *data, *(d for d, _ in mixes)])
     cfg = TrainConfig(
         data=[str(d) for d in data], out=str(out), mix=[(str(d), r) for d, r in mixes],
-        init=None if init is None else str(init), scheme=opts["scheme"], input_size=opts["input_size"],
+        init=None if init is None else str(init),
+        backbone_weights=None if backbone_weights is None else str(backbone_weights),
+        scheme=opts["scheme"], input_size=opts["input_size"],
         crop_size=opts["crop_size"], iters=opts["iters"], batch_size=opts["batch_size"], lr=opts["lr"],
         warmup_iters=opts["warmup"], seed=opts["seed"], device=opts["device"], ckpt_every=opts["ckpt_every"],
         log_every=opts["log_every"], augment=not opts["no_augment"], amp=opts["amp"], workers=opts["workers"],
@@ -55,6 +63,11 @@ def _run_training(*, data, out, init, opts: dict) -> None:
         f"weights: {paths['weights']} (plain state dict, face-parsing.PyTorch names)\n"
         f"metadata: {paths['meta']}; resume state: {paths['state']}; log: {paths['log']}"
     )
+    if res.validation:
+        v = res.validation[-1]
+        miou = "n/a" if v["val_miou"] is None else f"{v['val_miou']:.4f}"
+        console.print(f"validation mIoU {miou} on {v['val_views']} val view(s) at step {v['step']} "
+                      f"(every --ckpt-every steps in the log)")
 
 
 def _argv_from_params(ctx: typer.Context, skip: tuple[str, ...] = ("nproc",)) -> list[str]:
@@ -131,15 +144,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train", epilog=TRAIN_EPILOG)
     @with_options(train_options(), into="opts", build=_opts)
-    def train_cmd(ctx: typer.Context, data: Data, out: TrainOut, opts=None) -> None:
+    def train_cmd(ctx: typer.Context, data: Data, out: TrainOut, backbone_weights: BackboneWeights = None,
+                  opts=None) -> None:
         """Train BiSeNet from scratch on datasets in the dataset layout.
 
-        face-parsing.PyTorch recipe (OHEM CE on three heads, SGD, warm-up + poly) on datasets in the dataset layout. No ImageNet weights are available
-        offline, so the backbone starts from random initialisation."""
+        face-parsing.PyTorch recipe (OHEM CE on three heads, SGD, warm-up + poly) on datasets in the dataset layout. Nothing
+        is downloaded: the backbone starts from random initialisation, or from --backbone-weights."""
         if opts["nproc"] > 1:
             return _launch_local(ctx, "train", opts["nproc"])
         opts = {**opts, "scheme": opts["scheme"] or "celebamask19-zll", "input_size": opts["input_size"] or 512}
-        _run_training(data=data, out=out, init=None, opts=opts)
+        _run_training(data=data, out=out, init=None, opts=opts, backbone_weights=backbone_weights)
 
     @app.command("finetune", epilog=FINETUNE_EPILOG)
     @with_options(train_options(iters=4000, lr=1e-3), into="opts", build=_opts)
@@ -168,7 +182,7 @@ def register(app: typer.Typer) -> None:
         scheme: Scheme = None,
         opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     ) -> None:
-        """Export the parser's main head to ONNX: input (B,3,S,S) normalised RGB -> logits (B,K,S,S)."""
+        """Export the parser's main head to ONNX: input (B,3,H,W) normalised RGB -> logits (B,K,H,W), every axis dynamic."""
         # lazy: loaded when the command runs, so that labelsplat --help stays fast
         from rich.console import Console
 
@@ -187,6 +201,8 @@ def register(app: typer.Typer) -> None:
         labels: str = typer.Option("gt", "--labels", help="gt (gt_label_path) or noisy (label_path)."),
         crop: Crop = True,
         crop_radius: CropRadius = None,
+        crop_size: Optional[int] = typer.Option(
+            None, "--crop-size", help="Side in px every face crop is resized to (default: the median crop side)."),
         max_yaw: Optional[float] = typer.Option(None, "--max-yaw", help="Keep only views with |yaw| below this (degrees)."),
         val_fraction: float = typer.Option(0.0, "--val-fraction", help="Fraction of scenes (identities) put in split 'val'."),
         overwrite: Overwrite = False,
@@ -203,8 +219,9 @@ def register(app: typer.Typer) -> None:
         rd = RunDir(out, "dataset", inputs=scenes)
         replace = rd.check(overwrite=overwrite) != NEW or out.exists()  # an empty folder is replaced too
         s = dataset_from_scenes(scenes, out, labels=labels.lower(), crop=crop, crop_radius=crop_radius,
-                                max_abs_yaw=max_yaw, overwrite=replace, val_fraction=val_fraction, seed=seed)
-        rd.write_provenance({"labels": labels.lower(), "crop": crop, "crop_radius": crop_radius, "max_yaw": max_yaw,
+                                crop_size=crop_size, max_abs_yaw=max_yaw, overwrite=replace, val_fraction=val_fraction, seed=seed)
+        rd.write_provenance({"labels": labels.lower(), "crop": crop, "crop_radius": crop_radius, "crop_size": crop_size,
+                             "max_yaw": max_yaw,
                              "val_fraction": val_fraction}, seed)
         Console().print(f"wrote {s.n_views} views ({s.n_cropped} face-cropped, {s.n_skipped_yaw} skipped by --max-yaw) "
                         f"in {s.label_scheme} -> {s.out}")

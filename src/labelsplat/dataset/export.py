@@ -387,7 +387,7 @@ class DatasetWriter:
                 reasons[v["reason"]] = reasons.get(v["reason"], 0) + 1
             summary = "; ".join(f"{r} ({c})" for r, c in list(reasons.items())[:5])
             raise LabelsplatError(f"all {len(self._views)} views were rejected: {summary}", path=self.out_dir,
-                                  hint="lower the post-processing thresholds (min_view_confidence) or check the fit")
+                                  hint="lower the post-processing thresholds (--pp-set min_view_confidence=...) or check the fit")
         splits = assign_splits([v["source_scene"] or "" for v in self._views], self.val_fraction, self.seed or 0)
         for v in self._views:
             if v["split"] is None:

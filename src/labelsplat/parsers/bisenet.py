@@ -206,11 +206,17 @@ def load_bisenet(
     they are filled with zeros (they do not affect inference).
     """
     path = Path(path)
+    sd = extract_state_dict(_load_tensors(path), path)
+    return bisenet_from_state_dict(sd, n_classes=n_classes, device=device, path=path)
+
+
+def _load_tensors(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` of a weights file, every failure a :class:`LabelsplatError`."""
     if not path.exists():
         raise LabelsplatError("weights file not found", path=path)
     check_regular_file(path, "weights file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refused a Python object: never fall back
         raise LabelsplatError(
             "cannot load the weights: the file holds Python objects besides tensors, which are refused "
@@ -224,8 +230,36 @@ def load_bisenet(
             path=path,
             hint="expected a PyTorch state dict saved with torch.save (e.g. 79999_iter.pth)",
         ) from exc
-    sd = extract_state_dict(obj, path)
-    return bisenet_from_state_dict(sd, n_classes=n_classes, device=device, path=path)
+
+
+def load_backbone_weights(model: "BiSeNet", path: str | Path) -> int:
+    """Load a torchvision ResNet-18 state dict (``torchvision.models.resnet18().state_dict()``, e.g.
+    ImageNet weights the user has) into ``model``'s backbone ``cp.resnet``, as face-parsing.PyTorch
+    initialises it; the classifier ``fc.*`` is dropped. Strict otherwise: missing or unexpected
+    keys and shape mismatches are refused. Returns the number of tensors loaded."""
+    path = Path(path)
+    obj = _load_tensors(path)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise LabelsplatError("not a ResNet-18 state dict", path=path,
+                              hint="save one with torch.save(torchvision.models.resnet18(...).state_dict(), PATH)")
+    sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items() if not k.startswith("fc.")}
+    target = model.cp.resnet
+    expected = target.state_dict()
+    missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
+             if k in sd and sd[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = "; ".join(f"{what}: {keys[:4]}" for what, keys in
+                           (("missing", missing), ("unexpected", unexpected), ("shape", wrong)) if keys)
+        raise LabelsplatError(f"not a torchvision ResNet-18 state dict ({detail})", path=path,
+                              hint="pass torchvision.models.resnet18's state dict (the 'fc' classifier is ignored)")
+    for k in expected:
+        sd.setdefault(k, expected[k])  # BatchNorm counters absent from old checkpoints
+    target.load_state_dict(sd, strict=True)
+    return len(sd)
 
 
 def bisenet_from_state_dict(

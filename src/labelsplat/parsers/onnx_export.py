@@ -1,8 +1,9 @@
 """ONNX export of a BiSeNet parser (the ``[onnx]`` extra runs the result with onnxruntime).
 
-The exported graph takes ``input`` (B, 3, S, S) float32, RGB normalised as
-:mod:`labelsplat.parsers.preprocess` (resize to S, /255, mean/std), batch dimension dynamic,
-and returns ``logits`` (B, n_classes, S, S) of the main head (the auxiliary heads are
+The exported graph takes ``input`` (B, 3, H, W) float32, RGB normalised as
+:mod:`labelsplat.parsers.preprocess` (resize to S, /255, mean/std), with batch, height and width
+dynamic (``input_size`` S is the size the weights were trained at, and the one inference uses),
+and returns ``logits`` (B, n_classes, H, W) of the main head (the auxiliary heads are
 training-only). The legacy TorchScript exporter is used (``dynamo=False``), so exporting needs
 no ``onnxscript``. A sidecar ``<out>.json`` records the preprocessing and the label scheme.
 """
@@ -43,7 +44,8 @@ def export_onnx(weights: str | Path, out: str | Path, *, input_size: int | None 
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper, (dummy,), buf, input_names=["input"], output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
+                dynamic_axes={name: {0: "batch", 2: "height", 3: "width"} for name in ("input", "logits")},
+                opset_version=opset, dynamo=False,
             )
     except (ImportError, torch.onnx.OnnxExporterError) as exc:
         if "not installed" not in str(exc) and not isinstance(exc, ImportError):
@@ -59,6 +61,7 @@ def export_onnx(weights: str | Path, out: str | Path, *, input_size: int | None 
         "input_name": "input",
         "output_name": "logits",
         "input_size": S,
+        "dynamic_axes": {"0": "batch", "2": "height", "3": "width"},
         "mean": list(parser.info.mean),
         "std": list(parser.info.std),
         "label_scheme": sch.name,

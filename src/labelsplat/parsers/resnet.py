@@ -5,7 +5,8 @@ Names (frozen, so third-party checkpoints load with ``strict=True``): ``conv1``,
 conv2, bn2`` and, where the shape changes, ``downsample.0`` (1x1 conv) / ``downsample.1`` (BN).
 
 No ImageNet weights are loaded (nothing is downloaded here): the backbone starts from
-PyTorch's default initialisation unless a checkpoint is loaded on top.
+PyTorch's default initialisation unless a checkpoint is loaded on top, or the user's torchvision
+ResNet-18 state dict (same names) with :func:`labelsplat.parsers.bisenet.load_backbone_weights`.
 """
 
 from __future__ import annotations

@@ -227,6 +227,23 @@ def _check_inside(frames: list[Frame], ply: str | None, json_path: Path) -> None
             )
 
 
+_IMPORT_HINT = ("import it first: `labelsplat scene import --format nerfstudio {src} --out SCENE` "
+                "(other sources: --format facescape | colmap | nersemble)")
+
+
+def _check_canonical(data: dict, json_path: Path) -> None:
+    """A nerfstudio (or other foreign) transforms.json is not a scene: it may carry distortion and
+    camera models the scene format does not have, so it is refused with the import command."""
+    if "camera_model" in data or "schema_version" not in data:
+        why = (f"it has a 'camera_model' ({data.get('camera_model')!r})" if "camera_model" in data
+               else "it has no 'schema_version'")
+        raise LabelsplatError(
+            f"not a labelsplat scene: {why}, so it looks like a nerfstudio (or other) transforms.json whose cameras "
+            "may be distorted",
+            path=json_path, hint=_IMPORT_HINT.format(src=json_path),
+        )
+
+
 def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
     path = Path(path)
     json_path = path / TRANSFORMS if path.is_dir() else path
@@ -241,6 +258,7 @@ def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
         raise LabelsplatError("missing key 'frames' (a list of frames)", path=json_path)
     if not frames_raw:
         raise LabelsplatError("the scene has zero frames", path=json_path)
+    _check_canonical(data, json_path)
     scheme = data.get("label_scheme", "celebamask19-zll")
     if not isinstance(scheme, str):
         raise LabelsplatError("'label_scheme' must be a string", path=json_path)
@@ -261,3 +279,16 @@ def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
         ply_file_path=data.get("ply_file_path"),
         extra=extra,
     )
+
+
+def set_head_frame(path: str | Path, head: HeadFrame, *, overwrite: bool = False, allow_outside: bool = False) -> Path:
+    """Write ``head`` as the ``head_frame`` of an existing scene, atomically; every other key of
+    ``transforms.json`` stays as it is. A scene that has a head frame is refused unless ``overwrite``."""
+    scene = load_scene(path, allow_outside=allow_outside)  # a valid canonical scene, or a clear error
+    json_path = Path(scene.root) / TRANSFORMS
+    data = read_json(json_path)
+    if data.get("head_frame") is not None and not overwrite:
+        raise LabelsplatError("the scene already has a head frame", path=json_path,
+                              hint="pass --overwrite to replace it")
+    data["head_frame"] = head.to_dict()
+    return atomic_write_json(json_path, data)

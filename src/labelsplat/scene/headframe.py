@@ -176,3 +176,73 @@ def parse_head_frame(value: HeadFrame | dict | str | Path) -> HeadFrame:
             hint="--head-frame '{\"center\": [0,0,0], \"up\": [0,1,0], \"forward\": [0,0,1]}'",
         )
     return _from_mapping(read_json(path), path)
+
+
+#: an off-centre yaw/pitch range larger than this (degrees) makes a camera estimate poorly determined
+MAX_OFF_CENTRE_DEG = 5.0
+#: optical axes missing the centre by more than this fraction of the camera distance: no common look-at point
+MAX_LOOK_AT_RESIDUAL = 0.05
+
+
+@dataclass(frozen=True)
+class HeadFrameSpread:
+    """How well the cameras pin a head frame down (see :func:`head_frame_spread`)."""
+
+    look_at_residual: float  # RMS distance of the optical axes from the centre (scene units)
+    look_at_residual_rel: float  # the same over the median camera-to-centre distance
+    yaw_range: tuple[float, float]  # min, max camera yaw in this frame (degrees)
+    pitch_range: tuple[float, float]
+    yaw_std: float  # spread of the cameras' yaw (degrees)
+    yaw_off_centre: float  # middle of the yaw range (0 for a rig centred on forward)
+    pitch_off_centre: float
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "look_at_residual": self.look_at_residual, "look_at_residual_rel": self.look_at_residual_rel,
+            "yaw_range": list(self.yaw_range), "pitch_range": list(self.pitch_range), "yaw_std": self.yaw_std,
+            "yaw_off_centre": self.yaw_off_centre, "pitch_off_centre": self.pitch_off_centre,
+            "warnings": list(self.warnings),
+        }
+
+
+def head_frame_spread(cameras: Sequence[Camera], head: HeadFrame, *, from_cameras: bool = False) -> HeadFrameSpread:
+    """The cameras' spread around ``head``: look-at residual (how far the optical axes pass from the
+    centre), yaw/pitch ranges and spread, and warnings when the frame is poorly determined.
+
+    A frame estimated from the cameras (``from_cameras``) points at the mean camera direction, which an
+    asymmetric rig pulls toward its denser side: the offset of the yaw (pitch) range's middle from 0
+    measures that pull, and a warning names it. It is a lower bound on the error: a rig that is
+    symmetric about a direction the subject did not face cannot be told apart from the cameras alone.
+    """
+    from .camera import yaw_pitch
+
+    cams = list(cameras)
+    centers = np.stack([c.center for c in cams])
+    dirs = np.stack([c.forward for c in cams])
+    rel = head.center[None] - centers
+    along = np.einsum("ni,ni->n", rel, dirs)
+    resid = rel - along[:, None] * dirs
+    rms = float(np.sqrt(np.mean(np.sum(resid**2, axis=1))))
+    dist = float(np.median(np.linalg.norm(rel, axis=1))) or 1.0
+    yp = np.array([yaw_pitch(c.center, head) for c in cams])
+    yaw_rng = (float(yp[:, 0].min()), float(yp[:, 0].max()))
+    pitch_rng = (float(yp[:, 1].min()), float(yp[:, 1].max()))
+    yaw_off, pitch_off = sum(yaw_rng) / 2, sum(pitch_rng) / 2
+    warnings = []
+    if rms / dist > MAX_LOOK_AT_RESIDUAL:
+        warnings.append(f"the optical axes miss the head centre by {rms:.3g} units RMS ({100 * rms / dist:.0f}% of the "
+                        "camera distance): the cameras do not look at one point")
+    if np.any(along <= 0):
+        warnings.append(f"the head centre is behind {int(np.sum(along <= 0))} camera(s)")
+    if from_cameras:
+        for what, off in (("yaw", yaw_off), ("pitch", pitch_off)):
+            if abs(off) > MAX_OFF_CENTRE_DEG:
+                warnings.append(
+                    f"poorly determined: the estimated forward is {abs(off):.0f} degrees in {what} from the middle of "
+                    f"the cameras' {what} range (the mean camera direction leans toward the denser side of the rig); "
+                    "the subject's real facing direction is unknown to the cameras: use --from-landmarks or --set")
+        if len(cams) < 3:
+            warnings.append(f"poorly determined: only {len(cams)} cameras")
+    return HeadFrameSpread(rms, rms / dist, yaw_rng, pitch_rng, float(yp[:, 0].std()), yaw_off, pitch_off,
+                           tuple(warnings))

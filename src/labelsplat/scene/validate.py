@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import LabelsplatError
-from ..io import check_image_pixels, check_regular_file, read_label
+from ..io import check_image_pixels, check_regular_file, exif_orientation, read_label
 from ..schemes import get_scheme
 from .format import TRANSFORMS, Scene, path_escapes
 
@@ -41,8 +41,8 @@ def scheme_num_classes(scheme: Any, *, source: str | Path | None = None) -> int:
         raise LabelsplatError(f"unknown label scheme {scheme!r}", path=source) from exc
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header, without decoding the pixels."""
+def image_header(path: Path) -> tuple[int, int, int]:
+    """(stored width, stored height, EXIF orientation tag) from the image header, without decoding the pixels."""
     damaged = "the file is damaged or incomplete (an interrupted copy?): copy or export it again"
     if not path.exists():
         raise LabelsplatError("file not found", path=path, hint="check the path (scene paths are relative to transforms.json)")
@@ -54,12 +54,18 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             check_image_pixels(path, *img.size)
-            return int(img.size[0]), int(img.size[1])
+            return int(img.size[0]), int(img.size[1]), exif_orientation(img)
     except UnidentifiedImageError as exc:
         raise LabelsplatError("not an image file (format not recognised)", path=path,
                               hint="use PNG (labels, masks) or PNG/JPEG (images); " + damaged) from exc
     except OSError as exc:
         raise LabelsplatError(f"cannot read the image ({exc})", path=path, hint=damaged) from exc
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """Upright (width, height) from the image header (EXIF orientation applied, as :func:`read_rgb` does)."""
+    w, h, tag = image_header(path)
+    return (h, w) if tag >= 5 else (w, h)
 
 
 def _check_names_and_paths(scene: Scene, json_path: Path, allow_outside: bool) -> None:
@@ -131,14 +137,20 @@ def scheme_palette(scheme: Any) -> np.ndarray | None:
 
 
 def _check_frame_files(scene: Scene, f, json_path: Path, num_classes: int, check_label_ids: bool,
-                       palette: np.ndarray | None = None) -> None:
+                       palette: np.ndarray | None = None) -> int:
     """A frame's image matches its intrinsics; its labels and mask exist, match the image's size
-    and (``check_label_ids``) hold only the scheme's ids."""
+    and (``check_label_ids``) hold only the scheme's ids. Returns the image's EXIF orientation tag
+    when it is not 1 although the stored (un-rotated) size matches w/h (made before labelsplat
+    applied EXIF orientation), else 0."""
     cam = f.camera
     shape = (cam.height, cam.width)
+    stale = 0
     if f.file_path:
         p = scene.path(f.file_path)
-        w, h = image_size(p)
+        sw, sh, tag = image_header(p)
+        w, h = (sh, sw) if tag >= 5 else (sw, sh)
+        if tag != 1 and (sw, sh) == (cam.width, cam.height):
+            stale, (w, h) = tag, (sw, sh)
         if (w, h) != (cam.width, cam.height):
             raise LabelsplatError(
                 f"frame '{f.name}': the image is {w}x{h} but its intrinsics say w={cam.width} h={cam.height}",
@@ -164,6 +176,7 @@ def _check_frame_files(scene: Scene, f, json_path: Path, num_classes: int, check
         if (h, w) != shape:
             raise LabelsplatError(f"mask size {w}x{h} differs from its image {shape[1]}x{shape[0]}", path=p,
                                   hint="a mask must have its image's size: resize it (nearest-neighbour)")
+    return stale
 
 
 def validate_scene(
@@ -184,7 +197,8 @@ def validate_scene(
 
     ``scheme`` overrides ``scene.label_scheme`` (a name or an object with ``num_classes``).
     Warnings: frames without an image or label, no head frame, head centre outside a view,
-    intrinsics with the principal point outside the image.
+    intrinsics with the principal point outside the image, images with an EXIF orientation tag
+    other than 1 stored at the scene's w/h (named).
     """
     json_path = Path(scene.root) / TRANSFORMS
     scheme = scene.label_scheme if scheme is None else scheme
@@ -194,8 +208,14 @@ def validate_scene(
     warnings = _scene_warnings(scene)
     if not check_files:
         return warnings
-    for f in scene.frames:
-        _check_frame_files(scene, f, json_path, num_classes, check_label_ids, palette)
+    stale = {f.name: t for f in scene.frames
+             if (t := _check_frame_files(scene, f, json_path, num_classes, check_label_ids, palette))}
+    if stale:
+        warnings.append(
+            f"{len(stale)} image(s) carry an EXIF orientation tag other than 1 but are stored at the scene's w/h "
+            f"(made before labelsplat applied EXIF orientation, so labels and cameras follow the un-rotated pixels): "
+            f"{', '.join(f'{n} (tag {t})' for n, t in list(stale.items())[:10])}; re-import the scene from the source images"
+        )
     if scene.ply_file_path:
         p = scene.path(scene.ply_file_path)
         if not p.is_file():

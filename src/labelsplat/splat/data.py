@@ -340,8 +340,8 @@ def semantic_view_weights(scene: Scene, cfg: FitConfig) -> list[float] | None:
     if scene.head_frame is None:
         raise LabelsplatError(f"label_view_weight={cfg.label_view_weight!r} needs the scene's head_frame",
                               path=Path(scene.root) / "transforms.json",
-                              hint="give the scene a head_frame (`labelsplat scene import --head-frame ...`) "
-                                   "or use label_view_weight=none")
+                              hint="give the scene a head frame (`labelsplat scene head-frame SCENE --from-cameras`, "
+                                   "--from-landmarks or --set JSON) or use --fit-set label_view_weight=none")
     return [spec.weight(yaw_pitch(fr.camera.center, scene.head_frame)[0]) for fr in scene.frames]
 
 

@@ -6,6 +6,7 @@
     RUN/ckpt/step_XXXXXX.pt    rolling periodic checkpoints (the last ``keep_checkpoints``)
     RUN/point_cloud.ply        Inria 3DGS PLY in scene units + label, sem_* (palette runs: seg_r/g/b), n_views_seen
     RUN/renders/{rgb,labels,confidence}/<frame>.png   training-view renders (palette runs also seg_rgb/)
+    RUN/renders/{labels_colour,overlay}/<frame>.png   labels in the scheme's palette / over the input image
     RUN/train_log.jsonl        one JSON line every ``log_every`` steps
     RUN/run.json               scene, scheme, config, seed, versions, normalisation, summary
     RUN/noise_transition.json  the label-noise transition matrix T (only with ``cfg.label_noise`` != none)
@@ -137,14 +138,17 @@ class TrainLog:
 
 
 class ProgressBar:
-    """A rich progress bar with the last log step's PSNR, label accuracy and Gaussian count."""
+    """A rich progress bar named after the scene, with the last log step's PSNR, label accuracy and
+    Gaussian count."""
 
     def on_setup(self, loop: "FitLoop") -> None:
         # rich: imported only when a bar is shown
+        from rich.markup import escape
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        self.bar = Progress(TextColumn("fit"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+        label = f"fit {escape(loop.scene.name)}"  # names the scene: refine and batch fit several in a row
+        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                             TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
         self.task = self.bar.add_task("fit", total=loop.cfg.steps, completed=loop.start_step, stats="")
         self.bar.start()
@@ -548,7 +552,7 @@ class FitLoop:
         summary.update(self.head.semantic_loss.finish(out_dir, list(get_scheme(self.scheme_name).classes)))
         if self.write_outputs:
             summary.update(write_run_outputs(out_dir, model, self.norm, full, self.views.names, self.backend,
-                                             cfg.bg_logit))
+                                             cfg.bg_logit, scheme=self.scheme_name))
         self.phases.mark("outputs")
         self.state.step = cfg.steps
         self.state.save(out_dir / "checkpoint.pt")

@@ -5,6 +5,8 @@
     RUN/point_cloud.ply                               Inria 3DGS PLY in scene units (:mod:`.ply`)
     RUN/renders/{rgb,labels,confidence}/<frame>.png   training-view renders (+ the head's own images,
                                                       e.g. seg_rgb/ for a palette head)
+    RUN/renders/{labels_colour,overlay}/<frame>.png   the labels in the scheme's palette, and blended
+                                                      over the input image (for viewing)
     RUN/run.json                                      scene, scheme, config, seed, versions,
                                                       normalisation, summary
 """
@@ -23,6 +25,7 @@ import torch
 from .. import __version__
 from ..io import atomic_write_json, write_png
 from ..scene.paths import check_name
+from ..schemes import colorize, overlay
 from .data import ViewLevel
 from .losses import psnr
 from .model import GaussianModel
@@ -48,9 +51,10 @@ def _uint8(x: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def write_run_outputs(out_dir: Path, model: GaussianModel, norm: Normalization, level: ViewLevel, names: list[str],
-                      backend: str, bg_logit: float) -> dict[str, Any]:
-    """PLY + training-view renders (RGB, the head's images, labels, confidence); returns render
-    metrics at the training views (foreground PSNR, label agreement with the input)."""
+                      backend: str, bg_logit: float, scheme: str | None = None) -> dict[str, Any]:
+    """PLY + training-view renders (RGB, the head's images, labels, confidence; with ``scheme`` also
+    the labels coloured and overlaid on the input image); returns render metrics at the training
+    views (foreground PSNR, label agreement with the input)."""
     save_ply(out_dir / "point_cloud.ply", model, norm)
     # PNG encoding (Pillow releases the GIL) runs on threads while the next view renders
     pool = ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1)))
@@ -76,7 +80,11 @@ def write_run_outputs(out_dir: Path, model: GaussianModel, norm: Normalization, 
                 queue_png(rdir / folder / f"{name}.png", _uint8(img))
             decoded = head.decode(feats)
             if decoded is not None:
-                queue_png(rdir / "labels" / f"{name}.png", decoded.labels[0].cpu().numpy())
+                labels = decoded.labels[0].cpu().numpy()
+                queue_png(rdir / "labels" / f"{name}.png", labels)
+                if scheme is not None:  # class ids look black in a viewer: a palette view and an overlay too
+                    queue_png(rdir / "labels_colour" / f"{name}.png", colorize(labels, scheme))
+                    queue_png(rdir / "overlay" / f"{name}.png", overlay(_uint8(level.images[i].clamp(0, 1)), labels, scheme))
                 queue_png(rdir / "confidence" / f"{name}.png", _uint8(decoded.confidence[0]))
                 accs.append(head.view_accuracy(feats, decoded, level.labels[i][None]))
     finally:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Protocol, Sequence
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..io import atomic_write_bytes
+from .validation import Validation
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ class TrainLog:
     def on_step(self, loop, stats: StepStats) -> None:
         if stats.step % self.every == 0 or stats.step == loop.cfg.iters or stats.step == loop.start + 1:
             self._fh.write(json.dumps(stats.log_record()) + "\n")
+            self._fh.flush()
+
+    def write(self, record: dict[str, Any]) -> None:
+        """One extra line (e.g. the validation scores of a step)."""
+        if self._fh is not None:
+            self._fh.write(json.dumps(record) + "\n")
             self._fh.flush()
 
     def on_finish(self, loop) -> None:
@@ -144,11 +151,12 @@ class StepHook:
 
 def default_callbacks(cfg, paths: dict[str, Path], *, main: bool, progress: bool = False,
                       on_step: Callable[[int, float], None] | None = None) -> Sequence[TrainCallback]:
-    """The log writer, progress bar (``progress``) and periodic resume state on the main process,
-    then ``on_step`` (every process)."""
+    """The log writer, the validation mIoU (when a ``val`` split exists), progress bar (``progress``)
+    and periodic resume state on the main process, then ``on_step`` (every process)."""
     callbacks: list[TrainCallback] = []
     if main:
         callbacks.append(TrainLog(paths["log"], cfg.log_every))
+        callbacks.append(Validation(cfg.ckpt_every))
         if progress:
             callbacks.append(ProgressBar())
         callbacks.append(Checkpointer(cfg.ckpt_every))

@@ -48,10 +48,10 @@ import torch
 from .. import __version__
 from ..errors import LabelsplatError
 from ..io import atomic_write_bytes, atomic_write_json
-from ..parsers.bisenet import bisenet_from_state_dict, extract_state_dict, load_bisenet
+from ..parsers.bisenet import bisenet_from_state_dict, extract_state_dict, load_backbone_weights, load_bisenet
 from ..parsers.registry import create_model, get_model_info
 from ..schemes import get_scheme
-from .callbacks import StepStats, TrainCallback, default_callbacks
+from .callbacks import StepStats, TrainCallback, TrainLog, default_callbacks
 from .data import TrainData
 from .distributed import DistContext, frozen_buffers, micro_batch_index, setup
 from .loss import ohem_ce_loss
@@ -66,6 +66,7 @@ class TrainConfig:
     out: str
     mix: list[tuple[str, float]] = field(default_factory=list)
     init: str | None = None
+    backbone_weights: str | None = None  # a torchvision ResNet-18 state dict for the backbone (train from scratch)
     scheme: str = "celebamask19-zll"
     input_size: int = 512
     crop_size: int | None = None  # default: input_size * 448 / 512, as the original
@@ -140,6 +141,7 @@ class TrainResult:
     losses: list[float]
     rank: int = 0  # this process's rank under torchrun (0 for a single process)
     world_size: int = 1
+    validation: list[dict] = field(default_factory=list)  # {"step", "val_miou", ...} when a val split exists
 
 
 def _save_torch(path: Path, obj) -> None:
@@ -200,7 +202,7 @@ def _load_resume_state(cfg: TrainConfig, paths: dict[str, Path], n_micro: int) -
     except Exception as exc:
         raise LabelsplatError(f"cannot read the resume state ({type(exc).__name__})", path=paths["state"]) from exc
     saved = state.get("config", {})
-    for key in ("data", "mix", "scheme", "input_size", "crop_size", "batch_size", "seed", "init"):
+    for key in ("data", "mix", "scheme", "input_size", "crop_size", "batch_size", "seed", "init", "backbone_weights"):
         a, b = saved.get(key), _config_dict(cfg).get(key)
         if json.dumps(a) != json.dumps(b):
             raise LabelsplatError(
@@ -280,6 +282,7 @@ class TrainLoop:
         self.start = 0
         self.step_count = 0  # completed optimiser steps
         self.losses: list[float] = []
+        self.val_results: list[dict] = []  # validation scores logged by the Validation callback
 
     @property
     def resumed(self) -> bool:
@@ -338,6 +341,8 @@ class TrainLoop:
             model = load_bisenet(cfg.init, n_classes=n_classes)
         else:
             model = create_model("bisenet", n_classes=n_classes)
+            if cfg.backbone_weights is not None:
+                load_backbone_weights(model, cfg.backbone_weights)
         if cfg.sync_bn:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model.to(self.device).train()
@@ -422,6 +427,13 @@ class TrainLoop:
         return self.finish()
 
     # ------------------------------------------------------------------ outputs
+    def log_extra(self, record: dict) -> None:
+        """Write ``record`` (validation scores) as a train_log line and keep it for the sidecar."""
+        self.val_results.append(record)
+        for cb in self.callbacks:
+            if isinstance(cb, TrainLog):
+                cb.write(record)
+
     def save_state(self) -> None:
         """The resume state after the completed steps (``<out>.state.pt``)."""
         _save_torch(self.paths["state"], {
@@ -444,7 +456,7 @@ class TrainLoop:
         losses = self.losses
         return TrainResult(self.paths["weights"], self.step_count, self.start, losses[0] if losses else None,
                            losses[-1] if losses else None, time.perf_counter() - self.t0, losses,
-                           rank=self.ctx.rank, world_size=self.ctx.world_size)
+                           rank=self.ctx.rank, world_size=self.ctx.world_size, validation=list(self.val_results))
 
     def _metadata(self) -> dict:
         cfg, info = self.cfg, self.info
@@ -458,6 +470,7 @@ class TrainLoop:
             "std": list(info.std),
             "steps": self.step_count,
             "final_loss": self.losses[-1] if self.losses else None,
+            "validation": self.val_results,
             "data": self.data.describe(),
             "config": _config_dict(cfg),
             "seed": cfg.seed,

@@ -1,4 +1,5 @@
-"""Importers: FaceScape ``params.json``, COLMAP models (text or binary), NeRSemble ``camera_params.json``.
+"""Importers: FaceScape ``params.json``, COLMAP models (text or binary), NeRSemble ``camera_params.json``,
+nerfstudio ``transforms.json``.
 
 One entry point, :func:`import_scene`, writes a canonical scene directory (docs/design.md "Scene
 directory"): images and labels copied (or hard-linked) in and undistorted to pinhole, intrinsics
@@ -17,8 +18,9 @@ from ._common import ImportReport, SourceView, write_ply_points, write_scene
 from .colmap import read_colmap
 from .facescape import read_facescape
 from .nersemble import read_nersemble
+from .nerfstudio import read_nerfstudio
 
-FORMATS = ("facescape", "colmap", "nersemble")
+FORMATS = ("facescape", "colmap", "nersemble", "nerfstudio")
 
 
 def import_scene(
@@ -38,7 +40,8 @@ def import_scene(
 
     ``fmt``: ``facescape`` (``src`` = params.json or its folder; ``images_dir`` defaults to that
     folder), ``colmap`` (``src`` = text or binary model folder; ``images_dir`` required), ``nersemble``
-    (``src`` = camera_params.json or its folder; ``images_dir`` required). ``labels_dir``: a
+    (``src`` = camera_params.json or its folder; ``images_dir`` required), ``nerfstudio`` (``src`` =
+    transforms.json or its folder; image and mask paths are read from it). ``labels_dir``: a
     label PNG per image named ``<image stem>.png`` (ids of ``label_scheme``; 255 = ignore).
     ``head_frame``: a :class:`HeadFrame`, dict, inline JSON or JSON file; ``None`` estimates it
     from the cameras (frontal-hemisphere rigs only). ``link`` hard-links files that need no
@@ -49,14 +52,18 @@ def import_scene(
         raise LabelsplatError(f"unknown import format {fmt!r}; choose one of {', '.join(FORMATS)}")
     report = ImportReport(format=fmt, source=str(Path(src).resolve()))
     points = None
-    if fmt != "facescape" and images_dir is None:
+    if fmt in ("colmap", "nersemble") and images_dir is None:
         raise LabelsplatError(f"--images is required for the {fmt} format")
     if fmt == "facescape":
         views, calib = read_facescape(src, images_dir, report)
     elif fmt == "colmap":
         views, calib, points = read_colmap(src, images_dir, labels_dir, report)
-    else:
+    elif fmt == "nersemble":
         views, calib = read_nersemble(src, images_dir, report)
+    else:
+        if images_dir is not None:
+            raise LabelsplatError("--images is not used by the nerfstudio format: image paths come from transforms.json")
+        views, calib = read_nerfstudio(src, report)
     return write_scene(
         views, out, report=report, calib_path=calib, labels_dir=labels_dir, masks_dir=masks_dir,
         head_frame=head_frame, label_scheme=label_scheme, link=link, overwrite=overwrite, points=points,

@@ -26,7 +26,7 @@ from ..distortion import Distortion, undistort_image, undistort_label
 from ..format import Frame, Scene, save_scene
 from ..paths import check_name
 from ..headframe import estimate_head_frame_detailed, parse_head_frame
-from ..validate import image_size, scheme_num_classes, validate_scene
+from ..validate import image_header, image_size, scheme_num_classes, validate_scene
 
 OPENCV_TO_PIXEL_CENTER = 0.5  # OpenCV puts the first pixel centre at 0; docs/design.md at 0.5
 
@@ -40,7 +40,7 @@ class SourceView:
     y down, z forward), in source world units. ``width``/``height`` are the calibrated size
     if the source states it (checked against the image), else taken from the image.
     ``label``/``mask`` are filled by :func:`write_scene` from the labels/masks folders unless
-    an importer sets them.
+    an importer sets them (``mask_nonzero``: any non-zero mask value means foreground).
     """
 
     name: str
@@ -53,6 +53,7 @@ class SourceView:
     where: str = ""
     label: Path | None = None
     mask: Path | None = None
+    mask_nonzero: bool = False  # the source's masks mean "non-zero = use" (nerfstudio): stored as 0/255
 
 
 @dataclass
@@ -195,12 +196,13 @@ def write_ply_points(path: Path, xyz: np.ndarray, rgb: np.ndarray | None = None)
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """A mask as uint8 (H, W): grey value, or the max over channels of a colour image (0 = background)."""
+def _read_mask(path: Path, shape: tuple[int, int], nonzero: bool = False) -> np.ndarray:
+    """A mask as uint8 (H, W): grey value, or the max over channels of a colour image (0 = background);
+    ``nonzero``: every non-zero value becomes 255 (sources whose masks are 0/1)."""
     arr = read_rgb(path).max(axis=2)
     if arr.shape != shape:
         raise LabelsplatError(f"mask size {arr.shape[1]}x{arr.shape[0]} differs from its image {shape[1]}x{shape[0]}", path=path)
-    return arr
+    return np.where(arr > 0, 255, 0).astype(np.uint8) if nonzero else arr
 
 
 # ----------------------------------------------------------------------------- the writer
@@ -269,7 +271,7 @@ def _check_views(views: list[SourceView], calib_path: Path, labels_dir: Path | N
         if v.label is not None:
             read_label(v.label, num_classes, shape=(cam.height, cam.width))
         if v.mask is not None:
-            _read_mask(v.mask, (cam.height, cam.width))
+            _read_mask(v.mask, (cam.height, cam.width), v.mask_nonzero)
     return cams
 
 
@@ -295,23 +297,28 @@ def _write_view(v: SourceView, cam: Camera, tmp: Path, num_classes: int, link: b
     lbl_dst = msk_dst = None
     if dist is None:
         img_dst = tmp / "images" / f"{v.name}{v.image.suffix.lower()}"
-        _place(v.image, img_dst, link, notes)
+        tag = image_header(v.image)[2]
+        if tag != 1:  # stored upright, so no reader has to apply the EXIF tag again
+            img_dst = _write_image(tmp / "images" / v.name, v.image, read_rgb(v.image))
+            extra["exif_orientation_applied"] = tag
+        else:
+            _place(v.image, img_dst, link, notes)
         if v.label is not None:
             lbl_dst = tmp / "labels" / f"{v.name}.png"
             _place(v.label, lbl_dst, link, notes)
         if v.mask is not None:
             msk_dst = tmp / "masks" / f"{v.name}.png"
-            if v.mask.suffix.lower() == ".png":
+            if v.mask.suffix.lower() == ".png" and not v.mask_nonzero and image_header(v.mask)[2] == 1:
                 _place(v.mask, msk_dst, link, notes)
             else:
-                write_png(msk_dst, _read_mask(v.mask, (cam.height, cam.width)))
+                write_png(msk_dst, _read_mask(v.mask, (cam.height, cam.width), v.mask_nonzero))
     else:
         img_dst = _write_image(tmp / "images" / v.name, v.image, undistort_image(read_rgb(v.image), cam.K, dist, fill=0))
         if v.label is not None:
             lbl = read_label(v.label, num_classes, shape=(cam.height, cam.width))
             lbl_dst = write_png(tmp / "labels" / f"{v.name}.png", undistort_label(lbl, cam.K, dist, fill=255))
         if v.mask is not None:
-            msk = _read_mask(v.mask, (cam.height, cam.width))
+            msk = _read_mask(v.mask, (cam.height, cam.width), v.mask_nonzero)
             msk_dst = write_png(tmp / "masks" / f"{v.name}.png", undistort_label(msk, cam.K, dist, fill=0))
         extra["distortion_removed"] = dist.to_dict()
 

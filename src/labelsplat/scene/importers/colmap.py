@@ -16,12 +16,14 @@ The binary layouts follow COLMAP's ``reconstruction_io_binary.cc`` (little endia
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import LabelsplatError
+from ...io import IMAGE_EXTENSIONS
 from ..distortion import Distortion
 from ._common import ImportReport, SourceView, check_extrinsics, check_intrinsics
 
@@ -156,15 +158,38 @@ def _image_entry(image_id: int, q: np.ndarray, t: np.ndarray, cam_id: int, name:
     return image_id, name, check_extrinsics(m, f"image {name!r} ({where})", path), cam_id, where
 
 
+def _is_points2d_line(s: str) -> bool:
+    """A POINTS2D line: empty, or triples ``X Y POINT3D_ID`` (numbers only). An image line is told
+    apart by its NAME (not a number) or, for a numeric NAME, by its 10 tokens (not a multiple of 3)."""
+    parts = s.split()
+    if len(parts) % 3:
+        return False
+    try:
+        [float(p) for p in parts]
+    except ValueError:
+        return False
+    return True
+
+
+_NUM_IMAGES = re.compile(r"#\s*Number of images:\s*(\d+)")
+
+
 def read_images(path: Path) -> list[ImageEntry]:
-    """images.txt: [(image id, NAME, w2c 4x4, camera id, where)] in file order."""
+    """images.txt: [(image id, NAME, w2c 4x4, camera id, where)] in file order.
+
+    Each image line is normally followed by its POINTS2D line (possibly empty); files written
+    without those lines are read too. A ``# Number of images: N`` header is checked against the
+    images found."""
     lines = _data_lines(path)
     out = []
+    declared = None
     i = 0
     while i < len(lines):
         lineno, line = lines[i]
         s = line.strip()
         i += 1
+        if s.startswith("#") and (m := _NUM_IMAGES.match(s)):
+            declared = int(m.group(1))
         if not s or s.startswith("#"):
             continue
         parts = s.split()
@@ -172,7 +197,8 @@ def read_images(path: Path) -> list[ImageEntry]:
             raise LabelsplatError(
                 f"line {lineno}: expected 'IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME', got {s[:80]!r}", path=path
             )
-        i += 1  # the POINTS2D line that follows (possibly empty)
+        if i < len(lines) and _is_points2d_line(lines[i][1].strip()):
+            i += 1  # the POINTS2D line that follows (possibly empty)
         try:
             image_id, cam_id = int(parts[0]), int(parts[8])
         except ValueError as exc:
@@ -185,6 +211,9 @@ def read_images(path: Path) -> list[ImageEntry]:
         out.append(_image_entry(image_id, q, t, cam_id, " ".join(parts[9:]), f"line {lineno}", path))
     if not out:
         raise LabelsplatError("no images in images.txt", path=path)
+    if declared is not None and declared != len(out):
+        raise LabelsplatError(f"the header says {declared} images but {len(out)} image lines were read", path=path,
+                              hint="the file is truncated or malformed: export the model again")
     return out
 
 
@@ -310,6 +339,19 @@ def frame_name(image_name: str) -> str:
     return p.with_suffix("").as_posix().replace("/", "__")
 
 
+def _report_unregistered(images: Path, names: set[str], report: ImportReport) -> None:
+    """Images in the folder that the model does not list (COLMAP did not register them) are
+    reported as skipped, each with that reason."""
+    files = sorted(p.relative_to(images).as_posix() for p in images.rglob("*")
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    unregistered = [f for f in files if f not in names]
+    for f in unregistered:
+        report.skipped.append(f"{f} (in the images folder but not in the COLMAP model: not registered)")
+    if unregistered:
+        report.notes.append(f"skipped {len(unregistered)} of {len(files)} image(s) of the folder that the model does not "
+                            f"register, e.g. {unregistered[:3]}")
+
+
 def read_colmap(
     src: str | Path, images_dir: str | Path, labels_dir: str | Path | None, report: ImportReport
 ) -> tuple[list[SourceView], Path, tuple[np.ndarray, np.ndarray] | None]:
@@ -349,6 +391,7 @@ def read_colmap(
             path=images,
             hint="point --images at the folder COLMAP's image NAMEs are relative to",
         )
+    _report_unregistered(images, {name for _, name, *_ in images_list}, report)
     points = None
     if pts_path.is_file():
         points = read_points3d_bin(pts_path) if kind == "bin" else read_points3d(pts_path)
