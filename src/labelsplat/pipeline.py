@@ -39,14 +39,14 @@ from .errors import LabelsplatError
 from .eval import (LabellingScores, confusion_matrix, metrics_document, multiview_consistency, pool_metrics_documents,
                    summary_scores, write_metrics)
 from .extract import extract_argmax, extract_palette, postprocess
-from .io import atomic_write_json, read_json, read_label, write_png
+from .io import atomic_write_json, read_json, read_label, write_mp4, write_png
 from .report import ReportView, write_report
 from .rundir import RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
-from .schemes import colorize, get_scheme
+from .schemes import colorize, get_scheme, overlay
 from .splat import fit, latest_checkpoint, load_run, render_batches, render_cameras
 from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
-from .views import sample_views
+from .views import orbit_cameras, sample_views
 
 
 DONE = "DONE.json"
@@ -596,6 +596,44 @@ def render_run(
     write_metrics(out / "metrics.json", doc)
     log(f"rendered {len(views)} views from {run_dir}")
     return doc, int(accepted.sum()), int((~accepted).sum())
+
+
+ORBIT_FPS = 24
+ORBIT_VIDEO = "orbit.mp4"
+
+
+def orbit_frames(run, scene: Scene, n: int, *, chunk: int = 8) -> list[np.ndarray]:
+    """``n`` frames once around the head (pitch 0, the inputs' mean distance; see
+    :func:`labelsplat.views.orbit_cameras`), each the RGB render and its label overlay side by side."""
+    cams = orbit_cameras(scene.cameras, scene.head_frame, n)
+    frames = []
+    for c0 in range(0, len(cams), chunk):
+        for r in render_cameras(run, cams[c0:c0 + chunk]):
+            rgb = _to_uint8(r["rgb"])
+            side = overlay(rgb, r["labels"], scene.label_scheme) if "labels" in r else rgb
+            frames.append(np.concatenate([rgb, side], axis=1))
+    return frames
+
+
+def render_orbit(run_dir: str | Path, out: str | Path, n: int, *, device: str = "auto", frames: bool = False,
+                 scene_dir: str | Path | None = None, overwrite: bool = False,
+                 log: Callable[[str], None] = print) -> Path:
+    """``labelsplat render --orbit N``: ``OUT/orbit.mp4`` (RGB | label overlay, N frames at 24 fps)
+    and, with ``frames``, ``OUT/orbit/NNNN.png``. Returns the video's path."""
+    run_dir = Path(run_dir)
+    scene = _render_scene(run_dir, scene_dir)
+    rd = RunDir(Path(out), "render", inputs=[run_dir, scene.root])
+    rd.check(overwrite=overwrite)
+    run = load_run(run_dir, resolve_device(device))
+    pics = orbit_frames(run, scene, n)
+    rd.create(overwrite=overwrite)
+    rd.write_provenance({"orbit": int(n), "frames": bool(frames), "device": device}, None)
+    if frames:
+        for i, f in enumerate(pics):
+            write_png(rd.path / "orbit" / f"{i:04d}.png", f)
+    video = write_mp4(rd.path / ORBIT_VIDEO, pics, ORBIT_FPS)
+    log(f"rendered an orbit of {n} frames from {run_dir}")
+    return video
 
 
 def _render_scene(run_dir: Path, scene_dir: str | Path | None) -> Scene:
