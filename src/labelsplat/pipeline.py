@@ -39,12 +39,14 @@ from .errors import LabelsplatError
 from .eval import (LabellingScores, confusion_matrix, metrics_document, multiview_consistency, pool_metrics_documents,
                    summary_scores, write_metrics)
 from .extract import extract_argmax, extract_palette, postprocess
-from .io import atomic_write_json, read_json, read_label, write_mp4, write_png
+from .io import atomic_dir, atomic_write_json, read_json, read_label, write_mp4, write_png
 from .report import ReportView, write_report
 from .rundir import RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 from .schemes import colorize, get_scheme, overlay
-from .splat import fit, latest_checkpoint, load_run, render_batches, render_cameras
+from .splat import fit, latest_checkpoint, load_checkpoint, load_run, render_batches, render_cameras, save_checkpoint
+from .splat.edits import EditFile, StoredEdits, apply_edits, read_edits, run_fingerprint
+from .splat.ply import save_ply
 from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
 from .views import orbit_cameras, sample_views
 
@@ -652,6 +654,52 @@ def _render_scene(run_dir: Path, scene_dir: str | Path | None) -> Scene:
     if scene.head_frame is None:
         raise LabelsplatError("the run's scene has no head_frame", path=Path(scene.root) / "transforms.json")
     return scene
+
+
+# ----------------------------------------------------------------------------- 3D label edits
+def run_head_frame(run_dir: str | Path, scene_dir: str | Path | None = None):
+    """The head frame of a run's scene (``scene_dir`` where it moved; None: the scene has none)."""
+    run_json = Path(run_dir) / "run.json"
+    meta = read_json(run_json)
+    src = scene_dir if scene_dir is not None else meta.get("scene")
+    if not src:
+        raise LabelsplatError("run.json does not name its scene", path=run_json, hint="pass --scene SCENE")
+    if scene_dir is None and not Path(src).exists():
+        raise LabelsplatError(f"the run's scene {src} is gone", path=run_json, hint="pass --scene SCENE")
+    return load_scene(src).head_frame
+
+
+def edit_run(run_dir: str | Path, edits_path: str | Path, out: str | Path, *, scene_dir: str | Path | None = None,
+             overwrite: bool = False, log: Callable[[str], None] = print) -> list[int]:
+    """``labelsplat edit``: a new run ``out`` = ``run_dir`` with the 3D label edits of ``edits_path``
+    (:mod:`labelsplat.splat.edits`) applied and stored (they are applied again after any later
+    label assignment). The original run is untouched; edits it already carries are not applied
+    twice. Everything is checked before anything is written. Returns the Gaussians each new edit
+    selected."""
+    run_dir, out = Path(run_dir), Path(out)
+    run = load_run(run_dir, "cpu")
+    stored = StoredEdits.from_dict(run.meta.get("label_edits"))
+    head = stored.head_frame if stored is not None else run_head_frame(run_dir, scene_dir)
+    fp = run_fingerprint(run.model)
+    doc = read_edits(edits_path, scheme=run.label_scheme, num_gaussians=run.model.num_gaussians, fingerprint=fp)
+    rd = RunDir(out, "fit", inputs=[run_dir, edits_path])
+    rd.check(overwrite=overwrite)
+    new = stored.new_edits(doc.edits) if stored is not None else list(doc.edits)
+    counts = apply_edits(run.model, new, scheme=run.label_scheme, norm=run.norm, head=head, scale=run.config.bg_logit)
+    every = StoredEdits((stored.edits if stored is not None else []) + new, head, fp)
+    ck = load_checkpoint(run_dir / "checkpoint.pt")
+    ck["model"]["params"]["sem"] = run.model.params["sem"].detach().cpu().clone()
+    ck["meta"]["label_edits"] = every.to_dict()
+    run_json = read_json(run_dir / "run.json")
+    run_json.update(label_edits=every.to_dict(), edited_from=str(run_dir.resolve()), label_edits_selected=counts)
+    with atomic_dir(out, overwrite=True) as tmp:
+        save_checkpoint(tmp / "checkpoint.pt", ck)
+        save_ply(tmp / "point_cloud.ply", run.model, run.norm)
+        atomic_write_json(tmp / "run.json", run_json)
+        atomic_write_json(tmp / "edits.json", EditFile(every.edits, fp, run.label_scheme).to_dict())
+    rd.write_provenance({"edits": str(Path(edits_path).resolve()), "applied": len(new)}, None)
+    log(f"applied {len(new)} edit(s) ({len(doc.edits) - len(new)} already in the run): {counts} Gaussians selected")
+    return counts
 
 
 # ----------------------------------------------------------------------------- demo

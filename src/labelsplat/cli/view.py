@@ -47,3 +47,26 @@ def register(app: typer.Typer) -> None:
         data = export_bytes(fitted, fmt, keep_class=keep_class, sh_degree=sh_degree)
         atomic_write_bytes(out, data)
         console.print(f"wrote {out} ({fmt}, {len(data) / 1e6:.1f} MB)")
+
+    @app.command("edit")
+    def edit_cmd(
+        run: Path = typer.Argument(..., help="A fit run directory."),
+        edits: Path = typer.Option(..., "--edits", help="The edits file (JSON; docs/usage/viewer.md), e.g. saved "
+                                                        "by labelsplat view."),
+        out: Path = typer.Option(..., "--out", help="The new run (the original is left untouched)."),
+        scene: Path = typer.Option(None, "--scene", help="The run's scene (its head frame), if it moved since the fit."),
+        overwrite: Overwrite = False,
+    ) -> None:
+        """Apply 3D label edits to a run: a new run whose every rendered view carries them.
+
+        Example:
+
+            labelsplat edit runs/head_000 --edits hat.json --out runs/head_000_hat
+
+            labelsplat render runs/head_000_hat --out novel --novel-views 100
+        """
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
+        from ..pipeline import edit_run
+
+        edit_run(run, edits, out, scene_dir=scene, overwrite=overwrite, log=console.print)
+        console.print(f"wrote {out}")

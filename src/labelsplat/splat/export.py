@@ -26,19 +26,10 @@ import numpy as np
 
 from ..errors import LabelsplatError
 from ..schemes import get_scheme
+from .edits import gaussian_labels
 from .model import C0 as SH_C0
 from .ply import gaussians_to_arrays, ply_bytes
 from .run import FittedRun
-
-
-def gaussian_labels(model) -> np.ndarray | None:
-    """(N,) int64 class of each Gaussian (its argmax logit, or nearest palette colour), None
-    for an RGB-only run."""
-    sem = model.params["sem"].detach().cpu().numpy().astype(np.float64)
-    for name, values, _ in model.head.ply_columns(sem):
-        if name == "label":
-            return np.asarray(values, dtype=np.int64)
-    return None
 
 
 def pad_sh(shN: np.ndarray, degree: int) -> np.ndarray:
@@ -141,4 +132,4 @@ def export_bytes(run: FittedRun, fmt: str, *, keep_class: str | None = None, sh_
 
 
 __all__ = ["EXPORTERS", "ExportInput", "Exporter", "PlyExporter", "PlyLabelsExporter", "SplatExporter",
-           "export_bytes", "gaussian_labels", "pad_sh"]
+           "export_bytes", "pad_sh"]
