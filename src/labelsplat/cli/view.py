@@ -70,3 +70,48 @@ def register(app: typer.Typer) -> None:
 
         edit_run(run, edits, out, scene_dir=scene, overwrite=overwrite, log=console.print)
         console.print(f"wrote {out}")
+
+    @app.command("view")
+    def view_cmd(
+        source: Path = typer.Argument(..., metavar="RUN|PLY", help="A fit run directory or a 3DGS .ply file."),
+        port: int = typer.Option(8080, "--port", help="The port to serve on (refused, with a free one suggested, "
+                                                      "when taken)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (loopback by default; "
+                                                             "use ssh -L for remote machines)."),
+        save_dir: Optional[Path] = typer.Option(
+            None, "--save-dir", help="Where 'Save view' and 'Save edits' write (default: a new folder beside "
+                                     "RUN, never inside it)."),
+        device: Device = "auto",
+    ) -> None:
+        """Open a fitted run (or any 3DGS PLY) in a live web viewer: RGB, labels, overlay,
+        confidence, one class; class toggles; input cameras and yaw presets; 3D label edits.
+
+        Example:
+
+            labelsplat view runs/head_000 --port 8080
+
+            ssh -L 8080:localhost:8080 gpu-box   # then open http://localhost:8080
+        """
+        # lazy: loaded when the command runs, so that labelsplat --help stays fast
+        import time
+
+        from ..viewer import open_source
+        from ..viewer.server import is_loopback, start_viewer
+        from . import err_console
+
+        if not is_loopback(host):
+            err_console.print(f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach this machine "
+                              "can view and edit the labels; prefer 127.0.0.1 with ssh -L", highlight=False)
+        src = open_source(source, device)
+        viewer = start_viewer(src, host=host, port=port, save_dir=save_dir,
+                              log=lambda m: console.print(m, markup=False, highlight=False))
+        shown = "localhost" if host in ("0.0.0.0", "::") else host
+        console.print(f"labelsplat viewer: http://{shown}:{viewer.port}  (saves to {viewer.state.save_dir}; "
+                      "Ctrl-C stops)")
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            console.print("stopping the viewer")
+        finally:
+            viewer.stop()
