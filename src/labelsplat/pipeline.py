@@ -52,6 +52,8 @@ from .views import orbit_cameras, sample_views
 
 
 DONE = "DONE.json"
+ORBIT_FPS = 24
+ORBIT_VIDEO = "orbit.mp4"  # labelsplat render --orbit; OUT/scenes/<scene>/orbit/orbit.mp4 shows in the report
 
 
 @dataclass
@@ -499,8 +501,12 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
         p = o.out_dir / "run" / "train_log.jsonl"
         if p.is_file():
             logs[o.name] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    videos = {o.name: o.out_dir / "orbit" / ORBIT_VIDEO for o in outcomes
+              if (o.out_dir / "orbit" / ORBIT_VIDEO).is_file()}
+    viewer = {o.name: f"labelsplat view {os.path.relpath(o.out_dir / 'run', out)}" for o in outcomes
+              if (o.out_dir / "run").is_dir()}
     write_report(out / "report.html", title=title, metrics=pooled, views=views, train_logs=logs,
-                 max_views_per_bin=REPORT_VIEWS_PER_BIN,
+                 max_views_per_bin=REPORT_VIEWS_PER_BIN, videos=videos, viewer_commands=viewer,
                  notes=[f"labelsplat {__version__}; preset {cfg.preset}; seed {cfg.seed}; "
                         f"{sum(o.n_accepted for o in outcomes)} views accepted, "
                         f"{sum(o.n_rejected for o in outcomes)} rejected"],
@@ -598,10 +604,6 @@ def render_run(
     write_metrics(out / "metrics.json", doc)
     log(f"rendered {len(views)} views from {run_dir}")
     return doc, int(accepted.sum()), int((~accepted).sum())
-
-
-ORBIT_FPS = 24
-ORBIT_VIDEO = "orbit.mp4"
 
 
 def orbit_frames(run, scene: Scene, n: int, *, chunk: int = 8) -> list[np.ndarray]:

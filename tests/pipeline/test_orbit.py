@@ -40,3 +40,19 @@ def test_render_orbit_writes_the_video_and_frames(cli, tmp_path, refined):
     assert len(decoded) == 4 and decoded[0].shape[:2] == (first.shape[0] + first.shape[0] % 2, 2 * w)
     r = cli("render", run, "--out", tmp_path / "o", "--orbit", "0")
     assert r.exit_code == 2
+
+
+def test_refine_report_links_the_orbit_and_the_viewer(cli, tmp_path, refined, synth_scene):
+    pytest.importorskip("av")
+    import shutil
+
+    out = tmp_path / "refined"
+    shutil.copytree(refined, out)
+    r = cli("render", out / "scenes" / "head_000" / "run", "--out", out / "scenes" / "head_000" / "orbit",
+            "--orbit", "2")
+    assert r.exit_code == 0, r.output
+    r = cli("refine", synth_scene, "--out", out, "--preset", "micro", "--novel-views", "6", "--quiet", "--seed", "1",
+            "--resume")
+    assert r.exit_code == 0, r.output
+    text = (out / "report.html").read_text()
+    assert "src='scenes/head_000/orbit/orbit.mp4'" in text and "labelsplat view scenes/head_000/run" in text

@@ -103,15 +103,17 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach this machine "
                               "can view and edit the labels; prefer 127.0.0.1 with ssh -L", highlight=False)
         src = open_source(source, device)
-        viewer = start_viewer(src, host=host, port=port, save_dir=save_dir,
-                              log=lambda m: console.print(m, markup=False, highlight=False))
-        shown = "localhost" if host in ("0.0.0.0", "::") else host
-        console.print(f"labelsplat viewer: http://{shown}:{viewer.port}  (saves to {viewer.state.save_dir}; "
-                      "Ctrl-C stops)")
+        viewer = None
         try:
+            viewer = start_viewer(src, host=host, port=port, save_dir=save_dir,
+                                  log=lambda m: console.print(m, markup=False, highlight=False))
+            shown = "localhost" if host in ("0.0.0.0", "::") else host
+            console.print(f"labelsplat viewer: http://{shown}:{viewer.port}  (saves to {viewer.state.save_dir}; "
+                          "Ctrl-C stops)")
             while True:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             console.print("stopping the viewer")
         finally:
-            viewer.stop()
+            if viewer is not None:
+                viewer.stop()
