@@ -114,6 +114,7 @@ class ClientLoop:
         self.last_move = time.monotonic()
         self.shown: tuple | None = None
         self.running = True
+        self.error: Exception | None = None  # the last failed render (for debugging)
         client.camera.on_update(lambda _: self.moved())
         self.thread = threading.Thread(target=self.run, daemon=True, name=f"labelsplat-view-{client.client_id}")
         self.thread.start()
@@ -136,7 +137,8 @@ class ClientLoop:
                     img = render_view(self.state.src.run, cam, self.state.settings)
                 self.client.scene.set_background_image(img, format="jpeg", jpeg_quality=90)
                 self.shown = want
-            except Exception:  # a tab that closed mid-render, or a camera not synchronised yet
+            except Exception as exc:  # a tab that closed mid-render, or a camera not synchronised yet
+                self.error = exc
                 time.sleep(0.1)
 
 
@@ -294,8 +296,8 @@ def _edit_gui(server, state: ViewerState, h: dict, classes: list[str], log) -> N
 class Viewer:
     """A running viewer: :meth:`stop` ends it."""
 
-    def __init__(self, server, state: ViewerState, loops: dict):
-        self.server, self.state, self.loops = server, state, loops
+    def __init__(self, server, state: ViewerState, loops: dict, handles: dict):
+        self.server, self.state, self.loops, self.handles = server, state, loops, handles
 
     @property
     def port(self) -> int:
@@ -321,7 +323,7 @@ def start_viewer(src: Source, *, host: str = "127.0.0.1", port: int = 8080, save
                         max_side=MAX_SIDE_CUDA if cuda else MAX_SIDE_CPU)
     server = viser.ViserServer(host=host, port=port, verbose=False)
     loops: dict[int, ClientLoop] = {}
-    build_gui(server, state, log)
+    handles = build_gui(server, state, log)
 
     @server.on_client_connect
     def _(client):
@@ -336,7 +338,7 @@ def start_viewer(src: Source, *, host: str = "127.0.0.1", port: int = 8080, save
         if loop is not None:
             loop.running = False
 
-    return Viewer(server, state, loops)
+    return Viewer(server, state, loops, handles)
 
 
 __all__ = ["ClientLoop", "Viewer", "ViewerState", "check_port", "client_camera", "free_port", "is_loopback",
