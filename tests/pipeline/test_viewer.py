@@ -136,3 +136,18 @@ def test_bare_ply_has_a_free_camera_only(run_dir):
     run = again(run_dir, "cpu")
     img = render_view(ply.run, run.cameras[0], ViewSettings("labels"))
     np.testing.assert_array_equal(img, render_view(run.run, run.cameras[0], ViewSettings("labels")))
+
+
+@pytest.mark.cuda
+def test_render_callback_on_cuda(run_dir):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from labelsplat.viewer import ViewSettings, open_source, render_view
+
+    cpu, gpu = open_source(run_dir, "cpu"), open_source(run_dir, "cuda")
+    cam = cpu.cameras[0]
+    a = render_view(cpu.run, cam, ViewSettings("rgb")).astype(int)
+    b = render_view(gpu.run, cam, ViewSettings("rgb")).astype(int)
+    assert np.abs(a - b).mean() < 2.0

@@ -41,10 +41,12 @@ import torch
 from ..device import resolve_device
 from ..errors import LabelsplatError
 from ..scene import Camera
+from ..schemes import get_scheme, list_schemes
 from .checkpoint import load_checkpoint
 from .config import FitConfig
 from .model import GaussianModel
 from .normalize import Normalization
+from .ply import load_ply
 from .render import render_model, resolve_backend
 
 
@@ -85,8 +87,6 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedR
 
 
 def _ply_scheme(num_classes: int, scheme: str | None, path: Path) -> str:
-    from ..schemes import get_scheme, list_schemes
-
     if scheme is not None:
         if get_scheme(scheme).num_classes != num_classes:
             raise LabelsplatError(f"the PLY has {num_classes} classes, the scheme {scheme} "
@@ -100,9 +100,6 @@ def load_ply_run(path: str | Path, device: str | torch.device = "cpu", *, scheme
     """A bare 3DGS PLY (:func:`.ply.load_ply`: ours or any Inria-convention file) as a run in its
     own frame (identity normalisation, no cameras). Its labels (``sem_*`` logits or palette
     colours) use ``scheme``, by default the first known scheme with as many classes (none: RGB only)."""
-    from ..schemes import get_scheme
-    from .ply import load_ply
-
     path = Path(path)
     a = load_ply(path)
     sem = a["sem"] if a["seg_rgb"] is None else a["seg_rgb"]
