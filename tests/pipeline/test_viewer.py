@@ -151,3 +151,10 @@ def test_render_callback_on_cuda(run_dir):
     a = render_view(cpu.run, cam, ViewSettings("rgb")).astype(int)
     b = render_view(gpu.run, cam, ViewSettings("rgb")).astype(int)
     assert np.abs(a - b).mean() < 2.0
+
+
+def test_loopback_hosts():
+    from labelsplat.viewer.server import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
