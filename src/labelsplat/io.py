@@ -18,7 +18,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -552,3 +552,30 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def is_finite_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# ----------------------------------------------------------------------------- video
+def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: int = 24) -> Path:
+    """Atomically write uint8 RGB frames (H, W, 3), all one size, as an H.264 MP4 (yuv420p; odd
+    sizes are padded by one black row / column). Needs PyAV (the ``[video]`` extra)."""
+    try:
+        import av  # lazy: optional dependency (the [video] extra)
+    except ImportError as exc:
+        raise LabelsplatError("writing a video needs PyAV, which is not installed", path=path,
+                              hint='pip install "labelsplat[video]"') from exc
+    if not frames:
+        raise ValueError("write_mp4: no frames")
+    h, w = np.asarray(frames[0]).shape[:2]
+    H, W = h + h % 2, w + w % 2
+    buf = _io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for f in frames:
+            arr = np.zeros((H, W, 3), dtype=np.uint8)
+            arr[:h, :w] = np.asarray(f, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -39,18 +39,22 @@ from .errors import LabelsplatError
 from .eval import (LabellingScores, confusion_matrix, metrics_document, multiview_consistency, pool_metrics_documents,
                    summary_scores, write_metrics)
 from .extract import extract_argmax, extract_palette, postprocess
-from .io import atomic_write_json, read_json, read_label, read_rgb, write_jpg, write_png
+from .io import atomic_dir, atomic_write_json, read_json, read_label, read_rgb, write_jpg, write_mp4, write_png
 from .report import ReportView, write_report
 from .rundir import NEW, RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 from .scene.fingerprint import fingerprint_diff, scene_fingerprint
 from .schemes import colorize, get_scheme, overlay
-from .splat import fit, latest_checkpoint, load_run, render_batches, render_cameras
+from .splat import fit, latest_checkpoint, load_checkpoint, load_run, render_batches, render_cameras, save_checkpoint
+from .splat.edits import EditFile, StoredEdits, apply_edits, read_edits, run_fingerprint
+from .splat.ply import save_ply
 from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
-from .views import sample_views
+from .views import orbit_cameras, sample_views
 
 
 DONE = "DONE.json"
+ORBIT_FPS = 24
+ORBIT_VIDEO = "orbit.mp4"  # labelsplat render --orbit; OUT/scenes/<scene>/orbit/orbit.mp4 shows in the report
 
 
 @dataclass
@@ -528,8 +532,12 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
         p = o.out_dir / "run" / "train_log.jsonl"
         if p.is_file():
             logs[o.name] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    videos = {o.name: o.out_dir / "orbit" / ORBIT_VIDEO for o in outcomes
+              if (o.out_dir / "orbit" / ORBIT_VIDEO).is_file()}
+    viewer = {o.name: f"labelsplat view {os.path.relpath(o.out_dir / 'run', out)}" for o in outcomes
+              if (o.out_dir / "run").is_dir()}
     write_report(out / "report.html", title=title, metrics=pooled, views=views, train_logs=logs,
-                 max_views_per_bin=REPORT_VIEWS_PER_BIN,
+                 max_views_per_bin=REPORT_VIEWS_PER_BIN, videos=videos, viewer_commands=viewer,
                  notes=[f"labelsplat {__version__}; preset {cfg.preset}; seed {cfg.seed}; "
                         f"{sum(o.n_accepted for o in outcomes)} views accepted, "
                         f"{sum(o.n_rejected for o in outcomes)} rejected"],
@@ -641,6 +649,40 @@ def render_run(
     return doc, int(accepted.sum()), int((~accepted).sum())
 
 
+def orbit_frames(run, scene: Scene, n: int, *, chunk: int = 8) -> list[np.ndarray]:
+    """``n`` frames once around the head (pitch 0, the inputs' mean distance; see
+    :func:`labelsplat.views.orbit_cameras`), each the RGB render and its label overlay side by side."""
+    cams = orbit_cameras(scene.cameras, scene.head_frame, n)
+    frames = []
+    for c0 in range(0, len(cams), chunk):
+        for r in render_cameras(run, cams[c0:c0 + chunk]):
+            rgb = _to_uint8(r["rgb"])
+            side = overlay(rgb, r["labels"], scene.label_scheme) if "labels" in r else rgb
+            frames.append(np.concatenate([rgb, side], axis=1))
+    return frames
+
+
+def render_orbit(run_dir: str | Path, out: str | Path, n: int, *, device: str = "auto", frames: bool = False,
+                 scene_dir: str | Path | None = None, overwrite: bool = False,
+                 log: Callable[[str], None] = print) -> Path:
+    """``labelsplat render --orbit N``: ``OUT/orbit.mp4`` (RGB | label overlay, N frames at 24 fps)
+    and, with ``frames``, ``OUT/orbit/NNNN.png``. Returns the video's path."""
+    run_dir = Path(run_dir)
+    scene = _render_scene(run_dir, scene_dir)
+    rd = RunDir(Path(out), "render", inputs=[run_dir, scene.root])
+    rd.check(overwrite=overwrite)
+    run = load_run(run_dir, resolve_device(device))
+    pics = orbit_frames(run, scene, n)
+    rd.create(overwrite=overwrite)
+    rd.write_provenance({"orbit": int(n), "frames": bool(frames), "device": device}, None)
+    if frames:
+        for i, f in enumerate(pics):
+            write_png(rd.path / "orbit" / f"{i:04d}.png", f)
+    video = write_mp4(rd.path / ORBIT_VIDEO, pics, ORBIT_FPS)
+    log(f"rendered an orbit of {n} frames from {run_dir}")
+    return video
+
+
 def _render_scene(run_dir: Path, scene_dir: str | Path | None) -> Scene:
     """The scene a run was fitted on (``scene_dir`` where it moved), checked against the run."""
     run_json = run_dir / "run.json"
@@ -657,6 +699,52 @@ def _render_scene(run_dir: Path, scene_dir: str | Path | None) -> Scene:
     if scene.head_frame is None:
         raise LabelsplatError("the run's scene has no head_frame", path=Path(scene.root) / "transforms.json")
     return scene
+
+
+# ----------------------------------------------------------------------------- 3D label edits
+def run_head_frame(run_dir: str | Path, scene_dir: str | Path | None = None):
+    """The head frame of a run's scene (``scene_dir`` where it moved; None: the scene has none)."""
+    run_json = Path(run_dir) / "run.json"
+    meta = read_json(run_json)
+    src = scene_dir if scene_dir is not None else meta.get("scene")
+    if not src:
+        raise LabelsplatError("run.json does not name its scene", path=run_json, hint="pass --scene SCENE")
+    if scene_dir is None and not Path(src).exists():
+        raise LabelsplatError(f"the run's scene {src} is gone", path=run_json, hint="pass --scene SCENE")
+    return load_scene(src).head_frame
+
+
+def edit_run(run_dir: str | Path, edits_path: str | Path, out: str | Path, *, scene_dir: str | Path | None = None,
+             overwrite: bool = False, log: Callable[[str], None] = print) -> list[int]:
+    """``labelsplat edit``: a new run ``out`` = ``run_dir`` with the 3D label edits of ``edits_path``
+    (:mod:`labelsplat.splat.edits`) applied and stored (they are applied again after any later
+    label assignment). The original run is untouched; edits it already carries are not applied
+    twice. Everything is checked before anything is written. Returns the Gaussians each new edit
+    selected."""
+    run_dir, out = Path(run_dir), Path(out)
+    run = load_run(run_dir, "cpu")
+    stored = StoredEdits.from_dict(run.meta.get("label_edits"))
+    head = stored.head_frame if stored is not None else run_head_frame(run_dir, scene_dir)
+    fp = run_fingerprint(run.model)
+    doc = read_edits(edits_path, scheme=run.label_scheme, num_gaussians=run.model.num_gaussians, fingerprint=fp)
+    rd = RunDir(out, "fit", inputs=[run_dir, edits_path])
+    rd.check(overwrite=overwrite)
+    new = stored.new_edits(doc.edits) if stored is not None else list(doc.edits)
+    counts = apply_edits(run.model, new, scheme=run.label_scheme, norm=run.norm, head=head, scale=run.config.bg_logit)
+    every = StoredEdits((stored.edits if stored is not None else []) + new, head, fp)
+    ck = load_checkpoint(run_dir / "checkpoint.pt")
+    ck["model"]["params"]["sem"] = run.model.params["sem"].detach().cpu().clone()
+    ck["meta"]["label_edits"] = every.to_dict()
+    run_json = read_json(run_dir / "run.json")
+    run_json.update(label_edits=every.to_dict(), edited_from=str(run_dir.resolve()), label_edits_selected=counts)
+    with atomic_dir(out, overwrite=True) as tmp:
+        save_checkpoint(tmp / "checkpoint.pt", ck)
+        save_ply(tmp / "point_cloud.ply", run.model, run.norm)
+        atomic_write_json(tmp / "run.json", run_json)
+        atomic_write_json(tmp / "edits.json", EditFile(every.edits, fp, run.label_scheme).to_dict())
+    rd.write_provenance({"edits": str(Path(edits_path).resolve()), "applied": len(new)}, None)
+    log(f"applied {len(new)} edit(s) ({len(doc.edits) - len(new)} already in the run): {counts} Gaussians selected")
+    return counts
 
 
 # ----------------------------------------------------------------------------- demo

@@ -3,8 +3,10 @@
 The report is one self-contained ``report.html``: plots are embedded as base64 PNGs,
 view thumbnails are referenced by paths relative to the report (so the dataset's own
 images are shown, not copies). It shows, by |yaw| bin, a grid of RGB / initial labels /
-refined labels / GT / confidence (the three labellings in one style, blended over the view's image), the per-class table, mIoU vs yaw for every labelling in
-``metrics.json``, multiview consistency when present, and the fits' loss curves.
+refined labels / GT / confidence (the three labellings in one style, blended over the view's image), the per-class
+table, mIoU vs yaw for every labelling in ``metrics.json``, multiview consistency when present, the fits' loss curves,
+the orbit videos that exist (``labelsplat render --orbit``) and the commands that open each fit in the viewer.
+Its header says that it needs its folder beside it.
 """
 
 from __future__ import annotations
@@ -195,10 +197,7 @@ def _view_row(v: ReportView, columns: list[str], root: Path) -> list[str]:
         if p is None:
             parts.append("<td></td>")
             continue
-        try:
-            rel = Path(p).resolve().relative_to(root).as_posix()
-        except ValueError:
-            rel = Path(p).resolve().as_posix()
+        rel = _relative(p, root)
         parts.append(f"<td><img loading='lazy' src='{html.escape(rel)}'></td>")
     parts.append("</tr>")
     return parts
@@ -226,6 +225,30 @@ def _views_section(views: list[ReportView], root: Path, max_views_per_bin: int) 
     return parts
 
 
+def _relative(p: Path, root: Path) -> str:
+    try:
+        return Path(p).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return Path(p).resolve().as_posix()
+
+
+def _orbit_section(videos: dict[str, Path], viewer_commands: dict[str, str], root: Path) -> list[str]:
+    """The orbit videos (RGB | label overlay) and the commands that open each fit in the viewer."""
+    parts: list[str] = []
+    if videos:
+        parts.append("<h2>Orbit videos</h2>")
+        for name, path in videos.items():
+            rel = html.escape(_relative(path, root))
+            parts.append(f"<h3>{html.escape(name)}</h3><p><video controls loop muted src='{rel}' "
+                         f"style='max-width:100%'></video><br><a href='{rel}'>{rel}</a></p>")
+    if viewer_commands:
+        parts.append("<h2>Open in the viewer</h2><p class='muted'>From this report's folder "
+                     "(docs/usage/viewer.md):</p>")
+        for name, cmd in viewer_commands.items():
+            parts.append(f"<p>{html.escape(name)}: <code>{html.escape(cmd)}</code></p>")
+    return parts
+
+
 def write_report(
     out_html: str | Path,
     *,
@@ -236,9 +259,12 @@ def write_report(
     notes: list[str] | None = None,
     warnings: list[str] | None = None,
     max_views_per_bin: int = 6,
+    videos: dict[str, Path] | None = None,
+    viewer_commands: dict[str, str] | None = None,
 ) -> Path:
-    """Write ``report.html``; image paths in ``views`` are made relative to its folder.
-    ``warnings`` are shown first, in a box (e.g. a refine whose labels disagree with its trusted inputs)."""
+    """Write ``report.html``; image and video paths are made relative to its folder.
+    ``warnings`` are shown first, in a box (e.g. a refine whose labels disagree with its trusted inputs);
+    ``videos`` (title -> MP4) and ``viewer_commands`` (title -> command) after the scores."""
     out_html = Path(out_html)
     root = out_html.parent.resolve()
     parts = [
@@ -246,6 +272,8 @@ def write_report(
         f"<title>{html.escape(title)}</title>",
         _STYLE,
         f"<h1>{html.escape(title)}</h1>",
+        "<p class='muted'>This report shows images and videos from the folder around it: keep (or copy) "
+        "the whole folder, not report.html alone.</p>",
     ]
     for note in notes or []:
         parts.append(f"<p class='muted'>{html.escape(note)}</p>")
@@ -256,6 +284,7 @@ def write_report(
     uri = _plot_losses(train_logs or {})
     if uri:
         parts += ["<h2>Fit losses</h2>", f"<p><img alt='losses' src='{uri}'></p>"]
+    parts += _orbit_section(videos or {}, viewer_commands or {}, root)
     parts += _views_section(views, root, max_views_per_bin)
     parts.append("</body></html>")
     return atomic_write_text(out_html, "\n".join(parts))

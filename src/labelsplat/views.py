@@ -506,7 +506,37 @@ def sample_views(
     return accepted
 
 
+# ----------------------------------------------------------------------------- fixed poses
+def preset_camera(cams: list[Camera], head: HeadFrame, yaw: float, pitch: float = 0.0, *,
+                  width: int | None = None, height: int | None = None) -> Camera:
+    """The camera at (yaw, pitch) around the head at the inputs' mean distance from the head
+    centre, with their median field of view and most common size (or ``width`` / ``height``):
+    the orbit's frames and the viewer's yaw presets."""
+    if not cams:
+        raise LabelsplatError("a fixed pose needs the input cameras (none given)")
+    w, h = _output_size(cams, width, height)
+    dist = float(np.mean([np.linalg.norm(c.center - head.center) for c in cams]))
+    focal = float(np.median([c.fx / c.width for c in cams])) * w
+    return camera_from_pose(head, yaw, pitch, 0.0, dist, focal, w, h)
+
+
+def orbit_yaws(n: int) -> np.ndarray:
+    """``n`` yaws (degrees) once around the head from the front, towards the subject's left,
+    wrapped to (-180, 180]."""
+    if int(n) < 1:
+        raise LabelsplatError(f"--orbit needs at least one frame, got {n}")
+    y = np.arange(int(n), dtype=np.float64) * 360.0 / int(n)
+    return np.where(y > 180.0, y - 360.0, y)
+
+
+def orbit_cameras(cams: list[Camera], head: HeadFrame, n: int, *, pitch: float = 0.0,
+                  width: int | None = None, height: int | None = None) -> list[Camera]:
+    """``n`` cameras once around the head (:func:`orbit_yaws`) at ``pitch`` (:func:`preset_camera`)."""
+    return [preset_camera(cams, head, float(y), pitch, width=width, height=height) for y in orbit_yaws(n)]
+
+
 __all__ = [
     "Dist", "ViewSamplerConfig", "PRESETS", "sampler_config", "SampledView", "Coverage", "input_coverage",
     "direction_from_angles", "camera_from_pose", "head_coverage_sphere", "head_coverage_points", "sample_views",
+    "preset_camera", "orbit_yaws", "orbit_cameras",
 ]

@@ -37,3 +37,14 @@ def test_report_without_gt(tmp_path):
     out = write_report(tmp_path / "r.html", title="t", metrics={"labellings": {}, "consistency": consistency}, views=[])
     text = out.read_text()
     assert "No ground truth" in text and "0.700" in text and "0.850" in text
+
+
+def test_report_shows_orbit_videos_and_the_viewer_command(tmp_path):
+    video = tmp_path / "scenes" / "head_000" / "orbit" / "orbit.mp4"
+    video.parent.mkdir(parents=True)
+    video.write_bytes(b"\0")
+    out = write_report(tmp_path / "report.html", title="t", metrics={}, views=[],
+                       videos={"head_000": video}, viewer_commands={"head_000": "labelsplat view scenes/head_000/run"})
+    text = out.read_text()
+    assert "<video" in text and "src='scenes/head_000/orbit/orbit.mp4'" in text
+    assert "labelsplat view scenes/head_000/run" in text and "folder" in text.split("</h1>")[1][:300]

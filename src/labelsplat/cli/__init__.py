@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import LabelsplatError
 
 # Command modules in pipeline order; each defines register(app).
-COMMAND_MODULES = ("scene", "labels", "evaluate", "synth", "fit", "refine", "parse", "train", "capture", "batch",
+COMMAND_MODULES = ("scene", "labels", "evaluate", "synth", "fit", "refine", "view", "parse", "train", "capture", "batch",
                    "config")
 
 app = typer.Typer(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -87,20 +87,31 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output directory (dataset/, metrics.json)."),
         cameras: Path = typer.Option(None, "--cameras", help="Render exactly these cameras (transforms.json)."),
         scene: Path = typer.Option(None, "--scene", help="The run's scene, if it moved since the fit."),
+        orbit: Optional[int] = typer.Option(
+            None, "--orbit", metavar="N", help="Render only an orbit: OUT/orbit.mp4, RGB | label overlay, N frames at "
+                                               "24 fps around the head (needs PyAV, the [video] extra)."),
+        frames: bool = typer.Option(False, "--frames", help="With --orbit: also write the frames as OUT/orbit/*.png."),
         overwrite: Overwrite = False,
         cfg=None,
     ) -> None:
-        """Render novel views of an existing fit and export their labels as a dataset.
+        """Render novel views of an existing fit and export their labels as a dataset, or an orbit video.
 
         Example:
 
             labelsplat render runs/head_000 --out novel --novel-views 100 --sampler extreme
 
             labelsplat render runs/head_000 --out novel --cameras my_cameras/transforms.json
+
+            labelsplat render runs/head_000 --out orbit --orbit 120
         """
         # lazy: loaded when the command runs, so that labelsplat --help stays fast
-        from ..pipeline import render_run
+        from ..pipeline import render_orbit, render_run
 
+        if orbit is not None:
+            video = render_orbit(run, out, orbit, device=cfg.device, frames=frames, scene_dir=scene,
+                                 overwrite=overwrite, log=console.print)
+            console.print(f"wrote {video}")
+            return
         doc, n_acc, n_rej = render_run(run, out, cfg, cameras=cameras, scene_dir=scene, overwrite=overwrite,
                                        log=console.print)
         _print_scores(doc)

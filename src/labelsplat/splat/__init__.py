@@ -23,6 +23,7 @@ Modules:
 * :mod:`.assign` -- label assignment after the fit (keep the fitted features, or the multiview vote).
 * :mod:`.outputs` -- PLY, training-view renders, run.json.
 * :mod:`.ply` -- Inria 3DGS PLY with per-Gaussian labels, in scene units.
+* :mod:`.export` -- exports other 3DGS tools read (padded PLY, PLY coloured by label, .splat).
 * :mod:`.run` -- :func:`~.run.load_run`, :func:`~.run.render_cameras` of a finished run.
 * :mod:`.lift`, :mod:`.consensus`, :mod:`.colour_weights` -- label-quality tools.
 """

@@ -6,7 +6,9 @@ by :func:`make_assigner`:
 * :class:`VoteAssigner` (``vote[:<prior>]``) replaces a logit head's features by the Gaussians'
   multiview label votes (:mod:`.lift`), mixed with the fitted distribution.
 
-Further assigners (label-quality experiments) implement the same protocol.
+Further assigners (label-quality experiments) implement the same protocol. A run that carries 3D
+label edits (``labelsplat edit``) wraps its assigner in :class:`WithEdits`: the edits are applied
+again on top of every later assignment.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from .config import FitConfig
 from .data import ViewLevel
+from .edits import StoredEdits, apply_edits
 from .lift import lifted_logits, vote_semantics
 from .model import GaussianModel
 
@@ -61,12 +64,32 @@ class VoteAssigner:
                 "median_vote_weight": round(float(total.median()), 4)}
 
 
-def make_assigner(cfg: FitConfig, num_classes: int) -> LabelAssigner:
-    """The assigner ``cfg.semantic_lift`` names (an RGB-only fit, K = 0, keeps its empty features)."""
+class WithEdits:
+    """Another assigner, then a run's stored 3D label edits (:mod:`.edits`) on top of its result."""
+
+    def __init__(self, inner: LabelAssigner, stored: StoredEdits, norm, scheme: str):
+        self.inner, self.stored, self.norm, self.scheme = inner, stored, norm, scheme
+
+    def assign(self, model, level, *, backend, class_weights, view_weights, scale):
+        summary = self.inner.assign(model, level, backend=backend, class_weights=class_weights,
+                                    view_weights=view_weights, scale=scale)
+        counts = apply_edits(model, self.stored.edits, scheme=self.scheme, norm=self.norm,
+                             head=self.stored.head_frame, scale=scale)
+        return {**(summary or {}), "label_edits_selected": counts}
+
+
+def make_assigner(cfg: FitConfig, num_classes: int, *, edits: StoredEdits | None = None, norm=None,
+                  scheme: str | None = None) -> LabelAssigner:
+    """The assigner ``cfg.semantic_lift`` names (an RGB-only fit, K = 0, keeps its empty features),
+    followed by the run's stored ``edits`` (boxes mapped with ``norm`` in ``scheme``) when given."""
     spec = cfg.parsed.semantic_lift
     if num_classes == 0 or not spec.enabled:
-        return KeepFitted()
-    return VoteAssigner(spec.prior, name=cfg.semantic_lift)
+        inner: LabelAssigner = KeepFitted()
+    else:
+        inner = VoteAssigner(spec.prior, name=cfg.semantic_lift)
+    if edits is not None and edits.edits and num_classes > 0:
+        return WithEdits(inner, edits, norm, scheme)
+    return inner
 
 
-__all__ = ["KeepFitted", "LabelAssigner", "VoteAssigner", "make_assigner"]
+__all__ = ["KeepFitted", "LabelAssigner", "VoteAssigner", "WithEdits", "make_assigner"]

@@ -53,6 +53,7 @@ from .checkpoint import (RunState, check_resumable, latest_checkpoint, periodic_
 from .config import FitConfig
 from .data import (CameraOrder, ViewPyramid, apply_colour_weights, check_cameras, class_weight_tensor, few_views_note,
                    load_views, scheme_classes, semantic_view_weights)
+from .edits import StoredEdits
 from .heads import make_head
 from .init import initial_points
 from .losses import alpha_loss, psnr, rgb_loss
@@ -311,6 +312,8 @@ class FitLoop:
             "device": str(self.device), "init_source": init_source, "frame_names": self.views.names,
             "scene_fingerprint": self.fingerprint, "versions": versions(),
         }
+        if ckpt is not None and ckpt["meta"].get("label_edits"):
+            meta["label_edits"] = ckpt["meta"]["label_edits"]  # 3D label edits stay with the run
         self.state = RunState(model, optimizers, sstate, order, self.head, meta, self.device)
         if ckpt is not None:
             self.state.load_state_dict(ckpt, self.out_dir)
@@ -343,7 +346,8 @@ class FitLoop:
         self.class_w = class_weight_tensor(cfg, self.scene.label_scheme, K, self.device)
         self.render_sem_w, self.sem_loss_factor = semantic_grad_plan(cfg.semantic_grad_weight, self.backend, K)
         self.view_w = semantic_view_weights(self.scene, cfg) if K > 0 else None
-        self.assigner = make_assigner(cfg, K)
+        self.assigner = make_assigner(cfg, K, edits=StoredEdits.from_dict(self.state.meta.get("label_edits")),
+                                      norm=self.norm, scheme=self.scheme_name)
         self.end_step = cfg.steps if self.stop_after is None else min(cfg.steps, int(self.stop_after))
         self.last_record: dict[str, Any] = {}
 

@@ -85,6 +85,11 @@ class SemanticHead(Protocol):
         against its input labels (1, H, W): ``run.json``'s ``train_view_label_acc_vs_input``."""
         ...
 
+    def class_features(self, class_id: int, scale: float) -> torch.Tensor:
+        """(channels,) features of a Gaussian that certainly has class ``class_id`` (a 3D label
+        edit); ``scale``: the background logit (the scale of a logit head's features)."""
+        ...
+
     def ply_columns(self, sem: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
         """PLY vertex columns (name, values, numpy type) of per-Gaussian features ``sem`` (N, S) float64."""
         ...
@@ -172,6 +177,12 @@ class LogitsHead:
     def view_accuracy(self, feats, decoded, labels):
         return label_accuracy(feats, labels)
 
+    def class_features(self, class_id, scale):
+        """``scale * one_hot(class_id)`` (what the multiview vote gives a unanimous Gaussian)."""
+        f = torch.zeros(self.num_classes, dtype=torch.float32)
+        f[int(class_id)] = float(scale)
+        return f
+
     def ply_columns(self, sem):
         return [("label", sem.argmax(1), "u1")] + [(f"sem_{i}", sem[:, i], "f4") for i in range(sem.shape[1])]
 
@@ -257,6 +268,10 @@ class PaletteHead:
         valid = lab != 255
         return float((decoded.labels.cpu().numpy() == lab)[valid].mean()) if valid.any() else float("nan")
 
+    def class_features(self, class_id, scale):
+        """The class's palette colour."""
+        return self.palette[int(class_id)].detach().float().cpu().clone()
+
     def ply_columns(self, sem):
         pal = self.palette.detach().cpu().numpy().astype(np.float64)
         lab = ((sem[:, None, :] - pal[None]) ** 2).sum(-1).argmin(1)
@@ -300,6 +315,9 @@ class EmptyHead:
 
     def view_accuracy(self, feats, decoded, labels):
         return float("nan")
+
+    def class_features(self, class_id, scale):
+        raise LabelsplatError("an RGB-only run has no labels to edit")
 
     def ply_columns(self, sem):
         return []

@@ -45,9 +45,15 @@ def gaussians_to_arrays(model, norm: Normalization) -> dict[str, np.ndarray]:
 
 def save_ply(path: str | Path, model, norm: Normalization) -> Path:
     """Write ``model`` to ``path`` (atomic) in scene units."""
+    a = gaussians_to_arrays(model, norm)
+    return atomic_write_bytes(path, ply_bytes(a, model.head.ply_columns(a["sem"])))
+
+
+def ply_bytes(a: dict[str, np.ndarray], semantic_columns: list[tuple[str, np.ndarray, str]]) -> bytes:
+    """A binary Inria-convention PLY of arrays as :func:`gaussians_to_arrays` returns them, with
+    ``semantic_columns`` (name, values, numpy type) after the rotation and ``n_views_seen`` last."""
     from plyfile import PlyData, PlyElement  # plyfile: only needed when a PLY is written
 
-    a = gaussians_to_arrays(model, norm)
     n = len(a["means"])
     rest = a["shN"].transpose(0, 2, 1).reshape(n, -1)  # (N, 3*M) channel-major
     cols: list[tuple[str, np.ndarray, str]] = []
@@ -64,14 +70,14 @@ def save_ply(path: str | Path, model, norm: Normalization) -> Path:
         cols.append((f"scale_{i}", a["scales"][:, i], "f4"))
     for i in range(4):
         cols.append((f"rot_{i}", a["quats"][:, i], "f4"))
-    cols += model.head.ply_columns(a["sem"])
+    cols += semantic_columns
     cols.append(("n_views_seen", a["n_views_seen"], "i4"))
     data = np.empty(n, dtype=[(name, dt) for name, _, dt in cols])
     for name, arr, _ in cols:
         data[name] = arr
     buf = io.BytesIO()
     PlyData([PlyElement.describe(data, "vertex")], text=False).write(buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def load_ply(path: str | Path) -> dict[str, np.ndarray | int]:

@@ -41,10 +41,12 @@ import torch
 from ..device import resolve_device
 from ..errors import LabelsplatError
 from ..scene import Camera
+from ..schemes import get_scheme, list_schemes
 from .checkpoint import load_checkpoint
 from .config import FitConfig
 from .model import GaussianModel
 from .normalize import Normalization
+from .ply import load_ply
 from .render import render_model, resolve_backend
 
 
@@ -82,6 +84,43 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedR
         label_scheme=meta["label_scheme"], num_classes=int(meta["num_classes"]), meta=meta,
         run_dir=path.parent,
     )
+
+
+def _ply_scheme(num_classes: int, scheme: str | None, path: Path) -> str:
+    if scheme is not None:
+        if get_scheme(scheme).num_classes != num_classes:
+            raise LabelsplatError(f"the PLY has {num_classes} classes, the scheme {scheme} "
+                                  f"{get_scheme(scheme).num_classes}", path=path)
+        return scheme
+    names = [n for n in ["celebamask19-zll", *list_schemes()] if get_scheme(n).num_classes == num_classes]
+    return names[0] if names else ""
+
+
+def load_ply_run(path: str | Path, device: str | torch.device = "cpu", *, scheme: str | None = None) -> FittedRun:
+    """A bare 3DGS PLY (:func:`.ply.load_ply`: ours or any Inria-convention file) as a run in its
+    own frame (identity normalisation, no cameras). Its labels (``sem_*`` logits or palette
+    colours) use ``scheme``, by default the first known scheme with as many classes (none: RGB only)."""
+    path = Path(path)
+    a = load_ply(path)
+    sem = a["sem"] if a["seg_rgb"] is None else a["seg_rgb"]
+    k = sem.shape[1] if a["seg_rgb"] is None else (get_scheme(scheme).num_classes if scheme else 19)
+    name = _ply_scheme(k, scheme, path) if sem.shape[1] else ""
+    if not name:
+        sem, k = np.zeros((len(a["means"]), 0)), 0
+    state: dict[str, Any] = {
+        "params": {key: torch.as_tensor(np.asarray(v), dtype=torch.float32) for key, v in (
+            ("means", a["means"]), ("scales", a["scales"]), ("quats", a["quats"]), ("opacities", a["opacities"]),
+            ("sh0", a["sh0"]), ("shN", a["shN"]), ("sem", sem))},
+        "sh_degree": int(a["sh_degree"]), "num_classes": k,
+        "n_views_seen": torch.as_tensor(a["n_views_seen"], dtype=torch.int32),
+    }
+    if a["seg_rgb"] is not None and k:
+        state.update(semantic_target="palette",
+                     palette=torch.as_tensor(get_scheme(name).palette_array() / 255.0, dtype=torch.float32))
+    dev = device if isinstance(device, torch.device) else resolve_device(str(device))
+    model = GaussianModel.from_state_dict(state, dev)
+    return FittedRun(model=model, norm=Normalization.identity(), config=FitConfig(), label_scheme=name,
+                     num_classes=k, meta={"ply": str(path)}, run_dir=None)
 
 
 @torch.no_grad()
@@ -180,4 +219,4 @@ def render_cameras(
     return results
 
 
-__all__ = ["FittedRun", "load_run", "render_batches", "render_cameras"]
+__all__ = ["FittedRun", "load_ply_run", "load_run", "render_batches", "render_cameras"]
