@@ -46,7 +46,7 @@ from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 from .scene.fingerprint import fingerprint_diff, scene_fingerprint
 from .schemes import colorize, get_scheme, overlay
 from .splat import fit, latest_checkpoint, load_checkpoint, load_run, render_batches, render_cameras, save_checkpoint
-from .splat.edits import EditFile, StoredEdits, apply_edits, read_edits, run_fingerprint
+from .splat.edits import EditFile, StoredEdits, apply_edits, box_points, read_edits, run_fingerprint
 from .splat.ply import save_ply
 from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
 from .views import orbit_cameras, sample_views
@@ -744,6 +744,12 @@ def edit_run(run_dir: str | Path, edits_path: str | Path, out: str | Path, *, sc
         atomic_write_json(tmp / "edits.json", EditFile(every.edits, fp, run.label_scheme).to_dict())
     rd.write_provenance({"edits": str(Path(edits_path).resolve()), "applied": len(new)}, None)
     log(f"applied {len(new)} edit(s) ({len(doc.edits) - len(new)} already in the run): {counts} Gaussians selected")
+    empty = [i for i, c in enumerate(counts) if c == 0]
+    if empty:
+        pts = box_points(run.model, run.norm, head)
+        lo, hi = np.percentile(pts, 2, axis=0).round(3).tolist(), np.percentile(pts, 98, axis=0).round(3).tolist()
+        log(f"warning: new edit(s) {empty} selected no Gaussian; the run's Gaussians lie within {lo} .. {hi} "
+            f"in the {'head' if head is not None else 'world'} frame (scene units), where boxes are given")
     return counts
 
 

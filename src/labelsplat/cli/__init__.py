@@ -76,6 +76,9 @@ def plain_help(command) -> None:
     """Make the help of ``command`` and its sub-commands plain text under rich formatting: square
     brackets in help texts are kept (``pip install 'labelsplat[onnx]'``, not read as markup), and
     on/off flags show no value type (``--json``, not ``--json <bool>``: flags take no value)."""
+    if getattr(command, "help", None) and not getattr(command, "short_help", None):
+        # the listing shows the first paragraph as one line of text, whatever the docstring's line breaks
+        command.short_help = " ".join(command.help.strip().split("\n\n")[0].split())
     for attr in ("help", "short_help", "epilog"):
         text = getattr(command, attr, None)
         if text:
