@@ -506,3 +506,82 @@ def test_stale_lock_reclaimed_with_a_note(cli, scene, tmp_path):
     assert r.exit_code == 0, r.output
     assert f"reclaimed the lock of {out} left by a process that is gone (pid {gone.pid}" in " ".join(r.output.split())
     assert not (out / ".labelsplat-lock.json").exists()
+
+
+# every command that writes an output directory holds its lock: built in a temporary sibling
+# (synth, labels convert, dataset from-scenes: the final path is locked) or written in place (demo)
+_LOCKED = {
+    "synth": (("synth", "--out", "{out}", "--identities", "1", "--views", "2", "--resolution", "32"), "head_000"),
+    "labels-convert": (("labels", "convert", "{scene}/labels", "{out}", "--from", "celebamask19-zll",
+                        "--to", "lapa11"), ""),
+    "dataset": (("dataset", "from-scenes", "{scene}", "--out", "{out}", "--labels", "noisy", "--no-crop"), ""),
+    "demo": (("demo", "--out", "{out}"), ""),
+}
+
+
+@pytest.fixture
+def live_pid():
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield holder.pid
+    holder.kill()
+    holder.wait()
+
+
+@pytest.mark.parametrize("name", sorted(_LOCKED))
+def test_every_writer_refuses_a_locked_output(cli, scene, tmp_path, live_pid, name):
+    """A lock held by a live process on the path a command writes: refused naming pid and host,
+    before any work, nothing written."""
+    argv, sub = _LOCKED[name]
+    out = tmp_path / "out"
+    _lock(out / sub if sub else out, live_pid)
+    before = snapshot(tmp_path / "out")
+    r = cli(*(a.format(scene=scene, out=out) for a in argv))
+    assert_clean_error(r, "another labelsplat command is writing this output", f"pid {live_pid} on host ")
+    assert snapshot(tmp_path / "out") == before
+    assert not list(tmp_path.glob(".*partial")) and not list(out.glob(".*partial"))
+
+
+@pytest.mark.parametrize("name", ["synth", "labels-convert"])
+def test_atomic_build_reclaims_a_stale_lock_of_its_final_path(cli, scene, tmp_path, name):
+    """A lock left in the final path by a killed build (its process gone): reclaimed with a note, the
+    output built, no lock left."""
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    argv, sub = _LOCKED[name]
+    out = tmp_path / "out"
+    final = out / sub if sub else out
+    _lock(final, gone.pid)
+    r = cli(*(a.format(scene=scene, out=out) for a in argv))
+    assert r.exit_code == 0, r.output
+    assert f"reclaimed the lock of {final} left by a process that is gone (pid {gone.pid}" in " ".join(r.output.split())
+    assert not (final / ".labelsplat-lock.json").exists()
+    assert (final / ".labelsplat-run.json").is_file()
+
+
+def test_atomic_dir_holds_the_final_paths_lock(tmp_path):
+    """While a directory is built in its temporary sibling, the final path is locked: a second build
+    (or any writer) is refused naming this process; a failed build leaves nothing behind."""
+    import os
+
+    from labelsplat.errors import LabelsplatError
+    from labelsplat.io import atomic_dir, check_dir_lock, lock_holder
+
+    final = tmp_path / "out"
+    with atomic_dir(final) as tmp:
+        (tmp / "a.txt").write_text("a")
+        assert lock_holder(final)["pid"] == os.getpid()
+        check_dir_lock(final)  # this process's own lock does not refuse it
+    assert (final / "a.txt").is_file() and lock_holder(final) is None
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "failed"):
+        raise RuntimeError("boom")
+    assert not (tmp_path / "failed").exists()
+    _lock(tmp_path / "busy", os.getpid(), "elsewhere")
+    with pytest.raises(LabelsplatError, match="on host elsewhere"), atomic_dir(tmp_path / "busy"):
+        pass
+    assert lock_holder(tmp_path / "busy")["host"] == "elsewhere"
