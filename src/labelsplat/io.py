@@ -314,6 +314,34 @@ def read_json(path: str | Path) -> Any:
     return doc
 
 
+#: JSON-lines logs (train_log.jsonl) larger than this are refused.
+MAX_JSONL_BYTES = 1024 * 1024 * 1024
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, Any]]:
+    """The lines of a JSON-lines file labelsplat wrote (a training log) as (line, decoded value) pairs,
+    the value None for a line that is not JSON (one cut short by a kill). Only a regular file of at most
+    :data:`MAX_JSONL_BYTES`; :class:`LabelsplatError` naming the file otherwise."""
+    path = check_regular_file(path, "log file")
+    if path.stat().st_size > MAX_JSONL_BYTES:
+        raise LabelsplatError(f"the log file is {path.stat().st_size:,} bytes, above the limit of "
+                              f"{MAX_JSONL_BYTES:,} bytes", path=path, hint="is this the right file?")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise LabelsplatError(f"cannot read the file ({exc.strerror})", path=path) from exc
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError):
+            value = None
+        out.append((line, value))
+    return out
+
+
 # ----------------------------------------------------------------------------- one writer per output
 #: The lock file of a directory a command is writing (removed when it ends).
 LOCK = ".labelsplat-lock.json"

@@ -19,7 +19,6 @@ Output tree (docs/design.md)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -39,7 +38,8 @@ from .errors import LabelsplatError
 from .eval import (LabellingScores, confusion_matrix, metrics_document, multiview_consistency, pool_metrics_documents,
                    summary_scores, write_metrics)
 from .extract import extract_argmax, extract_palette, postprocess
-from .io import atomic_dir, atomic_write_json, read_json, read_label, read_rgb, write_jpg, write_mp4, write_png
+from .io import (atomic_dir, atomic_write_json, read_json, read_json_or_none, read_jsonl, read_label, read_rgb, write_jpg,
+                 write_mp4, write_png)
 from .report import ReportView, write_report
 from .rundir import NEW, RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
@@ -78,10 +78,7 @@ def _is_synthetic(scene: Scene) -> bool:
 def _valid_done(path: Path) -> bool:
     if not path.is_file():
         return False
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
+    doc = read_json_or_none(path)
     return isinstance(doc, dict) and doc.get("status") == "done" and (path.parent / "views" / "manifest.json").is_file()
 
 
@@ -530,7 +527,7 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     for o in outcomes:
         p = o.out_dir / "run" / "train_log.jsonl"
         if p.is_file():
-            logs[o.name] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+            logs[o.name] = [rec for _, rec in read_jsonl(p) if isinstance(rec, dict)]
     videos = {o.name: o.out_dir / "orbit" / ORBIT_VIDEO for o in outcomes
               if (o.out_dir / "orbit" / ORBIT_VIDEO).is_file()}
     viewer = {o.name: f"labelsplat view {os.path.relpath(o.out_dir / 'run', out)}" for o in outcomes

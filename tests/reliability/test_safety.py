@@ -585,3 +585,57 @@ def test_atomic_dir_holds_the_final_paths_lock(tmp_path):
     with pytest.raises(LabelsplatError, match="on host elsewhere"), atomic_dir(tmp_path / "busy"):
         pass
     assert lock_holder(tmp_path / "busy")["host"] == "elsewhere"
+
+
+def test_scene_fingerprint_hashes_each_file_once(scene, monkeypatch):
+    """The refine check and the fit both fingerprint the scene: within one process each file is read
+    once while it keeps its size and modification time; a changed file is hashed again."""
+    import builtins
+
+    import labelsplat.scene.fingerprint as fp
+    from labelsplat.scene import load_scene
+
+    opened: list[str] = []
+
+    def counting_open(path, *a, **k):
+        opened.append(str(path))
+        return builtins.open(path, *a, **k)
+
+    monkeypatch.setattr(fp, "_HASHES", {})
+    monkeypatch.setattr(fp, "open", counting_open, raising=False)
+    s = load_scene(scene)
+    first = fp.scene_fingerprint(s)
+    assert len(opened) == len(set(opened)) == len(first["files"]) > 0
+    assert fp.scene_fingerprint(load_scene(scene)) == first and len(opened) == len(first["files"])
+    rel = sorted(first["files"])[0]
+    (scene / rel).write_bytes((scene / rel).read_bytes() + b"\0")
+    changed = fp.scene_fingerprint(load_scene(scene))
+    assert opened[-1].endswith(rel) and len(opened) == len(first["files"]) + 1
+    assert changed["files"][rel] != first["files"][rel]
+
+
+def test_own_small_files_read_safely(tmp_path):
+    """The files labelsplat reads for itself (run marker, lock, DONE.json, training log) go through the
+    safe readers: a FIFO is not opened (no hang), a huge or deeply nested one is not decoded."""
+    import os
+
+    from labelsplat.errors import LabelsplatError
+    from labelsplat.io import lock_holder, read_jsonl
+    from labelsplat.pipeline import _valid_done
+    from labelsplat.rundir import MARKER, RunDir
+
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / MARKER)
+    os.mkfifo(out / "DONE.json")
+    os.mkfifo(out / ".labelsplat-lock.json")
+    rd = RunDir(out, "fit")
+    assert rd.marker() is None and rd.origin() is None
+    assert not _valid_done(out / "DONE.json")
+    assert lock_holder(out) is None  # not a regular file: no lock
+    log = tmp_path / "train_log.jsonl"
+    log.write_text('{"step": 1}\n' + "[" * 100_000 + "\n" + '{"step": 2')
+    assert [rec for _, rec in read_jsonl(log)] == [{"step": 1}, None, None]
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    with pytest.raises(LabelsplatError, match="FIFO"):
+        read_jsonl(tmp_path / "fifo.jsonl")
