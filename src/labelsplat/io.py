@@ -454,8 +454,9 @@ def dir_lock(directory: str | Path, *, log=None) -> Iterator[Path]:
                 (directory / LOCK).unlink()
 
 
-def _only_lock(path: Path) -> bool:
-    """A directory holding nothing but a lock (an atomic build in progress, or one killed)."""
+def is_vacant_dir(path: str | Path) -> bool:
+    """An empty directory, or one holding nothing but a lock (an atomic build in progress, or one killed)."""
+    path = Path(path)
     return path.is_dir() and all(p.name == LOCK for p in path.iterdir())
 
 
@@ -469,7 +470,7 @@ def atomic_dir(final: str | Path, *, overwrite: bool = False, log=None) -> Itera
     ``final`` left by a killed run (dead process id) are removed first, with a note on stderr.
     """
     final = Path(final)
-    if final.exists() and not overwrite and not _only_lock(final):
+    if final.exists() and not overwrite and not is_vacant_dir(final):
         raise LabelsplatError("the output already exists", path=final, hint="pass --overwrite or choose another path")
     _check_parent(final, allow_existing_dir=True)
     created = not final.exists()

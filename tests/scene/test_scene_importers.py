@@ -401,5 +401,23 @@ def test_colour_coded_labels_decoded_by_the_scheme_palette(tmp_path, cli):
     save(tmp_path / "labels" / "0.png", bad)
     r = cli("scene", "import", "--format", "facescape", path, "--labels", tmp_path / "labels", "--out", tmp_path / "o2")
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
-    assert "colour (1, 2, 3)" in r.output and "0.png" in r.output
+    assert "colour (1, 2, 3)" in r.output and "0.png" in r.output, r.output
     assert not (tmp_path / "o2").exists()
+
+
+def test_import_into_a_folder_left_locked_by_a_killed_import(tmp_path, cli):
+    """A killed import leaves its output holding only a stale lock: the rerun takes it over with a note."""
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    path, _ = _fs(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".labelsplat-lock.json").write_text(json.dumps(
+        {"pid": gone.pid, "host": socket.gethostname(), "started": "2026-01-01T00:00:00Z"}))
+    r = cli("scene", "import", "--format", "facescape", path, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert f"reclaimed the lock of {tmp_path / 'out'}" in " ".join(r.output.split())
+    assert not (tmp_path / "out" / ".labelsplat-lock.json").exists() and (tmp_path / "out" / "transforms.json").is_file()

@@ -21,7 +21,8 @@ from PIL import Image
 from plyfile import PlyData, PlyElement
 
 from ...errors import LabelsplatError
-from ...io import IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, read_label, read_rgb, write_jpg, write_png
+from ...io import (IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, is_vacant_dir, read_label, read_rgb, write_jpg,
+                   write_png)
 from ...schemes import get_scheme
 from ..camera import Camera, HeadFrame
 from ..distortion import Distortion, undistort_image, undistort_label
@@ -239,8 +240,8 @@ class LabelReader:
 def _check_output(out: Path, overwrite: bool, views: list[SourceView], calib_path: Path) -> bool:
     """The ``overwrite`` to use (an existing empty folder counts as absent); refuses an existing
     output before the slow checks (``atomic_dir`` checks again) and an empty view list."""
-    if out.exists() and out.is_dir() and not any(out.iterdir()):
-        overwrite = True  # an existing empty folder is fine
+    if is_vacant_dir(out):
+        overwrite = True  # an existing empty folder (or one a killed import left holding its lock) is fine
     if out.exists() and not overwrite:
         raise LabelsplatError("the output already exists", path=out, hint="pass --overwrite or choose another path")
     if not views:
