@@ -264,7 +264,7 @@ class RunDir:
     def writing(self, *, resume: bool = False, overwrite: bool = False, log=None) -> Iterator[str]:
         """Write this directory in place: :meth:`check`, take the lock, then act on the mode (a
         replaced directory is emptied, a resumed one loses the temporaries of killed runs) and write
-        the marker. Yields the mode. When the block fails on a NEW output and nothing but the marker
+        the marker of a new one. Yields the mode. When the block fails on a NEW output and nothing but the marker
         was written, what this created is removed again."""
         mode = self.check(resume=resume, overwrite=overwrite)
         existed = self.path.exists()
@@ -274,8 +274,8 @@ class RunDir:
                 self._clear()
             elif mode == RESUME:
                 clean_leftovers(self.path, log=log)  # never another live process's temporaries
-            if self.marker() is None:
-                self.write_marker()
+            if mode != RESUME and self.marker() is None:
+                self.write_marker()  # a resumed output gets its marker with the command's provenance
             try:
                 yield mode
             except BaseException:
