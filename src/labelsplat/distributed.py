@@ -391,42 +391,44 @@ def run_batch(
     rd = check_refine_output(out, cfg, list(scenes), resume=resume, overwrite=overwrite,  # before starting Ray
                              allow_outside=allow_outside)
 
-    with ray_session(bcfg.address, bcfg.num_cpus) as ray:
-        cluster = dict(ray.cluster_resources())
-        gpus = gpus_per_task(bcfg.gpus_per_scene, cluster, device=cfg.device)
-        if cluster.get("CPU", 0) < bcfg.cpus_per_scene:
-            raise LabelsplatError(
-                f"--cpus-per-scene {bcfg.cpus_per_scene} but the Ray cluster has {cluster.get('CPU', 0):g} CPUs",
-                hint="lower --cpus-per-scene",
-            )
-        start_refine_output(rd, cfg, list(scenes), resume=resume, overwrite=overwrite)
-        skipped = [n for n, p in names.items() if resume and _valid_done(out / "scenes" / n / DONE)]
-        todo = [n for n in names if n not in skipped]
-        for n in skipped:
-            log(f"{n}: already done, skipped")
-        remote = ray.remote(refine_scene_task).options(
-            num_cpus=bcfg.cpus_per_scene, num_gpus=gpus, max_retries=0, retry_exceptions=False,
-            name="labelsplat-refine-scene")
-        specs = [TaskSpec(n, (str(Path(names[n]).resolve()), str(out.resolve()), cfg.to_dict(), resume,
-                              bcfg.cpus_per_scene, allow_outside)) for n in todo]
-        log(f"{len(todo)} scene(s) to refine on Ray ({cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; "
-            f"{bcfg.cpus_per_scene} CPU + {gpus:g} GPU per scene), {len(skipped)} already done, "
-            f"{len(unreadable)} unreadable")
-        results = _drive_with_progress(ray, remote, specs, bcfg, progress=progress, log=log, console=console)
+    with rd.writing(resume=resume, overwrite=overwrite, log=log):  # one writer per output, Ray tasks included
+        with ray_session(bcfg.address, bcfg.num_cpus) as ray:
+            cluster = dict(ray.cluster_resources())
+            gpus = gpus_per_task(bcfg.gpus_per_scene, cluster, device=cfg.device)
+            if cluster.get("CPU", 0) < bcfg.cpus_per_scene:
+                raise LabelsplatError(
+                    f"--cpus-per-scene {bcfg.cpus_per_scene} but the Ray cluster has {cluster.get('CPU', 0):g} CPUs",
+                    hint="lower --cpus-per-scene",
+                )
+            start_refine_output(rd, cfg, list(scenes))
+            skipped = [n for n, p in names.items() if resume and _valid_done(out / "scenes" / n / DONE)]
+            todo = [n for n in names if n not in skipped]
+            for n in skipped:
+                log(f"{n}: already done, skipped")
+            remote = ray.remote(refine_scene_task).options(
+                num_cpus=bcfg.cpus_per_scene, num_gpus=gpus, max_retries=0, retry_exceptions=False,
+                name="labelsplat-refine-scene")
+            specs = [TaskSpec(n, (str(Path(names[n]).resolve()), str(out.resolve()), cfg.to_dict(), resume,
+                                  bcfg.cpus_per_scene, allow_outside)) for n in todo]
+            log(f"{len(todo)} scene(s) to refine on Ray ({cluster.get('CPU', 0):g} CPUs, "
+                f"{cluster.get('GPU', 0):g} GPUs; "
+                f"{bcfg.cpus_per_scene} CPU + {gpus:g} GPU per scene), {len(skipped)} already done, "
+                f"{len(unreadable)} unreadable")
+            results = _drive_with_progress(ray, remote, specs, bcfg, progress=progress, log=log, console=console)
 
-    outcomes, failures, scenes_doc = _collect(scenes, names, unreadable, skipped, results, out, cfg, allow_outside)
-    pooled = finish_outputs(out, outcomes, cfg, title=title) if outcomes else None
-    record = {
-        "status": "complete" if not failures else "some scenes failed",
-        "n_scenes": len(scenes), "n_done": sum(1 for d in scenes_doc.values() if d["status"] == "done"),
-        "n_skipped": len(skipped), "n_failed": len(failures),
-        "scenes": scenes_doc,
-        "batch": {**asdict(bcfg), "gpus_per_task": gpus, "cluster_resources": {k: v for k, v in cluster.items()
-                                                                             if k in ("CPU", "GPU", "memory")}},
-        "refine": cfg.to_dict(), "wall_s": round(time.perf_counter() - t_all, 3), "version": __version__,
-    }
-    record_path = out / BATCH_JSON
-    atomic_write_json(record_path, record)
+        outcomes, failures, scenes_doc = _collect(scenes, names, unreadable, skipped, results, out, cfg, allow_outside)
+        pooled = finish_outputs(out, outcomes, cfg, title=title) if outcomes else None
+        record = {
+            "status": "complete" if not failures else "some scenes failed",
+            "n_scenes": len(scenes), "n_done": sum(1 for d in scenes_doc.values() if d["status"] == "done"),
+            "n_skipped": len(skipped), "n_failed": len(failures),
+            "scenes": scenes_doc,
+            "batch": {**asdict(bcfg), "gpus_per_task": gpus, "cluster_resources": {k: v for k, v in cluster.items()
+                                                                                 if k in ("CPU", "GPU", "memory")}},
+            "refine": cfg.to_dict(), "wall_s": round(time.perf_counter() - t_all, 3), "version": __version__,
+        }
+        record_path = out / BATCH_JSON
+        atomic_write_json(record_path, record)
     return BatchResult(pooled, outcomes, failures, skipped, record, record_path)
 
 

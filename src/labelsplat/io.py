@@ -14,9 +14,11 @@ import math
 import os
 import re
 import shutil
+import socket
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -312,33 +314,186 @@ def read_json(path: str | Path) -> Any:
     return doc
 
 
+#: JSON-lines logs (train_log.jsonl) larger than this are refused.
+MAX_JSONL_BYTES = 1024 * 1024 * 1024
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, Any]]:
+    """The lines of a JSON-lines file labelsplat wrote (a training log) as (line, decoded value) pairs,
+    the value None for a line that is not JSON (one cut short by a kill). Only a regular file of at most
+    :data:`MAX_JSONL_BYTES`; :class:`LabelsplatError` naming the file otherwise."""
+    path = check_regular_file(path, "log file")
+    if path.stat().st_size > MAX_JSONL_BYTES:
+        raise LabelsplatError(f"the log file is {path.stat().st_size:,} bytes, above the limit of "
+                              f"{MAX_JSONL_BYTES:,} bytes", path=path, hint="is this the right file?")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise LabelsplatError(f"cannot read the file ({exc.strerror})", path=path) from exc
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError):
+            value = None
+        out.append((line, value))
+    return out
+
+
+# ----------------------------------------------------------------------------- one writer per output
+#: The lock file of a directory a command is writing (removed when it ends).
+LOCK = ".labelsplat-lock.json"
+#: An unreadable lock younger than this (seconds) may be one being written: it counts as held.
+LOCK_GRACE_S = 10.0
+_HELD: dict[Path, int] = {}  # the directories this process holds the lock of -> nesting depth
+
+
+def read_json_or_none(path: str | Path) -> Any:
+    """:func:`read_json` for the small files labelsplat writes for itself (markers, locks, DONE.json):
+    None when the file is missing, not a regular file, too large, too deep or not JSON."""
+    try:
+        return read_json(path)
+    except LabelsplatError:
+        return None
+
+
+def lock_holder(directory: str | Path) -> dict | None:
+    """The holder of ``directory``'s lock ({pid, host, started}), ``{}`` for an unreadable lock,
+    None without a lock."""
+    p = Path(directory) / LOCK
+    if not p.is_file():
+        return None
+    doc = read_json_or_none(p)
+    return doc if isinstance(doc, dict) else {}
+
+
+def _lock_held(directory: Path, doc: dict) -> bool:
+    """Whether the lock's holder may still be writing (a live process, or one on another host)."""
+    if not doc:
+        with contextlib.suppress(OSError):
+            return time.time() - (directory / LOCK).stat().st_mtime < LOCK_GRACE_S
+        return False
+    if doc.get("host") != socket.gethostname():
+        return True  # a process on another machine cannot be checked from here
+    pid = doc.get("pid")
+    if pid == os.getpid():
+        return False  # this process: its own lock (held, see _HELD) or one it left and may reclaim
+    return isinstance(pid, int) and _pid_alive(pid)
+
+
+def check_dir_lock(directory: str | Path) -> None:
+    """Refuse when another process holds ``directory``'s lock (changes nothing)."""
+    directory = Path(directory)
+    doc = lock_holder(directory)
+    if doc is not None and _lock_held(directory, doc):
+        who = (f"pid {doc.get('pid')} on host {doc.get('host')}, since {doc.get('started')}" if doc
+               else "its lock file is being written")
+        raise LabelsplatError(f"another labelsplat command is writing this output ({who})", path=directory,
+                              hint=f"wait until it ends; if that process is gone (another machine), remove "
+                                   f"{directory / LOCK}")
+
+
+def _say(msg: str, log) -> None:
+    if log is None:
+        print(msg, file=sys.stderr)
+    else:
+        log(msg)
+
+
+def _take_lock(directory: Path, log) -> None:
+    doc = {"pid": os.getpid(), "host": socket.gethostname(),
+           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    lock = directory / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            check_dir_lock(directory)
+            old = lock_holder(directory) or {}
+            _say(f"note: reclaimed the lock of {directory} left by a process that is gone "
+                 f"(pid {old.get('pid', '?')} on {old.get('host', '?')})", log)
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            continue
+        except OSError as exc:
+            raise LabelsplatError(f"cannot take the output's lock ({exc.strerror})", path=lock,
+                                  hint="check the permissions of the output directory") from exc
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        return
+    check_dir_lock(directory)
+    raise LabelsplatError("cannot take the output's lock", path=lock)
+
+
 @contextlib.contextmanager
-def atomic_dir(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def dir_lock(directory: str | Path, *, log=None) -> Iterator[Path]:
+    """Hold ``directory``'s exclusive lock file, :data:`LOCK` (pid, host, start time), while the block
+    runs; the directory is created. A second writer is refused naming the holder; a lock left by a
+    process that is gone (same host) is reclaimed with a note (stderr, or ``log``). Re-entrant within
+    one process (a nested hold of the same directory is a no-op)."""
+    directory = Path(directory)
+    key = directory.absolute()
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield directory
+        finally:
+            _HELD[key] -= 1
+        return
+    ensure_dir(directory)
+    _take_lock(directory, log)
+    _HELD[key] = 1
+    try:
+        yield directory
+    finally:
+        _HELD.pop(key, None)
+        if (lock_holder(directory) or {}).get("pid") == os.getpid():
+            with contextlib.suppress(OSError):
+                (directory / LOCK).unlink()
+
+
+def is_vacant_dir(path: str | Path) -> bool:
+    """An empty directory, or one holding nothing but a lock (an atomic build in progress, or one killed)."""
+    path = Path(path)
+    return path.is_dir() and all(p.name == LOCK for p in path.iterdir())
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, *, overwrite: bool = False, log=None) -> Iterator[Path]:
     """Build a directory in a temporary sibling; rename it to ``final`` only on success.
 
     An existing ``final`` is refused unless ``overwrite``; then it is replaced only after the
-    new one is complete. Temporaries of ``final`` left by a killed run (dead process id) are
-    removed first, with a note on stderr.
+    new one is complete. ``final`` is locked (:func:`dir_lock`) for the whole build: a missing
+    ``final`` appears at once holding only the lock, and a second writer is refused. Temporaries of
+    ``final`` left by a killed run (dead process id) are removed first, with a note on stderr.
     """
     final = Path(final)
-    if final.exists() and not overwrite:
+    if final.exists() and not overwrite and not is_vacant_dir(final):
         raise LabelsplatError("the output already exists", path=final, hint="pass --overwrite or choose another path")
     _check_parent(final, allow_existing_dir=True)
-    clean_leftovers(final.parent, name=final.name, recursive=False)
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final.name), suffix=".partial", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)
+    created = not final.exists()
     try:
-        yield tmp
+        with dir_lock(final, log=log):
+            clean_leftovers(final.parent, name=final.name, recursive=False)
+            tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final.name), suffix=".partial", dir=final.parent))
+            os.chmod(tmp, 0o777 & ~_UMASK)
+            try:
+                yield tmp
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            # ``final`` exists (at least with the lock): swap it for the new tree; the lock goes with the old one
+            trash = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                final.rmdir()  # the directory made for the lock (only when empty: never another writer's)
         raise
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
 
 
 # ----------------------------------------------------------------------------- images

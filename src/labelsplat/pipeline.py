@@ -19,7 +19,6 @@ Output tree (docs/design.md)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -39,7 +38,8 @@ from .errors import LabelsplatError
 from .eval import (LabellingScores, confusion_matrix, metrics_document, multiview_consistency, pool_metrics_documents,
                    summary_scores, write_metrics)
 from .extract import extract_argmax, extract_palette, postprocess
-from .io import atomic_dir, atomic_write_json, read_json, read_label, read_rgb, write_jpg, write_mp4, write_png
+from .io import (atomic_dir, atomic_write_json, read_json, read_json_or_none, read_jsonl, read_label, read_rgb, write_jpg,
+                 write_mp4, write_png)
 from .report import ReportView, write_report
 from .rundir import NEW, RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
@@ -78,10 +78,7 @@ def _is_synthetic(scene: Scene) -> bool:
 def _valid_done(path: Path) -> bool:
     if not path.is_file():
         return False
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
+    doc = read_json_or_none(path)
     return isinstance(doc, dict) and doc.get("status") == "done" and (path.parent / "views" / "manifest.json").is_file()
 
 
@@ -111,9 +108,8 @@ def _clean_failed_output(rd: RunDir, *, created: bool, existed: bool) -> None:
         rd.discard(existed=existed)
 
 
-def start_refine_output(rd: RunDir, cfg: RefineConfig, scenes: list, *, resume: bool, overwrite: bool) -> None:
-    """Create (or continue) the refine output and record its configuration and inputs."""
-    rd.create(resume=resume, overwrite=overwrite)
+def start_refine_output(rd: RunDir, cfg: RefineConfig, scenes: list) -> None:
+    """Record the refine output's configuration and inputs (inside :meth:`RunDir.writing`)."""
     rd.write_provenance(cfg.to_dict(), cfg.seed)
     atomic_write_json(rd.path / "refine.json", {"scenes": [str(Path(s).resolve()) for s in scenes],
                                                "config": cfg.to_dict(), "version": __version__,
@@ -531,7 +527,7 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     for o in outcomes:
         p = o.out_dir / "run" / "train_log.jsonl"
         if p.is_file():
-            logs[o.name] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+            logs[o.name] = [rec for _, rec in read_jsonl(p) if isinstance(rec, dict)]
     videos = {o.name: o.out_dir / "orbit" / ORBIT_VIDEO for o in outcomes
               if (o.out_dir / "orbit" / ORBIT_VIDEO).is_file()}
     viewer = {o.name: f"labelsplat view {os.path.relpath(o.out_dir / 'run', out)}" for o in outcomes
@@ -577,10 +573,9 @@ def refine(
         raise LabelsplatError(f"scene names must be unique within one run, repeated: {sorted(dup)}")
     out = Path(out)
     rd = check_refine_output(out, cfg, scenes, resume=resume, overwrite=overwrite, allow_outside=allow_outside)
-    mode, existed = rd.check(resume=resume, overwrite=overwrite), out.exists()
-    rd.prepare(resume=resume, overwrite=overwrite)  # a replaced output is removed before the lock is taken
-    with rd.lock(log=log):  # one writer per output
-        start_refine_output(rd, cfg, scenes, resume=resume, overwrite=overwrite)
+    existed = out.exists()
+    with rd.writing(resume=resume, overwrite=overwrite, log=log) as mode:  # one writer per output
+        start_refine_output(rd, cfg, scenes)
         try:
             outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log,
                                      allow_outside=allow_outside) for s in scenes]
@@ -624,7 +619,12 @@ def render_run(
     scene = _render_scene(run_dir, scene_dir)
     out = Path(out)
     rd = RunDir(out, "render", inputs=[run_dir, scene.root, cameras])
-    rd.create(overwrite=overwrite)
+    with rd.writing(overwrite=overwrite, log=log):  # one writer per output
+        return _render_into(rd, run_dir, scene, cfg, cameras, log)
+
+
+def _render_into(rd: RunDir, run_dir: Path, scene: Scene, cfg: RefineConfig, cameras, log) -> tuple[dict, int, int]:
+    out = rd.path
     run = load_run(run_dir, resolve_device(cfg.device))
     if getattr(run.config, "semantic_target", "logits") == "palette" and cfg.extract != "palette":
         cfg = dataclasses.replace(cfg, extract="palette")  # a palette fit has no logits to argmax
@@ -673,12 +673,12 @@ def render_orbit(run_dir: str | Path, out: str | Path, n: int, *, device: str = 
     rd.check(overwrite=overwrite)
     run = load_run(run_dir, resolve_device(device))
     pics = orbit_frames(run, scene, n)
-    rd.create(overwrite=overwrite)
-    rd.write_provenance({"orbit": int(n), "frames": bool(frames), "device": device}, None)
-    if frames:
-        for i, f in enumerate(pics):
-            write_png(rd.path / "orbit" / f"{i:04d}.png", f)
-    video = write_mp4(rd.path / ORBIT_VIDEO, pics, ORBIT_FPS)
+    with rd.writing(overwrite=overwrite, log=log):  # one writer per output
+        rd.write_provenance({"orbit": int(n), "frames": bool(frames), "device": device}, None)
+        if frames:
+            for i, f in enumerate(pics):
+                write_png(rd.path / "orbit" / f"{i:04d}.png", f)
+        video = write_mp4(rd.path / ORBIT_VIDEO, pics, ORBIT_FPS)
     log(f"rendered an orbit of {n} frames from {run_dir}")
     return video
 
@@ -766,17 +766,17 @@ def demo(out: str | Path, cfg: RefineConfig | None = None, *, views: int = 16, r
     cfg = cfg if cfg is not None else preset("tiny")
     out = Path(out)
     rd = RunDir(out, "demo")
-    rd.create(overwrite=overwrite or (rd.path.is_dir() and _is_demo_output(rd)))
-    rd.write_provenance(cfg.to_dict(), cfg.seed)
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    synthesize(out / "input", SynthConfig(identities=1, views=views, rig="facescape", resolution=resolution,
-                                          noise=noise, seed=cfg.seed), overwrite=True)
-    timings["synth"] = time.perf_counter() - t
-    t = time.perf_counter()
-    pooled, _ = refine([out / "input" / "head_000"], out / "refined", cfg, overwrite=True, progress=progress, log=log,
-                       title="labelsplat demo: one synthetic head, simulated parser noise")
-    timings["refine"] = time.perf_counter() - t
+    with rd.writing(overwrite=overwrite or (rd.path.is_dir() and _is_demo_output(rd)), log=log):  # one writer
+        rd.write_provenance(cfg.to_dict(), cfg.seed)
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        synthesize(out / "input", SynthConfig(identities=1, views=views, rig="facescape", resolution=resolution,
+                                              noise=noise, seed=cfg.seed), overwrite=True)
+        timings["synth"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pooled, _ = refine([out / "input" / "head_000"], out / "refined", cfg, overwrite=True, progress=progress,
+                           log=log, title="labelsplat demo: one synthetic head, simulated parser noise")
+        timings["refine"] = time.perf_counter() - t
     return pooled, timings
 
 

@@ -14,13 +14,15 @@ Every command that writes a directory (``fit``, ``refine``, ``render``, ``batch`
   legacy output recognised by the files labelsplat writes (:data:`LEGACY_SIGNS`); never a
   directory that is, contains or lies inside an input of the same command;
 * every refusal names the path and the reason;
-* one writer at a time: :meth:`RunDir.lock` holds an exclusive lock file, :data:`LOCK` (pid, host,
-  start time), while a command writes; a second writer is refused naming the holder, and a lock
-  whose process is gone (same host) is reclaimed with a note.
+* one writer at a time: every write holds an exclusive lock file, :data:`LOCK` (pid, host,
+  start time), in the output directory (:func:`labelsplat.io.dir_lock`); a second writer is refused
+  naming the holder, and a lock whose process is gone (same host) is reclaimed with a note.
 
-Commands that build their output in a temporary sibling (:func:`labelsplat.io.atomic_dir`)
-call :meth:`RunDir.check` before the build (no side effect) and :meth:`RunDir.write_marker`
-or :meth:`RunDir.write_provenance` after it. Weight files (``train`` / ``finetune``) follow
+Commands that write their output in place (``fit``, ``refine``, ``batch``, ``render``, ``demo``)
+run inside :meth:`RunDir.writing` (check, lock, replace or resume, marker). Commands that build
+their output in a temporary sibling (:func:`labelsplat.io.atomic_dir`, which holds the final
+path's lock for the whole build) call :meth:`RunDir.check` before the build (no side effect) and
+:meth:`RunDir.write_marker` or :meth:`RunDir.write_provenance` after it. Weight files (``train`` / ``finetune``) follow
 :func:`check_output_file`: written atomically, an existing file is refused unless
 ``--overwrite`` (or ``--resume``), and an input is never the output.
 """
@@ -30,26 +32,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
-import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from . import SCHEMA_VERSION, __version__
 from .errors import LabelsplatError
-from .io import _pid_alive, atomic_write_json, clean_leftovers, ensure_dir
+from .io import LOCK, atomic_write_json, check_dir_lock, clean_leftovers, dir_lock, ensure_dir, read_json_or_none
 
 #: The marker file of a directory labelsplat created.
 MARKER = ".labelsplat-run.json"
 MARKER_SCHEMA_VERSION = 1
-#: The lock file of a directory a command is writing (removed when it ends).
-LOCK = ".labelsplat-lock.json"
-#: An unreadable lock younger than this (seconds) may be one being written: it counts as held.
-LOCK_GRACE_S = 10.0
 
 #: Files that identify a labelsplat output written before the marker existed: each sign is a
 #: tuple of relative globs that must all match. JSON files count only when they hold a
@@ -70,10 +65,7 @@ NEW, RESUME, REPLACE = "new", "resume", "replace"
 
 
 def _json_with_schema(path: Path) -> bool:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
+    doc = read_json_or_none(path)
     return isinstance(doc, dict) and "schema_version" in doc
 
 
@@ -148,13 +140,7 @@ class RunDir:
 
     def marker(self) -> dict | None:
         """The marker's content (None without a readable marker)."""
-        p = self.marker_path
-        if not p.is_file():
-            return None
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            return None
+        doc = read_json_or_none(self.marker_path) if self.marker_path.is_file() else None
         return doc if isinstance(doc, dict) and "kind" in doc else None
 
     def origin(self) -> str | None:
@@ -265,72 +251,49 @@ class RunDir:
     def lock_path(self) -> Path:
         return self.path / LOCK
 
-    def _holder(self) -> dict | None:
-        """The lock's holder ({pid, host, started}), ``{}`` for an unreadable lock, None without a lock."""
-        p = self.lock_path
-        if not p.is_file():
-            return None
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            return {}
-        return doc if isinstance(doc, dict) else {}
-
-    def _held(self, doc: dict) -> bool:
-        """Whether the lock's holder may still be writing (a live process, or one on another host)."""
-        if not doc:
-            with contextlib.suppress(OSError):
-                return time.time() - self.lock_path.stat().st_mtime < LOCK_GRACE_S
-            return False
-        if doc.get("host") != socket.gethostname():
-            return True  # a process on another machine cannot be checked from here
-        pid = doc.get("pid")
-        return isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid)
-
     def check_lock(self) -> None:
         """Refuse when another process holds this directory's lock (changes nothing)."""
-        doc = self._holder()
-        if doc is not None and self._held(doc):
-            who = (f"pid {doc.get('pid')} on host {doc.get('host')}, since {doc.get('started')}" if doc
-                   else "its lock file is being written")
-            raise LabelsplatError(f"another labelsplat command is writing this output ({who})", path=self.path,
-                                  hint=f"wait until it ends; if that process is gone (another machine), remove "
-                                       f"{self.lock_path}")
+        check_dir_lock(self.path)
+
+    def lock(self, *, log=None):
+        """Hold the directory's exclusive lock while the block runs (:func:`labelsplat.io.dir_lock`:
+        the directory is created; a lock left by a process that is gone is reclaimed with a note)."""
+        return dir_lock(self.path, log=log)
 
     @contextlib.contextmanager
-    def lock(self, *, log=None):
-        """Hold the directory's exclusive lock while the block runs (the directory is created). A lock
-        left by a process that is gone (same host) is reclaimed with a note."""
-        ensure_dir(self.path)
-        doc = {"pid": os.getpid(), "host": socket.gethostname(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        for _ in range(2):
+    def writing(self, *, resume: bool = False, overwrite: bool = False, log=None) -> Iterator[str]:
+        """Write this directory in place: :meth:`check`, take the lock, then act on the mode (a
+        replaced directory is emptied, a resumed one loses the temporaries of killed runs) and write
+        the marker of a new one. Yields the mode. When the block fails on a NEW output and nothing but the marker
+        was written, what this created is removed again."""
+        mode = self.check(resume=resume, overwrite=overwrite)
+        existed = self.path.exists()
+        with self.lock(log=log):
+            mode = self.check(resume=resume, overwrite=overwrite)  # again, now that no one else writes
+            if mode == REPLACE:
+                self._clear()
+            elif mode == RESUME:
+                clean_leftovers(self.path, log=log)  # never another live process's temporaries
+            if mode != RESUME and self.marker() is None:
+                self.write_marker()  # a resumed output gets its marker with the command's provenance
             try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self.check_lock()
-                old = self._holder() or {}
-                msg = (f"note: reclaimed the lock of {self.path} left by a process that is gone "
-                       f"(pid {old.get('pid', '?')} on {old.get('host', '?')})")
-                if log is None:
-                    print(msg, file=sys.stderr)
-                else:
-                    log(msg)
-                with contextlib.suppress(FileNotFoundError):
-                    self.lock_path.unlink()
+                yield mode
+            except BaseException:
+                if mode != RESUME and self.path.is_dir() and self._is_empty():
+                    self.marker_path.unlink(missing_ok=True)
+                    if not existed:
+                        shutil.rmtree(self.path, ignore_errors=True)  # the lock's unlink then finds nothing
+                raise
+
+    def _clear(self) -> None:
+        """Remove every entry but the lock (the directory itself stays, locked)."""
+        for p in self.path.iterdir():
+            if p.name == LOCK:
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh)
-            break
-        else:
-            self.check_lock()
-            raise LabelsplatError("cannot take the output's lock", path=self.lock_path)
-        try:
-            yield self
-        finally:
-            if (self._holder() or {}).get("pid") == os.getpid():
-                with contextlib.suppress(OSError):
-                    self.lock_path.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
 
     # ------------------------------------------------------------------ marker and provenance
     def write_marker(self, **extra: Any) -> Path:

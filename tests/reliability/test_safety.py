@@ -506,3 +506,136 @@ def test_stale_lock_reclaimed_with_a_note(cli, scene, tmp_path):
     assert r.exit_code == 0, r.output
     assert f"reclaimed the lock of {out} left by a process that is gone (pid {gone.pid}" in " ".join(r.output.split())
     assert not (out / ".labelsplat-lock.json").exists()
+
+
+# every command that writes an output directory holds its lock: built in a temporary sibling
+# (synth, labels convert, dataset from-scenes: the final path is locked) or written in place (demo)
+_LOCKED = {
+    "synth": (("synth", "--out", "{out}", "--identities", "1", "--views", "2", "--resolution", "32"), "head_000"),
+    "labels-convert": (("labels", "convert", "{scene}/labels", "{out}", "--from", "celebamask19-zll",
+                        "--to", "lapa11"), ""),
+    "dataset": (("dataset", "from-scenes", "{scene}", "--out", "{out}", "--labels", "noisy", "--no-crop"), ""),
+    "demo": (("demo", "--out", "{out}"), ""),
+}
+
+
+@pytest.fixture
+def live_pid():
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield holder.pid
+    holder.kill()
+    holder.wait()
+
+
+@pytest.mark.parametrize("name", sorted(_LOCKED))
+def test_every_writer_refuses_a_locked_output(cli, scene, tmp_path, live_pid, name):
+    """A lock held by a live process on the path a command writes: refused naming pid and host,
+    before any work, nothing written."""
+    argv, sub = _LOCKED[name]
+    out = tmp_path / "out"
+    _lock(out / sub if sub else out, live_pid)
+    before = snapshot(tmp_path / "out")
+    r = cli(*(a.format(scene=scene, out=out) for a in argv))
+    assert_clean_error(r, "another labelsplat command is writing this output", f"pid {live_pid} on host ")
+    assert snapshot(tmp_path / "out") == before
+    assert not list(tmp_path.glob(".*partial")) and not list(out.glob(".*partial"))
+
+
+@pytest.mark.parametrize("name", ["synth", "labels-convert"])
+def test_atomic_build_reclaims_a_stale_lock_of_its_final_path(cli, scene, tmp_path, name):
+    """A lock left in the final path by a killed build (its process gone): reclaimed with a note, the
+    output built, no lock left."""
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    argv, sub = _LOCKED[name]
+    out = tmp_path / "out"
+    final = out / sub if sub else out
+    _lock(final, gone.pid)
+    r = cli(*(a.format(scene=scene, out=out) for a in argv))
+    assert r.exit_code == 0, r.output
+    assert f"reclaimed the lock of {final} left by a process that is gone (pid {gone.pid}" in " ".join(r.output.split())
+    assert not (final / ".labelsplat-lock.json").exists()
+    assert (final / ".labelsplat-run.json").is_file()
+
+
+def test_atomic_dir_holds_the_final_paths_lock(tmp_path):
+    """While a directory is built in its temporary sibling, the final path is locked: a second build
+    (or any writer) is refused naming this process; a failed build leaves nothing behind."""
+    import os
+
+    from labelsplat.errors import LabelsplatError
+    from labelsplat.io import atomic_dir, check_dir_lock, lock_holder
+
+    final = tmp_path / "out"
+    with atomic_dir(final) as tmp:
+        (tmp / "a.txt").write_text("a")
+        assert lock_holder(final)["pid"] == os.getpid()
+        check_dir_lock(final)  # this process's own lock does not refuse it
+    assert (final / "a.txt").is_file() and lock_holder(final) is None
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "failed"):
+        raise RuntimeError("boom")
+    assert not (tmp_path / "failed").exists()
+    _lock(tmp_path / "busy", os.getpid(), "elsewhere")
+    with pytest.raises(LabelsplatError, match="on host elsewhere"), atomic_dir(tmp_path / "busy"):
+        pass
+    assert lock_holder(tmp_path / "busy")["host"] == "elsewhere"
+
+
+def test_scene_fingerprint_hashes_each_file_once(scene, monkeypatch):
+    """The refine check and the fit both fingerprint the scene: within one process each file is read
+    once while it keeps its size and modification time; a changed file is hashed again."""
+    import builtins
+
+    import labelsplat.scene.fingerprint as fp
+    from labelsplat.scene import load_scene
+
+    opened: list[str] = []
+
+    def counting_open(path, *a, **k):
+        opened.append(str(path))
+        return builtins.open(path, *a, **k)
+
+    monkeypatch.setattr(fp, "_HASHES", {})
+    monkeypatch.setattr(fp, "open", counting_open, raising=False)
+    s = load_scene(scene)
+    first = fp.scene_fingerprint(s)
+    assert len(opened) == len(set(opened)) == len(first["files"]) > 0
+    assert fp.scene_fingerprint(load_scene(scene)) == first and len(opened) == len(first["files"])
+    rel = sorted(first["files"])[0]
+    (scene / rel).write_bytes((scene / rel).read_bytes() + b"\0")
+    changed = fp.scene_fingerprint(load_scene(scene))
+    assert opened[-1].endswith(rel) and len(opened) == len(first["files"]) + 1
+    assert changed["files"][rel] != first["files"][rel]
+
+
+def test_own_small_files_read_safely(tmp_path):
+    """The files labelsplat reads for itself (run marker, lock, DONE.json, training log) go through the
+    safe readers: a FIFO is not opened (no hang), a huge or deeply nested one is not decoded."""
+    import os
+
+    from labelsplat.errors import LabelsplatError
+    from labelsplat.io import lock_holder, read_jsonl
+    from labelsplat.pipeline import _valid_done
+    from labelsplat.rundir import MARKER, RunDir
+
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / MARKER)
+    os.mkfifo(out / "DONE.json")
+    os.mkfifo(out / ".labelsplat-lock.json")
+    rd = RunDir(out, "fit")
+    assert rd.marker() is None and rd.origin() is None
+    assert not _valid_done(out / "DONE.json")
+    assert lock_holder(out) is None  # not a regular file: no lock
+    log = tmp_path / "train_log.jsonl"
+    log.write_text('{"step": 1}\n' + "[" * 100_000 + "\n" + '{"step": 2')
+    assert [rec for _, rec in read_jsonl(log)] == [{"step": 1}, None, None]
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    with pytest.raises(LabelsplatError, match="FIFO"):
+        read_jsonl(tmp_path / "fifo.jsonl")

@@ -370,3 +370,54 @@ def test_colmap_text_without_point_lines_and_unregistered_images(tmp_path, cli):
     (m / "images.txt").write_text("\n".join(["# Number of images: 13", *kept]) + "\n")
     with pytest.raises(LabelsplatError, match="header says 13 images but 12"):
         import_scene("colmap", m, tmp_path / "images", tmp_path / "out2")
+
+
+def test_colour_coded_labels_decoded_by_the_scheme_palette(tmp_path, cli):
+    """scene import with colour-coded label maps (RGB, and a palette-mode PNG with the scheme's colours):
+    decoded by colour into class-id PNGs; a colour outside the palette is refused naming file and colour."""
+    from labelsplat.schemes import colorize, get_scheme
+
+    path, cams = _fs(tmp_path)
+    write_labels(tmp_path / "ids", ["0", "1", "2"], cams)
+    ids = {n: read_label(tmp_path / "ids" / f"{n}.png") for n in ("0", "1", "2")}
+    rgb = {n: colorize(a, "celebamask19-zll") for n, a in ids.items()}
+    save(tmp_path / "labels" / "0.png", rgb["0"])  # RGB
+    pal = Image.fromarray(ids["1"], mode="L").convert("P")  # palette mode, the scheme's colours
+    colours = np.zeros((256, 3), np.uint8)
+    colours[: 19] = get_scheme("celebamask19-zll").palette_array()
+    colours[255] = 255
+    pal.putpalette(colours.reshape(-1).tolist())
+    pal.save(tmp_path / "labels" / "1.png")
+    save(tmp_path / "labels" / "2.png", ids["2"])  # class ids, copied as they are
+    r = cli("scene", "import", "--format", "facescape", path, "--labels", tmp_path / "labels", "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert "2 colour-coded label map(s) decoded by the celebamask19-zll palette" in r.output
+    for n in ("0", "1", "2"):
+        with Image.open(tmp_path / "out" / "labels" / f"{n}.png") as img:
+            assert img.mode == "L"
+        np.testing.assert_array_equal(read_label(tmp_path / "out" / "labels" / f"{n}.png"), ids[n])
+    bad = rgb["0"].copy()
+    bad[3, 4] = (1, 2, 3)
+    save(tmp_path / "labels" / "0.png", bad)
+    r = cli("scene", "import", "--format", "facescape", path, "--labels", tmp_path / "labels", "--out", tmp_path / "o2")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "colour (1, 2, 3)" in r.output and "0.png" in r.output, r.output
+    assert not (tmp_path / "o2").exists()
+
+
+def test_import_into_a_folder_left_locked_by_a_killed_import(tmp_path, cli):
+    """A killed import leaves its output holding only a stale lock: the rerun takes it over with a note."""
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    path, _ = _fs(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".labelsplat-lock.json").write_text(json.dumps(
+        {"pid": gone.pid, "host": socket.gethostname(), "started": "2026-01-01T00:00:00Z"}))
+    r = cli("scene", "import", "--format", "facescape", path, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert f"reclaimed the lock of {tmp_path / 'out'}" in " ".join(r.output.split())
+    assert not (tmp_path / "out" / ".labelsplat-lock.json").exists() and (tmp_path / "out" / "transforms.json").is_file()

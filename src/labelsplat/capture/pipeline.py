@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import LabelsplatError
-from ..io import atomic_write_json, read_json, read_label, read_rgb, write_png
+from ..io import atomic_write_json, is_vacant_dir, read_json, read_label, read_rgb, write_png
 from ..parsers import landmarks
 from ..scene import Camera, HeadFrame, Scene, load_scene, save_scene
 from ..scene.distortion import undistort_image
@@ -294,7 +294,7 @@ def capture(inp: str | Path, out: str | Path, cfg: CaptureConfig = CaptureConfig
     like the images. Returns the written scene (cameras in cm, head frame = identity).
     """
     out = Path(out)
-    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
+    if out.exists() and not overwrite and not is_vacant_dir(out):
         raise LabelsplatError("the output already exists", path=out, hint="pass --overwrite or choose another --out")
     tmp = None
     if work_dir is None:

@@ -67,8 +67,7 @@ def fit_command(
     if resume:
         cfg = _resume_config(out, preset, overrides, extra)
     existed = out.exists()
-    mode = rd.prepare(resume=resume, overwrite=overwrite)
-    with rd.lock():  # one writer per run directory
+    with rd.writing(resume=resume, overwrite=overwrite) as mode:  # one writer per run directory
         try:
             result = fit(scene_obj, out, cfg, device=dev, backend=None if backend in (None, "auto") else backend,
                          resume=resume, progress=not quiet)

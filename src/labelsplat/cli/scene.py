@@ -38,7 +38,7 @@ def import_cmd(
                                       "nerfstudio: not used, paths come from transforms.json)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Scene directory to create."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Folder of label PNGs named <image stem>.png (class ids)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Folder of label PNGs named <image stem>.png (class ids, or the scheme's colours)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Folder of foreground masks named <image stem>.png."),
     head_frame: Optional[str] = typer.Option(
         None, "--head-frame",

@@ -23,12 +23,26 @@ FINGERPRINT_VERSION = 1
 _FILE_KEYS = ("file_path", "label_path", "gt_label_path", "mask_path")
 
 
+#: sha256 of the files hashed in this process, keyed by (resolved path, size, mtime_ns): a refine
+#: fingerprints its scene in the input check and again in the fit, and each file is read once.
+_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHES_MAX = 100_000
+
+
 def _sha256_file(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    cached = _HASHES.get(key)
+    if cached is not None:
+        return cached
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    if len(_HASHES) >= _HASHES_MAX:
+        _HASHES.clear()
+    _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
 
 
 def _hash_json(obj: Any) -> str:
@@ -45,7 +59,8 @@ def _camera_doc(scene: Scene) -> list:
 
 
 def scene_fingerprint(scene: Scene) -> dict[str, Any]:
-    """The scene's fingerprint (reads every referenced file once to hash it)."""
+    """The scene's fingerprint (reads every referenced file to hash it, once per process while the file
+    keeps its size and modification time)."""
     rels = sorted({rel for f in scene.frames for k in _FILE_KEYS if (rel := getattr(f, k))}
                   | ({scene.ply_file_path} if scene.ply_file_path else set()))
     files: dict[str, dict[str, Any]] = {}

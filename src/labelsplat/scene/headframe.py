@@ -165,8 +165,9 @@ def parse_head_frame(value: HeadFrame | dict | str | Path) -> HeadFrame:
     if text.startswith("{"):
         try:
             data = json.loads(text, parse_constant=lambda c: float("nan"))
-        except json.JSONDecodeError as exc:
-            raise LabelsplatError(f"--head-frame is not valid JSON ({exc})", hint="quote it: --head-frame '{...}'") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise LabelsplatError(f"--head-frame is not valid JSON ({str(exc)[:120]})",
+                                  hint="quote it: --head-frame '{...}'") from exc
         return _from_mapping(data, "--head-frame")
     path = Path(text)
     if not path.exists():

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..errors import LabelsplatError
-from ..io import atomic_write_text, clean_leftovers, ensure_dir
+from ..io import atomic_write_text, clean_leftovers, ensure_dir, read_jsonl
 from ..scene import Scene, load_scene
 from ..scene.fingerprint import scene_fingerprint
 from ..schemes import get_scheme
@@ -117,14 +117,10 @@ class TrainLog:
         self.path = loop.out_dir / "train_log.jsonl"
         start = loop.start_step
         if loop.resumed and self.path.exists():
-            def before(ln: str) -> bool:
-                try:
-                    rec = json.loads(ln)
-                except json.JSONDecodeError:
-                    return False
+            def before(rec) -> bool:
                 return isinstance(rec, dict) and isinstance(rec.get("step", 0), int) and rec.get("step", 0) < start
 
-            kept = [ln for ln in self.path.read_text(errors="replace").splitlines() if ln.strip() and before(ln)]
+            kept = [ln for ln, rec in read_jsonl(self.path) if before(rec)]
             atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
         elif not loop.resumed:
             atomic_write_text(self.path, "")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, read_jsonl
 from .validation import Validation
 
 
@@ -64,13 +64,9 @@ class TrainLog:
 
     def on_setup(self, loop) -> None:
         if loop.resumed and self.path.exists():
-            keep = []
-            for ln in self.path.read_text().splitlines():
-                try:
-                    if json.loads(ln).get("step", 0) <= loop.start:
-                        keep.append(ln)
-                except (ValueError, AttributeError):
-                    pass  # a line cut short by the interruption
+            keep = [ln for ln, rec in read_jsonl(self.path)  # a line cut short by the interruption is dropped
+                    if isinstance(rec, dict) and isinstance(rec.get("step", 0), (int, float))
+                    and rec.get("step", 0) <= loop.start]
             atomic_write_bytes(self.path, ("\n".join(keep) + ("\n" if keep else "")).encode())
         elif not loop.resumed and self.path.exists():
             self.path.unlink()

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from plyfile import PlyData, PlyElement
 
 from ...errors import LabelsplatError
-from ...io import IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, read_label, read_rgb, write_jpg, write_png
+from ...io import (IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, is_vacant_dir, read_label, read_rgb, write_jpg,
+                   write_png)
+from ...schemes import get_scheme
 from ..camera import Camera, HeadFrame
 from ..distortion import Distortion, undistort_image, undistort_label
 from ..format import Frame, Scene, save_scene
@@ -205,12 +208,40 @@ def _read_mask(path: Path, shape: tuple[int, int], nonzero: bool = False) -> np.
     return np.where(arr > 0, 255, 0).astype(np.uint8) if nonzero else arr
 
 
+# ----------------------------------------------------------------------------- label maps
+@dataclass(frozen=True)
+class LabelReader:
+    """How source label maps become the scene's class-id PNGs: single-channel maps of ids are
+    copied as they are; colour-coded maps (RGB, or palette mode with the scheme's colours) are
+    decoded by the scheme's palette (:func:`labelsplat.io.read_label`; a colour outside it is
+    refused naming the file and the colour) and written as ids."""
+
+    num_classes: int
+    palette: np.ndarray | None = None
+
+    @classmethod
+    def for_scheme(cls, scheme: Any, source: Path) -> "LabelReader":
+        n = scheme_num_classes(scheme, source=source)
+        s = get_scheme(scheme) if isinstance(scheme, str) else scheme
+        pal = getattr(s, "palette_array", None)
+        return cls(n, pal() if callable(pal) else None)
+
+    def read(self, path: Path, shape: tuple[int, int]) -> np.ndarray:
+        return read_label(path, self.num_classes, shape=shape, palette=self.palette)
+
+    @staticmethod
+    def holds_ids(path: Path) -> bool:
+        """A single-channel PNG (class ids as they are), which is copied unchanged."""
+        with Image.open(path) as img:
+            return path.suffix.lower() == ".png" and img.mode == "L"
+
+
 # ----------------------------------------------------------------------------- the writer
 def _check_output(out: Path, overwrite: bool, views: list[SourceView], calib_path: Path) -> bool:
     """The ``overwrite`` to use (an existing empty folder counts as absent); refuses an existing
     output before the slow checks (``atomic_dir`` checks again) and an empty view list."""
-    if out.exists() and out.is_dir() and not any(out.iterdir()):
-        overwrite = True  # an existing empty folder is fine
+    if is_vacant_dir(out):
+        overwrite = True  # an existing empty folder (or one a killed import left holding its lock) is fine
     if out.exists() and not overwrite:
         raise LabelsplatError("the output already exists", path=out, hint="pass --overwrite or choose another path")
     if not views:
@@ -244,7 +275,7 @@ def _view_camera(v: SourceView, calib_path: Path) -> Camera:
 
 
 def _check_views(views: list[SourceView], calib_path: Path, labels_dir: Path | None, masks_dir: Path | None,
-                 num_classes: int) -> list[Camera]:
+                 labels: LabelReader) -> list[Camera]:
     """Pass 1, before anything is written: every view's camera, and its label and mask found
     (in ``labels_dir`` / ``masks_dir`` by name when not given) and readable."""
     cams: list[Camera] = []
@@ -269,7 +300,7 @@ def _check_views(views: list[SourceView], calib_path: Path, labels_dir: Path | N
             )
     for v, cam in zip(views, cams):
         if v.label is not None:
-            read_label(v.label, num_classes, shape=(cam.height, cam.width))
+            labels.read(v.label, (cam.height, cam.width))
         if v.mask is not None:
             _read_mask(v.mask, (cam.height, cam.width), v.mask_nonzero)
     return cams
@@ -289,9 +320,10 @@ def _scene_head_frame(head: HeadFrame | None, cams: list[Camera], calib_path: Pa
     return est.head
 
 
-def _write_view(v: SourceView, cam: Camera, tmp: Path, num_classes: int, link: bool, notes: list[str]) -> Frame:
+def _write_view(v: SourceView, cam: Camera, tmp: Path, labels: LabelReader, link: bool, notes: list[str]) -> Frame:
     """Pass 2 for one view: its image, label and mask under ``tmp``, copied (or linked) as they
-    are, or undistorted to the pinhole camera when the view has distortion."""
+    are, or undistorted to the pinhole camera when the view has distortion (a colour-coded label
+    map is written as class ids)."""
     extra: dict[str, Any] = {}
     dist = v.distortion if v.distortion is not None and not v.distortion.is_zero else None
     lbl_dst = msk_dst = None
@@ -303,9 +335,12 @@ def _write_view(v: SourceView, cam: Camera, tmp: Path, num_classes: int, link: b
             extra["exif_orientation_applied"] = tag
         else:
             _place(v.image, img_dst, link, notes)
-        if v.label is not None:
+        if v.label is not None and labels.holds_ids(v.label):
             lbl_dst = tmp / "labels" / f"{v.name}.png"
             _place(v.label, lbl_dst, link, notes)
+        elif v.label is not None:
+            lbl_dst = write_png(tmp / "labels" / f"{v.name}.png", labels.read(v.label, (cam.height, cam.width)))
+            extra["label_colours_decoded"] = True
         if v.mask is not None:
             msk_dst = tmp / "masks" / f"{v.name}.png"
             if v.mask.suffix.lower() == ".png" and not v.mask_nonzero and image_header(v.mask)[2] == 1:
@@ -315,7 +350,7 @@ def _write_view(v: SourceView, cam: Camera, tmp: Path, num_classes: int, link: b
     else:
         img_dst = _write_image(tmp / "images" / v.name, v.image, undistort_image(read_rgb(v.image), cam.K, dist, fill=0))
         if v.label is not None:
-            lbl = read_label(v.label, num_classes, shape=(cam.height, cam.width))
+            lbl = labels.read(v.label, (cam.height, cam.width))
             lbl_dst = write_png(tmp / "labels" / f"{v.name}.png", undistort_label(lbl, cam.K, dist, fill=255))
         if v.mask is not None:
             msk = _read_mask(v.mask, (cam.height, cam.width), v.mask_nonzero)
@@ -353,7 +388,7 @@ def write_scene(
     """
     out = Path(out)
     overwrite = _check_output(out, overwrite, views, calib_path)
-    num_classes = scheme_num_classes(label_scheme, source=calib_path)
+    labels = LabelReader.for_scheme(label_scheme, calib_path)
     head = parse_head_frame(head_frame) if head_frame is not None else None
     labels_dir = Path(labels_dir) if labels_dir is not None else None
     masks_dir = Path(masks_dir) if masks_dir is not None else None
@@ -366,12 +401,15 @@ def write_scene(
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise LabelsplatError(f"duplicate frame names {dup[:5]} (two source images map to the same name)", path=calib_path)
-    cams = _check_views(views, calib_path, labels_dir, masks_dir, num_classes)
+    cams = _check_views(views, calib_path, labels_dir, masks_dir, labels)
     head = _scene_head_frame(head, cams, calib_path, report)
 
     # pass 2: write into a temporary sibling, rename at the end
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        frames = [_write_view(v, cam, tmp, num_classes, link, report.notes) for v, cam in zip(views, cams)]
+        frames = [_write_view(v, cam, tmp, labels, link, report.notes) for v, cam in zip(views, cams)]
+        n_decoded = sum(bool(f.extra.pop("label_colours_decoded", False)) for f in frames)
+        if n_decoded:
+            report.notes.append(f"{n_decoded} colour-coded label map(s) decoded by the {label_scheme} palette")
         n_undistorted = sum("distortion_removed" in f.extra for f in frames)
         if n_undistorted:
             report.notes.append(f"{n_undistorted} of {len(views)} views undistorted to pinhole")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import LabelsplatError
-from ...io import IMAGE_EXTENSIONS
+from ...io import IMAGE_EXTENSIONS, check_regular_file
 from ..distortion import Distortion
 from ._common import ImportReport, SourceView, check_extrinsics, check_intrinsics
 
@@ -55,6 +55,7 @@ def resolve_model_dir(src: str | Path) -> tuple[Path, str]:
 
 
 def _data_lines(path: Path) -> list[tuple[int, str]]:
+    check_regular_file(path, "COLMAP file")  # a FIFO or device would hang or never end
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -248,6 +249,7 @@ class _Binary:
     """Little-endian reader over a whole file with 'truncated file' errors naming it."""
 
     def __init__(self, path: Path):
+        check_regular_file(path, "COLMAP file")  # a FIFO or device would hang or never end
         try:
             self.data = path.read_bytes()
         except OSError as exc:
