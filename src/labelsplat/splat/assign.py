@@ -18,7 +18,7 @@ import torch
 
 from .config import FitConfig
 from .data import ViewLevel
-from .lift import lifted_logits, vote_semantics
+from .lift import lifted_logits, vote_agreement, vote_semantics
 from .model import GaussianModel
 
 
@@ -61,6 +61,23 @@ class VoteAssigner:
                 "median_vote_weight": round(float(total.median()), 4)}
 
 
+def label_agreement(model: GaussianModel, level: ViewLevel, scene_name: str, *, backend: str,
+                    view_weights: list[float] | None) -> tuple[dict[str, Any], str | None]:
+    """How much the training views agree on the Gaussians' classes (:func:`~.lift.vote_agreement`
+    of their multiview votes) and a warning naming the scene when no class wins."""
+    votes = vote_semantics(model, level.cameras, level.labels, model.num_classes, backend=backend,
+                           confidences=level.confidences or None, view_weights=view_weights, cam_tensors=level.cam_t)
+    doc = vote_agreement(votes)
+    warning = None
+    if doc["no_class_wins"]:
+        warning = (f"{scene_name}: the input views disagree so much that no class wins (top vote share "
+                   f"{doc['top_share']:.3f}, below 1/K + 0.05 = {doc['winning_threshold']:.3f}); the labels are "
+                   "exported with their confidence, but check the input label maps (one label scheme in every "
+                   "view, labels that belong to their images)")
+    doc["warning"] = warning
+    return doc, warning
+
+
 def make_assigner(cfg: FitConfig, num_classes: int) -> LabelAssigner:
     """The assigner ``cfg.semantic_lift`` names (an RGB-only fit, K = 0, keeps its empty features)."""
     spec = cfg.parsed.semantic_lift
@@ -69,4 +86,4 @@ def make_assigner(cfg: FitConfig, num_classes: int) -> LabelAssigner:
     return VoteAssigner(spec.prior, name=cfg.semantic_lift)
 
 
-__all__ = ["KeepFitted", "LabelAssigner", "VoteAssigner", "make_assigner"]
+__all__ = ["KeepFitted", "LabelAssigner", "VoteAssigner", "label_agreement", "make_assigner"]
