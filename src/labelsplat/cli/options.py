@@ -43,7 +43,7 @@ SemanticGrad = Annotated[Optional[str], typer.Option(
     "--semantic-grad", help="full | none | scaled:<f> (default: the preset's).")]
 Steps = Annotated[Optional[int], typer.Option("--steps", help="Fit steps (default: the preset's).")]
 Preset = Annotated[Optional[str], typer.Option(
-    "--preset", help="micro | tiny | fast | paper: the default of every setting (`labelsplat config show PRESET`); "
+    "--preset", help="micro | tiny | fast | gpu | paper: the default of every setting (`labelsplat config show PRESET`); "
                      "default tiny.")]
 FitSet = Annotated[Optional[List[str]], typer.Option(
     "--fit-set", metavar="KEY=VALUE",
