@@ -4,7 +4,7 @@
 model and scored as the demo scores it (initial vs refined mIoU per |yaw| bin at the demo's novel
 views), plus the input agreement (no ground truth: refined vs input labels at trusted input views).
 
-    python -m research.assign_study --seeds 0 1 2 --lifts none vote top1 --labels noisy exact
+    python -m research.assign_study --seeds 0 1 2 --lifts none vote --labels noisy exact
 
 One line of JSON per (seed, labelling, lift) is appended to ``--json``.
 """
