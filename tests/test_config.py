@@ -41,7 +41,7 @@ def test_every_preset_is_a_valid_whole_tree(name):
 
 def test_the_registry_values_refine_uses():
     assert {n: PRESETS[n].export.novel_views for n in PRESET_NAMES} == {"micro": 6, "tiny": 24, "fast": 100,
-                                                                        "paper": 500}
+                                                                        "gpu": 500, "paper": 500}
     for name in PRESET_NAMES:
         cfg = preset(name)
         # one value for the settings whose defaults used to disagree: what refine used

@@ -8,7 +8,7 @@ four subtrees, each the configuration class of the stage that reads it:
 * ``postprocess``: :class:`labelsplat.extract.PostprocessConfig` (its fields are the ``--pp-set`` keys),
 * ``export``: :class:`ExportConfig` (novel views, rendering in chunks, the merged dataset).
 
-:data:`PRESETS` (``micro``, ``tiny``, ``fast``, ``paper``) are whole trees: :func:`preset` returns
+:data:`PRESETS` (``micro``, ``tiny``, ``fast``, ``gpu``, ``paper``) are whole trees: :func:`preset` returns
 a copy, :func:`with_overrides` a validated copy with settings changed (by subtree, or by the flat
 names the command line uses), :func:`fit_preset` the ``fit`` subtree alone (``labelsplat fit``),
 and :func:`describe` one row per setting for ``labelsplat config show``. A setting's one-line
@@ -39,7 +39,7 @@ from .splat.config import FitConfig
 from .views import PRESETS as SAMPLER_PRESETS
 from .views import Dist, ViewSamplerConfig, sampler_config
 
-PRESET_NAMES = ("micro", "tiny", "fast", "paper")
+PRESET_NAMES = ("micro", "tiny", "fast", "gpu", "paper")
 SUBTREES = ("fit", "sampler", "postprocess", "export")
 EXTRACT_MODES = ("argmax", "palette")
 PALETTE_METHODS = ("nearest", "kmeans")
@@ -114,7 +114,7 @@ class RefineConfig:
     from the preset named by ``preset`` (its ``fit`` with this ``seed``).
     """
 
-    preset: str = "tiny"  # the preset the settings started from: micro | tiny | fast | paper
+    preset: str = "tiny"  # the preset the settings started from: micro | tiny | fast | gpu | paper
     seed: int = 0  # random seed of the fit, the view sampler and the dataset split (recorded everywhere)
     device: str = "auto"  # auto | cpu | cuda
     backend: str | None = None  # the fit's rasteriser: none = auto (gsplat on CUDA) | cpu | gsplat
@@ -233,6 +233,16 @@ PRESETS.update({
         semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS_FINE,
         label_colour_weight=0.1,
     ), novel_views=100),
+    # one head at 48 views 512 px on one GPU (intent: <= 60 s refine on an H200; GPU time not measured
+    # yet): the fast preset's semantics with the capacity that lifted the CPU ceiling (more steps,
+    # grow_grad2d 1e-4, up to 20k initial points; docs/quality.md)
+    "gpu": _tree("gpu", FitConfig(
+        preset="gpu", steps=3000, max_resolution=512, coarse_to_fine=((0.0, 0.25), (0.2, 0.5), (0.5, 1.0)),
+        sh_degree=3, sh_degree_interval=500, lr_scale=1.5, sem_lr=2.5e-2, hull_resolution=72,
+        init_max_points=20_000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
+        grow_grad2d=1e-4, checkpoint_every=1000, log_every=50, init_opacity=0.2,
+        semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS_FINE, label_colour_weight=0.1,
+    ), novel_views=500),
     # the paper's schedule (GPU): 30k steps at native resolution, gsplat defaults
     "paper": _tree("paper", FitConfig(
         preset="paper", steps=30_000, max_resolution=None, coarse_to_fine=((0.0, 1.0),), sh_degree=3,

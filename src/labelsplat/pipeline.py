@@ -461,6 +461,8 @@ def refine_scene(
                                               gt_dir=sdir / "gt")
     t = time.perf_counter()
     consistency = _consistency(run, scene, cfg)
+    if (sdir / "run" / "run.json").is_file():  # the views' agreement on the Gaussians' classes (fit summary)
+        consistency["label_agreement"] = read_json(sdir / "run" / "run.json").get("summary", {}).get("label_agreement")
     timings["consistency"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     config = {"refine": cfg.to_dict(), "fit": run.meta.get("config"), "scene": str(Path(scene.root).resolve()),
@@ -488,8 +490,8 @@ def finish_outputs(out: Path, outcomes: list[SceneOutcome], cfg: RefineConfig, *
     else:
         pooled = metrics_document({}, config={"refine": cfg.to_dict()}, seed=cfg.seed)
     pooled["consistency"] = {o.name: (o.metrics or {}).get("consistency") for o in outcomes}
-    pooled["warnings"] = [w for c in pooled["consistency"].values()
-                          if (w := ((c or {}).get("input_agreement") or {}).get("warning"))]
+    pooled["warnings"] = [w for c in pooled["consistency"].values() for check in ("label_agreement", "input_agreement")
+                          if (w := ((c or {}).get(check) or {}).get("warning"))]
     pooled["timings_s"] = {o.name: o.timings for o in outcomes}
     write_metrics(out / "metrics.json", pooled)
 

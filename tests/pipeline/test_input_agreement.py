@@ -39,5 +39,8 @@ def test_refine_reports_the_agreement_and_warns_in_metrics_and_report(refined):
     assert 0.0 <= agreement["miou"] <= 1.0 and agreement["threshold"] == 0.8 and agreement["trusted_yaw"] == 30.0
     # the micro preset (60 steps on a 64 px head with heavy noise) does not reproduce its trusted inputs
     assert agreement["miou"] < 0.8 and doc["warnings"] == [agreement["warning"]]
+    # the views agree on the Gaussians' classes (the fit's label_agreement): no warning of its own
+    labels = doc["consistency"]["head_000"]["label_agreement"]
+    assert labels["top_share"] > labels["winning_threshold"] and labels["warning"] is None
     html = (refined / "report.html").read_text()
     assert "warning:" in html and "agreement with trusted inputs" in html

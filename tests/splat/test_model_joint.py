@@ -92,7 +92,7 @@ def test_normalization_roundtrip_and_estimate():
 
 
 def test_config_presets_and_overrides():
-    assert set(PRESETS) == {"micro", "tiny", "fast", "paper"}
+    assert set(PRESETS) == {"micro", "tiny", "fast", "gpu", "paper"}
     c = make_config("micro", steps=40, semantic_grad="scaled:0.1")
     assert c.steps == 40 and c.semantic_grad_weight == pytest.approx(0.1)
     assert FitConfig.from_dict(c.to_dict()) == c

@@ -21,7 +21,7 @@ config_app = typer.Typer(
             "  labelsplat config show paper --json > paper.json"),
 )
 def show_cmd(
-    preset: Optional[str] = typer.Argument(None, help="micro | tiny | fast | paper (default tiny)."),
+    preset: Optional[str] = typer.Argument(None, help="micro | tiny | fast | gpu | paper (default tiny)."),
     as_json: bool = typer.Option(False, "--json", help="Print the settings as JSON (one object per setting)."),
 ) -> None:
     """Print every setting of a preset: its name (fit.* are the --fit-set keys, postprocess.* the

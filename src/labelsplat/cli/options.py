@@ -17,6 +17,8 @@ from typing import Annotated, Any, Callable, List, Optional, Sequence
 import typer
 
 # ----------------------------------------------------------------------------- single options
+# (the per-preset defaults named in help texts are written out, since importing the preset registry
+# would load torch for `--help`; tests/cli/test_help_text.py checks them against the registry)
 Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed (recorded in every output).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
@@ -41,11 +43,11 @@ Backend = Annotated[Optional[str], typer.Option(
     "--backend", help="Expert override of the fit's rasteriser: cpu | gsplat (default auto: gsplat on CUDA).")]
 SemanticGrad = Annotated[Optional[str], typer.Option(
     "--semantic-grad", help="full | none | scaled:<f> (default: the preset's - micro full, tiny scaled:0.1, "
-                            "fast scaled:0.1, paper full).")]
+                            "fast scaled:0.1, gpu scaled:0.1, paper full).")]
 Steps = Annotated[Optional[int], typer.Option(
-    "--steps", help="Fit steps (default: the preset's - micro 60, tiny 300, fast 1000, paper 30000).")]
+    "--steps", help="Fit steps (default: the preset's - micro 60, tiny 300, fast 1000, gpu 3000, paper 30000).")]
 Preset = Annotated[Optional[str], typer.Option(
-    "--preset", help="micro | tiny | fast | paper: the default of every setting (`labelsplat config show PRESET`); "
+    "--preset", help="micro | tiny | fast | gpu | paper: the default of every setting (`labelsplat config show PRESET`); "
                      "default tiny.")]
 FitSet = Annotated[Optional[List[str]], typer.Option(
     "--fit-set", metavar="KEY=VALUE",
@@ -61,7 +63,7 @@ SamplerSet = Annotated[Optional[List[str]], typer.Option(
     help="A view-sampler setting over the --sampler preset's (repeatable), e.g. --sampler-set min_head_fraction=0.02 "
          "or --sampler-set max_tries=5000 (the scalar sampler.* keys of `labelsplat config show`).")]
 NovelViews = Annotated[Optional[int], typer.Option(
-    "--novel-views", help="Novel views per scene (default: the preset's - micro 6, tiny 24, fast 100, paper 500).")]
+    "--novel-views", help="Novel views per scene (default: the preset's - micro 6, tiny 24, fast 100, gpu 500, paper 500).")]
 Sampler = Annotated[Optional[str], typer.Option(
     "--sampler", help="extreme | uniform | input-like (default: the preset's, extreme).")]
 Extract = Annotated[Optional[str], typer.Option(

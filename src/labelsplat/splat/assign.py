@@ -21,7 +21,7 @@ import torch
 from .config import FitConfig
 from .data import ViewLevel
 from .edits import StoredEdits, apply_edits
-from .lift import lifted_logits, vote_semantics
+from .lift import lifted_logits, vote_agreement, vote_semantics
 from .model import GaussianModel
 
 
@@ -78,6 +78,23 @@ class WithEdits:
         return {**(summary or {}), "label_edits_selected": counts}
 
 
+def label_agreement(model: GaussianModel, level: ViewLevel, scene_name: str, *, backend: str,
+                    view_weights: list[float] | None) -> tuple[dict[str, Any], str | None]:
+    """How much the training views agree on the Gaussians' classes (:func:`~.lift.vote_agreement`
+    of their multiview votes) and a warning naming the scene when no class wins."""
+    votes = vote_semantics(model, level.cameras, level.labels, model.num_classes, backend=backend,
+                           confidences=level.confidences or None, view_weights=view_weights, cam_tensors=level.cam_t)
+    doc = vote_agreement(votes)
+    warning = None
+    if doc["no_class_wins"]:
+        warning = (f"{scene_name}: the input views disagree so much that no class wins (top vote share "
+                   f"{doc['top_share']:.3f}, below 1/K + 0.05 = {doc['winning_threshold']:.3f}); the labels are "
+                   "exported with their confidence, but check the input label maps (one label scheme in every "
+                   "view, labels that belong to their images)")
+    doc["warning"] = warning
+    return doc, warning
+
+
 def make_assigner(cfg: FitConfig, num_classes: int, *, edits: StoredEdits | None = None, norm=None,
                   scheme: str | None = None) -> LabelAssigner:
     """The assigner ``cfg.semantic_lift`` names (an RGB-only fit, K = 0, keeps its empty features),
@@ -92,4 +109,4 @@ def make_assigner(cfg: FitConfig, num_classes: int, *, edits: StoredEdits | None
     return inner
 
 
-__all__ = ["KeepFitted", "LabelAssigner", "VoteAssigner", "WithEdits", "make_assigner"]
+__all__ = ["KeepFitted", "LabelAssigner", "VoteAssigner", "WithEdits", "label_agreement", "make_assigner"]

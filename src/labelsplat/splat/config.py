@@ -1,6 +1,6 @@
 """Typed fit configuration.
 
-The presets (``micro``, ``tiny``, ``fast``, ``paper``) are whole trees in :mod:`labelsplat.config`;
+The presets (``micro``, ``tiny``, ``fast``, ``gpu``, ``paper``) are whole trees in :mod:`labelsplat.config`;
 ``labelsplat.config.fit_preset("tiny", steps=500)`` is a preset's :class:`FitConfig`. All lengths are in the
 normalised fit frame (head centred, radius ~1, see :mod:`.normalize`); learning rates
 follow gsplat's ``simple_trainer`` defaults with a multiplier for short CPU presets.

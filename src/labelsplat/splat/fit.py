@@ -47,7 +47,7 @@ from ..io import atomic_write_text, clean_leftovers, ensure_dir, read_jsonl
 from ..scene import Scene, load_scene
 from ..scene.fingerprint import scene_fingerprint
 from ..schemes import get_scheme
-from .assign import make_assigner
+from .assign import label_agreement, make_assigner
 from .checkpoint import (RunState, check_resumable, latest_checkpoint, periodic_checkpoint_path,
                          prune_checkpoints, resume_rules)
 from .config import FitConfig
@@ -541,6 +541,13 @@ class FitLoop:
         assigned = self.assigner.assign(model, full, backend=self.backend, class_weights=self.class_w,
                                         view_weights=self.view_w, scale=cfg.bg_logit)
         self.phases.mark("semantic_lift")
+        agreement = None
+        if self.num_classes > 0 and full.labels:
+            agreement, warning = label_agreement(model, full, self.scene.name, backend=self.backend,
+                                                 view_weights=self.view_w)
+            if warning is not None and warning not in self.notes:
+                self.notes.append(warning)
+        self.phases.mark("label_agreement")
         model.n_views_seen = count_views_seen(model, full.cameras, backend=self.backend, threshold=cfg.seen_threshold)
         self.phases.mark("views_seen")
         summary: dict[str, Any] = {
@@ -549,6 +556,8 @@ class FitLoop:
         }
         if assigned is not None:
             summary["semantic_lift"] = assigned
+        if agreement is not None:
+            summary["label_agreement"] = agreement
         summary.update(self.head.semantic_loss.finish(out_dir, list(get_scheme(self.scheme_name).classes)))
         if self.write_outputs:
             summary.update(write_run_outputs(out_dir, model, self.norm, full, self.views.names, self.backend,

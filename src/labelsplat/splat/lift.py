@@ -115,4 +115,24 @@ def lifted_logits(votes: torch.Tensor, prior_logits: torch.Tensor | None, *, pri
     return float(scale) * p
 
 
-__all__ = ["lifted_logits", "vote_semantics"]
+def vote_agreement(votes: torch.Tensor) -> dict:
+    """How much the views agree on each Gaussian's class, from its votes (N, K).
+
+    ``top_share``: the vote-weighted mean over the Gaussians of their top class's share of their
+    votes, ``sum_g max_k v_gk / sum_g sum_k v_gk`` (1 = every view agrees everywhere; 1/K = no
+    class wins anywhere); ``winning_threshold`` = 1/K + 0.05; ``no_class_wins`` when the share is
+    below it (None when no Gaussian has votes).
+    """
+    if votes.dim() != 2 or votes.shape[1] < 1:
+        raise ValueError(f"vote_agreement: votes must be (N, K), got {tuple(votes.shape)}")
+    v = votes.clamp_min(0.0)
+    total = float(v.sum())
+    threshold = 1.0 / votes.shape[1] + 0.05
+    if total <= 0.0:
+        return {"top_share": None, "winning_threshold": round(threshold, 4), "no_class_wins": None}
+    share = float(v.max(dim=-1).values.sum()) / total
+    return {"top_share": round(share, 4), "winning_threshold": round(threshold, 4),
+            "no_class_wins": share < threshold}
+
+
+__all__ = ["lifted_logits", "vote_agreement", "vote_semantics"]
