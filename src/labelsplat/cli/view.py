@@ -13,6 +13,12 @@ from .options import Device, Overwrite
 
 
 def register(app: typer.Typer) -> None:
+    _register_export(app)
+    _register_edit(app)
+    _register_view(app)
+
+
+def _register_export(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
         run: Path = typer.Argument(..., help="A fit run directory (labelsplat fit / refine's scenes/<scene>/run)."),
@@ -48,6 +54,8 @@ def register(app: typer.Typer) -> None:
         atomic_write_bytes(out, data)
         console.print(f"wrote {out} ({fmt}, {len(data) / 1e6:.1f} MB)")
 
+
+def _register_edit(app: typer.Typer) -> None:
     @app.command("edit")
     def edit_cmd(
         run: Path = typer.Argument(..., help="A fit run directory."),
@@ -71,6 +79,8 @@ def register(app: typer.Typer) -> None:
         edit_run(run, edits, out, scene_dir=scene, overwrite=overwrite, log=console.print)
         console.print(f"wrote {out}")
 
+
+def _register_view(app: typer.Typer) -> None:
     @app.command("view")
     def view_cmd(
         source: Path = typer.Argument(..., metavar="RUN|PLY", help="A fit run directory or a 3DGS .ply file."),
