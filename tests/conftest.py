@@ -53,3 +53,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def bisenet_weights(tmp_path_factory):
+    """A BiSeNet state dict file (19 classes, random weights from seed 0), shared by the tests that
+    parse with real weights."""
+    import torch
+
+    from labelsplat.parsers.bisenet import BiSeNet
+
+    torch.manual_seed(0)
+    p = tmp_path_factory.mktemp("bisenet") / "bisenet.pth"
+    torch.save(BiSeNet(19).state_dict(), p)
+    return p

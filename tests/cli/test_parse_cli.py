@@ -19,12 +19,9 @@ W, H = 96, 64
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    p = tmp_path_factory.mktemp("w") / "bisenet.pth"
-    torch.save(BiSeNet(19).state_dict(), p)
-    return p
+@pytest.fixture
+def weights(bisenet_weights):
+    return bisenet_weights
 
 
 def make_scene(root, scheme="celebamask19-zll", n=3):

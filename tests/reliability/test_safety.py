@@ -60,16 +60,9 @@ def test_overwrite_never_removes_the_input(cli, scene):
     assert snapshot(scene) == before
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    import torch
-
-    from labelsplat.parsers.bisenet import BiSeNet
-
-    torch.manual_seed(0)
-    p = tmp_path_factory.mktemp("rel_w") / "bisenet.pth"
-    torch.save(BiSeNet(19).state_dict(), p)
-    return p
+@pytest.fixture
+def weights(bisenet_weights):
+    return bisenet_weights
 
 
 @pytest.mark.usefixtures("one_torch_thread")
