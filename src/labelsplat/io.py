@@ -318,6 +318,15 @@ def read_json(path: str | Path) -> Any:
 MAX_JSONL_BYTES = 1024 * 1024 * 1024
 
 
+def read_json_object(path: str | Path, name: str, what: str = "a JSON object") -> dict:
+    """:func:`read_json` of a file that must hold a JSON object; otherwise a :class:`LabelsplatError`
+    saying "``name`` must hold ``what``" (``name``: how the user knows the file, e.g. transforms.json)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise LabelsplatError(f"{name} must hold {what}", path=path)
+    return data
+
+
 def read_jsonl(path: str | Path) -> list[tuple[str, Any]]:
     """The lines of a JSON-lines file labelsplat wrote (a training log) as (line, decoded value) pairs,
     the value None for a line that is not JSON (one cut short by a kill). Only a regular file of at most

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LabelsplatError
-from ..io import read_json
+from ..io import read_json_object
 from ..scene.paths import check_name, confined
 from ..schemes import get_scheme
 
@@ -95,9 +95,7 @@ def read_dataset(path: str | Path, *, split: str | None = None, check_files: boo
             path=root,
             hint="build one with `labelsplat dataset from-scenes` or `labelsplat refine`",
         )
-    data = read_json(manifest)
-    if not isinstance(data, dict):
-        raise LabelsplatError("manifest.json must hold a JSON object", path=manifest)
+    data = read_json_object(manifest, "manifest.json")
     scheme = data.get("label_scheme")
     if not isinstance(scheme, str) or not scheme:
         raise LabelsplatError("manifest.json has no 'label_scheme' (the scheme of labels/)", path=manifest)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import SCHEMA_VERSION
 from ..errors import LabelsplatError
-from ..io import atomic_write_json, read_json
+from ..io import atomic_write_json, read_json, read_json_object
 from .camera import Camera, HeadFrame
 from .paths import check_name, path_escapes
 
@@ -250,9 +250,7 @@ def _load_scene(path: str | Path, *, allow_outside: bool) -> Scene:
     if not path.exists():
         raise LabelsplatError("scene not found", path=path,
                               hint="give a scene directory holding transforms.json (or the transforms.json itself)")
-    data = read_json(json_path)
-    if not isinstance(data, dict):
-        raise LabelsplatError("transforms.json must hold a JSON object", path=json_path)
+    data = read_json_object(json_path, "transforms.json")
     frames_raw = data.get("frames")
     if not isinstance(frames_raw, list):
         raise LabelsplatError("missing key 'frames' (a list of frames)", path=json_path)

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from ...errors import LabelsplatError
-from ...io import read_json
+from ...io import read_json_object
 from ..distortion import Distortion
 from ._common import (
     OPENCV_TO_PIXEL_CENTER,
@@ -54,9 +54,7 @@ def read_facescape(src: str | Path, images_dir: str | Path | None, report: Impor
     images = Path(images_dir) if images_dir is not None else path.parent
     if not images.is_dir():
         raise LabelsplatError("images folder not found", path=images)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise LabelsplatError("params.json must hold a JSON object with keys like '0_K', '0_Rt'", path=path)
+    data = read_json_object(path, "params.json", "a JSON object with keys like '0_K', '0_Rt'")
     indices = sorted({int(m.group(1)) for k in data if (m := _KEY.match(k))})
     if not indices:
         raise LabelsplatError("no camera keys ('{i}_K', '{i}_Rt') found: is this a FaceScape params.json?", path=path)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import LabelsplatError
-from ...io import read_json
+from ...io import read_json_object
 from ..distortion import Distortion
 from ._common import ImportReport, SourceView, check_extrinsics, check_intrinsics, check_size
 
@@ -134,9 +134,7 @@ def _frame_view(idx: int, fr: Any, data: dict, root: Path, path: Path) -> Source
 def read_nerfstudio(src: str | Path, report: ImportReport) -> tuple[list[SourceView], Path]:
     """Parse a nerfstudio transforms.json into views (file order) in its own world frame."""
     path = resolve_transforms(src)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise LabelsplatError("transforms.json must hold a JSON object", path=path)
+    data = read_json_object(path, "transforms.json")
     frames = data.get("frames")
     if not isinstance(frames, list) or not frames:
         raise LabelsplatError("missing or empty 'frames' list", path=path)

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ...errors import LabelsplatError
-from ...io import list_images, read_json
+from ...io import list_images, read_json_object
 from ..distortion import Distortion
 from ._common import OPENCV_TO_PIXEL_CENTER, ImportReport, SourceView, check_extrinsics, check_intrinsics
 
@@ -43,9 +43,7 @@ def _per_camera(value, serial: str, key: str, path: Path):
 
 def read_nersemble(src: str | Path, images_dir: str | Path, report: ImportReport) -> tuple[list[SourceView], Path]:
     path = resolve_params(src)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise LabelsplatError("camera_params.json must hold a JSON object", path=path)
+    data = read_json_object(path, "camera_params.json")
     for key in ("world_2_cam", "intrinsics"):
         if key not in data:
             raise LabelsplatError(f"missing key '{key}'", path=path, hint="expected {'world_2_cam': {serial: 4x4}, 'intrinsics': 3x3}")
