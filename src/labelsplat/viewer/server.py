@@ -112,7 +112,8 @@ class ClientLoop:
     def __init__(self, client, state: ViewerState, moving_scale: float):
         self.client, self.state, self.moving_scale = client, state, moving_scale
         self.last_move = time.monotonic()
-        self.shown: tuple | None = None
+        self.moves = 0  # camera updates so far: a move during a render is not lost
+        self.shown: tuple | None = None  # (state version, moves, resting) of the picture on screen
         self.running = True
         self.error: Exception | None = None  # the last failed render (for debugging)
         client.camera.on_update(lambda _: self.moved())
@@ -121,13 +122,14 @@ class ClientLoop:
 
     def moved(self) -> None:
         self.last_move = time.monotonic()
-        self.shown = None
+        self.moves += 1
 
     def run(self) -> None:
         while self.running:
             resting = time.monotonic() - self.last_move > SETTLE_S
-            want = (self.state.version, resting)
-            if self.shown == want or (self.shown is not None and self.shown[0] == want[0] and self.shown[1]):
+            want = (self.state.version, self.moves, resting)
+            # up to date: this camera and scene drawn, at full size or while still moving
+            if self.shown == want or (self.shown is not None and self.shown[:2] == want[:2] and self.shown[2]):
                 time.sleep(0.03)
                 continue
             try:
