@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .format import Scene
+from .format import FRAME_PATH_KEYS, Scene
 
 FINGERPRINT_VERSION = 1
-_FILE_KEYS = ("file_path", "label_path", "gt_label_path", "mask_path")
 
 
 #: sha256 of the files hashed in this process, keyed by (resolved path, size, mtime_ns): a refine
@@ -61,7 +60,7 @@ def _camera_doc(scene: Scene) -> list:
 def scene_fingerprint(scene: Scene) -> dict[str, Any]:
     """The scene's fingerprint (reads every referenced file to hash it, once per process while the file
     keeps its size and modification time)."""
-    rels = sorted({rel for f in scene.frames for k in _FILE_KEYS if (rel := getattr(f, k))}
+    rels = sorted({rel for f in scene.frames for k in FRAME_PATH_KEYS if (rel := getattr(f, k))}
                   | ({scene.ply_file_path} if scene.ply_file_path else set()))
     files: dict[str, dict[str, Any]] = {}
     for rel in rels:

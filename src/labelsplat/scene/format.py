@@ -23,6 +23,8 @@ from .paths import check_name, path_escapes
 
 TRANSFORMS = "transforms.json"
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+#: The frame keys that hold a file path (relative to the scene root).
+FRAME_PATH_KEYS = ("file_path", "label_path", "gt_label_path", "mask_path")
 #: The rotation block of a camera-to-world matrix must be orthonormal to this tolerance.
 ROTATION_TOLERANCE = 1e-3
 #: A plausible field of view (degrees, open interval), horizontally and vertically.
@@ -43,7 +45,7 @@ class Frame:
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"name": self.name}
-        for key in ("file_path", "label_path", "gt_label_path", "mask_path"):
+        for key in FRAME_PATH_KEYS:
             value = getattr(self, key)
             if value is not None:
                 d[key] = value
@@ -165,7 +167,7 @@ def _head_frame_field(data: dict, json_path: Path) -> HeadFrame | None:
         raise LabelsplatError(exc.message, path=json_path) from exc
 
 
-_FRAME_KEYS = {"name", "file_path", "label_path", "gt_label_path", "mask_path", "transform_matrix", *_INTRINSIC_KEYS}
+_FRAME_KEYS = {"name", *FRAME_PATH_KEYS, "transform_matrix", *_INTRINSIC_KEYS}
 
 
 def _frame_field(idx: int, fr: Any, data: dict, json_path: Path, seen: set[str]) -> Frame:
@@ -192,7 +194,7 @@ def _frame_field(idx: int, fr: Any, data: dict, json_path: Path, seen: set[str])
                                   f"view of {fov:.3g} degrees, outside ({FOV_RANGE_DEG[0]:g}, {FOV_RANGE_DEG[1]:g})",
                                   path=json_path, hint="focal lengths are in pixels of this image (fl_x ~ w for a "
                                                        "53-degree lens); check the units")
-    for key in ("file_path", "label_path", "gt_label_path", "mask_path"):
+    for key in FRAME_PATH_KEYS:
         if key in fr and fr[key] is not None and not isinstance(fr[key], str):
             raise LabelsplatError(f"{where}: '{key}' must be a string path", path=json_path)
     name = fr.get("name") or (Path(fr["file_path"]).stem if fr.get("file_path") else f"frame_{idx:04d}")
@@ -214,7 +216,7 @@ def _frame_field(idx: int, fr: Any, data: dict, json_path: Path, seen: set[str])
 
 def _check_inside(frames: list[Frame], ply: str | None, json_path: Path) -> None:
     """No frame file and no point cloud path leaves the scene directory."""
-    checked = [(f.name, k, getattr(f, k)) for f in frames for k in ("file_path", "label_path", "gt_label_path", "mask_path")]
+    checked = [(f.name, k, getattr(f, k)) for f in frames for k in FRAME_PATH_KEYS]
     checked.append(("(scene)", "ply_file_path", ply))
     for name, key, rel in checked:
         if rel and path_escapes(rel):

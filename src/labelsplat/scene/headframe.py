@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import LabelsplatError
 from ..io import read_json
-from .camera import Camera, HeadFrame
+from .camera import Camera, HeadFrame, yaw_pitch
 
 #: cameras more than this many degrees from the mean viewing direction mean "not a frontal rig"
 MAX_ANGLE_FROM_MEAN_DEG = 100.0
@@ -216,8 +216,6 @@ def head_frame_spread(cameras: Sequence[Camera], head: HeadFrame, *, from_camera
     measures that pull, and a warning names it. It is a lower bound on the error: a rig that is
     symmetric about a direction the subject did not face cannot be told apart from the cameras alone.
     """
-    from .camera import yaw_pitch
-
     cams = list(cameras)
     centers = np.stack([c.center for c in cams])
     dirs = np.stack([c.forward for c in cams])

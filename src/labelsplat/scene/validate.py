@@ -17,9 +17,8 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import LabelsplatError
 from ..io import check_image_pixels, check_regular_file, exif_orientation, read_label
 from ..schemes import get_scheme
-from .format import TRANSFORMS, Scene, path_escapes
+from .format import FRAME_PATH_KEYS, TRANSFORMS, Scene, path_escapes
 
-_PATH_KEYS = ("file_path", "label_path", "gt_label_path", "mask_path")
 
 
 def scheme_num_classes(scheme: Any, *, source: str | Path | None = None) -> int:
@@ -74,7 +73,7 @@ def _check_names_and_paths(scene: Scene, json_path: Path, allow_outside: bool) -
     dups = sorted(n for n, c in names.items() if c > 1)
     if dups:
         raise LabelsplatError(f"duplicate frame name(s) {dups[:5]}", path=json_path, hint="give every frame a unique name")
-    for key in _PATH_KEYS:
+    for key in FRAME_PATH_KEYS:
         used = Counter(os.path.normpath(getattr(f, key)) for f in scene.frames if getattr(f, key))
         dup_paths = sorted(p for p, c in used.items() if c > 1)
         if dup_paths:
@@ -82,7 +81,7 @@ def _check_names_and_paths(scene: Scene, json_path: Path, allow_outside: bool) -
                 f"duplicate frames: {key} {dup_paths[:3]} is used by more than one frame", path=json_path,
                 hint="each frame needs its own files: remove the repeated frame or fix its path",
             )
-    checked: list[tuple[str, str, str]] = [(f.name, k, getattr(f, k)) for f in scene.frames for k in _PATH_KEYS if getattr(f, k)]
+    checked: list[tuple[str, str, str]] = [(f.name, k, getattr(f, k)) for f in scene.frames for k in FRAME_PATH_KEYS if getattr(f, k)]
     if scene.ply_file_path:
         checked.append(("(scene)", "ply_file_path", scene.ply_file_path))
     if not allow_outside:

@@ -23,13 +23,12 @@ from plyfile import PlyData, PlyElement
 from ...errors import LabelsplatError
 from ...io import (IMAGE_EXTENSIONS, atomic_dir, atomic_write_bytes, is_vacant_dir, read_label, read_rgb, write_jpg,
                    write_png)
-from ...schemes import get_scheme
 from ..camera import Camera, HeadFrame
 from ..distortion import Distortion, undistort_image, undistort_label
 from ..format import Frame, Scene, save_scene
 from ..paths import check_name
 from ..headframe import estimate_head_frame_detailed, parse_head_frame
-from ..validate import image_header, image_size, scheme_num_classes, validate_scene
+from ..validate import image_header, image_size, scheme_num_classes, scheme_palette, validate_scene
 
 OPENCV_TO_PIXEL_CENTER = 0.5  # OpenCV puts the first pixel centre at 0; docs/design.md at 0.5
 
@@ -221,10 +220,7 @@ class LabelReader:
 
     @classmethod
     def for_scheme(cls, scheme: Any, source: Path) -> "LabelReader":
-        n = scheme_num_classes(scheme, source=source)
-        s = get_scheme(scheme) if isinstance(scheme, str) else scheme
-        pal = getattr(s, "palette_array", None)
-        return cls(n, pal() if callable(pal) else None)
+        return cls(scheme_num_classes(scheme, source=source), scheme_palette(scheme))
 
     def read(self, path: Path, shape: tuple[int, int]) -> np.ndarray:
         return read_label(path, self.num_classes, shape=shape, palette=self.palette)

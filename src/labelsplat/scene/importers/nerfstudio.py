@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import LabelsplatError
-from ...io import read_json_object
+from ...io import is_finite_number, read_json_object
 from ..distortion import Distortion
 from ._common import ImportReport, SourceView, check_extrinsics, check_intrinsics, check_size
 
@@ -54,7 +54,7 @@ def _get(fr: dict, data: dict, key: str) -> Any:
 
 
 def _number(value: Any, what: str, path: Path) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if not is_finite_number(value):
         raise LabelsplatError(f"{what} must be a finite number, got {value!r}", path=path)
     return float(value)
 
