@@ -74,7 +74,7 @@ def fit_command(
         except Exception:
             _discard_failed_run(rd, existed=existed and mode == NEW, created=mode != RESUME)
             raise
-    rd.write_provenance(result.config.to_dict(), result.config.seed)
+        rd.write_provenance(result.config.to_dict(), result.config.seed)  # still under the lock
     for note in result.notes:
         err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     s = result.summary

@@ -414,7 +414,7 @@ class FitLoop:
         self.head.semantic_loss.after_backward(step, cfg.steps)
         self.strategy.step_post_backward(model.params, optimizers, sstate, step, out["info"], packed=False)
         self.state.step = done = step + 1
-        if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or done >= self.end_step:
+        if self._health_step(done):
             self._check_parameters(done)  # before the step's callbacks write a checkpoint
         stats = StepStats(step, loss.detach(), l_rgb.detach(), l_sem.detach(), l_alpha.detach(), model.num_gaussians,
                           scale, active_sh)
@@ -451,13 +451,17 @@ class FitLoop:
             loss = loss + cfg.alpha_weight * l_alpha
         return loss, l_rgb, l_sem, l_alpha
 
+    def _health_step(self, done: int) -> bool:
+        """Whether the loss and parameters are checked after ``done`` steps: where a log line, a
+        checkpoint or the final outputs are written."""
+        cfg = self.cfg
+        return done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or done >= self.end_step
+
     def _check_finite(self, step, loss, l_rgb, l_sem, l_alpha) -> None:
         """Stop with a LabelsplatError naming the last good checkpoint once the loss is not finite."""
-        cfg = self.cfg
         if self.defer_nan:
             self.nonfinite = self.nonfinite | ~torch.isfinite(loss.detach())
-            d1 = step + 1
-            check = d1 % cfg.log_every == 0 or d1 % cfg.checkpoint_every == 0 or d1 >= self.end_step
+            check = self._health_step(step + 1)
         else:
             check = True
         if check and not bool(torch.isfinite(loss) & ~self.nonfinite if self.defer_nan else torch.isfinite(loss)):
@@ -475,9 +479,11 @@ class FitLoop:
     def _check_parameters(self, done: int) -> None:
         """Stop with a LabelsplatError naming the last good checkpoint once a parameter is not finite
         (checked where a checkpoint, a log line or the final outputs would be written)."""
-        bad = [name for name, p in self.state.model.params.items() if not bool(torch.isfinite(p).all())]
-        if not bad:
+        params = self.state.model.params
+        finite = torch.stack([torch.isfinite(p).all() for p in params.values()]).cpu()  # one device sync
+        if bool(finite.all()):
             return
+        bad = [name for name, ok in zip(params.keys(), finite.tolist()) if not ok]
         last_ck = latest_checkpoint(self.out_dir)
         raise LabelsplatError(
             f"the fit's parameters became NaN/infinite by step {done} ({', '.join(sorted(bad))}); the fit stopped",
