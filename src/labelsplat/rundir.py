@@ -238,19 +238,9 @@ class RunDir:
         if not existed:
             shutil.rmtree(self.path, ignore_errors=True)
             return
-        for p in self.path.iterdir():
-            if p.name == LOCK:
-                continue  # released by the lock's owner
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+        self._clear(ignore_errors=True)  # the lock is released by its owner
 
     # ------------------------------------------------------------------ one writer at a time
-    @property
-    def lock_path(self) -> Path:
-        return self.path / LOCK
-
     def check_lock(self) -> None:
         """Refuse when another process holds this directory's lock (changes nothing)."""
         check_dir_lock(self.path)
@@ -285,15 +275,15 @@ class RunDir:
                         shutil.rmtree(self.path, ignore_errors=True)  # the lock's unlink then finds nothing
                 raise
 
-    def _clear(self) -> None:
+    def _clear(self, *, ignore_errors: bool = False) -> None:
         """Remove every entry but the lock (the directory itself stays, locked)."""
         for p in self.path.iterdir():
             if p.name == LOCK:
                 continue
             if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
+                shutil.rmtree(p, ignore_errors=ignore_errors)
             else:
-                p.unlink()
+                p.unlink(missing_ok=ignore_errors)
 
     # ------------------------------------------------------------------ marker and provenance
     def write_marker(self, **extra: Any) -> Path:
