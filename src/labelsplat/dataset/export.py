@@ -47,6 +47,8 @@ from ..schemes import convert_labels, get_scheme, overlay
 MANIFEST = "manifest.json"
 CELEBAMASK_DIR = "CelebAMask-HQ-mask-anno"
 CELEBAMASK_PER_FOLDER = 2000  # the official layout: 2000 masks' images per numbered folder
+
+
 def versions() -> dict[str, str]:
     """Versions of the software that wrote a file (no heavy imports)."""
     out = {"labelsplat": __version__, "python": sys.version.split()[0], "numpy": np.__version__}
