@@ -162,6 +162,21 @@ def project_gaussians(
     return Projection(means2d=means2d, conics=conics, depths=z, radii=radii, covars2d=cov2d)
 
 
+def blend_weights(pix: Tensor, m: Tensor, q: Tensor, o: Tensor) -> Tensor:
+    """(P, M) blending weights alpha x transmittance of M depth-sorted Gaussians (2D means ``m``,
+    conics ``q``, opacities ``o``) at P pixel centres ``pix`` (x, y), with gsplat's thresholds."""
+    d = m[None, :, :] - pix[:, None, :]  # (P,M,2)
+    dx, dy = d[..., 0], d[..., 1]
+    sigma = 0.5 * (q[:, 0] * dx * dx + q[:, 2] * dy * dy) + q[:, 1] * dx * dy
+    alpha = torch.clamp_max(o * torch.exp(-sigma), MAX_ALPHA)
+    keep = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
+    alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
+    next_T = torch.cumprod(1.0 - alpha, dim=1)
+    T = torch.cat([torch.ones_like(next_T[:, :1]), next_T[:, :-1]], dim=1)
+    included = (next_T > TRANSMITTANCE_THRESHOLD).detach()
+    return torch.where(included, alpha * T, torch.zeros_like(alpha))
+
+
 def composite_all_pairs(
     means2d: Tensor,
     conics: Tensor,
@@ -197,16 +212,7 @@ def composite_all_pairs(
         q = conics[c, idx]  # (M,3)
         o = opacities[c, idx]  # (M,)
         f = features[c, idx]  # (M,F)
-        d = m[None, :, :] - pix[:, None, :]  # (P,M,2)
-        dx, dy = d[..., 0], d[..., 1]
-        sigma = 0.5 * (q[:, 0] * dx * dx + q[:, 2] * dy * dy) + q[:, 1] * dx * dy
-        alpha = torch.clamp_max(o * torch.exp(-sigma), MAX_ALPHA)
-        keep = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
-        alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
-        next_T = torch.cumprod(1.0 - alpha, dim=1)
-        T = torch.cat([torch.ones_like(next_T[:, :1]), next_T[:, :-1]], dim=1)
-        included = (next_T > TRANSMITTANCE_THRESHOLD).detach()
-        w = torch.where(included, alpha * T, torch.zeros_like(alpha))  # (P,M)
+        w = blend_weights(pix, m, q, o)  # (P,M)
         render = w @ f  # (P,F)
         acc = w.sum(dim=1, keepdim=True)  # (P,1)
         if backgrounds is not None:

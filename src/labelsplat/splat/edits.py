@@ -33,7 +33,7 @@ from ..errors import LabelsplatError
 from ..io import read_json
 from ..scene import Camera, HeadFrame
 from ..schemes import LabelScheme, get_scheme
-from ._torch_impl import ALPHA_THRESHOLD, MAX_ALPHA, TRANSMITTANCE_THRESHOLD, project_gaussians
+from ._torch_impl import blend_weights, project_gaussians
 from .normalize import Normalization
 from .render import camera_tensors
 
@@ -237,15 +237,7 @@ def brush_select(model, camera: Camera, mask: np.ndarray, *, chunk: int = 256) -
     pix = torch.tensor(np.stack([xs, ys], axis=1) + 0.5, dtype=torch.float32)
     chosen = []
     for s in range(0, len(pix), chunk):
-        d = m[None] - pix[s:s + chunk, None]
-        dx, dy = d[..., 0], d[..., 1]
-        sigma = 0.5 * (q[:, 0] * dx * dx + q[:, 2] * dy * dy) + q[:, 1] * dx * dy
-        alpha = torch.clamp_max(o * torch.exp(-sigma), MAX_ALPHA)
-        alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
-        next_t = torch.cumprod(1.0 - alpha, dim=1)
-        t = torch.cat([torch.ones_like(next_t[:, :1]), next_t[:, :-1]], dim=1)
-        w = torch.where(next_t > TRANSMITTANCE_THRESHOLD, alpha * t, torch.zeros_like(alpha))
-        best = w.max(dim=1)
+        best = blend_weights(pix[s:s + chunk], m, q, o).max(dim=1)
         chosen.append(idx[best.indices[best.values > 0]])
     if not chosen:
         return np.zeros(0, dtype=np.int64)
