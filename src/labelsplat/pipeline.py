@@ -685,13 +685,20 @@ def render_orbit(run_dir: str | Path, out: str | Path, n: int, *, device: str = 
     return video
 
 
-def _render_scene(run_dir: Path, scene_dir: str | Path | None) -> Scene:
-    """The scene a run was fitted on (``scene_dir`` where it moved), checked against the run."""
-    run_json = run_dir / "run.json"
+def _run_scene_source(run_dir: str | Path, scene_dir: str | Path | None) -> tuple[Path, dict, str | Path]:
+    """(run.json's path, its content, the scene to load): ``scene_dir`` where the scene moved, else
+    the one run.json names."""
+    run_json = Path(run_dir) / "run.json"
     meta = read_json(run_json)
     src = scene_dir if scene_dir is not None else meta.get("scene")
     if not src:
         raise LabelsplatError("run.json does not name its scene", path=run_json, hint="pass --scene SCENE")
+    return run_json, meta, src
+
+
+def _render_scene(run_dir: Path, scene_dir: str | Path | None) -> Scene:
+    """The scene a run was fitted on (``scene_dir`` where it moved), checked against the run."""
+    run_json, meta, src = _run_scene_source(run_dir, scene_dir)
     scene = load_scene(src)
     if meta.get("label_scheme") != scene.label_scheme:
         raise LabelsplatError(
@@ -706,11 +713,7 @@ def _render_scene(run_dir: Path, scene_dir: str | Path | None) -> Scene:
 # ----------------------------------------------------------------------------- 3D label edits
 def run_head_frame(run_dir: str | Path, scene_dir: str | Path | None = None):
     """The head frame of a run's scene (``scene_dir`` where it moved; None: the scene has none)."""
-    run_json = Path(run_dir) / "run.json"
-    meta = read_json(run_json)
-    src = scene_dir if scene_dir is not None else meta.get("scene")
-    if not src:
-        raise LabelsplatError("run.json does not name its scene", path=run_json, hint="pass --scene SCENE")
+    run_json, _, src = _run_scene_source(run_dir, scene_dir)
     if scene_dir is None and not Path(src).exists():
         raise LabelsplatError(f"the run's scene {src} is gone", path=run_json, hint="pass --scene SCENE")
     return load_scene(src).head_frame
