@@ -45,7 +45,8 @@ from .rundir import NEW, RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 from .scene.fingerprint import fingerprint_diff, scene_fingerprint
 from .schemes import colorize, get_scheme, overlay
-from .splat import fit, latest_checkpoint, load_checkpoint, load_run, render_batches, render_cameras, save_checkpoint
+from .splat import (final_checkpoint, fit, latest_checkpoint, load_checkpoint, load_run, render_batches,
+                    render_cameras, run_from_checkpoint, save_checkpoint)
 from .splat.edits import EditFile, StoredEdits, apply_edits, box_points, read_edits, run_fingerprint
 from .splat.ply import save_ply
 from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
@@ -727,7 +728,9 @@ def edit_run(run_dir: str | Path, edits_path: str | Path, out: str | Path, *, sc
     twice. Everything is checked before anything is written. Returns the Gaussians each new edit
     selected."""
     run_dir, out = Path(run_dir), Path(out)
-    run = load_run(run_dir, "cpu")
+    ck_path = final_checkpoint(run_dir)
+    ck = load_checkpoint(ck_path)
+    run = run_from_checkpoint(ck, ck_path, "cpu")
     stored = StoredEdits.from_dict(run.meta.get("label_edits"))
     head = stored.head_frame if stored is not None else run_head_frame(run_dir, scene_dir)
     fp = run_fingerprint(run.model)
@@ -737,7 +740,6 @@ def edit_run(run_dir: str | Path, edits_path: str | Path, out: str | Path, *, sc
     new = stored.new_edits(doc.edits) if stored is not None else list(doc.edits)
     counts = apply_edits(run.model, new, scheme=run.label_scheme, norm=run.norm, head=head, scale=run.config.bg_logit)
     every = StoredEdits((stored.edits if stored is not None else []) + new, head, fp)
-    ck = load_checkpoint(run_dir / "checkpoint.pt")
     ck["model"]["params"]["sem"] = run.model.params["sem"].detach().cpu().clone()
     ck["meta"]["label_edits"] = every.to_dict()
     run_json = read_json(run_dir / "run.json")

@@ -70,13 +70,24 @@ class FittedRun:
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedRun:
     """Load ``RUN/checkpoint.pt`` (written at the end of a fit) onto ``device`` (auto | cpu | cuda)."""
+    path = final_checkpoint(run_dir)
+    return run_from_checkpoint(load_checkpoint(path, device="cpu"), path, device)
+
+
+def final_checkpoint(run_dir: str | Path) -> Path:
+    """``RUN/checkpoint.pt`` (``run_dir`` may also be the checkpoint file itself); refused when the fit
+    did not finish."""
     run_dir = Path(run_dir)
     path = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
     if run_dir.is_dir() and not path.is_file():
         raise LabelsplatError("the run has no final checkpoint.pt (the fit did not finish)", path=run_dir,
                               hint="finish it with `labelsplat fit SCENE --out RUN --resume`")
+    return path
+
+
+def run_from_checkpoint(ck: dict, path: Path, device: str | torch.device = "cpu") -> FittedRun:
+    """The :class:`FittedRun` of a loaded final checkpoint ``ck`` (read from ``path``)."""
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
-    ck = load_checkpoint(path, device="cpu")
     meta = ck["meta"]
     model = GaussianModel.from_state_dict(ck["model"], dev)
     return FittedRun(
