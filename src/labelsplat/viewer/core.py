@@ -16,8 +16,7 @@ from ..io import atomic_write_json, ensure_dir, write_png
 from ..scene import Camera, HeadFrame, load_scene
 from ..schemes import colorize, get_scheme, overlay
 from ..splat import FittedRun, GaussianModel, load_run, render_cameras
-from ..splat.edits import Edit, EditFile, StoredEdits, apply_edits, box_points, brush_select, gaussian_labels
-from ..splat.edits import run_fingerprint, select
+from ..splat.edits import Edit, EditFile, StoredEdits, apply_edits, brush_select, gaussian_labels, run_fingerprint
 from ..splat.run import load_ply_run
 from ..views import preset_camera
 
@@ -197,28 +196,22 @@ class EditSession:
         self.done: list[Edit] = []
         self.undone: list[Edit] = []
 
-    def selection(self, edit: Edit) -> np.ndarray:
-        """(N,) bool: what ``edit`` selects now."""
-        pts = box_points(self.run.model, self.run.norm, self.src.head)
-        return select(edit, gaussian_labels(self.run.model), pts, get_scheme(self.run.label_scheme))
-
     def brush(self, camera: Camera, mask: np.ndarray) -> tuple[int, ...]:
         """Ids of the Gaussians that dominate the brushed pixels of ``camera`` (scene frame)."""
         return tuple(int(i) for i in brush_select(self.run.model, self.run.norm.camera_to_norm(camera), mask))
 
-    def _rebuild(self) -> None:
+    def _rebuild(self) -> list[int]:
+        """The base features with the applied edits; how many Gaussians each edit selected."""
         with torch.no_grad():
             self.run.model.params["sem"].copy_(self.base)
-        apply_edits(self.run.model, self.done, scheme=self.run.label_scheme, norm=self.run.norm, head=self.src.head,
-                    scale=self.run.config.bg_logit)
+        return apply_edits(self.run.model, self.done, scheme=self.run.label_scheme, norm=self.run.norm,
+                           head=self.src.head, scale=self.run.config.bg_logit)
 
     def assign(self, edit: Edit) -> int:
         """Apply ``edit``; returns how many Gaussians it changed the class of or selected."""
-        n = int(self.selection(edit).sum())
         self.done.append(edit)
         self.undone.clear()
-        self._rebuild()
-        return n
+        return self._rebuild()[-1]
 
     def undo(self) -> bool:
         if not self.done:
