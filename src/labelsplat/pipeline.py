@@ -41,7 +41,7 @@ from .extract import extract_argmax, extract_palette, postprocess
 from .io import (atomic_dir, atomic_write_json, read_json, read_json_or_none, read_jsonl, read_label, read_rgb, write_jpg,
                  write_mp4, write_png)
 from .report import ReportView, write_report
-from .rundir import NEW, RESUME, RunDir
+from .rundir import RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 from .scene.fingerprint import fingerprint_diff, scene_fingerprint
 from .schemes import colorize, get_scheme, overlay
@@ -102,11 +102,10 @@ def check_refine_output(out: Path, cfg: RefineConfig, scenes: list, *, resume: b
     return rd
 
 
-def _clean_failed_output(rd: RunDir, *, created: bool, existed: bool) -> None:
-    """After a failed refine: remove what this command created when no scene finished (a rerun then
-    starts afresh); otherwise leave it for ``--resume``, which completes it."""
-    if created and not any(_valid_done(d / DONE) for d in (rd.path / "scenes").glob("*")):
-        rd.discard(existed=existed)
+def _any_scene_done(out: Path) -> bool:
+    """Whether a refine output holds a finished scene (``--resume`` then completes it after a failure;
+    otherwise a failed refine removes what it wrote, so a rerun starts afresh)."""
+    return any(_valid_done(d / DONE) for d in (out / "scenes").glob("*"))
 
 
 def start_refine_output(rd: RunDir, cfg: RefineConfig, scenes: list) -> None:
@@ -576,15 +575,11 @@ def refine(
         raise LabelsplatError(f"scene names must be unique within one run, repeated: {sorted(dup)}")
     out = Path(out)
     rd = check_refine_output(out, cfg, scenes, resume=resume, overwrite=overwrite, allow_outside=allow_outside)
-    existed = out.exists()
-    with rd.writing(resume=resume, overwrite=overwrite, log=log) as mode:  # one writer per output
+    with rd.writing(resume=resume, overwrite=overwrite, log=log,  # one writer per output
+                    resumable=lambda: _any_scene_done(out)):
         start_refine_output(rd, cfg, scenes)
-        try:
-            outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log,
-                                     allow_outside=allow_outside) for s in scenes]
-        except Exception:
-            _clean_failed_output(rd, created=mode != RESUME, existed=existed and mode == NEW)
-            raise
+        outcomes = [refine_scene(s, out, cfg, resume=resume, progress=progress, log=log,
+                                 allow_outside=allow_outside) for s in scenes]
         pooled = finish_outputs(out, outcomes, cfg, title=title)
     return pooled, outcomes
 

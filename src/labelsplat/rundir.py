@@ -36,7 +36,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import SCHEMA_VERSION, __version__
 from .errors import LabelsplatError
@@ -251,11 +251,15 @@ class RunDir:
         return dir_lock(self.path, log=log)
 
     @contextlib.contextmanager
-    def writing(self, *, resume: bool = False, overwrite: bool = False, log=None) -> Iterator[str]:
+    def writing(self, *, resume: bool = False, overwrite: bool = False, log=None,
+                resumable: Callable[[], bool] | None = None) -> Iterator[str]:
         """Write this directory in place: :meth:`check`, take the lock, then act on the mode (a
         replaced directory is emptied, a resumed one loses the temporaries of killed runs) and write
         the marker of a new one. Yields the mode. When the block fails on a NEW output and nothing but the marker
-        was written, what this created is removed again."""
+        was written, what this created is removed again. With ``resumable`` (does the output hold
+        anything ``--resume`` continues?), a block that raises an error on a new or replaced output
+        that holds nothing resumable loses what it wrote (:meth:`discard`), so a rerun starts afresh;
+        an interrupt (Ctrl-C, a kill) leaves it for ``--resume``."""
         mode = self.check(resume=resume, overwrite=overwrite)
         existed = self.path.exists()
         with self.lock(log=log):
@@ -268,7 +272,9 @@ class RunDir:
                 self.write_marker()  # a resumed output gets its marker with the command's provenance
             try:
                 yield mode
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, Exception) and mode != RESUME and resumable is not None and not resumable():
+                    self.discard(existed=existed and mode == NEW)
                 if mode != RESUME and self.path.is_dir() and self._is_empty():
                     self.marker_path.unlink(missing_ok=True)
                     if not existed:

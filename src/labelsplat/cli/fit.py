@@ -51,9 +51,9 @@ def fit_command(
     # lazy: loaded when the command runs, so that labelsplat --help stays fast
     from ..config import apply_fit_overrides, fit_preset, parse_fit_set
     from ..device import resolve_device
-    from ..rundir import NEW, RESUME, RunDir
+    from ..rundir import RunDir
     from ..scene import load_scene
-    from ..splat import fit
+    from ..splat import fit, latest_checkpoint
 
     overrides = {"steps": steps, "seed": seed, "semantic_grad": semantic_grad, "semantic_target": semantic_target}
     if rgb_only:
@@ -66,14 +66,10 @@ def fit_command(
     dev = resolve_device(device)
     if resume:
         cfg = _resume_config(out, preset, overrides, extra)
-    existed = out.exists()
-    with rd.writing(resume=resume, overwrite=overwrite) as mode:  # one writer per run directory
-        try:
-            result = fit(scene_obj, out, cfg, device=dev, backend=None if backend in (None, "auto") else backend,
-                         resume=resume, progress=not quiet)
-        except Exception:
-            _discard_failed_run(rd, existed=existed and mode == NEW, created=mode != RESUME)
-            raise
+    # one writer per run directory; a failed fit that wrote no checkpoint leaves nothing to resume
+    with rd.writing(resume=resume, overwrite=overwrite, resumable=lambda: latest_checkpoint(out) is not None):
+        result = fit(scene_obj, out, cfg, device=dev, backend=None if backend in (None, "auto") else backend,
+                     resume=resume, progress=not quiet)
         rd.write_provenance(result.config.to_dict(), result.config.seed)  # still under the lock
     for note in result.notes:
         err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
@@ -86,16 +82,6 @@ def fit_command(
         + f"\nwrote {out}",
         highlight=False,
     )
-
-
-def _discard_failed_run(rd, *, existed: bool, created: bool) -> None:
-    """A failed fit that wrote no checkpoint leaves nothing to resume: remove what it created, so
-    that a rerun starts afresh (with a checkpoint, ``--resume`` continues it)."""
-    # lazy: loaded when the command runs, so that labelsplat --help stays fast
-    from ..splat.checkpoint import latest_checkpoint
-
-    if created and latest_checkpoint(rd.path) is None:
-        rd.discard(existed=existed)
 
 
 def _resume_config(out: Path, preset: str | None, overrides: dict, extra: dict):
