@@ -94,3 +94,20 @@ def test_refine_fit_overrides_apply_none_values():
 def test_fit_help_has_an_example(cli):
     r = cli("fit", "--help")
     assert r.exit_code == 0 and "labelsplat fit" in _text(r) and "--semantic-grad" in _text(r)
+
+
+def test_an_antialiased_fit_renders_antialiased_after_loading(cli, scene_dir, tmp_path):
+    import torch
+
+    from labelsplat.splat.run import load_run
+
+    run = tmp_path / "run"
+    r = cli("fit", scene_dir, "--out", run, "--preset", "micro", "--steps", "4", "--device", "cpu", "--quiet",
+            "--fit-set", "rasterize_mode=antialiased")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "run.json").read_text())["config"]["rasterize_mode"] == "antialiased"
+    loaded = load_run(run)
+    assert loaded.model.rasterize_mode == "antialiased"
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["model"]["rasterize_mode"] == "antialiased"
+    r = cli("fit", scene_dir, "--out", tmp_path / "bad", "--fit-set", "rasterize_mode=mip")
+    assert r.exit_code == 2 and "rasterize_mode must be one of classic, antialiased" in _text(r)

@@ -42,11 +42,11 @@ def _fake_ops():
     from labelsplat.splat._torch_impl import project_gaussians
 
     def ffp(means, covars, quats, scales, viewmats, Ks, width, height, eps2d, near_plane,
-            far_plane, radius_clip, packed, opacities):
+            far_plane, radius_clip, packed, opacities, calc_compensations=False):
         p = project_gaussians(means, quats, scales, opacities, viewmats, Ks, width, height,
                               near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
-                              radius_clip=radius_clip)
-        return p.radii, p.means2d, p.depths, p.conics, None
+                              radius_clip=radius_clip, antialiased=calc_compensations)
+        return p.radii, p.means2d, p.depths, p.conics, p.compensations
 
     def isect_tiles(means2d, radii, depths, tile_size, tile_w, tile_h, packed, n_images):
         return _isect_tiles(means2d, radii, depths, tile_size, tile_w, tile_h, sort=True)
@@ -116,9 +116,10 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="gsplat ba
 
 
 @needs_cuda
+@pytest.mark.parametrize("raster_mode", ["classic", "antialiased"])
 @pytest.mark.parametrize("mode", ["full", "none", "scaled"])
 @pytest.mark.parametrize("D", [5, 22, 64])
-def test_gsplat_and_cpu_backends_agree_on_cuda(mode, D):
+def test_gsplat_and_cpu_backends_agree_on_cuda(mode, D, raster_mode):
     weights = {"full": None, "none": 0.0, "scaled": 0.1}[mode]
     args, bg = _scene(N=200, D=D, C=2, W=64, H=48, dtype=torch.float32, seed=D)
     w = None
@@ -132,7 +133,7 @@ def test_gsplat_and_cpu_backends_agree_on_cuda(mode, D):
         # backend gets the tensor
         wd = None if w is None else (w.tolist() if backend == "gsplat" else w)
         kw = dict(backgrounds=bg.to(dev), geom_grad_weights=wd,
-                  return_contrib=True, backend=backend)
+                  return_contrib=True, backend=backend, rasterize_mode=raster_mode)
         r, al, g, info = _grads(lambda p, rest: rasterize(*p, *rest, **kw), a)
         outs[backend] = (r.cpu(), al.cpu(), [x.cpu() for x in g], info["contrib"].cpu(),
                          info["radii"].cpu())

@@ -636,24 +636,26 @@ class _ProjectSingleThreaded(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, means, quats, scales, opacities, viewmats, Ks, width, height, near_plane,
-                far_plane, eps2d, radius_clip):
+                far_plane, eps2d, radius_clip, antialiased):
         with torch.enable_grad(), _torch_threads(1):
             ins = [t.detach().requires_grad_(t.requires_grad) for t in (means, quats, scales, viewmats, Ks)]
             proj = project_gaussians(
                 ins[0], ins[1], ins[2], opacities.detach(), ins[3], ins[4], width, height,
                 near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, radius_clip=radius_clip,
+                antialiased=antialiased,
             )
         ctx.ins = ins
-        ctx.outs = (proj.means2d, proj.conics, proj.depths)
+        ctx.outs = (proj.means2d, proj.conics, proj.depths) + ((proj.compensations,) if antialiased else ())
         ctx.mark_non_differentiable(proj.radii)
-        return proj.means2d.detach(), proj.conics.detach(), proj.depths.detach(), proj.radii
+        return (proj.means2d.detach(), proj.conics.detach(), proj.depths.detach(), proj.radii,
+                *(o.detach() for o in ctx.outs[3:]))
 
     @staticmethod
-    def backward(ctx, g_means2d, g_conics, g_depths, g_radii):
+    def backward(ctx, g_means2d, g_conics, g_depths, g_radii, *g_rest):
         wanted = [i for i, t in enumerate(ctx.ins) if t.requires_grad]
         result = [None] * 5
         outs, grads = [], []
-        for o, g in zip(ctx.outs, (g_means2d, g_conics, g_depths)):
+        for o, g in zip(ctx.outs, (g_means2d, g_conics, g_depths, *g_rest)):
             if g is not None and o.requires_grad:
                 outs.append(o)
                 grads.append(g)
@@ -663,7 +665,7 @@ class _ProjectSingleThreaded(torch.autograd.Function):
             for i, g in zip(wanted, got):
                 result[i] = g
         m, q, s, v, k = result
-        return m, q, s, None, v, k, None, None, None, None, None, None
+        return m, q, s, None, v, k, None, None, None, None, None, None, None
 
 
 def rasterize_cpu(
@@ -686,6 +688,7 @@ def rasterize_cpu(
     geom_grad_weights: Tensor | None = None,
     tile_size: int = 16,
     return_contrib: bool = False,
+    antialiased: bool = False,
 ) -> tuple[Tensor, Tensor, dict]:
     """CPU backend of :func:`labelsplat.splat.rasterize.rasterize` (inputs validated there)."""
     C = viewmats.shape[0]
@@ -694,20 +697,22 @@ def rasterize_cpu(
         t.requires_grad for t in (means, quats, scales, viewmats, Ks)
     )
     if needs_grad:
-        means2d, conics, depths, radii = _ProjectSingleThreaded.apply(
+        means2d, conics, depths, radii, *comp = _ProjectSingleThreaded.apply(
             means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane,
-            eps2d, radius_clip,
+            eps2d, radius_clip, antialiased,
         )
-        proj = Projection(means2d=means2d, conics=conics, depths=depths, radii=radii, covars2d=None)
+        proj = Projection(means2d=means2d, conics=conics, depths=depths, radii=radii, covars2d=None,
+                          compensations=comp[0] if comp else None)
     else:  # inference: no graph to build
         with torch.no_grad(), _torch_threads(1):
             proj = project_gaussians(
                 means, quats, scales, opacities, viewmats, Ks, width, height,
                 near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, radius_clip=radius_clip,
+                antialiased=antialiased,
             )
     colors_c = colors if colors.dim() == 3 else colors[None].expand(C, N, colors.shape[-1])
     D = colors_c.shape[-1]
-    op_c = opacities[None, :].expand(C, N)
+    op_c = proj.camera_opacities(opacities)
     feats, bgs = colors_c, backgrounds
     if render_depth:
         feats = torch.cat([colors_c, proj.depths[..., None]], dim=-1)

@@ -105,14 +105,16 @@ class _Binned:
 
 
 def _project_and_bin(ops, means, quats, scales, opacities, viewmats, Ks, width, height, *, eps2d, near_plane,
-                     far_plane, radius_clip, tile_size) -> _Binned:
+                     far_plane, radius_clip, tile_size, antialiased=False) -> _Binned:
     C, N = viewmats.shape[0], means.shape[0]
-    radii, means2d, depths, conics, _ = ops.fully_fused_projection(
+    radii, means2d, depths, conics, comp = ops.fully_fused_projection(
         means, None, quats, scales, viewmats, Ks, width, height, eps2d=eps2d,
         near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, packed=False,
-        opacities=opacities,
+        calc_compensations=antialiased, opacities=opacities,
     )
     op_c = torch.broadcast_to(opacities[None, :], (C, N))
+    if comp is not None:
+        op_c = op_c * comp
     tile_w = math.ceil(width / tile_size)
     tile_h = math.ceil(height / tile_size)
     tiles_per_gauss, isect_ids, flatten_ids = ops.isect_tiles(
@@ -223,6 +225,7 @@ def rasterize_gsplat(
     return_contrib: bool = False,
     ops: SimpleNamespace | None = None,
     geom_grad_host: tuple[float, ...] | None = None,
+    antialiased: bool = False,
 ) -> tuple[Tensor, Tensor, dict]:
     """gsplat backend (inputs validated by :func:`~labelsplat.splat.rasterize.rasterize`).
 
@@ -232,7 +235,8 @@ def rasterize_gsplat(
     ops = gsplat_ops() if ops is None else ops
     C, N = viewmats.shape[0], means.shape[0]
     b = _project_and_bin(ops, means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d,
-                         near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, tile_size=tile_size)
+                         near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, tile_size=tile_size,
+                         antialiased=antialiased)
     colors_c = colors if colors.dim() == 3 else torch.broadcast_to(colors[None], (C, N, colors.shape[-1]))
     D = colors_c.shape[-1]
     raster = lambda m, q, f, o, bg: _chunked(  # noqa: E731

@@ -15,6 +15,10 @@ Conventions (identical to gsplat 1.5.3's CUDA kernels, which this mirrors):
 * EWA splatting: the 3D covariance R S S^T R^T is mapped to camera space and through the
   perspective Jacobian (evaluated at the mean, with x/z and y/z clamped to 1.3x the field of
   view as gsplat does); ``eps2d`` is added to the diagonal of the 2D covariance (low-pass blur).
+  In ``antialiased`` mode (gsplat's ``rasterize_mode="antialiased"``) each Gaussian's opacity in a
+  camera is multiplied by ``sqrt(det(cov2d) / det(cov2d + eps2d I))``, so the blur spreads a small
+  Gaussian's footprint without adding to its total weight; the culling and the extent below use
+  that compensated opacity.
 * A Gaussian is culled in a camera (``radii == 0``) when its depth is outside
   [near_plane, far_plane], its blurred 2D covariance is singular, its opacity is below 1/255,
   both radii are <= ``radius_clip`` or its bounding box misses the image. Radii use gsplat's
@@ -68,14 +72,21 @@ class Projection:
 
     ``means2d`` (C, N, 2) pixels, ``conics`` (C, N, 3) = upper triangle (a, b, c) of the inverse
     blurred 2D covariance, ``depths`` (C, N) camera z, ``radii`` (C, N, 2) int32 bounding-box
-    half sizes in pixels (0 = culled), ``covars2d`` (C, N, 2, 2) blurred 2D covariances.
+    half sizes in pixels (0 = culled), ``covars2d`` (C, N, 2, 2) blurred 2D covariances,
+    ``compensations`` (C, N) the anti-aliasing opacity factors (None in classic mode).
     """
 
     means2d: Tensor
     conics: Tensor
     depths: Tensor
     radii: Tensor
-    covars2d: Tensor
+    covars2d: Tensor | None
+    compensations: Tensor | None = None
+
+    def camera_opacities(self, opacities: Tensor) -> Tensor:
+        """(C, N) opacities per camera: ``opacities`` (N,), times the compensations when there are any."""
+        op = opacities[None, :].expand(self.depths.shape)
+        return op if self.compensations is None else op * self.compensations
 
     @property
     def valid(self) -> Tensor:
@@ -96,9 +107,11 @@ def project_gaussians(
     far_plane: float = 1e10,
     eps2d: float = 0.3,
     radius_clip: float = 0.0,
+    antialiased: bool = False,
 ) -> Projection:
     """EWA projection of 3D Gaussians (N) into C pinhole cameras, differentiable (gsplat's
-    ``fully_fused_projection`` with ``opacities`` given, unpacked, classic mode)."""
+    ``fully_fused_projection`` with ``opacities`` given, unpacked; ``antialiased`` = its
+    ``calc_compensations``)."""
     covars = covariance_3d(quats, scales)  # (N,3,3)
     R = viewmats[:, :3, :3]  # (C,3,3)
     t = viewmats[:, :3, 3]  # (C,3)
@@ -127,9 +140,15 @@ def project_gaussians(
     means2d = torch.stack([fx * x * rz + cx, fy * y * rz + cy], dim=-1)  # (C,N,2)
 
     eye = torch.eye(2, dtype=means.dtype, device=means.device)
+    det_raw = cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]
     cov2d = cov2d + eps2d * eye
     det = cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]
     det_safe = torch.where(det > 0, det, torch.ones_like(det))
+    comp = None
+    if antialiased:  # sqrt(max(0, det_raw / det)); 0 (no gradient) where the ratio is not positive
+        ratio = det_raw / det_safe
+        pos = ratio > 0
+        comp = torch.where(pos, torch.sqrt(torch.where(pos, ratio, torch.ones_like(ratio))), torch.zeros_like(ratio))
     conics = torch.stack(
         [cov2d[..., 1, 1] / det_safe, -cov2d[..., 0, 1] / det_safe, cov2d[..., 0, 0] / det_safe],
         dim=-1,
@@ -137,6 +156,8 @@ def project_gaussians(
 
     with torch.no_grad():
         op = opacities.detach()[None, :].expand_as(z)
+        if comp is not None:
+            op = op * comp.detach()
         extend = torch.clamp(
             torch.sqrt(2.0 * torch.log(torch.clamp(op / ALPHA_THRESHOLD, min=1.0))), max=RADIUS_EXTEND
         )
@@ -159,7 +180,7 @@ def project_gaussians(
         radii = torch.stack([rad_x, rad_y], dim=-1)
         radii = torch.where(valid[..., None], radii, torch.zeros_like(radii))
         radii = torch.nan_to_num(radii, nan=0.0).to(torch.int32)
-    return Projection(means2d=means2d, conics=conics, depths=z, radii=radii, covars2d=cov2d)
+    return Projection(means2d=means2d, conics=conics, depths=z, radii=radii, covars2d=cov2d, compensations=comp)
 
 
 def blend_weights(pix: Tensor, m: Tensor, q: Tensor, o: Tensor) -> Tensor:
@@ -244,6 +265,7 @@ def rasterize_naive(
     render_depth: bool = True,
     geom_grad_weights: Tensor | None = None,
     return_contrib: bool = False,
+    antialiased: bool = False,
 ) -> tuple[Tensor, Tensor, dict]:
     """The naive reference of :func:`labelsplat.splat.rasterize.rasterize` (same arguments and
     outputs; ``colors`` (N,D) or (C,N,D)).
@@ -257,11 +279,11 @@ def rasterize_naive(
     N = means.shape[0]
     proj = project_gaussians(
         means, quats, scales, opacities, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, radius_clip=radius_clip,
+        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, radius_clip=radius_clip, antialiased=antialiased,
     )
     colors_c = colors if colors.dim() == 3 else colors[None].expand(C, N, colors.shape[-1])
     D = colors_c.shape[-1]
-    op_c = opacities[None, :].expand(C, N)
+    op_c = proj.camera_opacities(opacities)
     valid = proj.valid
     feats = colors_c
     bgs = backgrounds

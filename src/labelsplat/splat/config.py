@@ -25,6 +25,8 @@ from ..errors import LabelsplatError
 
 #: the semantic heads a fit can train (:mod:`.heads` implements one class per name)
 SEMANTIC_TARGETS = ("logits", "palette")
+#: how Gaussians are rasterised (gsplat's names; :func:`~.rasterize.rasterize` documents them)
+RASTERIZE_MODES = ("classic", "antialiased")
 
 
 def _number(x: float) -> str:
@@ -283,6 +285,9 @@ class FitConfig:
     # variant: 3 channels fitted to the palette-coloured label maps with sem_weight * L1, labels
     # recovered by the nearest palette colour). Runs without this field load as "logits".
     semantic_target: str = "logits"
+    # "classic" | "antialiased": gsplat's rasterize_mode (antialiased: the opacity is compensated for
+    # the 2D low-pass blur, so small Gaussians do not grow). The model keeps it: its renders use it.
+    rasterize_mode: str = "classic"
     label_smoothing: float = 0.0  # label smoothing of the semantic cross-entropy
     # per-view weight of the semantic loss by the view's pose in the scene's head frame (parsers
     # err more at large |yaw|): "none" | "yaw:<deg>:<floor>" = weight 1 up to |yaw| = deg, then
@@ -381,6 +386,8 @@ class FitConfig:
         if p.label_noise.enabled and (p.semantic_loss.generalized or self.label_smoothing > 0 or not logits):
             bad(f"label_noise={self.label_noise!r} needs semantic_target=logits, semantic_loss=ce and "
                 "label_smoothing=0")
+        if self.rasterize_mode not in RASTERIZE_MODES:
+            bad(f"rasterize_mode must be one of {', '.join(RASTERIZE_MODES)}, got {self.rasterize_mode!r}")
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 
@@ -470,4 +477,4 @@ class FitConfig:
 
 
 __all__ = ["FitConfig", "GRAMMARS", "LABEL_NOISE_DEFAULTS", "LabelNoiseSpec", "LabelViewWeightSpec", "ParsedOptions",
-           "SEMANTIC_TARGETS", "SemanticGradSpec", "SemanticLiftSpec", "SemanticLossSpec"]
+           "RASTERIZE_MODES", "SEMANTIC_TARGETS", "SemanticGradSpec", "SemanticLiftSpec", "SemanticLossSpec"]

@@ -229,10 +229,11 @@ def brush_select(model, camera: Camera, mask: np.ndarray, *, chunk: int = 256) -
     act = model.activated()
     viewmats, Ks, _ = camera_tensors([camera], "cpu")
     p = project_gaussians(act["means"].cpu().float(), act["quats"].cpu().float(), act["scales"].cpu().float(),
-                          act["opacities"].cpu().float(), viewmats, Ks, camera.width, camera.height)
+                          act["opacities"].cpu().float(), viewmats, Ks, camera.width, camera.height,
+                          antialiased=model.rasterize_mode == "antialiased")
     idx = torch.nonzero(p.radii[0].amax(dim=-1) > 0).reshape(-1)
     idx = idx[torch.argsort(p.depths[0, idx], stable=True)]
-    m, q, o = p.means2d[0, idx], p.conics[0, idx], act["opacities"].cpu().float()[idx]
+    m, q, o = p.means2d[0, idx], p.conics[0, idx], p.camera_opacities(act["opacities"].cpu().float())[0, idx]
     ys, xs = np.nonzero(mask)
     pix = torch.tensor(np.stack([xs, ys], axis=1) + 0.5, dtype=torch.float32)
     chosen = []

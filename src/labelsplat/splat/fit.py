@@ -325,7 +325,8 @@ class FitLoop:
             self.notes.extend(init.notes)
             model = GaussianModel.from_points(init.means, init.colors, init.labels if K > 0 else None,
                                               sh_degree=cfg.sh_degree, num_classes=K, init_opacity=cfg.init_opacity,
-                                              device=self.device, head=self.head)
+                                              device=self.device, head=self.head,
+                                              rasterize_mode=cfg.rasterize_mode)
             return model, source
         check_resumable(ckpt, self.out_dir, frame_names=self.views.names, num_classes=K,
                         semantic_target=cfg.semantic_target, fingerprint=self.fingerprint)

@@ -83,7 +83,8 @@ def vote_semantics(
                      else tuple(t[None] for t in cam_tensors[i]))
         feats = torch.zeros(1, N, K, dtype=torch.float32, device=dev, requires_grad=True)
         render, _, _ = rasterize(act["means"], act["quats"], act["scales"], act["opacities"], feats, vm, Ks,
-                                 cam.width, cam.height, render_depth=False, backend=backend)
+                                 cam.width, cam.height, render_depth=False, backend=backend,
+                                 rasterize_mode=model.rasterize_mode)
         (grad,) = torch.autograd.grad((render[..., :K] * target).sum(), feats)
         votes += grad[0]
     return votes

@@ -11,6 +11,9 @@ gsplat's ``DefaultStrategy`` can densify / prune them unchanged:
   the default), S = 3 palette colours (:class:`~.heads.PaletteHead`, the paper's variant) or
   S = 0 (RGB-only model, :class:`~.heads.EmptyHead`): the same code path. ``model.head`` says which.
 
+``rasterize_mode`` (``classic`` or ``antialiased``, :func:`~.rasterize.rasterize`) is how the model
+was fitted and so how every render of it rasterises; a classic model's state carries no entry.
+
 ``n_views_seen`` (N,) int32 (or None before it is measured) counts the training views in which
 a Gaussian's blend-weight sum exceeded a threshold; it is bookkeeping, not a parameter.
 """
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import LabelsplatError
+from .config import RASTERIZE_MODES
 from .heads import EmptyHead, LogitsHead, SemanticHead, head_from_state
 from .sh import eval_sh
 
@@ -42,7 +46,12 @@ class GaussianModel:
     """
 
     def __init__(self, params: torch.nn.ParameterDict, sh_degree: int, num_classes: int,
-                 n_views_seen: torch.Tensor | None = None, *, head: SemanticHead | None = None):
+                 n_views_seen: torch.Tensor | None = None, *, head: SemanticHead | None = None,
+                 rasterize_mode: str = "classic"):
+        if rasterize_mode not in RASTERIZE_MODES:
+            raise LabelsplatError(f"unknown rasterize_mode {rasterize_mode!r}",
+                                  hint=f"choose one of {', '.join(RASTERIZE_MODES)}")
+        self.rasterize_mode = rasterize_mode
         self.params = params
         self.sh_degree = int(sh_degree)
         self.num_classes = int(num_classes)
@@ -67,6 +76,7 @@ class GaussianModel:
         init_opacity: float = 0.1,
         device: torch.device | str = "cpu",
         head: SemanticHead | None = None,
+        rasterize_mode: str = "classic",
     ) -> "GaussianModel":
         """Gaussians at ``means`` (N, 3) with colours (N, 3) in [0, 1] and class ids (N,) (-1 = unknown).
 
@@ -104,7 +114,7 @@ class GaussianModel:
             "shN": torch.nn.Parameter(torch.zeros(n, n_rest, 3, **f32)),
             "sem": torch.nn.Parameter(sem),
         })
-        return cls(params, sh_degree, num_classes, head=head)
+        return cls(params, sh_degree, num_classes, head=head, rasterize_mode=rasterize_mode)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -180,6 +190,8 @@ class GaussianModel:
             "n_views_seen": None if self.n_views_seen is None else self.n_views_seen.detach().cpu().clone(),
         }
         d.update(self.head.state_dict())
+        if self.rasterize_mode != "classic":
+            d["rasterize_mode"] = self.rasterize_mode
         return d
 
     @classmethod
@@ -190,6 +202,7 @@ class GaussianModel:
             )
             nvs = state.get("n_views_seen")
             return cls(params, int(state["sh_degree"]), int(state["num_classes"]),
-                       None if nvs is None else nvs.to(device), head=head_from_state(state, device))
+                       None if nvs is None else nvs.to(device), head=head_from_state(state, device),
+                       rasterize_mode=str(state.get("rasterize_mode", "classic")))
         except KeyError as exc:
             raise LabelsplatError(f"checkpoint model state lacks {exc}") from exc

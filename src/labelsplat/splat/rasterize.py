@@ -33,6 +33,10 @@ Conventions (all backends):
   into geometry (``none``); f = ``scaled:f``. Colour gradients are always exact; the depth
   channel and alpha always carry full geometry gradients. A sequence of floats or a CPU
   tensor is preferred in loops: it is analysed on the host (no GPU sync per call).
+* ``rasterize_mode``: ``"classic"`` or ``"antialiased"`` (gsplat's names): in antialiased mode
+  each Gaussian's opacity in a camera is multiplied by ``sqrt(det(cov2d) / det(cov2d + eps2d I))``,
+  so the ``eps2d`` low-pass blur widens a sub-pixel Gaussian without brightening it (a model
+  fitted in one mode must be rendered in the same mode).
 """
 
 from __future__ import annotations
@@ -46,15 +50,19 @@ from torch import Tensor
 from ._constants import device_constant
 from ._gsplat_backend import rasterize_gsplat
 from ._torch_impl import rasterize_naive
+from .config import RASTERIZE_MODES
 
 Backend = Literal["cpu", "naive", "gsplat"]
 BACKENDS = ("cpu", "naive", "gsplat")
+RasterizeMode = Literal["classic", "antialiased"]
 
 
 def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                  backgrounds, geom_grad_weights, backend) -> None:
+                  backgrounds, geom_grad_weights, backend, rasterize_mode) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"rasterize: unknown backend {backend!r}; choose one of {BACKENDS}")
+    if rasterize_mode not in RASTERIZE_MODES:
+        raise ValueError(f"rasterize: unknown rasterize_mode {rasterize_mode!r}; choose one of {RASTERIZE_MODES}")
     tensors = {"means": means, "quats": quats, "scales": scales, "opacities": opacities,
                "colors": colors, "viewmats": viewmats, "Ks": Ks}
     for name, t in tensors.items():
@@ -151,6 +159,7 @@ def rasterize(
     backend: Backend = "cpu",
     tile_size: int = 16,
     return_contrib: bool = False,
+    rasterize_mode: RasterizeMode = "classic",
 ) -> tuple[Tensor, Tensor, dict]:
     """Render C cameras of N Gaussians with D feature channels (see the module docstring).
 
@@ -158,14 +167,14 @@ def rasterize(
     """
     width, height = int(width), int(height)
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                  backgrounds, geom_grad_weights, backend)
+                  backgrounds, geom_grad_weights, backend, rasterize_mode)
     if backgrounds is not None:
         backgrounds = backgrounds.to(dtype=means.dtype, device=means.device)
     geom_grad_weights, geom_grad_host = _grad_weights(geom_grad_weights, means.dtype, means.device)
     kwargs = dict(
         backgrounds=backgrounds, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
         radius_clip=radius_clip, render_depth=render_depth, geom_grad_weights=geom_grad_weights,
-        return_contrib=return_contrib,
+        return_contrib=return_contrib, antialiased=rasterize_mode == "antialiased",
     )
     args = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
     if backend == "naive":
@@ -177,4 +186,4 @@ def rasterize(
     return rasterize_cpu(*args, tile_size=tile_size, **kwargs)
 
 
-__all__ = ["BACKENDS", "Backend", "device_constant", "rasterize"]
+__all__ = ["BACKENDS", "Backend", "RASTERIZE_MODES", "RasterizeMode", "device_constant", "rasterize"]

@@ -92,6 +92,7 @@ def render_model(
         act["means"], act["quats"], act["scales"], act["opacities"], colors, viewmats, Ks,
         cameras[0].width, cameras[0].height, backgrounds=bg, render_depth=True,
         geom_grad_weights=ggw if (K + E) > 0 else None, backend=backend, return_contrib=return_contrib,
+        rasterize_mode=model.rasterize_mode,
     )
     return {
         "rgb": render[..., :3],

@@ -122,7 +122,7 @@ def _visible_run(run: FittedRun, hidden: frozenset[str]) -> FittedRun:
     m = run.model
     params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.detach()[idx]) for k, v in m.params.items()})
     nvs = None if m.n_views_seen is None else m.n_views_seen[idx]
-    model = GaussianModel(params, m.sh_degree, m.num_classes, nvs, head=m.head)
+    model = GaussianModel(params, m.sh_degree, m.num_classes, nvs, head=m.head, rasterize_mode=m.rasterize_mode)
     return FittedRun(model, run.norm, run.config, run.label_scheme, run.num_classes, run.meta, run.run_dir)
 
 
