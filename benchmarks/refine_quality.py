@@ -9,7 +9,11 @@ at ``--novel-views`` extreme novel views per head. Scored against the exact synt
                    (255 = unknown counts as wrong; coverage reported separately);
 * ``refined_raw``  argmax of the rendered logits (alpha-thresholded background), no post-processing;
 * ``ceiling`` / ``ceiling_raw``: the same pipeline fitted on the EXACT labels of the same input views
-  (what the representation, resolution and extraction allow).
+  (what the representation, resolution and extraction allow);
+* ``fusion`` / ``fusion_raw`` (``--fusion-bound``): the same pipeline fitted on the noisy input labels
+  fused per triangle of the exact mesh (pixel majority, :mod:`benchmarks.fusion`) and rendered back at
+  the input views: the fitted fusion bound, what a fit reaches when every surface point gets the
+  majority of the views that see it (no multiview method can undo an error most views share).
 
 Cells: ``main/<semantic_grad>/seed<S>`` (noisy + ceiling fits of every identity) for every seed with
 the default ``semantic_grad``, and the other ``semantic_grad`` settings on the first seed only.
@@ -47,7 +51,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "refine_quality.json"
-LABELLINGS = ("initial", "refined", "refined_raw", "ceiling", "ceiling_raw")
+LABELLINGS = ("initial", "refined", "refined_raw", "ceiling", "ceiling_raw", "fusion", "fusion_raw")
 
 
 def _parse_value(text: str):
@@ -158,6 +162,26 @@ def _trust_pose(scene_dir: Path, max_yaw: float) -> Path:
     return out
 
 
+def fused_scene(noisy_dir: Path) -> Path:
+    """A copy of ``noisy_dir`` (beside it, under ``fused/``) whose input labels are its labels fused per
+    mesh triangle (:func:`benchmarks.fusion.fused_label_maps`); cached."""
+    from benchmarks.fusion import fused_label_maps
+    from labelsplat.io import write_png
+    from labelsplat.scene import load_scene
+
+    out = noisy_dir.parent.parent / f"fused_{noisy_dir.parent.name}" / noisy_dir.name
+    if (out / "DONE").is_file():
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(noisy_dir, out)
+    scene = load_scene(out)
+    for fr, lab in zip(scene.frames, fused_label_maps(scene)):
+        write_png(scene.path(fr.label_path), lab)
+    (out / "DONE").write_text("ok\n")
+    return out
+
+
 def novel_cameras(scene_dir: Path, n: int, seed: int, sampler):
     """``n`` novel views drawn by ``sampler`` (a ViewSamplerConfig, e.g. a RefineConfig's ``sampler``)
     around the synthetic head (head points from its mesh), seeded."""
@@ -242,6 +266,8 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
         ident = noisy_dir.name
         done = partial.setdefault(ident, {})  # finished fits of this identity: {name: {"info", "scores"}}
         runs = [("refined", noisy_dir)] + ([] if args.no_ceiling else [("ceiling", exact_dir)])
+        if getattr(args, "fusion_bound", False):
+            runs.append(("fusion", fused_scene(noisy_dir)))
         if all(name in done for name, _ in runs) and "initial" in done:
             continue
         scene, cams, yaws = novel_cameras(noisy_dir, args.novel_views, seed, rcfg.sampler)
@@ -267,7 +293,8 @@ def run_cell(args, work: Path, seed: int, semantic_grad: str, fit_overrides: dic
                   f"train acc {info['train_label_acc_last']}", flush=True)
             if save is not None:
                 save()  # a killed run resumes after the last finished fit
-    infos = [done[name]["info"] for done in partial.values() for name in ("refined", "ceiling") if name in done]
+    infos = [done[name]["info"] for done in partial.values() for name in ("refined", "ceiling", "fusion")
+             if name in done]
     pooled: dict = {}
     for done in partial.values():
         for entry in done.values():
@@ -402,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label-max-yaw", type=float, default=None,
                     help="ignore the input labels of views with |yaw| above this (degrees); RGB still used")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the exact-label fits")
+    ap.add_argument("--fusion-bound", action="store_true",
+                    help="also fit the noisy labels fused per triangle of the exact mesh (the fitted fusion bound)")
     ap.add_argument("--only-main", action="store_true", help="skip the variant cells")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--workdir", type=Path, default=None, help="synthetic scenes + temporary fits (default: OUT's stem + _work in /tmp)")
@@ -426,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
                 "refine_overrides": refine_overrides, "rig": "facescape", "sampler": "extreme",
                 "ceiling": not args.no_ceiling, "device": "cpu",
                 "label_max_yaw": args.label_max_yaw}
+    if args.fusion_bound:  # only when asked: results files written without it keep their settings
+        settings["fusion_bound"] = True
     work = args.workdir or Path("/tmp") / f"{args.out.stem}_work"
     work.mkdir(parents=True, exist_ok=True)
 
