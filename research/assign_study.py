@@ -6,6 +6,8 @@ views), plus the input agreement (no ground truth: refined vs input labels at tr
 
     python -m research.assign_study --seeds 0 1 2 --lifts none vote --labels noisy exact
 
+``--lifts`` also takes the research variants of :mod:`research.assign_variants` (``vote_hard`` ...).
+
 One line of JSON per (seed, labelling, lift) is appended to ``--json``.
 """
 
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.refine_quality import parse_sets
+from research.assign_variants import VARIANTS, VoteVariant
 
 
 def _scene(root: Path, seed: int, labels: str) -> Path:
@@ -75,8 +78,9 @@ def run(root: Path, seed: int, labels: str, lifts: list[str], fit_over: dict, re
         with torch.no_grad():
             for k, v in snap.items():
                 loop.model.params[k].copy_(v)
-        fcfg = with_overrides(cfg, fit={"semantic_lift": lift}).fit
-        loop.assigner = make_assigner(fcfg, loop.num_classes)
+        research_variant = lift in VARIANTS
+        fcfg = with_overrides(cfg, fit={"semantic_lift": "none" if research_variant else lift}).fit
+        loop.assigner = VoteVariant(lift) if research_variant else make_assigner(fcfg, loop.num_classes)
         out = base / f"lift_{lift.replace(':', '_')}"
         if out.exists():
             shutil.rmtree(out)
@@ -84,7 +88,7 @@ def run(root: Path, seed: int, labels: str, lifts: list[str], fit_over: dict, re
         t = time.perf_counter()
         res = loop.finish()
         lift_s = time.perf_counter() - t
-        rcfg = with_overrides(cfg, fit={"semantic_lift": lift})
+        rcfg = with_overrides(cfg, fit={"semantic_lift": fcfg.semantic_lift})
         t = time.perf_counter()
         outcome = pipeline.refine_scene(scene_dir, out, rcfg, resume=True, progress=False, log=lambda s: None)
         row = {"seed": seed, "labels": labels, "lift": lift, "fit_overrides": fit_over, "fit_s": round(fit_s, 1),

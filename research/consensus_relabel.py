@@ -12,7 +12,7 @@ a. fit the noisy scene with the preset (run dir kept under ``--work``) and score
    ``refined`` cell, pooled per seed: checked and recorded);
 b. render depth + alpha at the 32 input cameras; depth where alpha >= the refine's
    ``alpha_threshold`` (as ``pipeline._consistency``), else no depth;
-c. fuse the noisy input labels with :func:`labelsplat.splat.consensus.consensus_labels`
+c. fuse the noisy input labels with :func:`research.consensus.consensus_labels`
    (default: depth tolerance 0.02, unweighted pixel votes); report the fused labels' pixel
    accuracy against the exact input labels, next to the noisy labels' and the exact-mesh
    pixel-majority vote's (``benchmarks.consensus_bound``'s rule, recomputed here); cheap variants of
@@ -147,7 +147,7 @@ def run_head(seed: int, noisy_dir: Path, args, rec: dict, save) -> dict:
     from labelsplat.io import read_label
     from labelsplat.config import preset, with_overrides
     from labelsplat.schemes import get_scheme
-    from labelsplat.splat.consensus import consensus_labels
+    from research.consensus import consensus_labels
     from labelsplat.synth import load_head, load_synth, render_views
 
     ident = noisy_dir.name
@@ -277,7 +277,7 @@ def diagnose_head(seed: int, noisy_dir: Path, args) -> dict | None:
     from labelsplat.config import preset, with_overrides
     from labelsplat.schemes import get_scheme
     from labelsplat.scene import load_scene
-    from labelsplat.splat.consensus import consensus_labels
+    from research.consensus import consensus_labels
     from labelsplat.synth import build_head, load_head
     from labelsplat.synth.render import rasterize_head
 
@@ -392,7 +392,7 @@ def main(argv=None) -> int:
                          "bench": str(args.bench.relative_to(ROOT) if args.bench.is_relative_to(ROOT) else args.bench)},
             "notes": ("refined = fit of the noisy scene (must reproduce the benchmark's refined cell); relabelled = "
                       "fit of the same scene after consensus relabelling of its input labels through the first "
-                      "fit's rendered depth (labelsplat.splat.consensus.consensus_labels). Input-label accuracies "
+                      "fit's rendered depth (research.consensus.consensus_labels). Input-label accuracies "
                       "are against the exact input labels; mesh_vote_pixel_majority is the exact-mesh vote of "
                       "benchmarks.consensus_bound (what its --fit-vote run fits)."),
             "heads": heads,

@@ -7,8 +7,7 @@ depth map within a relative tolerance). Agreement = matching pairs / compared pa
 over all view pairs. Pixels labelled 255 in either view are not compared.
 
 The lifting (:func:`~labelsplat.scene.reproject.lift_pixels`) and the visibility test
-(:func:`~labelsplat.scene.reproject.visible_pixels`) live in ``labelsplat.scene.reproject``,
-shared with ``labelsplat.splat.consensus`` (consensus relabelling of the input views).
+(:func:`~labelsplat.scene.reproject.visible_pixels`) live in ``labelsplat.scene.reproject``.
 """
 
 from __future__ import annotations

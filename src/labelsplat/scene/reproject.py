@@ -1,5 +1,4 @@
-"""Carrying pixels between views through depth maps (shared by ``labelsplat.eval.consistency``
-and ``labelsplat.splat.consensus``).
+"""Carrying pixels between views through depth maps (``labelsplat.eval.consistency``).
 
 Conventions (docs/design.md): pixel (i, j) covers [i, i+1) x [j, j+1) with its centre at
 (i + 0.5, j + 0.5); depth maps hold camera-space z (OpenCV axes) in scene units, <= 0 or

@@ -25,7 +25,7 @@ Modules:
 * :mod:`.ply` -- Inria 3DGS PLY with per-Gaussian labels, in scene units.
 * :mod:`.export` -- exports other 3DGS tools read (padded PLY, PLY coloured by label, .splat).
 * :mod:`.run` -- :func:`~.run.load_run`, :func:`~.run.render_cameras` of a finished run.
-* :mod:`.lift`, :mod:`.consensus`, :mod:`.colour_weights` -- label-quality tools.
+* :mod:`.lift`, :mod:`.colour_weights` -- label-quality tools.
 """
 
 from .assign import KeepFitted, LabelAssigner, VoteAssigner, make_assigner

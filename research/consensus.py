@@ -36,10 +36,10 @@ import time
 
 import numpy as np
 
-from ..errors import LabelsplatError
-from ..io import IGNORE_INDEX
-from ..scene import Camera
-from ..scene.reproject import lift_pixels, visible_pixels
+from labelsplat.errors import LabelsplatError
+from labelsplat.io import IGNORE_INDEX
+from labelsplat.scene import Camera
+from labelsplat.scene.reproject import lift_pixels, visible_pixels
 
 __all__ = ["consensus_labels"]
 

@@ -5,7 +5,7 @@ import pytest
 
 from labelsplat.errors import LabelsplatError
 from labelsplat.scene import look_at
-from labelsplat.splat.consensus import consensus_labels
+from research.consensus import consensus_labels
 
 K = 5
 
