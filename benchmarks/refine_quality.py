@@ -39,6 +39,7 @@ The demo's configuration: ``--preset tiny --views 16 --resolution 128 --novel-vi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -209,13 +210,16 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     from labelsplat.extract import extract_argmax
     from labelsplat.pipeline import label_novel_views
     from labelsplat.scene import load_scene
-    from labelsplat.splat import fit, load_run
+    from labelsplat.splat import MEMBERS_DIR, fit, load_run
 
     scene = load_scene(scene_dir)
     if run_dir.exists():
         shutil.rmtree(run_dir)
     t = time.perf_counter()
     res = fit(scene, run_dir, fit_cfg, device="cpu", progress=False, write_outputs=False)
+    for k in range(1, rcfg.members):  # the refine's further fits (seed + k), averaged by every render
+        fit(scene, run_dir / MEMBERS_DIR / str(k), dataclasses.replace(fit_cfg, seed=fit_cfg.seed + k), device="cpu",
+            progress=False, write_outputs=False)
     t_fit = time.perf_counter() - t
     run = load_run(run_dir, "cpu")
     timings: dict[str, float] = {}
@@ -236,6 +240,7 @@ def fit_and_label(scene_dir: Path, run_dir: Path, fit_cfg, rcfg, cameras, yaws):
     t_label = time.perf_counter() - t
     last = res.summary.get("last_log", {}) if hasattr(res, "summary") else {}
     info = {"fit_s": round(t_fit, 2), "label_s": round(t_label, 2), "n_gaussians": int(run.model.num_gaussians),
+            "members": 1 + len(run.members),
             "train_label_acc_last": last.get("label_acc"), "train_psnr_last": last.get("psnr"),
             "accepted_views": int(np.asarray(report.accepted).sum()),
             "postprocess_config": report.config, "postprocess_steps": report.steps}

@@ -40,6 +40,7 @@ from .views import PRESETS as SAMPLER_PRESETS
 from .views import Dist, ViewSamplerConfig, sampler_config
 
 PRESET_NAMES = ("micro", "tiny", "fast", "gpu", "paper")
+MAX_MEMBERS = 8  # most fits per scene (RefineConfig.members)
 SUBTREES = ("fit", "sampler", "postprocess", "export")
 EXTRACT_MODES = ("argmax", "palette")
 PALETTE_METHODS = ("nearest", "kmeans")
@@ -116,6 +117,9 @@ class RefineConfig:
 
     preset: str = "tiny"  # the preset the settings started from: micro | tiny | fast | gpu | paper
     seed: int = 0  # random seed of the fit, the view sampler and the dataset split (recorded everywhere)
+    # fits of each scene that differ only in their seed (seed, seed + 1, ...); the labels at the novel
+    # views come from their averaged class probabilities (``RUN/members/<k>`` holds fit k >= 1)
+    members: int = 1
     device: str = "auto"  # auto | cpu | cuda
     backend: str | None = None  # the fit's rasteriser: none = auto (gsplat on CUDA) | cpu | gsplat
     extract: str = "argmax"  # argmax of the rendered logits | palette (the paper's variant, fits a palette image)
@@ -134,6 +138,9 @@ class RefineConfig:
             raise LabelsplatError(f"unknown extraction {self.extract!r}", hint="choose argmax or palette")
         if self.palette_method not in PALETTE_METHODS:
             raise LabelsplatError(f"unknown palette method {self.palette_method!r}", hint="choose nearest or kmeans")
+        if not isinstance(self.members, int) or not 1 <= self.members <= MAX_MEMBERS:
+            raise LabelsplatError(f"members must be an integer in 1..{MAX_MEMBERS}, got {self.members!r}",
+                                  hint="the number of fits per scene whose labels are averaged")
         base = PRESETS.get(self.preset)  # None only while the registry itself is built
         for name in SUBTREES:
             if getattr(self, name) is None:
@@ -202,9 +209,9 @@ FACE_PART_WEIGHTS: tuple[tuple[str, float], ...] = (
 FACE_PART_WEIGHTS_FINE: tuple[tuple[str, float], ...] = tuple((c, w) for c, w in FACE_PART_WEIGHTS if c != "nose")
 
 
-def _tree(name: str, fit: FitConfig, novel_views: int) -> RefineConfig:
+def _tree(name: str, fit: FitConfig, novel_views: int, members: int = 1) -> RefineConfig:
     return RefineConfig(preset=name, fit=fit, sampler=sampler_config("extreme"), postprocess=PostprocessConfig(),
-                        export=ExportConfig(novel_views=novel_views))
+                        export=ExportConfig(novel_views=novel_views), members=members)
 
 
 #: The presets, whole trees (read them through :func:`preset`, which returns a copy).
@@ -217,13 +224,14 @@ PRESETS.update({
         refine_start_frac=0.2, refine_stop_frac=0.7, refine_every=10, checkpoint_every=20, log_every=5,
         init_opacity=0.3,
     ), novel_views=6),
-    # the demo: one head, 16-24 views at ~128 px, ~1 min on 2 CPU cores
+    # the demo: one head, 16-24 views at ~128 px, ~1 min on 2 CPU cores; two fits averaged (their
+    # labels vary from fit to fit by more than any setting changed them: docs/quality.md)
     "tiny": _tree("tiny", FitConfig(
         preset="tiny", steps=300, max_resolution=128, coarse_to_fine=((0.0, 0.5), (0.4, 1.0)), sh_degree=1,
         sh_degree_interval=100, lr_scale=4.0, sem_lr=5e-2, hull_resolution=40, init_max_points=4000,
         refine_start_frac=0.15, refine_stop_frac=0.6, refine_every=50, checkpoint_every=100, init_opacity=0.3,
         semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS,
-    ), novel_views=24),
+    ), novel_views=24, members=2),
     # 32 views at 256^2, whole refine <= 10 min on 2 cores
     "fast": _tree("fast", FitConfig(
         preset="fast", steps=1000, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.25, 0.5), (0.65, 1.0)),

@@ -45,7 +45,7 @@ from .rundir import RESUME, RunDir
 from .scene import Camera, Scene, load_scene, yaw_bin, yaw_pitch
 from .scene.fingerprint import fingerprint_diff, scene_fingerprint
 from .schemes import colorize, get_scheme, overlay
-from .splat import (final_checkpoint, fit, latest_checkpoint, load_checkpoint, load_run, render_batches,
+from .splat import (MEMBERS_DIR, final_checkpoint, fit, latest_checkpoint, load_checkpoint, load_run, render_batches,
                     render_cameras, run_from_checkpoint, save_checkpoint)
 from .splat.edits import EditFile, StoredEdits, apply_edits, box_points, read_edits, run_fingerprint
 from .splat.ply import save_ply
@@ -90,7 +90,7 @@ def check_refine_output(out: Path, cfg: RefineConfig, scenes: list, *, resume: b
     from the scene given now) or ``overwrite``."""
     rd = RunDir(out, "refine", inputs=scenes, resumable=True)
     if rd.check(resume=resume, overwrite=overwrite) == RESUME:
-        rd.check_resume_config(cfg.to_dict())
+        rd.check_resume_config(cfg.to_dict(), upgrade=lambda d: RefineConfig.from_dict(d).to_dict())
         for s in scenes:
             try:
                 scene = load_scene(s, allow_outside=allow_outside)
@@ -391,16 +391,26 @@ def _load_refine_scene(scene_dir: str | Path, allow_outside: bool) -> Scene:
 
 def _fit_scene(scene: Scene, run_dir: Path, cfg: RefineConfig, device, *, resume: bool, progress: bool,
                log: Callable[[str], None]) -> None:
-    """The scene's fit in ``run_dir``: reused when finished (``resume``), continued from its last
+    """The scene's fit in ``run_dir`` and, with ``cfg.members`` > 1, its further fits (seed + k) in
+    ``run_dir/members/<k>``: each reused when finished (``resume``), continued from its last
     checkpoint when interrupted (``resume``), else fitted from scratch."""
+    _fit_one(scene, run_dir, cfg.fit, cfg, device, resume=resume, progress=progress, log=log)
+    for k in range(1, cfg.members):
+        member_cfg = dataclasses.replace(cfg.fit, seed=cfg.fit.seed + k)
+        _fit_one(scene, run_dir / MEMBERS_DIR / str(k), member_cfg, cfg, device, resume=resume, progress=progress,
+                 log=log, write_outputs=False)
+
+
+def _fit_one(scene: Scene, run_dir: Path, fit_cfg, cfg: RefineConfig, device, *, resume: bool, progress: bool,
+             log: Callable[[str], None], write_outputs: bool = True) -> None:
     if (run_dir / "checkpoint.pt").is_file() and resume:
         log(f"{scene.name}: fit already finished, reusing {run_dir}")
         return
     can_resume = resume and run_dir.exists() and latest_checkpoint(run_dir) is not None
     if run_dir.exists() and not can_resume:
         shutil.rmtree(run_dir)  # an unfinished fit inside this refine output: start it again
-    fit(scene, run_dir, None if can_resume else cfg.fit, device=device, backend=cfg.backend, resume=can_resume,
-        progress=progress)
+    fit(scene, run_dir, None if can_resume else fit_cfg, device=device, backend=cfg.backend, resume=can_resume,
+        progress=progress, write_outputs=write_outputs)
 
 
 def _check_done_scene(done: Path, fingerprint: dict) -> None:

@@ -311,13 +311,22 @@ class RunDir:
                 "output_schema_version": SCHEMA_VERSION}
         return self.write_marker(provenance=prov)
 
-    def check_resume_config(self, config: dict, *, may_change: Iterable[str] = RESUME_MAY_CHANGE) -> None:
+    def check_resume_config(self, config: dict, *, may_change: Iterable[str] = RESUME_MAY_CHANGE,
+                            upgrade: Callable[[dict], dict] | None = None) -> None:
         """Refuse to resume with a configuration that differs from the recorded one (settings in
-        ``may_change`` excepted). Without a recorded configuration (legacy outputs) nothing is compared."""
+        ``may_change`` excepted). Without a recorded configuration (legacy outputs) nothing is compared.
+        ``upgrade`` reads the recorded configuration as the current version does (settings added
+        since then take their defaults); a record it cannot read is compared as it is."""
         prov = (self.marker() or {}).get("provenance") or {}
         if "config" not in prov:
             return
-        diff = config_diff(prov["config"], config, ignore=may_change)
+        old = prov["config"]
+        if upgrade is not None:
+            try:
+                old = upgrade(old)
+            except LabelsplatError:
+                pass
+        diff = config_diff(old, config, ignore=may_change)
         if diff:
             shown = ", ".join(diff[:8]) + (f" (+{len(diff) - 8} more)" if len(diff) > 8 else "")
             raise LabelsplatError(f"--resume with a configuration that differs from the run's ({shown})",

@@ -93,6 +93,7 @@ def test_preset_defaults_in_help(all_help):
             assert f"{name} {cfg.fit.semantic_grad}" in text, name
             assert f"{name} {cfg.fit.steps}" in text, name
         assert f"{name} {cfg.export.novel_views}" in refine_help, name
+        assert f"{name} {cfg.members}" in refine_help, name
 
 
 @pytest.mark.parametrize("path", SNAPSHOT_COMMANDS, ids=lambda p: "-".join(p))

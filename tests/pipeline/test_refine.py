@@ -139,3 +139,17 @@ def test_a_previous_demo_output_is_recognised(tmp_path):
     RunDir(other, "refine").create()
     (other / "refine.json").write_text(json.dumps({"schema_version": 1}))
     assert not _is_demo_output(RunDir(other, "demo"))
+
+
+def test_resume_of_an_output_recorded_before_settings_were_added(cli, refined, synth_scene, tmp_path):
+    from labelsplat.rundir import MARKER
+
+    out = tmp_path / "older"
+    shutil.copytree(refined, out)
+    marker = json.loads((out / MARKER).read_text())
+    cfg = marker["provenance"]["config"]
+    del cfg["members"], cfg["fit"]["rasterize_mode"]  # settings this version added, at their defaults
+    (out / MARKER).write_text(json.dumps(marker))
+    r = cli("refine", synth_scene, "--out", out, "--preset", "micro", "--novel-views", "6", "--quiet",
+            "--seed", "1", "--resume")
+    assert r.exit_code == 0, r.output

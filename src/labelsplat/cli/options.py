@@ -64,6 +64,9 @@ SamplerSet = Annotated[Optional[List[str]], typer.Option(
          "or --sampler-set max_tries=5000 (the scalar sampler.* keys of `labelsplat config show`).")]
 NovelViews = Annotated[Optional[int], typer.Option(
     "--novel-views", help="Novel views per scene (default: the preset's - micro 6, tiny 24, fast 100, gpu 500, paper 500).")]
+Members = Annotated[Optional[int], typer.Option(
+    "--members", help="Fits per scene that differ only in their seed; the labels at the novel views average their "
+                      "class probabilities (default: the preset's - micro 1, tiny 2, fast 1, gpu 1, paper 1).")]
 Sampler = Annotated[Optional[str], typer.Option(
     "--sampler", help="extreme | uniform | input-like (default: the preset's, extreme).")]
 Extract = Annotated[Optional[str], typer.Option(
@@ -128,6 +131,7 @@ REFINE_OPTIONS: tuple[Option, ...] = (
     ("beyond_coverage", BeyondCoverage, False),
     ("semantic_grad", SemanticGrad, None),
     ("steps", Steps, None),
+    ("members", Members, None),
     ("fit_set", FitSet, None),
     ("pp_set", PpSet, None),
     ("celebamask_layout", CelebamaskLayout, False),

@@ -37,11 +37,12 @@ from .heads import EmptyHead, LogitsHead, PaletteHead, SemanticHead, make_head
 from .model import GaussianModel
 from .normalize import Normalization
 from .render import camera_tensors, count_views_seen, render_model, resolve_backend
-from .run import FittedRun, final_checkpoint, load_run, render_batches, render_cameras, run_from_checkpoint
+from .run import MEMBERS_DIR, FittedRun, final_checkpoint, load_run, render_batches, render_cameras, run_from_checkpoint
 from .semantic_loss import CrossEntropy, GeneralizedCE, NoiseCorrected, SemanticLoss, make_semantic_loss
 
 __all__ = [
-    "CrossEntropy", "EmptyHead", "FitCallback", "FitConfig", "FitLoop", "FitResult", "FittedRun", "GaussianModel",
+    "MEMBERS_DIR", "CrossEntropy", "EmptyHead", "FitCallback", "FitConfig", "FitLoop", "FitResult", "FittedRun",
+    "GaussianModel",
     "GeneralizedCE", "KeepFitted", "LabelAssigner", "LogitsHead", "NoiseCorrected", "Normalization", "PaletteHead",
     "RunState", "SemanticHead", "SemanticLoss", "StepStats", "ViewData", "ViewLevel", "ViewPyramid", "VoteAssigner",
     "camera_tensors", "concept_class_weights", "count_views_seen", "default_callbacks", "final_checkpoint", "fit", "latest_checkpoint",

@@ -22,6 +22,8 @@ checkpoints look as they always did).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,6 +68,11 @@ class SemanticHead(Protocol):
 
     def for_output(self, feats: torch.Tensor) -> torch.Tensor:
         """Rendered features as renders hand them out (the palette's colours clamped to [0, 1])."""
+        ...
+
+    def combine(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """One output from the :meth:`for_output` features of several fits of a scene at the same
+        cameras (an ensemble of fits): their class probabilities (or colours) averaged."""
         ...
 
     def images(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -163,6 +170,11 @@ class LogitsHead:
     def for_output(self, feats):
         return feats
 
+    def combine(self, outputs):
+        # log of the mean softmax: softmax (extraction, confidence) of the result is the mean probability
+        logp = torch.stack([torch.log_softmax(o.float(), dim=-1) for o in outputs])
+        return torch.logsumexp(logp, dim=0) - math.log(len(outputs))
+
     def images(self, feats):
         return {}
 
@@ -240,6 +252,9 @@ class PaletteHead:
     def for_output(self, feats):
         return feats.clamp(0, 1)
 
+    def combine(self, outputs):
+        return torch.stack(outputs).mean(dim=0)
+
     def images(self, feats):
         return {"seg_rgb": feats}
 
@@ -303,6 +318,9 @@ class EmptyHead:
 
     def for_output(self, feats):
         return feats
+
+    def combine(self, outputs):
+        return outputs[0]
 
     def images(self, feats):
         return {}

@@ -26,6 +26,13 @@ Palette runs (``config.semantic_target == "palette"``, the paper's variant) retu
 
 The semantic channels' key is ``run.model.head.key``.
 
+A run may carry **members**: further fits of the same scene that differ only in their seed
+(``RUN/members/<k>/``, written by ``refine`` with ``members`` > 1). Renders then average them:
+the class probabilities (``logits`` become the log of the mean probability, so their softmax and
+argmax are the ensemble's), ``rgb``, ``alpha``, ``depth``, ``views_seen`` and
+``low_view_fraction``. Whatever edits or exports one model (``labelsplat view``, ``edit``,
+``export``) uses ``run.model``, the first fit.
+
 Pure: no file I/O besides :func:`load_run`.
 """
 
@@ -61,6 +68,7 @@ class FittedRun:
     num_classes: int
     meta: dict[str, Any]
     run_dir: Path | None = None
+    members: tuple["FittedRun", ...] = ()  # further fits of the scene, averaged by every render
 
     @property
     def semantic_target(self) -> str:
@@ -68,10 +76,36 @@ class FittedRun:
         return self.model.semantic_target
 
 
+MEMBERS_DIR = "members"  # RUN/members/<k>/: the ensemble's further fits (k = 1, 2, ...)
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> FittedRun:
-    """Load ``RUN/checkpoint.pt`` (written at the end of a fit) onto ``device`` (auto | cpu | cuda)."""
+    """Load ``RUN/checkpoint.pt`` (written at the end of a fit) onto ``device`` (auto | cpu | cuda),
+    with the finished fits under ``RUN/members/`` as its members."""
     path = final_checkpoint(run_dir)
-    return run_from_checkpoint(load_checkpoint(path, device="cpu"), path, device)
+    run = run_from_checkpoint(load_checkpoint(path, device="cpu"), path, device)
+    members = []
+    for mdir in member_dirs(path.parent):
+        if not (mdir / "checkpoint.pt").is_file():
+            continue  # an unfinished member (an interrupted refine) is not part of the ensemble
+        m = run_from_checkpoint(load_checkpoint(mdir / "checkpoint.pt", device="cpu"), mdir / "checkpoint.pt", device)
+        if (m.label_scheme, m.num_classes, m.semantic_target) != (run.label_scheme, run.num_classes,
+                                                                 run.semantic_target):
+            raise LabelsplatError(f"this member's labels ({m.label_scheme}, {m.num_classes} classes, "
+                                  f"{m.semantic_target}) differ from the run's ({run.label_scheme}, "
+                                  f"{run.num_classes} classes, {run.semantic_target})", path=mdir,
+                                  hint="remove the member folder or refit the scene")
+        members.append(m)
+    run.members = tuple(members)
+    return run
+
+
+def member_dirs(run_dir: str | Path) -> list[Path]:
+    """``RUN/members/<k>`` folders in the order of k (numbered folders only)."""
+    root = Path(run_dir) / MEMBERS_DIR
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def final_checkpoint(run_dir: str | Path) -> Path:
@@ -160,6 +194,28 @@ def render_batches(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if resolution_scale <= 0:
         raise ValueError(f"resolution_scale must be > 0, got {resolution_scale}")
+    fits = (run, *run.members)
+    views = []
+    for c in cameras:
+        if not isinstance(c, Camera):
+            raise TypeError(f"cameras must be labelsplat.scene.Camera, got {type(c).__name__}")
+        views.append(c.scaled(resolution_scale) if resolution_scale != 1.0 else c)
+    i = 0
+    while i < len(views):
+        size = (views[i].width, views[i].height)
+        j = i
+        while j < len(views) and j - i < batch_size and (views[j].width, views[j].height) == size:
+            j += 1
+        outs = [_render_fit(f, views[i:j], backend, bg_logit, min_views) for f in fits]
+        batch = outs[0] if len(outs) == 1 else _average(outs, run.model.head)
+        batch["start"] = i
+        yield batch
+        i = j
+
+
+def _render_fit(run: FittedRun, cameras: list[Camera], backend: str | None, bg_logit: float | None,
+                min_views: int) -> dict[str, torch.Tensor]:
+    """One fit's render of same-size scene cameras (the dict :func:`render_batches` yields, less ``start``)."""
     model = run.model
     backend = resolve_backend(backend, model.device)
     bg_logit = run.config.bg_logit if bg_logit is None else float(bg_logit)
@@ -167,34 +223,29 @@ def render_batches(
     if nvs is None:
         nvs = torch.full((model.num_gaussians,), -1, dtype=torch.int32, device=model.device)
     extra = torch.stack([nvs.float().clamp_min(0), (nvs < min_views).float()], dim=1)  # (N,2)
-    cams_n = []
-    for c in cameras:
-        if not isinstance(c, Camera):
-            raise TypeError(f"cameras must be labelsplat.scene.Camera, got {type(c).__name__}")
-        if resolution_scale != 1.0:
-            c = c.scaled(resolution_scale)
-        cams_n.append(run.norm.camera_to_norm(c))
-    i = 0
-    while i < len(cams_n):
-        size = (cams_n[i].width, cams_n[i].height)
-        j = i
-        while j < len(cams_n) and j - i < batch_size and (cams_n[j].width, cams_n[j].height) == size:
-            j += 1
-        out = render_model(model, cams_n[i:j], backend=backend, bg_logit=bg_logit, extra=extra)
-        alpha = out["alpha"]
-        safe = alpha.clamp_min(1e-6)
-        low = (out["extra"][..., 1] / safe).clamp(0, 1)
-        batch = {
-            "start": i,
-            "rgb": out["rgb"].clamp(0, 1).float(),
-            "depth": torch.where(alpha > 1e-3, out["depth"] * run.norm.scale, torch.zeros_like(alpha)).float(),
-            "alpha": alpha.float(),
-            "views_seen": (out["extra"][..., 0] / safe).float(),
-            "low_view_fraction": torch.where(alpha > 1e-3, low, torch.ones_like(low)).float(),
-        }
-        batch[model.head.key] = model.head.for_output(out[model.head.key]).float()
-        yield batch
-        i = j
+    out = render_model(model, [run.norm.camera_to_norm(c) for c in cameras], backend=backend, bg_logit=bg_logit,
+                       extra=extra)
+    alpha = out["alpha"]
+    safe = alpha.clamp_min(1e-6)
+    low = (out["extra"][..., 1] / safe).clamp(0, 1)
+    batch = {
+        "rgb": out["rgb"].clamp(0, 1).float(),
+        "depth": torch.where(alpha > 1e-3, out["depth"] * run.norm.scale, torch.zeros_like(alpha)).float(),
+        "alpha": alpha.float(),
+        "views_seen": (out["extra"][..., 0] / safe).float(),
+        "low_view_fraction": torch.where(alpha > 1e-3, low, torch.ones_like(low)).float(),
+    }
+    batch[model.head.key] = model.head.for_output(out[model.head.key]).float()
+    return batch
+
+
+def _average(outs: list[dict[str, torch.Tensor]], head) -> dict[str, torch.Tensor]:
+    """The ensemble's render: the head's channels combined by the head, the rest averaged."""
+    first = outs[0]
+    dev = first["rgb"].device
+    avg = {k: torch.stack([o[k].to(dev) for o in outs]).mean(dim=0) for k in first if k != head.key}
+    avg[head.key] = head.combine([o[head.key].to(dev) for o in outs])
+    return avg
 
 
 @torch.no_grad()
