@@ -17,7 +17,6 @@ No ground truth is used to change a label; ``--tau`` would have to be chosen on 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from benchmarks import refine_quality as rq
+from research.fixed_head import add_head_args, fixed_head, report
 
 
 def _fit(scene_dir: Path, run_dir: Path, fit_cfg):
@@ -116,59 +116,31 @@ def relabelled_scene(scene_dir: Path, out: Path, run, tau: float, alpha_min: flo
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--views", type=int, default=16)
-    ap.add_argument("--resolution", type=int, default=128)
-    ap.add_argument("--novel-views", type=int, default=24)
-    ap.add_argument("--noise", default="simulated:medium")
+    add_head_args(ap, "confident_relabel")
     ap.add_argument("--tau", type=float, nargs="+", default=[0.8])
     ap.add_argument("--alpha", type=float, default=0.9)
     ap.add_argument("--mode", choices=["relabel", "ignore", "random"], default="relabel",
                     help="random: a control that ignores as many random labelled pixels (--random-fraction)")
     ap.add_argument("--random-fraction", type=float, default=0.002)
     ap.add_argument("--fit-set", action="append")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/confident_relabel"))
-    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    from labelsplat.config import apply_fit_overrides, fit_preset, preset, with_overrides
-    from labelsplat.eval import LabellingScores
-    from labelsplat.schemes import get_scheme
-    from labelsplat.synth import load_head, load_synth, render_views
+    from labelsplat.config import apply_fit_overrides, fit_preset
 
-    ns = argparse.Namespace(views=args.views, resolution=args.resolution, noise=args.noise, identities=1,
-                            label_max_yaw=None)
     for seed in args.seeds:
-        rcfg = with_overrides(preset(args.preset), seed=seed, device="cpu", novel_views=args.novel_views)
+        h = fixed_head(args, seed)
         fit_cfg = apply_fit_overrides(fit_preset(args.preset, seed=seed), rq.parse_sets(args.fit_set))
-        ((noisy, _exact),) = rq.synth_inputs(args.work, ns, seed)
-        scene, cams, yaws = rq.novel_cameras(noisy, args.novel_views, seed, rcfg.sampler)
-        gt_views = render_views(load_head(scene.root), cams, noise=load_synth(scene.root).get("noise", "none"))
-        gt = np.stack([g.gt_labels for g in gt_views])
-        scheme = get_scheme(scene.label_scheme)
-
-        def score(pred):
-            acc = LabellingScores.for_scheme(scheme)
-            for k in range(len(cams)):
-                acc.add(pred[k], gt[k], float(yaws[k]))
-            d = acc.to_dict()
-            return {"overall": round(d["overall"]["miou"], 4),
-                    **{b: round((m or {}).get("miou") or 0.0, 4) for b, m in d["by_yaw"].items()}}
-
         row = {"seed": seed, "preset": args.preset, "mode": args.mode, "alpha": args.alpha,
-               "initial": score(np.stack([g.labels for g in gt_views]))}
-        run, t1 = _fit(noisy, args.work / f"run1_s{seed}", fit_cfg)
-        row["refined"] = score(_label(run, noisy, rcfg, cams, yaws))
+               "initial": h.score(h.initial)}
+        run, t1 = _fit(h.noisy, args.work / f"run1_s{seed}", fit_cfg)
+        row["refined"] = h.score(_label(run, h.noisy, h.rcfg, h.cams, h.yaws))
         row["fit1_s"] = round(t1, 1)
         for tau in args.tau:
-            rel = args.work / f"relabelled_s{seed}_t{tau}" / noisy.name
-            stats = relabelled_scene(noisy, rel, run, tau, args.alpha, args.mode, args.random_fraction)
+            rel = args.work / f"relabelled_s{seed}_t{tau}" / h.noisy.name
+            stats = relabelled_scene(h.noisy, rel, run, tau, args.alpha, args.mode, args.random_fraction)
             run2, t2 = _fit(rel, args.work / f"run2_s{seed}", fit_cfg)
-            row[f"tau{tau}"] = {**stats, "refined": score(_label(run2, rel, rcfg, cams, yaws)), "fit2_s": round(t2, 1)}
-        print(json.dumps(row), flush=True)
-        if args.json:
-            with open(args.json, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            row[f"tau{tau}"] = {**stats, "refined": h.score(_label(run2, rel, h.rcfg, h.cams, h.yaws)),
+                                "fit2_s": round(t2, 1)}
+        report(row, args.json)
     return 0
 
 
