@@ -7,8 +7,8 @@ follow gsplat's ``simple_trainer`` defaults with a multiplier for short CPU pres
 Densification steps are derived from ``steps`` by :meth:`FitConfig.strategy_schedule`,
 because gsplat's own defaults (start 500, every 100) never fire in a short preset.
 
-Five fields are short texts with their own grammar (``semantic_grad``, ``label_view_weight``,
-``semantic_loss``, ``label_noise``, ``semantic_lift``): they stay texts in the configuration
+Six fields are short texts with their own grammar (``semantic_grad``, ``label_view_weight``,
+``semantic_loss``, ``label_noise``, ``semantic_lift``, ``strategy``): they stay texts in the configuration
 (the ``--fit-set KEY=VALUE`` words users write, and what ``run.json`` records), and each is
 parsed once, when the configuration is made, into a typed value: :attr:`FitConfig.parsed`.
 Each typed value has ``parse(text)`` and ``str()`` (its canonical text).
@@ -232,6 +232,37 @@ class SemanticLiftSpec:
 
 
 @dataclass(frozen=True)
+class StrategySpec:
+    """``strategy``: how the Gaussians are densified (:mod:`.densify`). ``default``: gsplat's
+    ``DefaultStrategy`` (clone, split and prune by screen-space gradient, scale and opacity);
+    ``mcmc:<cap>``: gsplat's ``MCMCStrategy`` (3D Gaussian Splatting as Markov chain Monte Carlo:
+    near-transparent Gaussians are moved onto live ones, 5 % more are added each refine round up to
+    ``cap`` Gaussians, near-transparent positions get noise, opacity and scale are regularised)."""
+
+    kind: str = "default"
+    cap: int = 0  # mcmc: the most Gaussians
+    HELP: ClassVar[str] = "default | mcmc:<cap> (cap = most Gaussians, an integer >= 1)"
+
+    @classmethod
+    def parse(cls, text: str) -> "StrategySpec":
+        s = str(text).strip().lower()
+        if s == "default":
+            return cls()
+        if s.startswith("mcmc:"):
+            digits = s.split(":", 1)[1].strip()
+            if digits.isdigit() and int(digits) >= 1:
+                return cls("mcmc", int(digits))
+        raise LabelsplatError(f"invalid strategy {text!r}", hint=f"use {cls.HELP}, e.g. mcmc:6000")
+
+    @property
+    def is_mcmc(self) -> bool:
+        return self.kind == "mcmc"
+
+    def __str__(self) -> str:
+        return "default" if self.kind == "default" else f"{self.kind}:{self.cap}"
+
+
+@dataclass(frozen=True)
 class ParsedOptions:
     """The typed values of a :class:`FitConfig`'s grammar fields (same names as the fields)."""
 
@@ -240,12 +271,13 @@ class ParsedOptions:
     semantic_loss: SemanticLossSpec
     label_noise: LabelNoiseSpec
     semantic_lift: SemanticLiftSpec
+    strategy: StrategySpec
 
 
 #: the grammar fields of FitConfig and their typed values, in ParsedOptions' order
 GRAMMARS: dict[str, type] = {"semantic_grad": SemanticGradSpec, "label_view_weight": LabelViewWeightSpec,
                              "semantic_loss": SemanticLossSpec, "label_noise": LabelNoiseSpec,
-                             "semantic_lift": SemanticLiftSpec}
+                             "semantic_lift": SemanticLiftSpec, "strategy": StrategySpec}
 
 
 @dataclass
@@ -319,7 +351,10 @@ class FitConfig:
     init_max_points: int = 4000  # most initial Gaussians
     init_opacity: float = 0.1  # opacity of the initial Gaussians
     init_logit: float = 3.0  # amplitude of the one-hot logits from the projected labels
-    # densification (gsplat DefaultStrategy), as fractions of `steps`
+    # densification: "default" (gsplat DefaultStrategy, the thresholds below) | "mcmc:<cap>" (gsplat
+    # MCMCStrategy with at most <cap> Gaussians; StrategySpec). Runs without this field load as "default".
+    strategy: str = "default"
+    # the densification schedule, as fractions of `steps` (both strategies)
     refine_start_frac: float = 0.1  # densification starts at this fraction of the steps
     refine_stop_frac: float = 0.5  # densification stops at this fraction of the steps
     refine_every: int = 50  # steps between densification rounds
@@ -381,6 +416,9 @@ class FitConfig:
         if p.label_noise.enabled and (p.semantic_loss.generalized or self.label_smoothing > 0 or not logits):
             bad(f"label_noise={self.label_noise!r} needs semantic_target=logits, semantic_loss=ce and "
                 "label_smoothing=0")
+        if p.strategy.is_mcmc and p.strategy.cap < self.init_max_points:
+            bad(f"strategy={self.strategy!r} caps the Gaussians below init_max_points ({self.init_max_points}): "
+                f"MCMC never removes Gaussians; raise the cap or lower init_max_points")
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 
@@ -427,7 +465,8 @@ class FitConfig:
         return self.parsed.semantic_grad.weight
 
     def strategy_schedule(self) -> dict[str, int]:
-        """gsplat DefaultStrategy iteration numbers scaled to ``steps``."""
+        """The densification's iteration numbers scaled to ``steps`` (gsplat's strategy arguments;
+        ``reset_every`` only for ``DefaultStrategy``)."""
         start = max(1, int(round(self.refine_start_frac * self.steps)))
         stop = max(start + 1, int(round(self.refine_stop_frac * self.steps)))
         return {
@@ -470,4 +509,4 @@ class FitConfig:
 
 
 __all__ = ["FitConfig", "GRAMMARS", "LABEL_NOISE_DEFAULTS", "LabelNoiseSpec", "LabelViewWeightSpec", "ParsedOptions",
-           "SEMANTIC_TARGETS", "SemanticGradSpec", "SemanticLiftSpec", "SemanticLossSpec"]
+           "SEMANTIC_TARGETS", "SemanticGradSpec", "SemanticLiftSpec", "SemanticLossSpec", "StrategySpec"]
