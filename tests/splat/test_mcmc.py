@@ -27,7 +27,11 @@ def test_strategy_grammar():
     assert StrategySpec.parse("default") == StrategySpec() and str(StrategySpec()) == "default"
     spec = StrategySpec.parse(" MCMC:6000 ")
     assert spec == StrategySpec("mcmc", 6000) and spec.is_mcmc and str(spec) == "mcmc:6000"
-    for bad in ("mcmc", "mcmc:", "mcmc:0", "mcmc:-5", "mcmc:1.5", "mcmc:6e3", "mcmc:x", "gradient", ""):
+    spec = StrategySpec.parse("mcmc:6000:0.50")
+    assert spec == StrategySpec("mcmc", 6000, 0.5) and str(spec) == "mcmc:6000:0.5"
+    assert StrategySpec.parse("mcmc:6000:0.05") == StrategySpec.parse("mcmc:6000")
+    for bad in ("mcmc", "mcmc:", "mcmc:0", "mcmc:-5", "mcmc:1.5", "mcmc:6e3", "mcmc:x", "gradient", "",
+                "mcmc:10:0", "mcmc:10:-1", "mcmc:10:nan", "mcmc:10:0.5:1"):
         with pytest.raises(LabelsplatError, match="invalid strategy") as exc:
             StrategySpec.parse(bad)
         assert "mcmc:6000" in exc.value.hint
@@ -46,7 +50,7 @@ def test_make_strategy_objects():
     assert isinstance(make_strategy(make_config("micro")), DefaultDensify)
     s = make_strategy(make_config("micro", strategy="mcmc:3000"))
     sched = make_config("micro").strategy_schedule()
-    assert isinstance(s, MCMCDensify) and s.cap_max == 3000 and s.refine_every == sched["refine_every"]
+    assert isinstance(s, MCMCDensify) and s.cap_max == 3000 and s.growth == 0.05 and s.refine_every == sched["refine_every"]
     assert (s.refine_start_iter, s.refine_stop_iter) == (sched["refine_start_iter"], sched["refine_stop_iter"])
     params = {"opacities": torch.zeros(4), "scales": torch.zeros(4, 3)}
     assert make_strategy(make_config("micro")).regularization(params) == 0.0
@@ -110,6 +114,13 @@ def test_relocate_and_add_edit_parameters_and_adam_state():
         assert len(p) == 47 and opts[k].param_groups[0]["params"][0] is p
         st = opts[k].state[p]
         assert st["exp_avg"].shape == p.shape and float(st["exp_avg"][40:].abs().sum()) == 0
+    # a refine round adds growth x N, up to the cap
+    strategy = MCMCDensify(cap_max=60, growth=0.2, refine_start_iter=0, refine_stop_iter=10, refine_every=1)
+    state = strategy.initialize_state(scene_scale=1.0)
+    strategy.step_post_backward(params, opts, state, 1, {})
+    assert len(params["means"]) == 56
+    strategy.step_post_backward(params, opts, state, 2, {})
+    assert len(params["means"]) == 60 and all(bool(torch.isfinite(p).all()) for p in params.values())
 
 
 def test_mcmc_micro_fit_stays_under_the_cap_and_resumes_bit_identically(tmp_path_factory, tmp_path):

@@ -235,31 +235,37 @@ class SemanticLiftSpec:
 class StrategySpec:
     """``strategy``: how the Gaussians are densified (:mod:`.densify`). ``default``: gsplat's
     ``DefaultStrategy`` (clone, split and prune by screen-space gradient, scale and opacity);
-    ``mcmc:<cap>``: gsplat's ``MCMCStrategy`` (3D Gaussian Splatting as Markov chain Monte Carlo:
-    near-transparent Gaussians are moved onto live ones, 5 % more are added each refine round up to
-    ``cap`` Gaussians, near-transparent positions get noise, opacity and scale are regularised)."""
+    ``mcmc:<cap>[:<growth>]``: gsplat's ``MCMCStrategy`` (3D Gaussian Splatting as Markov chain Monte
+    Carlo: near-transparent Gaussians are moved onto live ones, ``growth`` x N more are added each
+    refine round (gsplat: 0.05) up to ``cap`` Gaussians, near-transparent positions get noise,
+    opacity and scale are regularised)."""
 
     kind: str = "default"
     cap: int = 0  # mcmc: the most Gaussians
-    HELP: ClassVar[str] = "default | mcmc:<cap> (cap = most Gaussians, an integer >= 1)"
+    growth: float = 0.05  # mcmc: the share of Gaussians added per refine round
+    HELP: ClassVar[str] = ("default | mcmc:<cap>[:<growth>] (cap = most Gaussians, an integer >= 1; growth = "
+                           "share added per refine round, > 0, default 0.05)")
 
     @classmethod
     def parse(cls, text: str) -> "StrategySpec":
         s = str(text).strip().lower()
         if s == "default":
             return cls()
-        if s.startswith("mcmc:"):
-            digits = s.split(":", 1)[1].strip()
-            if digits.isdigit() and int(digits) >= 1:
-                return cls("mcmc", int(digits))
-        raise LabelsplatError(f"invalid strategy {text!r}", hint=f"use {cls.HELP}, e.g. mcmc:6000")
+        parts = [x.strip() for x in s.split(":")]
+        if parts[0] == "mcmc" and len(parts) in (2, 3) and parts[1].isdigit() and int(parts[1]) >= 1:
+            growth = _floats(parts[2:])
+            if growth is not None and all(g > 0 for g in growth):
+                return cls("mcmc", int(parts[1]), *growth)
+        raise LabelsplatError(f"invalid strategy {text!r}", hint=f"use {cls.HELP}, e.g. mcmc:6000 or mcmc:6000:0.5")
 
     @property
     def is_mcmc(self) -> bool:
         return self.kind == "mcmc"
 
     def __str__(self) -> str:
-        return "default" if self.kind == "default" else f"{self.kind}:{self.cap}"
+        if self.kind == "default":
+            return "default"
+        return f"mcmc:{self.cap}" if self.growth == 0.05 else f"mcmc:{self.cap}:{_number(self.growth)}"
 
 
 @dataclass(frozen=True)
@@ -351,8 +357,9 @@ class FitConfig:
     init_max_points: int = 4000  # most initial Gaussians
     init_opacity: float = 0.1  # opacity of the initial Gaussians
     init_logit: float = 3.0  # amplitude of the one-hot logits from the projected labels
-    # densification: "default" (gsplat DefaultStrategy, the thresholds below) | "mcmc:<cap>" (gsplat
-    # MCMCStrategy with at most <cap> Gaussians; StrategySpec). Runs without this field load as "default".
+    # densification: "default" (gsplat DefaultStrategy, the thresholds below) | "mcmc:<cap>[:<growth>]"
+    # (gsplat MCMCStrategy: at most <cap> Gaussians, <growth> x N more per refine round, default 0.05;
+    # StrategySpec). Runs without this field load as "default".
     strategy: str = "default"
     # the densification schedule, as fractions of `steps` (both strategies)
     refine_start_frac: float = 0.1  # densification starts at this fraction of the steps
@@ -362,7 +369,7 @@ class FitConfig:
     grow_grad2d: float = 0.0002  # screen-space gradient above which a Gaussian is split or cloned
     grow_scale3d: float = 0.01  # scale (normalised frame) separating clone from split
     prune_scale3d: float = 0.1  # Gaussians larger than this (normalised frame) are pruned
-    prune_opa: float = 0.005  # Gaussians below this opacity are pruned
+    prune_opa: float = 0.005  # Gaussians below this opacity are pruned (mcmc: relocated)
     # bookkeeping
     checkpoint_every: int = 100  # steps between periodic checkpoints
     keep_checkpoints: int = 2  # periodic checkpoints kept

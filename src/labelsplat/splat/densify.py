@@ -3,8 +3,8 @@ protocol (``check_sanity`` / ``initialize_state`` / ``step_pre_backward`` / ``st
 plus :meth:`regularization`, the strategy's own term of the loss (0 for ``default``).
 
 * ``default`` -- :class:`DefaultDensify`, gsplat's ``DefaultStrategy`` unchanged.
-* ``mcmc:<cap>`` -- :class:`MCMCDensify`, gsplat's ``MCMCStrategy`` with at most ``cap`` Gaussians,
-  its relocation and position noise in torch (:mod:`.mcmc`) so it runs on every backend, the
+* ``mcmc:<cap>[:<growth>]`` -- :class:`MCMCDensify`, gsplat's ``MCMCStrategy`` with at most ``cap``
+  Gaussians (``growth`` x N more per refine round, gsplat's 0.05 by default), its relocation and position noise in torch (:mod:`.mcmc`) so it runs on every backend, the
   means' learning rate read from the ``means`` optimiser, and the opacity / scale regularisers of
   gsplat's ``simple_trainer`` (0.01 each, on the activated values).
 
@@ -42,16 +42,19 @@ class DefaultDensify(DefaultStrategy):
 class MCMCDensify(MCMCStrategy):
     """gsplat's ``MCMCStrategy`` on every backend: each refine round (``refine_start_iter`` <
     step < ``refine_stop_iter``, every ``refine_every``) moves the Gaussians of opacity <=
-    ``min_opacity`` onto live ones and adds 5 % more, up to ``cap_max``; every step nudges the
-    near-transparent ones by noise scaled by the means' learning rate x ``noise_lr``."""
+    ``min_opacity`` onto live ones and adds ``growth`` x N more (gsplat: 5 %), up to ``cap_max``;
+    every step nudges the near-transparent ones by noise scaled by the means' learning rate x
+    ``noise_lr``."""
 
+    growth: float = 0.05  # share of Gaussians added per refine round (gsplat: 1.05 x N)
     opacity_reg: float = 0.01
     scale_reg: float = 0.01
 
     @classmethod
     def from_config(cls, cfg: FitConfig) -> "MCMCDensify":
         sched = cfg.strategy_schedule()
-        return cls(cap_max=cfg.parsed.strategy.cap, refine_start_iter=sched["refine_start_iter"],
+        spec = cfg.parsed.strategy
+        return cls(cap_max=spec.cap, growth=spec.growth, refine_start_iter=sched["refine_start_iter"],
                    refine_stop_iter=sched["refine_stop_iter"], refine_every=sched["refine_every"],
                    min_opacity=cfg.prune_opa, verbose=False)
 
@@ -79,7 +82,8 @@ class MCMCDensify(MCMCStrategy):
     @torch.no_grad()
     def _add_new_gs(self, params, optimizers, binoms: torch.Tensor) -> int:
         n = len(params["means"])
-        return sample_add(params, optimizers, max(0, min(self.cap_max, int(1.05 * n)) - n), binoms, self.min_opacity)
+        target = min(self.cap_max, int((1.0 + self.growth) * n))
+        return sample_add(params, optimizers, max(0, target - n), binoms, self.min_opacity)
 
     def regularization(self, params) -> torch.Tensor:
         """``opacity_reg`` x mean opacity + ``scale_reg`` x mean scale (gsplat ``simple_trainer``)."""
