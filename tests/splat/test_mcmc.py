@@ -50,7 +50,8 @@ def test_make_strategy_objects():
     assert isinstance(make_strategy(make_config("micro")), DefaultDensify)
     s = make_strategy(make_config("micro", strategy="mcmc:3000"))
     sched = make_config("micro").strategy_schedule()
-    assert isinstance(s, MCMCDensify) and s.cap_max == 3000 and s.growth == 0.05 and s.refine_every == sched["refine_every"]
+    assert isinstance(s, MCMCDensify) and (s.cap_max, s.growth) == (3000, 0.05)
+    assert s.refine_every == sched["refine_every"]
     assert (s.refine_start_iter, s.refine_stop_iter) == (sched["refine_start_iter"], sched["refine_stop_iter"])
     params = {"opacities": torch.zeros(4), "scales": torch.zeros(4, 3)}
     assert make_strategy(make_config("micro")).regularization(params) == 0.0

@@ -4,9 +4,10 @@ plus :meth:`regularization`, the strategy's own term of the loss (0 for ``defaul
 
 * ``default`` -- :class:`DefaultDensify`, gsplat's ``DefaultStrategy`` unchanged.
 * ``mcmc:<cap>[:<growth>]`` -- :class:`MCMCDensify`, gsplat's ``MCMCStrategy`` with at most ``cap``
-  Gaussians (``growth`` x N more per refine round, gsplat's 0.05 by default), its relocation and position noise in torch (:mod:`.mcmc`) so it runs on every backend, the
-  means' learning rate read from the ``means`` optimiser, and the opacity / scale regularisers of
-  gsplat's ``simple_trainer`` (0.01 each, on the activated values).
+  Gaussians (``growth`` x N more per refine round, gsplat's 0.05 by default), its relocation and
+  position noise in torch (:mod:`.mcmc`) so it runs on every backend, the means' learning rate
+  read from the ``means`` optimiser, and the opacity / scale regularisers of gsplat's
+  ``simple_trainer`` (0.01 each, on the activated values).
 
 Both take their schedule from :meth:`FitConfig.strategy_schedule`. Their state (a dict of tensors)
 is checkpointed with the run (:class:`.checkpoint.RunState`).

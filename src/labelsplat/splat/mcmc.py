@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ._torch_impl import covariance_3d
 
+
 def relocation_torch(opacities: Tensor, scales: Tensor, ratios: Tensor, binoms: Tensor) -> tuple[Tensor, Tensor]:
     """(new opacities (N,), new scales (N, 3)) of Gaussians copied ``ratios`` (N,) times each; ratios
     are clamped to [1, n_max] as gsplat does. Evaluated in float64 (the alternating sum cancels),
