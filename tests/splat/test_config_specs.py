@@ -18,6 +18,7 @@ CANONICAL = {
     "semantic_loss": ["ce", "gce:0.7", "gce:1"],
     "label_noise": ["none", "em:0.25:0.5", "learn:0.1:0.01", "learn:0:0"],
     "semantic_lift": ["none", "vote", "vote:0", "vote:2.5"],
+    "strategy": ["default", "mcmc:6000", "mcmc:1", "mcmc:6000:0.5"],
 }
 
 

@@ -7,8 +7,8 @@ follow gsplat's ``simple_trainer`` defaults with a multiplier for short CPU pres
 Densification steps are derived from ``steps`` by :meth:`FitConfig.strategy_schedule`,
 because gsplat's own defaults (start 500, every 100) never fire in a short preset.
 
-Five fields are short texts with their own grammar (``semantic_grad``, ``label_view_weight``,
-``semantic_loss``, ``label_noise``, ``semantic_lift``): they stay texts in the configuration
+Six fields are short texts with their own grammar (``semantic_grad``, ``label_view_weight``,
+``semantic_loss``, ``label_noise``, ``semantic_lift``, ``strategy``): they stay texts in the configuration
 (the ``--fit-set KEY=VALUE`` words users write, and what ``run.json`` records), and each is
 parsed once, when the configuration is made, into a typed value: :attr:`FitConfig.parsed`.
 Each typed value has ``parse(text)`` and ``str()`` (its canonical text).
@@ -234,6 +234,43 @@ class SemanticLiftSpec:
 
 
 @dataclass(frozen=True)
+class StrategySpec:
+    """``strategy``: how the Gaussians are densified (:mod:`.densify`). ``default``: gsplat's
+    ``DefaultStrategy`` (clone, split and prune by screen-space gradient, scale and opacity);
+    ``mcmc:<cap>[:<growth>]``: gsplat's ``MCMCStrategy`` (3D Gaussian Splatting as Markov chain Monte
+    Carlo: near-transparent Gaussians are moved onto live ones, ``growth`` x N more are added each
+    refine round (gsplat: 0.05) up to ``cap`` Gaussians, near-transparent positions get noise,
+    opacity and scale are regularised)."""
+
+    kind: str = "default"
+    cap: int = 0  # mcmc: the most Gaussians
+    growth: float = 0.05  # mcmc: the share of Gaussians added per refine round
+    HELP: ClassVar[str] = ("default | mcmc:<cap>[:<growth>] (cap = most Gaussians, an integer >= 1; growth = "
+                           "share added per refine round, > 0, default 0.05)")
+
+    @classmethod
+    def parse(cls, text: str) -> "StrategySpec":
+        s = str(text).strip().lower()
+        if s == "default":
+            return cls()
+        parts = [x.strip() for x in s.split(":")]
+        if parts[0] == "mcmc" and len(parts) in (2, 3) and parts[1].isdigit() and int(parts[1]) >= 1:
+            growth = _floats(parts[2:])
+            if growth is not None and all(g > 0 for g in growth):
+                return cls("mcmc", int(parts[1]), *growth)
+        raise LabelsplatError(f"invalid strategy {text!r}", hint=f"use {cls.HELP}, e.g. mcmc:6000 or mcmc:6000:0.5")
+
+    @property
+    def is_mcmc(self) -> bool:
+        return self.kind == "mcmc"
+
+    def __str__(self) -> str:
+        if self.kind == "default":
+            return "default"
+        return f"mcmc:{self.cap}" if self.growth == 0.05 else f"mcmc:{self.cap}:{_number(self.growth)}"
+
+
+@dataclass(frozen=True)
 class ParsedOptions:
     """The typed values of a :class:`FitConfig`'s grammar fields (same names as the fields)."""
 
@@ -242,12 +279,13 @@ class ParsedOptions:
     semantic_loss: SemanticLossSpec
     label_noise: LabelNoiseSpec
     semantic_lift: SemanticLiftSpec
+    strategy: StrategySpec
 
 
 #: the grammar fields of FitConfig and their typed values, in ParsedOptions' order
 GRAMMARS: dict[str, type] = {"semantic_grad": SemanticGradSpec, "label_view_weight": LabelViewWeightSpec,
                              "semantic_loss": SemanticLossSpec, "label_noise": LabelNoiseSpec,
-                             "semantic_lift": SemanticLiftSpec}
+                             "semantic_lift": SemanticLiftSpec, "strategy": StrategySpec}
 
 
 @dataclass
@@ -324,7 +362,11 @@ class FitConfig:
     init_max_points: int = 4000  # most initial Gaussians
     init_opacity: float = 0.1  # opacity of the initial Gaussians
     init_logit: float = 3.0  # amplitude of the one-hot logits from the projected labels
-    # densification (gsplat DefaultStrategy), as fractions of `steps`
+    # densification: "default" (gsplat DefaultStrategy, the thresholds below) | "mcmc:<cap>[:<growth>]"
+    # (gsplat MCMCStrategy: at most <cap> Gaussians, <growth> x N more per refine round, default 0.05;
+    # StrategySpec). Runs without this field load as "default".
+    strategy: str = "default"
+    # the densification schedule, as fractions of `steps` (both strategies)
     refine_start_frac: float = 0.1  # densification starts at this fraction of the steps
     refine_stop_frac: float = 0.5  # densification stops at this fraction of the steps
     refine_every: int = 50  # steps between densification rounds
@@ -332,7 +374,7 @@ class FitConfig:
     grow_grad2d: float = 0.0002  # screen-space gradient above which a Gaussian is split or cloned
     grow_scale3d: float = 0.01  # scale (normalised frame) separating clone from split
     prune_scale3d: float = 0.1  # Gaussians larger than this (normalised frame) are pruned
-    prune_opa: float = 0.005  # Gaussians below this opacity are pruned
+    prune_opa: float = 0.005  # Gaussians below this opacity are pruned (mcmc: relocated)
     # bookkeeping
     checkpoint_every: int = 100  # steps between periodic checkpoints
     keep_checkpoints: int = 2  # periodic checkpoints kept
@@ -388,6 +430,9 @@ class FitConfig:
                 "label_smoothing=0")
         if self.rasterize_mode not in RASTERIZE_MODES:
             bad(f"rasterize_mode must be one of {', '.join(RASTERIZE_MODES)}, got {self.rasterize_mode!r}")
+        if p.strategy.is_mcmc and p.strategy.cap < self.init_max_points:
+            bad(f"strategy={self.strategy!r} caps the Gaussians below init_max_points ({self.init_max_points}): "
+                f"MCMC never removes Gaussians; raise the cap or lower init_max_points")
         if self.semantic_target not in SEMANTIC_TARGETS:
             bad(f"semantic_target must be one of {', '.join(SEMANTIC_TARGETS)}, got {self.semantic_target!r}")
 
@@ -434,7 +479,8 @@ class FitConfig:
         return self.parsed.semantic_grad.weight
 
     def strategy_schedule(self) -> dict[str, int]:
-        """gsplat DefaultStrategy iteration numbers scaled to ``steps``."""
+        """The densification's iteration numbers scaled to ``steps`` (gsplat's strategy arguments;
+        ``reset_every`` only for ``DefaultStrategy``)."""
         start = max(1, int(round(self.refine_start_frac * self.steps)))
         stop = max(start + 1, int(round(self.refine_stop_frac * self.steps)))
         return {
@@ -477,4 +523,5 @@ class FitConfig:
 
 
 __all__ = ["FitConfig", "GRAMMARS", "LABEL_NOISE_DEFAULTS", "LabelNoiseSpec", "LabelViewWeightSpec", "ParsedOptions",
-           "RASTERIZE_MODES", "SEMANTIC_TARGETS", "SemanticGradSpec", "SemanticLiftSpec", "SemanticLossSpec"]
+           "RASTERIZE_MODES", "SEMANTIC_TARGETS", "SemanticGradSpec", "SemanticLiftSpec", "SemanticLossSpec",
+           "StrategySpec"]

@@ -450,6 +450,7 @@ class FitLoop:
         if cfg.alpha_weight > 0:
             l_alpha = alpha_loss(out["alpha"], m)
             loss = loss + cfg.alpha_weight * l_alpha
+        loss = loss + self.strategy.regularization(self.state.model.params)  # 0.0 for the default strategy
         return loss, l_rgb, l_sem, l_alpha
 
     def _health_step(self, done: int) -> bool:

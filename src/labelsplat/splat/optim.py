@@ -1,4 +1,4 @@
-"""The fit's optimisers and densification strategy, and how ``semantic_grad=scaled:f`` is realised."""
+"""The fit's optimisers and densification strategy (:mod:`.densify`), and how ``semantic_grad=scaled:f`` is realised."""
 
 from __future__ import annotations
 
@@ -38,13 +38,11 @@ def means_lr(cfg: FitConfig, step: int, batch_size: int) -> float:
 
 
 def make_strategy(cfg: FitConfig):
-    """gsplat's ``DefaultStrategy`` with the configuration's thresholds and schedule."""
-    from gsplat.strategy import DefaultStrategy  # gsplat: a heavy import, only a fit needs it
+    """The densification strategy ``cfg.strategy`` names (:mod:`.densify`): gsplat's ``DefaultStrategy``
+    or ``MCMCStrategy`` with the configuration's thresholds and schedule."""
+    from .densify import strategy_for  # lazy: gsplat is a heavy import, only a fit needs it
 
-    return DefaultStrategy(
-        prune_opa=cfg.prune_opa, grow_grad2d=cfg.grow_grad2d, grow_scale3d=cfg.grow_scale3d,
-        prune_scale3d=cfg.prune_scale3d, verbose=False, **cfg.strategy_schedule(),
-    )
+    return strategy_for(cfg)
 
 
 def semantic_grad_plan(weight: float, backend: str, num_classes: int) -> tuple[float, float]:
