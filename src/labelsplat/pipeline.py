@@ -19,6 +19,7 @@ Output tree (docs/design.md)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import time
@@ -125,16 +126,23 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- one scene
-def _head_points(run, *, min_opacity: float = 0.3, keep_quantile: float = 0.98) -> np.ndarray:
+def _head_points(run, *, min_opacity: float = 0.3, min_share: float = 0.1, keep_quantile: float = 0.98) -> np.ndarray:
     """Centres (scene units) of the fitted model's solid Gaussians, without far floaters.
 
-    Used by the view sampler to judge how much of a novel view the head covers.
+    Used by the view sampler to judge how much of a novel view the head covers. A model with few
+    solid Gaussians (fewer than ``min_share`` of them, e.g. an MCMC fit of large, faint Gaussians)
+    gives its most opaque ``min_share`` instead, so its head does not look smaller than it is.
     """
     p = run.model.params
     means = p["means"].detach().cpu().double()
-    keep = torch.sigmoid(p["opacities"].detach().cpu().double()) >= min_opacity
-    if int(keep.sum()) < 10:
+    op = torch.sigmoid(p["opacities"].detach().cpu().double())
+    keep = op >= min_opacity
+    top = int(math.ceil(min_share * len(op)))
+    if int(keep.sum()) < max(10, top):
         keep = torch.ones_like(keep)
+        if top >= 10:
+            keep = torch.zeros_like(keep)
+            keep[torch.topk(op, top).indices] = True
     means = means[keep]
     dist = (means - means.median(dim=0).values).norm(dim=1)
     means = means[dist <= torch.quantile(dist, keep_quantile)]
