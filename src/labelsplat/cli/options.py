@@ -66,7 +66,7 @@ NovelViews = Annotated[Optional[int], typer.Option(
     "--novel-views", help="Novel views per scene (default: the preset's - micro 6, tiny 24, fast 100, gpu 500, paper 500).")]
 Members = Annotated[Optional[int], typer.Option(
     "--members", help="Fits per scene that differ only in their seed; the labels at the novel views average their "
-                      "class probabilities (default: the preset's - micro 1, tiny 2, fast 1, gpu 1, paper 1).")]
+                      "class probabilities (default: the preset's - micro 1, tiny 2, fast 2, gpu 1, paper 1).")]
 Sampler = Annotated[Optional[str], typer.Option(
     "--sampler", help="extreme | uniform | input-like (default: the preset's, extreme).")]
 Extract = Annotated[Optional[str], typer.Option(
