@@ -149,7 +149,8 @@ def fused_label_maps(scene, rule: str = "pixel_majority") -> list[np.ndarray]:
     scheme = get_scheme(scene.label_scheme)
     mesh = build_head(load_head(scene.root))
     tris = [rasterize_head(mesh, fr.camera)[0] for fr in scene.frames]
-    labels = [read_label(scene.path(fr.label_path), scheme.num_classes, shape=t.shape) for fr, t in zip(scene.frames, tris)]
+    labels = [read_label(scene.path(fr.label_path), scheme.num_classes, shape=t.shape)
+              for fr, t in zip(scene.frames, tris)]
     table = accumulate_votes(tris, labels, len(mesh.faces), scheme.num_classes)
     src = nearest_seen_source(mesh.vertices[mesh.faces].mean(axis=1), table.seen)
     tl = triangle_labels(rule_scores(table, rule), src)

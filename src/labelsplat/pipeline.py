@@ -50,6 +50,7 @@ from .splat import (MEMBERS_DIR, final_checkpoint, fit, latest_checkpoint, load_
                     render_cameras, run_from_checkpoint, save_checkpoint)
 from .splat.edits import EditFile, StoredEdits, apply_edits, box_points, read_edits, run_fingerprint
 from .splat.ply import save_ply
+from .splat.run import member_dirs
 from .synth import SynthConfig, load_head, load_synth, render_views, synthesize
 from .views import orbit_cameras, sample_views
 
@@ -757,11 +758,14 @@ def edit_run(run_dir: str | Path, edits_path: str | Path, out: str | Path, *, sc
     ck["meta"]["label_edits"] = every.to_dict()
     run_json = read_json(run_dir / "run.json")
     run_json.update(label_edits=every.to_dict(), edited_from=str(run_dir.resolve()), label_edits_selected=counts)
+    members = _edited_members(run_dir, doc.edits, head, log)
     with atomic_dir(out, overwrite=True) as tmp:
         save_checkpoint(tmp / "checkpoint.pt", ck)
         save_ply(tmp / "point_cloud.ply", run.model, run.norm)
         atomic_write_json(tmp / "run.json", run_json)
         atomic_write_json(tmp / "edits.json", EditFile(every.edits, fp, run.label_scheme).to_dict())
+        for name, member_ck in members:
+            save_checkpoint(tmp / MEMBERS_DIR / name / "checkpoint.pt", member_ck)
     rd.write_provenance({"edits": str(Path(edits_path).resolve()), "applied": len(new)}, None)
     log(f"applied {len(new)} edit(s) ({len(doc.edits) - len(new)} already in the run): {counts} Gaussians selected")
     empty = [i for i, c in enumerate(counts) if c == 0]
@@ -771,6 +775,32 @@ def edit_run(run_dir: str | Path, edits_path: str | Path, out: str | Path, *, sc
         log(f"warning: new edit(s) {empty} selected no Gaussian; the run's Gaussians lie within {lo} .. {hi} "
             f"in the {'head' if head is not None else 'world'} frame (scene units), where boxes are given")
     return counts
+
+
+def _edited_members(run_dir: Path, edits: list, head, log: Callable[[str], None]) -> list[tuple[str, dict]]:
+    """(folder name, checkpoint) of each further fit of ``run_dir`` (``RUN/members/<k>``) with ``edits``
+    applied as to the first fit, so that the edited run averages as many fits as the original. An
+    edit by Gaussian ids names the first fit's Gaussians only: then the members are left out (said)."""
+    dirs = [d for d in member_dirs(run_dir) if (d / "checkpoint.pt").is_file()]
+    if not dirs:
+        return []
+    if any(e.ids is not None for e in edits):
+        log(f"note: the run averages {len(dirs) + 1} fits, but an edit by Gaussian ids applies to the first fit "
+            "only: the edited run is that fit alone")
+        return []
+    out = []
+    for d in dirs:
+        ck = load_checkpoint(d / "checkpoint.pt")
+        member = run_from_checkpoint(ck, d / "checkpoint.pt", "cpu")
+        stored = StoredEdits.from_dict(member.meta.get("label_edits"))
+        new = stored.new_edits(edits) if stored is not None else list(edits)
+        apply_edits(member.model, new, scheme=member.label_scheme, norm=member.norm, head=head,
+                    scale=member.config.bg_logit)
+        every = StoredEdits((stored.edits if stored is not None else []) + new, head, run_fingerprint(member.model))
+        ck["model"]["params"]["sem"] = member.model.params["sem"].detach().cpu().clone()
+        ck["meta"]["label_edits"] = every.to_dict()
+        out.append((d.name, ck))
+    return out
 
 
 # ----------------------------------------------------------------------------- demo
