@@ -23,9 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("runs", nargs="+", metavar="NAME=FILE.json")
+    ap.add_argument("--what", default="screening sweep, tiny demo configuration",
+                    help="what the sweep screened (recorded in OUT)")
     args = ap.parse_args(argv)
     out = args.out
-    doc = {"schema_version": 1, "what": "screening sweep, tiny demo configuration", "runs": {}}
+    doc = {"schema_version": 1, "what": args.what, "runs": {}}
     rows = []
     for item in args.runs:
         name, path = item.split("=", 1)
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         s = d["settings"]
         cells = {k: {"labellings": {n: brief(L) for n, L in c["labellings"].items()},
                      "fit_s": [f["fit_s"] for f in c.get("fits", [])],
+                     "n_gaussians": [f.get("n_gaussians") for f in c.get("fits", [])],
                      "train_label_acc": [f["train_label_acc_last"] for f in c.get("fits", [])]}
                  for k, c in d["cells"].items()}
         doc["runs"][name] = {"settings": {k: s.get(k) for k in ("preset", "views", "resolution", "novel_views", "noise",

@@ -38,11 +38,14 @@ def test_collect_sweep_compacts_a_results_file(tmp_path):
     cell = {"labellings": {n: {"overall": {"miou": 0.5, "coverage": 1.0}, "by_yaw": {"60-90": {"miou": 0.4}},
                                "per_class": {"nose": {"iou": 0.3}}}
                            for n in ("initial", "refined", "refined_raw")},
-            "fits": [{"fit_s": 1.0, "train_label_acc_last": 0.9}]}
+            "fits": [{"fit_s": 1.0, "train_label_acc_last": 0.9, "n_gaussians": 1234}]}
     src = tmp_path / "run.json"
     src.write_text(json.dumps({"settings": {"preset": "micro"}, "runs": [{"machine": {"cpu": "x"}}],
                                "cells": {"main/scaled:0.1/seed0": cell}}))
     out = tmp_path / "sweep.json"
-    assert collect_sweep.main([str(out), f"base={src}"]) == 0
+    assert collect_sweep.main([str(out), f"base={src}", "--what", "a test sweep"]) == 0
     doc = json.loads(out.read_text())
-    assert doc["runs"]["base"]["cells"]["main/scaled:0.1/seed0"]["labellings"]["refined"]["miou"] == 0.5
+    assert doc["what"] == "a test sweep"
+    cell = doc["runs"]["base"]["cells"]["main/scaled:0.1/seed0"]
+    assert cell["labellings"]["refined"]["miou"] == 0.5
+    assert cell["n_gaussians"] == [1234]
