@@ -10,7 +10,7 @@ gsplat's one-time JIT compile is excluded by compiling it before the clock start
 (``--warm``), and timed separately.
 
     python -m benchmarks.gpu_refine_check --device cuda --views 48 --resolution 512 \\
-        --novel-views 500 --preset fast --fit-set max_resolution=512 --out gpu_refine.json
+        --novel-views 500 --preset gpu --out gpu_refine.json
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--views", type=int, default=48)
     ap.add_argument("--resolution", type=int, default=512)
     ap.add_argument("--novel-views", type=int, default=500)
-    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--preset", default="gpu")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--noise", default="simulated:medium")

@@ -44,7 +44,7 @@ for stage in $stages; do
     refine)
       log "refine at the GPU configuration (48 views 512^2, 500 extreme views)"
       timeout 300 python3 -m benchmarks.gpu_refine_check --device cuda --views 48 --resolution 512 \
-        --novel-views 500 --preset fast --fit-set max_resolution=512 --out "$OUT/gpu_refine.json" \
+        --novel-views 500 --preset gpu --out "$OUT/gpu_refine.json" \
         2>&1 | tail -60 | tee "$OUT/refine.log" ;;
     ratio)
       log "joint vs RGB-only fit (fit_speed.py)"

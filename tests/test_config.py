@@ -76,7 +76,7 @@ def test_with_overrides_by_subtree_and_by_flat_name():
     base = preset("fast")
     cfg = with_overrides(base, seed=2, steps=500, semantic_grad="none", novel_views=10, min_confidence=0.5,
                          label_chunk=8, device="cpu", fit={"label_colour_weight": None}, postprocess={"fill_holes": False})
-    assert base.fit.steps == 1000 and base.seed == 0  # not modified
+    assert base.fit.steps == 2000 and base.seed == 0  # not modified
     assert cfg.seed == 2 and cfg.fit.seed == 2 and cfg.fit.steps == 500 and cfg.fit.semantic_grad == "none"
     assert cfg.fit.label_colour_weight is None and cfg.device == "cpu"
     assert cfg.export.novel_views == 10 and cfg.export.label_chunk == 8

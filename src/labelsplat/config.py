@@ -232,13 +232,15 @@ PRESETS.update({
         refine_start_frac=0.15, refine_stop_frac=0.6, refine_every=50, checkpoint_every=100, init_opacity=0.3,
         semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS,
     ), novel_views=24, members=2),
-    # 32 views at 256^2, whole refine <= 10 min on 2 cores; two fits averaged (+0.018 mIoU at |yaw| 60-90
-    # on every seed, docs/quality.md)
+    # 32 views at 256^2, whole refine <= 10 min on 2 cores (438 s measured); two fits averaged (+0.018
+    # mIoU at |yaw| 60-90 on every seed) with the capacity that lifts the exact-label ceiling (2000 steps,
+    # grow_grad2d 1e-4, up to 20k initial points, ~28k Gaussians: ceiling 0.833 -> 0.906, refined
+    # 0.742 -> 0.748; docs/quality.md)
     "fast": _tree("fast", FitConfig(
-        preset="fast", steps=1000, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.25, 0.5), (0.65, 1.0)),
+        preset="fast", steps=2000, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.25, 0.5), (0.65, 1.0)),
         sh_degree=2, sh_degree_interval=250, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
-        init_max_points=8000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
-        checkpoint_every=250, init_opacity=0.2,
+        init_max_points=20_000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
+        grow_grad2d=1e-4, checkpoint_every=250, init_opacity=0.2,
         semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS_FINE,
         label_colour_weight=0.1,
     ), novel_views=100, members=2),

@@ -45,7 +45,7 @@ SemanticGrad = Annotated[Optional[str], typer.Option(
     "--semantic-grad", help="full | none | scaled:<f> (default: the preset's - micro full, tiny scaled:0.1, "
                             "fast scaled:0.1, gpu scaled:0.1, paper full).")]
 Steps = Annotated[Optional[int], typer.Option(
-    "--steps", help="Fit steps (default: the preset's - micro 60, tiny 300, fast 1000, gpu 3000, paper 30000).")]
+    "--steps", help="Fit steps (default: the preset's - micro 60, tiny 300, fast 2000, gpu 3000, paper 30000).")]
 Preset = Annotated[Optional[str], typer.Option(
     "--preset", help="micro | tiny | fast | gpu | paper: the default of every setting (`labelsplat config show PRESET`); "
                      "default tiny.")]
