@@ -392,11 +392,21 @@ def write_results(path: Path, doc: dict) -> None:
 
 # ----------------------------------------------------------------------------- main
 def merge_results(out: Path, others: list[Path]) -> int:
-    """Add the finished cells of ``others`` (same settings apart from seeds/variants) to ``out``."""
+    """Add the finished cells of ``others`` (same settings apart from seeds, variants and the fusion
+    bound) to ``out``. Files that differ in ``--fusion-bound`` merge too (the bound costs as many fits
+    as the refine, so it may run on some seeds only): ``settings["fusion_bound_seeds"]`` then lists
+    the seeds that measured it, and the summary's ``n_seeds`` per labelling says the same."""
     doc = json.loads(out.read_text())
 
     def core(d: dict) -> dict:
-        return {k: v for k, v in d["settings"].items() if k not in ("seeds", "variants")}
+        return {k: v for k, v in d["settings"].items() if k not in ("seeds", "variants", "fusion_bound",
+                                                                     "fusion_bound_seeds")}
+
+    def fusion_seeds(d: dict) -> set:
+        return set(d["settings"].get("fusion_bound_seeds",
+                                     d["settings"]["seeds"] if d["settings"].get("fusion_bound") else []))
+
+    with_fusion = fusion_seeds(doc)
 
     for path in others:
         other = json.loads(path.read_text())
@@ -409,7 +419,11 @@ def merge_results(out: Path, others: list[Path]) -> int:
         doc["settings"]["seeds"] = sorted(set(doc["settings"]["seeds"]) | set(other["settings"]["seeds"]))
         doc["settings"]["variants"] = list(dict.fromkeys(doc["settings"]["variants"] + other["settings"]["variants"]))
         doc["runs"] = doc.get("runs", []) + [{**r, "merged_from": path.name} for r in other.get("runs", [])]
+        with_fusion |= fusion_seeds(other)
         print(f"{path}: merged {len(added)} cell(s): {', '.join(added) or '-'}")
+    if with_fusion and with_fusion != set(doc["settings"]["seeds"]):
+        doc["settings"]["fusion_bound"] = True
+        doc["settings"]["fusion_bound_seeds"] = sorted(with_fusion)
     doc["summary"] = summarize(doc)
     write_results(out, doc)
     print_table(doc)

@@ -51,3 +51,20 @@ def test_the_benchmark_fits_the_fused_labels_as_a_labelling(noisy_scene, tmp_pat
     assert {"initial", "refined", "fusion", "fusion_raw"} <= set(cell["labellings"])
     assert [f["labelling"] for f in cell["fits"]] == ["refined", "fusion"]
     assert "fusion" in doc["summary"]["main"]
+
+    # a seed run without the bound merges in; the file then says which seeds measured it
+    other = tmp_path / "rq_s1.json"
+    no_bound = [a for a in args if a != "--fusion-bound"]
+    no_bound[no_bound.index("--seeds") + 1] = "1"
+    no_bound[no_bound.index("--out") + 1] = str(other)
+    assert rq.main(no_bound) == 0
+    assert rq.main(["--out", str(out), "--merge", str(other)]) == 0
+    merged = json.loads(out.read_text())
+    assert merged["settings"]["seeds"] == [0, 1] and merged["settings"]["fusion_bound_seeds"] == [0]
+    assert merged["summary"]["main"]["fusion"]["n_seeds"] == 1
+    assert merged["summary"]["main"]["refined"]["n_seeds"] == 2
+    # another configuration is refused
+    doc = json.loads(other.read_text())
+    doc["settings"]["novel_views"] = 4
+    other.write_text(json.dumps(doc))
+    assert rq.main(["--out", str(out), "--merge", str(other)]) == 2
