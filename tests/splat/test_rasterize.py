@@ -55,6 +55,18 @@ def _assert_close(a, b, rtol, name):
     assert err <= rtol * scale, f"{name}: max abs err {err:.3g} vs max |ref| {scale:.3g}"
 
 
+def _assert_same_run(cpu, naive) -> None:
+    """Two ``_run`` results (render, alpha, grads, info) agree to float64 round-off."""
+    rc, ac, gc, infoc = cpu
+    rn, an, gn, infon = naive
+    _assert_close(rc, rn, 1e-9, "render")
+    _assert_close(ac, an, 1e-9, "alpha")
+    for k in gn:
+        _assert_close(gc[k], gn[k], 1e-8, f"grad {k}")
+    _assert_close(infoc["contrib"], infon["contrib"], 1e-9, "contrib")
+    assert torch.equal(infoc["radii"], infon["radii"])
+
+
 @pytest.mark.parametrize("backend", ["naive", "cpu"])
 def test_single_isotropic_gaussian_renders_its_analytic_footprint(backend):
     # camera at the origin looking down +z (OpenCV), Gaussian on the axis at depth z; the pixel
@@ -114,12 +126,7 @@ def test_cpu_backend_matches_naive_reference_float64(case):
     rc, ac, gc, infoc = _run("cpu", scene, **kw)
     assert rc.shape == (C, scene[8], scene[7], D + 1) and ac.shape == (C, scene[8], scene[7], 1)
     assert float(an.max()) > 0.9, "test scene should contain opaque, occluding regions"
-    _assert_close(rc, rn, 1e-9, "render")
-    _assert_close(ac, an, 1e-9, "alpha")
-    for k in gn:
-        _assert_close(gc[k], gn[k], 1e-8, f"grad {k}")
-    _assert_close(infoc["contrib"], infon["contrib"], 1e-9, "contrib")
-    assert torch.equal(infoc["radii"], infon["radii"])
+    _assert_same_run((rc, ac, gc, infoc), (rn, an, gn, infon))
 
 
 def test_cpu_backend_matches_naive_float32_with_per_camera_colors():

@@ -92,11 +92,7 @@ def relocate(params, optimizers, dead: Tensor, binoms: Tensor, min_opacity: floa
     logit_o, log_s = _relocated(params, src, binoms, min_opacity)
 
     def param_fn(name: str, p: Tensor) -> Tensor:
-        p = p.detach().clone()
-        if name == "opacities":
-            p[src] = logit_o
-        elif name == "scales":
-            p[src] = log_s
+        p = _with_relocated(name, p, src, logit_o, log_s)
         p[dead_idx] = p[src]
         return p
 
@@ -109,6 +105,16 @@ def relocate(params, optimizers, dead: Tensor, binoms: Tensor, min_opacity: floa
     return len(dead_idx)
 
 
+def _with_relocated(name: str, p: Tensor, src: Tensor, logit_o: Tensor, log_s: Tensor) -> Tensor:
+    """A detached copy of parameter ``name`` whose rows ``src`` take their relocated opacity / scale."""
+    p = p.detach().clone()
+    if name == "opacities":
+        p[src] = logit_o
+    elif name == "scales":
+        p[src] = log_s
+    return p
+
+
 @torch.no_grad()
 def sample_add(params, optimizers, n: int, binoms: Tensor, min_opacity: float = 0.005) -> int:
     """Add ``n`` Gaussians copied from ones drawn by opacity (gsplat's ``sample_add``); returns ``n``."""
@@ -118,11 +124,7 @@ def sample_add(params, optimizers, n: int, binoms: Tensor, min_opacity: float = 
     logit_o, log_s = _relocated(params, src, binoms, min_opacity)
 
     def param_fn(name: str, p: Tensor) -> Tensor:
-        p = p.detach().clone()
-        if name == "opacities":
-            p[src] = logit_o
-        elif name == "scales":
-            p[src] = log_s
+        p = _with_relocated(name, p, src, logit_o, log_s)
         return torch.cat([p, p[src]])
 
     def moment_fn(v: Tensor) -> Tensor:
