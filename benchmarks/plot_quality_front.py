@@ -4,7 +4,8 @@ Reads the published results (no fits), one per configuration of the `fast` prese
 ``refine_quality.json`` (one fit per head), ``consensus_bound.json`` (the fitted fusion bound of one
 fit per head, ``vote_fits``), ``refine_quality_members2.json`` (two fits per head,
 ``--refine-set members=2 --fusion-bound``) and ``refine_quality_capacity.json`` (two fits per head
-at 2000 steps with ~4x the Gaussians, the preset now), and plots the |yaw| 60-90 mIoU (mean over
+at 2000 steps with ~4x the Gaussians) and ``refine_quality_fast_none.json`` (the same with
+``semantic_grad=none``, the preset now; its fusion bound on seed 0 only), and plots the |yaw| 60-90 mIoU (mean over
 seeds, min..max as error bars) of each labelling per configuration, with the benchmark's measured
 fit seconds per head beside each one. A labelling a configuration did not measure is left out.
 
@@ -27,6 +28,7 @@ CONFIGS = (
     ("1 fit\n1000 steps, ~7k G.", "refine_quality.json"),
     ("2 fits\n1000 steps, ~7k G.", "refine_quality_members2.json"),
     ("2 fits\n2000 steps, ~28k G.", "refine_quality_capacity.json"),
+    ("2 fits, 2000 steps\ngeometry from colour", "refine_quality_fast_none.json"),
 )
 
 

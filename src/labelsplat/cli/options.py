@@ -43,7 +43,7 @@ Backend = Annotated[Optional[str], typer.Option(
     "--backend", help="Expert override of the fit's rasteriser: cpu | gsplat (default auto: gsplat on CUDA).")]
 SemanticGrad = Annotated[Optional[str], typer.Option(
     "--semantic-grad", help="full | none | scaled:<f> (default: the preset's - micro full, tiny scaled:0.1, "
-                            "fast scaled:0.1, gpu scaled:0.1, paper full).")]
+                            "fast none, gpu scaled:0.1, paper full).")]
 Steps = Annotated[Optional[int], typer.Option(
     "--steps", help="Fit steps (default: the preset's - micro 60, tiny 300, fast 2000, gpu 3000, paper 30000).")]
 Preset = Annotated[Optional[str], typer.Option(
