@@ -65,7 +65,10 @@ class ExportConfig:
     # the check without ground truth: the fitted labels rendered at the input views whose |yaw| is at
     # most trusted_yaw (where parsers are reliable) must agree with the input labels (mIoU) at least this
     trusted_yaw: float = 30.0  # input views up to this |yaw| (degrees) are trusted for the agreement check
-    min_input_agreement: float = 0.8  # warn when the agreement with the trusted input labels is lower
+    # warn when the agreement with the trusted input labels is lower: the exact labels of synthetic heads
+    # agree with simulated parser labels at 0.66-0.93, a failed refine (micro preset) at 0.33
+    # (benchmarks/results/input_agreement.json)
+    min_input_agreement: float = 0.5
 
     def __post_init__(self) -> None:
         if self.novel_views < 1:

@@ -78,7 +78,7 @@ TrustedYaw = Annotated[Optional[float], typer.Option(
                           "their input labels (default 30).")]
 MinInputAgreement = Annotated[Optional[float], typer.Option(
     "--min-input-agreement", help="Warn when the refined labels agree with the trusted input labels below this mIoU "
-                                  "(default 0.8).")]
+                                  "(default 0.5).")]
 CelebamaskLayout = Annotated[bool, typer.Option(
     "--celebamask-layout", help="Also write CelebAMask-HQ per-class masks in OUT/dataset.")]
 
