@@ -25,16 +25,18 @@ def _get(L: dict, b: str, metric: str = "miou", be: bool = False):
 
 
 def rows_for(cell: dict) -> dict[str, list[float]]:
+    """The rows of one seed's cell; the ceiling's rows only when the run fitted the exact labels."""
     L = cell["labellings"]
     r = {
         "initial mIoU": [_get(L["initial"], b) for b in BINS],
         "refined mIoU": [_get(L["refined"], b) for b in BINS],
-        "ceiling mIoU": [_get(L["ceiling"], b) for b in BINS],
     }
     r["refined - initial"] = [a - b for a, b in zip(r["refined mIoU"], r["initial mIoU"])]
-    r["ceiling - refined"] = [a - b for a, b in zip(r["ceiling mIoU"], r["refined mIoU"])]
-    r["ceiling b.-excl. mean F1"] = [_get(L["ceiling"], b, "mean_f1", be=True) for b in BINS]
-    r["ceiling, raw: b.-excl. mean F1"] = [_get(L["ceiling_raw"], b, "mean_f1", be=True) for b in BINS]
+    if "ceiling" in L:  # --no-ceiling runs have none
+        r["ceiling mIoU"] = [_get(L["ceiling"], b) for b in BINS]
+        r["ceiling - refined"] = [a - b for a, b in zip(r["ceiling mIoU"], r["refined mIoU"])]
+        r["ceiling b.-excl. mean F1"] = [_get(L["ceiling"], b, "mean_f1", be=True) for b in BINS]
+        r["ceiling, raw: b.-excl. mean F1"] = [_get(L["ceiling_raw"], b, "mean_f1", be=True) for b in BINS]
     return r
 
 
@@ -65,6 +67,8 @@ def against(doc: dict, old: dict) -> str:
     out = ["| seed | row | " + " | ".join(BINS) + " |", "| --- | --- |" + " ---: |" * len(BINS)]
     for s in sorted(set(new_c) & set(old_c)):
         for name in ("refined", "ceiling"):
+            if name not in new_c[s]["labellings"] or name not in old_c[s]["labellings"]:
+                continue
             a, b = new_c[s]["labellings"][name], old_c[s]["labellings"][name]
             out.append(f"| {s} | {name} mIoU | " + " | ".join(f"{_get(a, x) - _get(b, x):+.4f}" for x in BINS) + " |")
             out.append(f"| {s} | {name} b.-excl. mean F1 | "
