@@ -430,6 +430,40 @@ def merge_results(out: Path, others: list[Path]) -> int:
     return 0
 
 
+def ceiling_from(out: Path, exact_run: Path) -> int:
+    """Take each seed's ceiling in ``out`` (a ``--no-ceiling`` run) from ``exact_run``: a run of the
+    same configuration with ``--noise none``, whose synthetic heads, cameras and novel views are the
+    same but whose input labels are the exact ones, so that its ``refined`` labelling is this
+    configuration's ceiling. Lets the refine and its ceiling run as separate processes."""
+    doc, other = json.loads(out.read_text()), json.loads(exact_run.read_text())
+
+    def core(d: dict) -> dict:
+        return {k: v for k, v in d["settings"].items() if k not in ("seeds", "variants", "noise", "ceiling")}
+
+    if core(doc) != core(other) or other["settings"]["noise"] != "none" or doc["settings"]["ceiling"] is not False:
+        print(f"error: {exact_run} is not the --noise none run of {out}'s configuration, or {out} has a ceiling",
+              file=sys.stderr)
+        return 2
+    taken = []
+    for key, cell in doc["cells"].items():
+        src = other["cells"].get(key)
+        if src is None:
+            continue
+        for name in ("ceiling", "ceiling_raw"):
+            cell["labellings"][name] = src["labellings"][name.replace("ceiling", "refined")]
+        cell["fits"] = cell["fits"] + [{**f, "labelling": "ceiling"} for f in src["fits"]]
+        taken.append(key)
+    if len(taken) != len(doc["cells"]):
+        print(f"error: {exact_run} lacks cells of {out}: {sorted(set(doc['cells']) - set(taken))}", file=sys.stderr)
+        return 2
+    doc["settings"]["ceiling"] = f"from {exact_run.name} (--noise none)"
+    doc["runs"] = doc.get("runs", []) + [{**r, "merged_from": exact_run.name} for r in other.get("runs", [])]
+    doc["summary"] = summarize(doc)
+    write_results(out, doc)
+    print_table(doc)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="fast")
@@ -457,9 +491,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
                     help="merge the finished cells of these results files (same configuration, e.g. seeds run in "
                          "parallel processes) into --out, then exit")
+    ap.add_argument("--ceiling-from", type=Path, default=None, metavar="JSON",
+                    help="take --out's ceiling (a --no-ceiling run) from this run of the same configuration with "
+                         "--noise none (the same heads with their exact labels as input), then exit")
     args = ap.parse_args(argv)
     if args.merge:
         return merge_results(args.out, args.merge)
+    if args.ceiling_from:
+        return ceiling_from(args.out, args.ceiling_from)
 
     from labelsplat.config import fit_preset
 
