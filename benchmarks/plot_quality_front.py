@@ -5,7 +5,8 @@ Reads the published results (no fits), one per configuration of the `fast` prese
 fit per head, ``vote_fits``), ``refine_quality_members2.json`` (two fits per head,
 ``--refine-set members=2 --fusion-bound``) and ``refine_quality_capacity.json`` (two fits per head
 at 2000 steps with ~4x the Gaussians) and ``refine_quality_fast_none.json`` (the same with
-``semantic_grad=none``, the preset now; its fusion bound on seed 0 only), and plots the |yaw| 60-90 mIoU (mean over
+``semantic_grad=none``; its fusion bound on seed 0 only) and ``refine_quality_fast_gce.json`` (the
+same with ``semantic_loss=gce:0.7``, the preset now; its ceiling from a ``--noise none`` run), and plots the |yaw| 60-90 mIoU (mean over
 seeds, min..max as error bars) of each labelling per configuration, with the benchmark's measured
 fit seconds per head beside each one. A labelling a configuration did not measure is left out.
 
@@ -29,6 +30,7 @@ CONFIGS = (
     ("2 fits\n1000 steps, ~7k G.", "refine_quality_members2.json"),
     ("2 fits\n2000 steps, ~28k G.", "refine_quality_capacity.json"),
     ("2 fits, 2000 steps\ngeometry from colour", "refine_quality_fast_none.json"),
+    ("the same with\ngeneralized CE", "refine_quality_fast_gce.json"),
 )
 
 
