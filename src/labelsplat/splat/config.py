@@ -423,11 +423,13 @@ class FitConfig:
         logits = self.semantic_target == "logits"
         if p.semantic_lift.enabled and not logits:
             bad("semantic_lift vote needs semantic_target=logits")
+        # the fast preset fits with gce: say how to combine it with what gce excludes
+        to_ce = " (with --preset fast, whose semantic_loss is gce:0.7, add --fit-set semantic_loss=ce)"
         if p.semantic_loss.generalized and (self.label_smoothing > 0 or not logits):
-            bad("semantic_loss gce needs semantic_target=logits and label_smoothing=0")
+            bad(f"semantic_loss gce needs semantic_target=logits and label_smoothing=0{to_ce}")
         if p.label_noise.enabled and (p.semantic_loss.generalized or self.label_smoothing > 0 or not logits):
             bad(f"label_noise={self.label_noise!r} needs semantic_target=logits, semantic_loss=ce and "
-                "label_smoothing=0")
+                f"label_smoothing=0{to_ce if p.semantic_loss.generalized else ''}")
         if self.rasterize_mode not in RASTERIZE_MODES:
             bad(f"rasterize_mode must be one of {', '.join(RASTERIZE_MODES)}, got {self.rasterize_mode!r}")
         if p.strategy.is_mcmc and p.strategy.cap < self.init_max_points:
