@@ -423,8 +423,8 @@ class FitConfig:
         logits = self.semantic_target == "logits"
         if p.semantic_lift.enabled and not logits:
             bad("semantic_lift vote needs semantic_target=logits")
-        # the fast preset fits with gce: say how to combine it with what gce excludes
-        to_ce = " (with --preset fast, whose semantic_loss is gce:0.7, add --fit-set semantic_loss=ce)"
+        # gce may come from the preset (fast) rather than the user: say how to switch it off
+        to_ce = f" (semantic_loss is {self.semantic_loss} here: add --fit-set semantic_loss=ce)"
         if p.semantic_loss.generalized and (self.label_smoothing > 0 or not logits):
             bad(f"semantic_loss gce needs semantic_target=logits and label_smoothing=0{to_ce}")
         if p.label_noise.enabled and (p.semantic_loss.generalized or self.label_smoothing > 0 or not logits):
