@@ -8,8 +8,10 @@ import json
 import numpy as np
 
 from labelsplat.config import preset, with_overrides
+from labelsplat.io import read_label
 from labelsplat.pipeline import input_agreement
 from labelsplat.scene import load_scene
+from labelsplat.synth import SynthConfig, synthesize
 
 
 def test_agreement_counts_only_trusted_views_and_warns_below_the_threshold(synth_scene):
@@ -46,13 +48,9 @@ def test_refine_reports_the_agreement_and_warns_in_metrics_and_report(refined):
     assert "warning:" in html and "agreement with trusted inputs" in html
 
 
-
 def test_the_exact_labels_never_warn_against_noisy_inputs(tmp_path):
     # a refine that returned the ground truth must pass the check. With heavy simulated parser noise
     # this head's exact labels agree with its inputs at 0.65 only (a threshold of 0.8 warned on them)
-    from labelsplat.io import read_label
-    from labelsplat.synth import SynthConfig, synthesize
-
     synthesize(tmp_path, SynthConfig(identities=1, views=12, rig="facescape", resolution=64, noise="simulated:high",
                                      seed=2))
     scene = load_scene(tmp_path / "head_000")
