@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import shutil
 import time
 from pathlib import Path
 
+from benchmarks import refine_quality as rq
 from benchmarks.common import machine_info
 
 WHAT = ("the gpu preset run on the CPU with its steps capped (one synthetic head, 48 views at 512 px, "
@@ -34,31 +34,30 @@ def _bins(labelling: dict) -> dict:
             **{b: (m or {}).get("miou") for b, m in labelling["by_yaw"].items()}}
 
 
-def run_row(args) -> dict:
+def _config(args):
+    """The gpu preset with the run's steps, semantic_grad (the preset's unless given) and views."""
     from labelsplat.config import preset, with_overrides
-    from labelsplat.pipeline import refine
-    from labelsplat.synth import SynthConfig, synthesize
 
-    fit = {"steps": args.steps}
-    if args.semantic_grad:
-        fit["semantic_grad"] = args.semantic_grad
-    cfg = with_overrides(preset("gpu"), seed=args.seed, device="cpu", fit=fit,
-                         export={"novel_views": args.novel_views})
-    work = args.work / f"s{args.seed}_{args.labels}_{cfg.fit.semantic_grad.replace(':', '_')}_{args.steps}"
-    if work.exists():
-        shutil.rmtree(work)
+    fit = {"steps": args.steps, **({"semantic_grad": args.semantic_grad} if args.semantic_grad else {})}
+    return with_overrides(preset("gpu"), seed=args.seed, device="cpu", fit=fit, export={"novel_views": args.novel_views})
+
+
+def run_row(args, cfg) -> dict:
+    from labelsplat.pipeline import refine
+
     t0 = time.perf_counter()
-    synthesize(work / "input", SynthConfig(identities=1, views=args.views, rig="facescape", resolution=args.resolution,
-                                           noise="simulated:medium", seed=args.seed), overwrite=True)
-    scene = work / "input" / "head_000"
-    if args.labels == "exact":
-        for p in (scene / "gt_labels").iterdir():
-            shutil.copyfile(p, scene / "labels" / p.name)
+    # the quality benchmark's synthetic head and its exact-label copy (cached under --work)
+    heads = rq.synth_inputs(args.work, argparse.Namespace(views=args.views, resolution=args.resolution,
+                                                          noise="simulated:medium", identities=1, label_max_yaw=None),
+                            args.seed)
+    noisy, exact = heads[0]
+    scene = exact if args.labels == "exact" else noisy
     synth_s = time.perf_counter() - t0
+    out = args.work / f"s{args.seed}_{args.labels}_{cfg.fit.semantic_grad.replace(':', '_')}_{args.steps}"
     t = time.perf_counter()
-    pooled, _ = refine([scene], work / "refined", cfg, overwrite=True, progress=False, log=lambda s: None)
+    pooled, _ = refine([scene], out, cfg, overwrite=True, progress=False, log=lambda s: None)
     refine_s = time.perf_counter() - t
-    run_doc = json.loads((work / "refined" / "scenes" / "head_000" / "run" / "run.json").read_text())
+    run_doc = json.loads((out / "scenes" / scene.name / "run" / "run.json").read_text())
     lab = pooled["labellings"]
     return {"preset": "gpu", "steps": args.steps, "semantic_grad": cfg.fit.semantic_grad, "views": args.views,
             "resolution": args.resolution, "novel_views": args.novel_views, "seed": args.seed,
@@ -87,13 +86,12 @@ def main(argv=None) -> int:
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {"schema_version": 1, "what": WHAT, "rows": []}
-    from labelsplat.config import preset
-
-    key = (args.steps, args.semantic_grad or preset("gpu").fit.semantic_grad, args.labels)
+    cfg = _config(args)
+    key = (args.steps, cfg.fit.semantic_grad, args.labels)
     if any(_key(r) == key for r in doc["rows"]) and not args.overwrite:
         print(f"{key} is already in {args.out} (--overwrite replaces it)")
         return 0
-    row = run_row(args)
+    row = run_row(args, cfg)
     row["date"] = datetime.date.today().isoformat()
     doc["rows"] = [r for r in doc["rows"] if _key(r) != key] + [row]
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
