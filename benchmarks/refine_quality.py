@@ -391,6 +391,11 @@ def write_results(path: Path, doc: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+def _settings_apart(settings: dict, *keys: str) -> dict:
+    """``settings`` without ``keys``: what two results files must share to be joined or resumed."""
+    return {k: v for k, v in settings.items() if k not in keys}
+
+
 def merge_results(out: Path, others: list[Path]) -> int:
     """Add the finished cells of ``others`` (same settings apart from seeds, variants and the fusion
     bound) to ``out``. Files that differ in ``--fusion-bound`` merge too (the bound costs as many fits
@@ -399,8 +404,7 @@ def merge_results(out: Path, others: list[Path]) -> int:
     doc = json.loads(out.read_text())
 
     def core(d: dict) -> dict:
-        return {k: v for k, v in d["settings"].items() if k not in ("seeds", "variants", "fusion_bound",
-                                                                     "fusion_bound_seeds")}
+        return _settings_apart(d["settings"], "seeds", "variants", "fusion_bound", "fusion_bound_seeds")
 
     def fusion_seeds(d: dict) -> set:
         return set(d["settings"].get("fusion_bound_seeds",
@@ -438,7 +442,7 @@ def ceiling_from(out: Path, exact_run: Path) -> int:
     doc, other = json.loads(out.read_text()), json.loads(exact_run.read_text())
 
     def core(d: dict) -> dict:
-        return {k: v for k, v in d["settings"].items() if k not in ("seeds", "variants", "noise", "ceiling")}
+        return _settings_apart(d["settings"], "seeds", "variants", "noise", "ceiling")
 
     if core(doc) != core(other) or other["settings"]["noise"] != "none" or doc["settings"]["ceiling"] is not False:
         print(f"error: {exact_run} is not the --noise none run of {out}'s configuration, or {out} has a ceiling",
@@ -521,8 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = None
     if args.out.is_file() and not args.overwrite:
         doc = json.loads(args.out.read_text())
-        old = {k: v for k, v in doc.get("settings", {}).items() if k not in ("seeds", "variants")}
-        new = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in ("seeds", "variants")}
+        old = _settings_apart(doc.get("settings", {}), "seeds", "variants")
+        new = _settings_apart(json.loads(json.dumps(settings)), "seeds", "variants")
         if old != new:
             print(f"error: {args.out} holds results of another configuration ({old}); pass --overwrite or another --out",
                   file=sys.stderr)
