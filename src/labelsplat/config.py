@@ -241,14 +241,16 @@ PRESETS.update({
     # made the geometry fit each view's label errors (|yaw| 60-90 refined 0.748 -> 0.789 on every seed,
     # ceiling 0.906 -> 0.870), and the generalized cross-entropy (gce:0.7), whose pull of a label fades
     # where the Gaussians that all views share find it implausible (refined 0.789 -> 0.796 in 60-90,
-    # 0.796 -> 0.807 overall, higher on every seed and bin; docs/quality.md)
+    # 0.796 -> 0.807 overall, higher on every seed and bin), and the foreground exactly where the labels
+    # are not background (mask_dilate 0): a dilated one filled the gaps behind the ears and around the
+    # head with backdrop-coloured Gaussians (docs/quality.md)
     "fast": _tree("fast", FitConfig(
         preset="fast", steps=2000, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.25, 0.5), (0.65, 1.0)),
         sh_degree=2, sh_degree_interval=250, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
         init_max_points=20_000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
         grow_grad2d=1e-4, checkpoint_every=250, init_opacity=0.2,
         semantic_grad="none", semantic_loss="gce:0.7", class_weights_by_concept=FACE_PART_WEIGHTS_FINE,
-        label_colour_weight=0.1,
+        label_colour_weight=0.1, mask_dilate=0.0,
     ), novel_views=100, members=2),
     # one head at 48 views 512 px on one GPU (intent: <= 60 s refine on an H200; GPU time not measured
     # yet): the fast preset's class and colour weights with the capacity that lifted the CPU ceiling (more steps,
