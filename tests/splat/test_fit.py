@@ -287,8 +287,8 @@ def test_semantic_grad_none_keeps_the_rgb_only_geometry(scene_dir, tmp_path):
 
 
 def test_fast_preset_takes_the_foreground_exactly_where_the_labels_are_not_background(scene_dir):
-    """A dilated foreground fills thin gaps of backdrop (behind an ear) with Gaussians; the fast
-    preset's is the labels' own, the default's is wider."""
+    """A dilated foreground adds a ring of backdrop that the fit paints with Gaussians; the fast
+    preset's foreground is the labels' own, a dilated one is wider."""
     from labelsplat.config import PRESETS
     from labelsplat.splat import load_views
 

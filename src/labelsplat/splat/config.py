@@ -353,8 +353,8 @@ class FitConfig:
     alpha_weight: float = 0.1  # L1 between rendered alpha and the foreground mask; 0 = off
     random_background: bool = True  # composite targets and renders onto a random colour each step
     bg_logit: float = 10.0  # background logit vector = bg_logit * one_hot(0), composited behind
-    # dilation radius of the foreground (fraction of max(w, h)); at 256 px and more it fills the thin
-    # backdrop gaps (behind the ears) with opaque Gaussians, so the fast preset uses 0 (docs/quality.md)
+    # dilation radius of the foreground (fraction of max(w, h)); at 256 px the ring of backdrop it adds
+    # is painted with opaque Gaussians, so the fast preset uses 0 (docs/quality.md)
     mask_dilate: float = 0.01
     # initialisation
     hull_resolution: int = 40  # voxels per side of the [-bound, bound]^3 grid
