@@ -34,15 +34,22 @@ def _demo_pin() -> dict:
     return json.loads((PINS / "demo_refined.json").read_text())
 
 
+#: how far the demo's refined mIoU may move from the pin: overall, and per |yaw| bin. Float rounding
+#: differs between CPUs (numpy's and torch's SIMD kernels with and without AVX-512), which moves the
+#: synthetic head and the fits by a few pixels (measured: 0.0001 overall, 0.0013 in one bin)
+PIN_TOL_OVERALL = 0.002
+PIN_TOL_BIN = 0.005
+
+
 def _check_demo_pin(refined: dict) -> None:
     """Compare the demo's refined labelling (metrics.json's ``labellings.refined``) with the pin."""
     pin = _demo_pin()
-    got = refined["confusion"]
-    if got != pin["confusion"]:
-        diffs = {k: round(refined["overall"][k] - pin["overall"][k], 6) for k in pin["overall"]}
-        by_yaw = {b: round((refined["by_yaw"][b] or {}).get("miou", 0.0) - (m or 0.0), 6)
-                  for b, m in pin["by_yaw"].items()}
-        raise AssertionError(f"the demo's refined confusion matrix moved: overall {diffs}, mIoU by |yaw| {by_yaw}")
+    assert sum(map(sum, refined["confusion"])) == sum(map(sum, pin["confusion"])), "the demo scores other pixels"
+    d_all = refined["overall"]["miou"] - pin["overall"]["miou"]
+    d_bin = {b: (refined["by_yaw"][b] or {}).get("miou", 0.0) - (m or 0.0) for b, m in pin["by_yaw"].items()}
+    if abs(d_all) > PIN_TOL_OVERALL or any(abs(d) > PIN_TOL_BIN for d in d_bin.values()):
+        raise AssertionError(f"the demo's refined labels moved: mIoU overall {d_all:+.4f}, by |yaw| "
+                             + ", ".join(f"{b} {d:+.4f}" for b, d in d_bin.items()))
 
 
 @pytest.fixture

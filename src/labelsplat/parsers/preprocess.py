@@ -132,7 +132,7 @@ def face_crop_box(camera, head_center: np.ndarray, radius: float, *, max_fractio
     u, v = (float(a) for a in uv[0])
     W, H = camera.width, camera.height
     half = 0.5 * (camera.fx + camera.fy) * radius / z
-    side = int(math.ceil(2.0 * half))
+    side = int(math.ceil(2.0 * half - 1e-6))  # an exact integer stays itself despite rounding in the projection
     if side >= max_fraction * min(W, H) or side < 8:
         return None
     if not (-half <= u <= W + half and -half <= v <= H + half):
