@@ -241,9 +241,9 @@ PRESETS.update({
     # made the geometry fit each view's label errors (|yaw| 60-90 refined 0.748 -> 0.789 on every seed,
     # ceiling 0.906 -> 0.870), and the generalized cross-entropy (gce:0.7), whose pull of a label fades
     # where the Gaussians that all views share find it implausible (refined 0.789 -> 0.796 in 60-90,
-    # 0.796 -> 0.807 overall, higher on every seed and bin), and the foreground exactly where the labels
-    # are not background (mask_dilate 0): a dilated one added a ring of backdrop around the head in
-    # every view, which the fit painted with opaque Gaussians (docs/quality.md)
+    # 0.796 -> 0.807 overall, higher on every seed and bin), and the foreground undilated (mask_dilate 0):
+    # a dilated one added a ring of backdrop around the head in every view, which the fit painted with
+    # opaque Gaussians (refined 0.796 -> 0.837 in 60-90, ceiling 0.860 -> 0.886; docs/quality.md)
     "fast": _tree("fast", FitConfig(
         preset="fast", steps=2000, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.25, 0.5), (0.65, 1.0)),
         sh_degree=2, sh_degree_interval=250, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,

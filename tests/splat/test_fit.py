@@ -286,9 +286,9 @@ def test_semantic_grad_none_keeps_the_rgb_only_geometry(scene_dir, tmp_path):
     assert rgb["means"].shape != full["means"].shape or not torch.equal(rgb["means"], full["means"])
 
 
-def test_fast_preset_takes_the_foreground_exactly_where_the_labels_are_not_background(scene_dir):
+def test_fast_preset_takes_the_foreground_undilated(scene_dir):
     """A dilated foreground adds a ring of backdrop that the fit paints with Gaussians; the fast
-    preset's foreground is the labels' own, a dilated one is wider."""
+    preset takes the foreground undilated (here, without mask files, the labels' non-background)."""
     from labelsplat.config import PRESETS
     from labelsplat.splat import load_views
 
