@@ -134,9 +134,31 @@ def synth_inputs(work: Path, args, seed: int) -> list[tuple[Path, Path]]:
         (base / "DONE").write_text("ok\n")
     pairs = [(sdir, base / "exact" / sdir.name) for sdir in sorted((base / "noisy").iterdir())
              if (sdir / "transforms.json").is_file()]
+    if getattr(args, "no_masks", False):
+        pairs = [(_without_masks(noisy), _without_masks(exact)) for noisy, exact in pairs]
     if args.label_max_yaw is None:
         return pairs
     return [(_trust_pose(noisy, args.label_max_yaw), _trust_pose(exact, args.label_max_yaw)) for noisy, exact in pairs]
+
+
+def _without_masks(scene_dir: Path) -> Path:
+    """A copy of ``scene_dir`` without its mask files: the fit takes the foreground from the input
+    labels, as it does for a capture without masks (cached beside it)."""
+    from labelsplat.scene import load_scene, save_scene
+
+    out = scene_dir.parent.parent / f"{scene_dir.parent.name}_nomasks" / scene_dir.name
+    if (out / "transforms.json").is_file():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(scene_dir, tmp, ignore=shutil.ignore_patterns("masks"))
+    scene = load_scene(tmp)
+    for fr in scene.frames:
+        fr.mask_path = None
+    save_scene(scene, tmp)
+    tmp.rename(out)
+    return out
 
 
 def _trust_pose(scene_dir: Path, max_yaw: float) -> Path:
@@ -487,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refine-set", action="append", metavar="KEY=VALUE", help="RefineConfig override (repeatable)")
     ap.add_argument("--label-max-yaw", type=float, default=None,
                     help="ignore the input labels of views with |yaw| above this (degrees); RGB still used")
+    ap.add_argument("--no-masks", action="store_true",
+                    help="drop the synthetic scenes' mask files: the foreground comes from the input labels")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the exact-label fits")
     ap.add_argument("--fusion-bound", action="store_true",
                     help="also fit the noisy labels fused per triangle of the exact mesh (the fitted fusion bound)")
@@ -521,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
                 "label_max_yaw": args.label_max_yaw}
     if args.fusion_bound:  # only when asked: results files written without it keep their settings
         settings["fusion_bound"] = True
+    if args.no_masks:  # the same
+        settings["masks"] = False
     work = args.workdir or Path("/tmp") / f"{args.out.stem}_work"
     work.mkdir(parents=True, exist_ok=True)
 
