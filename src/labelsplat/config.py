@@ -235,7 +235,7 @@ PRESETS.update({
         refine_start_frac=0.15, refine_stop_frac=0.6, refine_every=50, checkpoint_every=100, init_opacity=0.3,
         semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS,
     ), novel_views=24, members=2),
-    # 32 views at 256^2, whole refine <= 10 min on 2 cores (442 s measured); two fits
+    # 32 views at 256^2, whole refine <= 10 min on 2 cores (530 s measured); two fits
     # averaged with the capacity of 2000 steps, grow_grad2d 1e-4 and up to 20k initial points (~28k
     # Gaussians), geometry from colour only (semantic_grad none): at this capacity the labels' gradients
     # made the geometry fit each view's label errors (|yaw| 60-90 refined 0.748 -> 0.789 on every seed,
