@@ -134,31 +134,41 @@ def synth_inputs(work: Path, args, seed: int) -> list[tuple[Path, Path]]:
         (base / "DONE").write_text("ok\n")
     pairs = [(sdir, base / "exact" / sdir.name) for sdir in sorted((base / "noisy").iterdir())
              if (sdir / "transforms.json").is_file()]
-    if getattr(args, "no_masks", False):
+    if getattr(args, "no_masks", False):  # the other scripts' argument namespaces have no such field
         pairs = [(_without_masks(noisy), _without_masks(exact)) for noisy, exact in pairs]
     if args.label_max_yaw is None:
         return pairs
     return [(_trust_pose(noisy, args.label_max_yaw), _trust_pose(exact, args.label_max_yaw)) for noisy, exact in pairs]
 
 
-def _without_masks(scene_dir: Path) -> Path:
-    """A copy of ``scene_dir`` without its mask files: the fit takes the foreground from the input
-    labels, as it does for a capture without masks (cached beside it)."""
-    from labelsplat.scene import load_scene, save_scene
+def _edited_copy(scene_dir: Path, tag: str, edit, ignore=None) -> Path:
+    """A copy of ``scene_dir`` beside it (``<parent>_<tag>/<name>``) that ``edit(scene)`` changed in
+    place; written under a temporary name and renamed when done, and reused once it exists."""
+    from labelsplat.scene import load_scene
 
-    out = scene_dir.parent.parent / f"{scene_dir.parent.name}_nomasks" / scene_dir.name
+    out = scene_dir.parent.parent / f"{scene_dir.parent.name}_{tag}" / scene_dir.name
     if (out / "transforms.json").is_file():
         return out
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    shutil.copytree(scene_dir, tmp, ignore=shutil.ignore_patterns("masks"))
-    scene = load_scene(tmp)
-    for fr in scene.frames:
-        fr.mask_path = None
-    save_scene(scene, tmp)
+    shutil.copytree(scene_dir, tmp, ignore=ignore)
+    edit(load_scene(tmp))
     tmp.rename(out)
     return out
+
+
+def _without_masks(scene_dir: Path) -> Path:
+    """A copy of ``scene_dir`` without its mask files: the fit takes the foreground from the input
+    labels, as it does for a capture without masks (cached beside it)."""
+    from labelsplat.scene import save_scene
+
+    def drop_masks(scene) -> None:
+        for fr in scene.frames:
+            fr.mask_path = None
+        save_scene(scene)
+
+    return _edited_copy(scene_dir, "nomasks", drop_masks, ignore=shutil.ignore_patterns("masks"))
 
 
 def _trust_pose(scene_dir: Path, max_yaw: float) -> Path:
@@ -167,11 +177,17 @@ def _trust_pose(scene_dir: Path, max_yaw: float) -> Path:
     Uses only the cameras and the head frame (no ground truth): the parser's labels are trusted
     at near-frontal poses only, the RGB of every view still shapes the geometry.
     """
-    from labelsplat.scene import load_scene, yaw_pitch
+    from labelsplat.io import read_label, write_png
+    from labelsplat.scene import yaw_pitch
 
-    out = scene_dir.parent.parent / f"{scene_dir.parent.name}_maxyaw{max_yaw:g}" / scene_dir.name
-    if (out / "transforms.json").is_file():
-        return out
+    def ignore_beyond(scene) -> None:
+        for fr in scene.frames:
+            yaw, _ = yaw_pitch(fr.camera.center, scene.head_frame)
+            if abs(yaw) > max_yaw:
+                p = scene.path(fr.label_path)
+                write_png(p, np.full_like(read_label(p), 255))
+
+    return _edited_copy(scene_dir, f"maxyaw{max_yaw:g}", ignore_beyond)
     shutil.copytree(scene_dir, out, dirs_exist_ok=True)
     scene = load_scene(out)
     for fr in scene.frames:

@@ -8,11 +8,10 @@ from benchmarks.refine_quality import _without_masks
 from labelsplat.config import fit_preset
 from labelsplat.scene import load_scene
 from labelsplat.splat import load_views
+from labelsplat.synth import SynthConfig, synthesize
 
 
 def test_without_masks_takes_the_foreground_from_the_labels(tmp_path):
-    from labelsplat.synth import SynthConfig, synthesize
-
     synthesize(tmp_path / "noisy", SynthConfig(identities=1, views=4, rig="facescape", resolution=32,
                                                noise="simulated:high", seed=0))
     src = tmp_path / "noisy" / "head_000"
