@@ -1,4 +1,4 @@
-"""The gpu preset's capped CPU run: one row per (steps, semantic_grad, labels), kept unless --overwrite."""
+"""The gpu preset's capped CPU run: one row per (steps, semantic_grad, labels, --fit-set), kept unless --overwrite."""
 
 from __future__ import annotations
 
@@ -18,3 +18,10 @@ def test_rows_are_keyed_and_kept(tmp_path, capsys):
     # the same key again is kept, not rerun
     assert gp.main(argv + ["--semantic-grad", "none"]) == 0
     assert "already in" in capsys.readouterr().out and len(json.loads(out.read_text())["rows"]) == 1
+    # a --fit-set setting is part of the key: a new row, with the setting in the run's config
+    assert gp.main(argv + ["--semantic-grad", "none", "--fit-set", "mask_dilate=0"]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 2 and rows[1]["fit_set"] == {"mask_dilate": 0} and rows[0].get("fit_set", {}) == {}
+    run = tmp_path / "work" / "s0_noisy_none_4_mask_dilate0"
+    (cfg,) = [json.loads(p.read_text())["config"] for p in run.rglob("run.json") if "scenes" in p.parts]
+    assert cfg["mask_dilate"] == 0.0

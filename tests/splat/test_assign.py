@@ -6,7 +6,12 @@ import numpy as np
 import torch
 
 from fit_scene import CENTER, RADIUS, head_gaussians, ring_cameras
+import pytest
+
+from labelsplat.errors import LabelsplatError
 from labelsplat.splat import GaussianModel, KeepFitted, VoteAssigner, make_assigner
+from labelsplat.splat.assign import Unweight
+from labelsplat.splat.rasterize import rasterize
 from labelsplat.config import fit_preset as make_config
 from labelsplat.splat.data import ViewLevel
 from labelsplat.splat.lift import lifted_logits, vote_semantics
@@ -48,3 +53,37 @@ def test_keep_fitted_and_vote():
     assert summary["mode"] == "vote:2" and set(summary) == {"mode", "time_s", "gaussians_without_votes",
                                                           "median_vote_weight"}
     assert summary["gaussians_without_votes"] == int((votes.sum(-1) <= 0).sum())
+
+
+def test_factory_unweight_and_its_refusals():
+    u = make_assigner(make_config("micro", semantic_lift="unweight:0.5", class_weights_by_concept=(("l_eye", 10.0),)), K)
+    assert isinstance(u, Unweight) and u.strength == 0.5 and u.name == "unweight:0.5"
+    with pytest.raises(LabelsplatError, match="unweight undoes the class weights"):
+        make_config("micro", semantic_lift="unweight")
+    with pytest.raises(LabelsplatError, match="semantic_lift unweight needs semantic_target=logits"):
+        make_config("micro", semantic_lift="unweight", semantic_target="palette", class_weights=(1.0,) * K)
+
+
+def test_unweight_shifts_the_rendered_logits_by_the_log_weights():
+    m, level = _model_and_level()
+    kw = dict(backend="cpu", view_weights=None, scale=10.0)
+    before = m.params["sem"].detach().clone()
+    assert Unweight().assign(m, level, class_weights=None, **kw) is None  # no weights: nothing to undo
+    assert torch.equal(m.params["sem"], before)
+    cw = torch.ones(K)
+    cw[4], cw[11] = 10.0, 3.0
+    summary = Unweight(2.0, name="unweight:2").assign(m, level, class_weights=cw, **kw)
+    assert summary == {"mode": "unweight:2", "max_shift": round(2 * float(np.log(10.0)), 4)}
+    assert torch.allclose(m.params["sem"], before - 2.0 * torch.log(cw))
+    # the composited logits move by the shift times the pixel's alpha: by the shift where opaque
+    with torch.no_grad():
+        m.params["opacities"].fill_(20.0)  # sigmoid -> 1
+    act = {k: v.detach() for k, v in m.activated().items()}
+    cam = level.cameras[0]
+    vm, Kt = (torch.tensor(a, dtype=torch.float32)[None] for a in (cam.w2c_opencv, cam.K))
+    args = (act["means"], act["quats"], act["scales"], act["opacities"])
+    shifted, alpha, _ = rasterize(*args, m.params["sem"].detach()[None], vm, Kt, cam.width, cam.height,
+                                  render_depth=False)
+    orig, _, _ = rasterize(*args, before[None], vm, Kt, cam.width, cam.height, render_depth=False)
+    assert (alpha > 0.999).sum() > 20
+    assert torch.allclose((orig - shifted)[..., :K], alpha * 2.0 * torch.log(cw), atol=1e-4)

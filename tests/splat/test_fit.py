@@ -151,6 +151,16 @@ def test_resume_is_bitwise_identical(scene_dir, tmp_path):
     assert la == lb
 
 
+def test_resuming_a_finished_fit_keeps_its_label_assignment(scene_dir, tmp_path):
+    # the final checkpoint carries the assigned logits: resuming must not shift them a second time
+    cfg = small_cfg(steps=4, semantic_lift="unweight", class_weights_by_concept=(("nose", 5.0),))
+    done = fit(scene_dir, tmp_path / "r", cfg, write_outputs=False)
+    assert done.summary["semantic_lift"]["mode"] == "unweight"
+    again = fit(scene_dir, tmp_path / "r", None, resume=True, write_outputs=False)
+    assert "semantic_lift" not in again.summary
+    assert torch.equal(again.model.params["sem"], done.model.params["sem"])
+
+
 def test_resume_refusals(scene_dir, tmp_path):
     with pytest.raises(LabelsplatError, match="nothing to resume"):
         fit(scene_dir, tmp_path / "none", small_cfg(), resume=True)

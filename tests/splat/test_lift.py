@@ -47,7 +47,8 @@ def test_parse_semantic_lift():
     assert parse("vote") == SemanticLiftSpec("vote", 1.0)
     assert parse("VOTE:0").prior == 0.0
     assert parse("vote:2.5").prior == 2.5 and str(parse("vote:2.5")) == "vote:2.5" and str(parse("vote:1")) == "vote"
-    for bad in ("vote:-1", "vote:x", "median", ""):
+    assert parse("unweight") == SemanticLiftSpec("unweight", 1.0) and str(parse("unweight:3.5")) == "unweight:3.5"
+    for bad in ("vote:-1", "vote:x", "median", "", "unweight:-2", "unweight:"):
         with pytest.raises(LabelsplatError, match="semantic_lift"):
             parse(bad)
     with pytest.raises(LabelsplatError, match="semantic_lift"):

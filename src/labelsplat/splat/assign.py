@@ -4,7 +4,9 @@ by :func:`make_assigner`:
 
 * :class:`KeepFitted` (``none``) keeps the fitted features;
 * :class:`VoteAssigner` (``vote[:<prior>]``) replaces a logit head's features by the Gaussians'
-  multiview label votes (:mod:`.lift`), mixed with the fitted distribution.
+  multiview label votes (:mod:`.lift`), mixed with the fitted distribution;
+* :class:`Unweight` (``unweight[:<strength>]``) subtracts the log of the semantic loss's class
+  weights from the fitted logits.
 
 Further assigners (label-quality experiments) implement the same protocol. A run that carries 3D
 label edits (``labelsplat edit``) wraps its assigner in :class:`WithEdits`: the edits are applied
@@ -64,6 +66,32 @@ class VoteAssigner:
                 "median_vote_weight": round(float(total.median()), 4)}
 
 
+class Unweight:
+    """Subtract ``strength`` x log(w) from each Gaussian's fitted logits, w the class weights (K,)
+    of the semantic loss.
+
+    A class-weighted cross-entropy is lowest where the predicted distribution is proportional to
+    w x the labels' class frequencies, not to the frequencies: a surface point that a tenth of the
+    views label eye (weight 10) and the rest skin is fitted as eye, so noisy labels make small,
+    heavily weighted parts grow. The weights help small parts get fitted at all; this removes their
+    shift of the decision afterwards (logit adjustment). Inside the head, where the Gaussians in
+    front of a pixel are opaque, the rendered logits move by exactly ``-strength * log(w)``; the
+    background's weight is 1 in the built-in weights, so its logit stays. Without class weights
+    nothing changes."""
+
+    def __init__(self, strength: float = 1.0, name: str = "unweight"):
+        self.strength = float(strength)
+        self.name = name
+
+    def assign(self, model, level, *, backend, class_weights, view_weights, scale):
+        if class_weights is None:
+            return None
+        shift = self.strength * torch.log(class_weights.to(model.params["sem"]))
+        with torch.no_grad():
+            model.params["sem"].sub_(shift)
+        return {"mode": self.name, "max_shift": round(float(shift.abs().max()), 4)}
+
+
 class WithEdits:
     """Another assigner, then a run's stored 3D label edits (:mod:`.edits`) on top of its result."""
 
@@ -102,6 +130,8 @@ def make_assigner(cfg: FitConfig, num_classes: int, *, edits: StoredEdits | None
     spec = cfg.parsed.semantic_lift
     if num_classes == 0 or not spec.enabled:
         inner: LabelAssigner = KeepFitted()
+    elif spec.mode == "unweight":
+        inner = Unweight(spec.prior, name=cfg.semantic_lift)
     else:
         inner = VoteAssigner(spec.prior, name=cfg.semantic_lift)
     if edits is not None and edits.edits and num_classes > 0:
@@ -109,4 +139,4 @@ def make_assigner(cfg: FitConfig, num_classes: int, *, edits: StoredEdits | None
     return inner
 
 
-__all__ = ["KeepFitted", "LabelAssigner", "VoteAssigner", "WithEdits", "label_agreement", "make_assigner"]
+__all__ = ["KeepFitted", "LabelAssigner", "Unweight", "VoteAssigner", "WithEdits", "label_agreement", "make_assigner"]

@@ -201,27 +201,31 @@ class LabelNoiseSpec:
 class SemanticLiftSpec:
     """``semantic_lift``: label assignment after the fit. ``none`` keeps the fitted logits;
     ``vote[:<prior>]`` replaces each Gaussian's logits by ``bg_logit`` x its multiview label vote
-    (:mod:`.lift`) mixed with the fitted distribution at strength ``prior`` (default 1)."""
+    (:mod:`.lift`) mixed with the fitted distribution at strength ``prior`` (default 1);
+    ``unweight[:<strength>]`` subtracts ``strength`` x log(class weight) from each Gaussian's fitted
+    logits (default 1), undoing the shift of the decision that the class-weighted loss put in."""
 
     mode: str = "none"
     prior: float = 1.0
-    HELP: ClassVar[str] = "none | vote[:<prior >= 0>]"
+    HELP: ClassVar[str] = "none | vote[:<prior >= 0>] | unweight[:<strength >= 0>]"
 
     @classmethod
     def parse(cls, text: str) -> "SemanticLiftSpec":
         s = str(text).strip().lower()
         if s == "none":
             return cls()
-        if s == "vote":
-            return cls("vote")
-        if s.startswith("vote:"):
+        mode, colon, rest = s.partition(":")
+        if mode in ("vote", "unweight"):
+            if not colon:
+                return cls(mode)
             try:
-                prior = float(s.split(":", 1)[1])
+                value = float(rest)
             except ValueError:
-                prior = -1.0
-            if prior >= 0.0:
-                return cls("vote", prior)
-        raise LabelsplatError(f"invalid semantic_lift {text!r}", hint="use 'none', 'vote' or 'vote:<prior >= 0>'")
+                value = -1.0
+            if value >= 0.0:
+                return cls(mode, value)
+        raise LabelsplatError(f"invalid semantic_lift {text!r}",
+                              hint="use 'none', 'vote', 'vote:<prior >= 0>', 'unweight' or 'unweight:<strength >= 0>'")
 
     @property
     def enabled(self) -> bool:
@@ -230,7 +234,7 @@ class SemanticLiftSpec:
     def __str__(self) -> str:
         if self.mode == "none":
             return "none"
-        return "vote" if self.prior == 1.0 else f"vote:{_number(self.prior)}"
+        return self.mode if self.prior == 1.0 else f"{self.mode}:{_number(self.prior)}"
 
 
 @dataclass(frozen=True)
@@ -340,7 +344,8 @@ class FitConfig:
     label_noise: str = "none"
     # after the loop: "none" keeps the fitted logits; "vote[:<prior>]" replaces each Gaussian's
     # logits by bg_logit * its multiview label vote (splat/lift.py), which averages the views'
-    # own errors instead of fitting them. Runs without this field load as "none".
+    # own errors instead of fitting them; "unweight[:<strength>]" subtracts strength * log(class
+    # weight) from the fitted logits (splat/assign.py). Runs without this field load as "none".
     semantic_lift: str = "none"
     # colour plausibility of the input labels (splat/colour_weights.py): None = off, else the floor
     # of the per-pixel weight P(colour | label) / max_k P(colour | k) / label_colour_full_at (capped
@@ -424,7 +429,11 @@ class FitConfig:
             bad(f"label_colour_full_at must be in (0, 1], got {self.label_colour_full_at}")
         logits = self.semantic_target == "logits"
         if p.semantic_lift.enabled and not logits:
-            bad("semantic_lift vote needs semantic_target=logits")
+            bad(f"semantic_lift {p.semantic_lift.mode} needs semantic_target=logits")
+        if (p.semantic_lift.mode == "unweight" and self.class_weights is None
+                and self.class_weights_by_concept is None):
+            bad("semantic_lift unweight undoes the class weights, and this fit has none (set class_weights or "
+                "class_weights_by_concept, or semantic_lift=none)")
         # gce may come from the preset (fast) rather than the user: say how to switch it off
         to_ce = f" (semantic_loss is {self.semantic_loss} here: add --fit-set semantic_loss=ce)"
         if p.semantic_loss.generalized and (self.label_smoothing > 0 or not logits):

@@ -546,8 +546,10 @@ class FitLoop:
             self.state.save(periodic_checkpoint_path(out_dir, self.end_step))
             return FitResult(out_dir, model, self.norm, cfg, {"step": self.end_step, "stopped_early": True}, self.notes)
         full = self.levels.get(1.0)
-        assigned = self.assigner.assign(model, full, backend=self.backend, class_weights=self.class_w,
-                                        view_weights=self.view_w, scale=cfg.bg_logit)
+        assigned = None
+        if not (self.resumed and self.start_step >= cfg.steps):  # a final checkpoint carries its assignment
+            assigned = self.assigner.assign(model, full, backend=self.backend, class_weights=self.class_w,
+                                            view_weights=self.view_w, scale=cfg.bg_logit)
         self.phases.mark("semantic_lift")
         agreement = None
         if self.num_classes > 0 and full.labels:
