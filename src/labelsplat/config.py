@@ -243,24 +243,28 @@ PRESETS.update({
     # where the Gaussians that all views share find it implausible (refined 0.789 -> 0.796 in 60-90,
     # 0.796 -> 0.807 overall, higher on every seed and bin), and the foreground undilated (mask_dilate 0):
     # a dilated one added a ring of backdrop around the head in every view, which the fit painted with
-    # opaque Gaussians (refined 0.796 -> 0.837 in 60-90, ceiling 0.860 -> 0.886; docs/quality.md)
+    # opaque Gaussians (refined 0.796 -> 0.837 in 60-90, ceiling 0.860 -> 0.886), and the class weights'
+    # shift of the decision undone after the fit (semantic_lift unweight): the weighted loss grew the
+    # heavily weighted eyes, glasses and mouth over the skin wherever the views disagreed (docs/quality.md)
     "fast": _tree("fast", FitConfig(
         preset="fast", steps=2000, max_resolution=256, coarse_to_fine=((0.0, 0.25), (0.25, 0.5), (0.65, 1.0)),
         sh_degree=2, sh_degree_interval=250, lr_scale=2.0, sem_lr=2.5e-2, hull_resolution=56,
         init_max_points=20_000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
         grow_grad2d=1e-4, checkpoint_every=250, init_opacity=0.2,
         semantic_grad="none", semantic_loss="gce:0.7", class_weights_by_concept=FACE_PART_WEIGHTS_FINE,
-        label_colour_weight=0.1, mask_dilate=0.0,
+        label_colour_weight=0.1, mask_dilate=0.0, semantic_lift="unweight",
     ), novel_views=100, members=2),
     # one head at 48 views 512 px on one GPU (intent: <= 60 s refine on an H200; GPU time not measured
     # yet): the fast preset's class and colour weights with the capacity that lifted the CPU ceiling (more steps,
-    # grow_grad2d 1e-4, up to 20k initial points; docs/quality.md)
+    # grow_grad2d 1e-4, up to 20k initial points) and its undilated foreground (at 1000 of its steps on
+    # the CPU, refined 0.761 -> 0.833 overall, 0.767 -> 0.826 in 60-90; docs/quality.md)
     "gpu": _tree("gpu", FitConfig(
         preset="gpu", steps=3000, max_resolution=512, coarse_to_fine=((0.0, 0.25), (0.2, 0.5), (0.5, 1.0)),
         sh_degree=3, sh_degree_interval=500, lr_scale=1.5, sem_lr=2.5e-2, hull_resolution=72,
         init_max_points=20_000, refine_start_frac=0.1, refine_stop_frac=0.5, refine_every=100,
         grow_grad2d=1e-4, checkpoint_every=1000, log_every=50, init_opacity=0.2,
         semantic_grad="scaled:0.1", class_weights_by_concept=FACE_PART_WEIGHTS_FINE, label_colour_weight=0.1,
+        mask_dilate=0.0,
     ), novel_views=500),
     # the paper's schedule (GPU): 30k steps at native resolution, gsplat defaults
     "paper": _tree("paper", FitConfig(

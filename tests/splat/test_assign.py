@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from fit_scene import CENTER, RADIUS, head_gaussians, ring_cameras
-import pytest
-
+from labelsplat.config import apply_fit_overrides
+from labelsplat.config import fit_preset as make_config
 from labelsplat.errors import LabelsplatError
 from labelsplat.splat import GaussianModel, KeepFitted, VoteAssigner, make_assigner
 from labelsplat.splat.assign import Unweight
-from labelsplat.splat.rasterize import rasterize
-from labelsplat.config import fit_preset as make_config
 from labelsplat.splat.data import ViewLevel
 from labelsplat.splat.lift import lifted_logits, vote_semantics
+from labelsplat.splat.rasterize import rasterize
 from labelsplat.splat.render import camera_tensors
 
 K = 19
@@ -55,11 +55,12 @@ def test_keep_fitted_and_vote():
     assert summary["gaussians_without_votes"] == int((votes.sum(-1) <= 0).sum())
 
 
-def test_factory_unweight_and_its_refusals():
+def test_factory_unweight():
     u = make_assigner(make_config("micro", semantic_lift="unweight:0.5", class_weights_by_concept=(("l_eye", 10.0),)), K)
     assert isinstance(u, Unweight) and u.strength == 0.5 and u.name == "unweight:0.5"
-    with pytest.raises(LabelsplatError, match="unweight undoes the class weights"):
-        make_config("micro", semantic_lift="unweight")
+    # the fast preset's unweight with its class weights switched off: nothing to undo, no refusal
+    no_weights = apply_fit_overrides(make_config("fast"), {"class_weights_by_concept": None})
+    assert no_weights.class_weights_by_concept is None and make_assigner(no_weights, K).name == "unweight"
     with pytest.raises(LabelsplatError, match="semantic_lift unweight needs semantic_target=logits"):
         make_config("micro", semantic_lift="unweight", semantic_target="palette", class_weights=(1.0,) * K)
 

@@ -28,7 +28,7 @@ Modules:
 * :mod:`.lift`, :mod:`.colour_weights` -- label-quality tools.
 """
 
-from .assign import KeepFitted, LabelAssigner, VoteAssigner, make_assigner
+from .assign import KeepFitted, LabelAssigner, Unweight, VoteAssigner, make_assigner
 from .checkpoint import RunState, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import FitConfig
 from .data import ViewData, ViewLevel, ViewPyramid, concept_class_weights, load_views
@@ -44,7 +44,7 @@ __all__ = [
     "MEMBERS_DIR", "CrossEntropy", "EmptyHead", "FitCallback", "FitConfig", "FitLoop", "FitResult", "FittedRun",
     "GaussianModel",
     "GeneralizedCE", "KeepFitted", "LabelAssigner", "LogitsHead", "NoiseCorrected", "Normalization", "PaletteHead",
-    "RunState", "SemanticHead", "SemanticLoss", "StepStats", "ViewData", "ViewLevel", "ViewPyramid", "VoteAssigner",
+    "RunState", "SemanticHead", "SemanticLoss", "StepStats", "Unweight", "ViewData", "ViewLevel", "ViewPyramid", "VoteAssigner",
     "camera_tensors", "concept_class_weights", "count_views_seen", "default_callbacks", "final_checkpoint", "fit", "latest_checkpoint",
     "load_checkpoint", "load_run", "load_views", "make_assigner", "make_head", "make_semantic_loss", "render_batches",
     "render_cameras", "render_model", "resolve_backend", "run_from_checkpoint", "save_checkpoint",

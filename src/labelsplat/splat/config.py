@@ -430,10 +430,6 @@ class FitConfig:
         logits = self.semantic_target == "logits"
         if p.semantic_lift.enabled and not logits:
             bad(f"semantic_lift {p.semantic_lift.mode} needs semantic_target=logits")
-        if (p.semantic_lift.mode == "unweight" and self.class_weights is None
-                and self.class_weights_by_concept is None):
-            bad("semantic_lift unweight undoes the class weights, and this fit has none (set class_weights or "
-                "class_weights_by_concept, or semantic_lift=none)")
         # gce may come from the preset (fast) rather than the user: say how to switch it off
         to_ce = f" (semantic_loss is {self.semantic_loss} here: add --fit-set semantic_loss=ce)"
         if p.semantic_loss.generalized and (self.label_smoothing > 0 or not logits):
