@@ -188,17 +188,6 @@ def _trust_pose(scene_dir: Path, max_yaw: float) -> Path:
                 write_png(p, np.full_like(read_label(p), 255))
 
     return _edited_copy(scene_dir, f"maxyaw{max_yaw:g}", ignore_beyond)
-    shutil.copytree(scene_dir, out, dirs_exist_ok=True)
-    scene = load_scene(out)
-    for fr in scene.frames:
-        yaw, _ = yaw_pitch(fr.camera.center, scene.head_frame)
-        if abs(yaw) > max_yaw:
-            p = scene.path(fr.label_path)
-            from labelsplat.io import read_label, write_png
-
-            lab = read_label(p)
-            write_png(p, np.full_like(lab, 255))
-    return out
 
 
 def fused_scene(noisy_dir: Path) -> Path:
