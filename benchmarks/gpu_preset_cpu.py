@@ -41,7 +41,7 @@ def _config(args):
     from labelsplat.config import preset, with_overrides
 
     fit = {"steps": args.steps, **({"semantic_grad": args.semantic_grad} if args.semantic_grad else {}),
-           **rq.parse_sets(args.fit_set)}
+           **args.fit_set}
     return with_overrides(preset("gpu"), seed=args.seed, device="cpu", fit=fit, export={"novel_views": args.novel_views})
 
 
@@ -56,7 +56,7 @@ def run_row(args, cfg) -> dict:
     noisy, exact = heads[0]
     scene = exact if args.labels == "exact" else noisy
     synth_s = time.perf_counter() - t0
-    sets = "".join(f"_{k}{v}" for k, v in sorted(rq.parse_sets(args.fit_set).items()))
+    sets = "".join(f"_{k}{v}" for k, v in sorted(args.fit_set.items()))
     out = args.work / f"s{args.seed}_{args.labels}_{cfg.fit.semantic_grad.replace(':', '_')}_{args.steps}{sets}"
     t = time.perf_counter()
     pooled, _ = refine([scene], out, cfg, overwrite=True, progress=False, log=lambda s: None)
@@ -65,7 +65,7 @@ def run_row(args, cfg) -> dict:
     lab = pooled["labellings"]
     return {"preset": "gpu", "steps": args.steps, "semantic_grad": cfg.fit.semantic_grad, "views": args.views,
             "resolution": args.resolution, "novel_views": args.novel_views, "seed": args.seed,
-            "fit_set": rq.parse_sets(args.fit_set),
+            "fit_set": args.fit_set,
             "wall_s": round(time.perf_counter() - t0, 1), "timings": {"synth": synth_s, "refine": refine_s},
             "initial": _bins(lab["initial"]), "refined": _bins(lab["refined"]), "labels": args.labels,
             "fit_s": round(run_doc["summary"]["fit_time_s"], 1), "n_gaussians": run_doc["summary"]["n_gaussians"],
@@ -93,9 +93,11 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/gpu_preset_cpu"))
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
+    args.fit_set = rq.parse_sets(args.fit_set)  # {key: parsed value}
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {"schema_version": 1, "what": WHAT, "rows": []}
     cfg = _config(args)
-    key = (args.steps, cfg.fit.semantic_grad, args.labels, json.dumps(rq.parse_sets(args.fit_set), sort_keys=True))
+    key = _key({"steps": args.steps, "semantic_grad": cfg.fit.semantic_grad, "labels": args.labels,
+                "fit_set": args.fit_set})
     if any(_key(r) == key for r in doc["rows"]) and not args.overwrite:
         print(f"{key} is already in {args.out} (--overwrite replaces it)")
         return 0
